@@ -1,0 +1,1 @@
+//! Ward login gate logic (tokens, credentials, login page), without nginx.

@@ -1,0 +1,12 @@
+//! Ward's SecLang engine: ModSecurity's rule language, without nginx.
+//!
+//! Text flows top-down: [`parser`] turns SecLang into directives with file:line,
+//! [`compile`] turns them into an immutable [`RuleSet`] (regexes, prefilters and
+//! literal macros resolved once), and a [`Transaction`] carries one request's state
+//! through phases 1-5. Each registry (operators, transformations, actions, variables,
+//! body processors) keeps one small file per entry with its tests beside it.
+
+pub mod body;
+pub mod error;
+pub mod operators;
+pub mod transformations;
