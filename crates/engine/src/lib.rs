@@ -10,3 +10,9 @@ pub mod body;
 pub mod error;
 pub mod operators;
 pub mod transformations;
+pub mod ruleset;
+pub mod transaction;
+
+pub use error::Error;
+pub use ruleset::{EngineMode, RuleSet, RuleSource};
+pub use transaction::{Disruptive, Intervention, Transaction};
