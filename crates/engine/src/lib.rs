@@ -8,6 +8,7 @@
 
 pub mod actions;
 pub mod body;
+pub mod collections;
 pub mod compile;
 pub mod error;
 pub mod log;

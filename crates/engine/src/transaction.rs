@@ -146,6 +146,9 @@ pub struct Transaction {
     cache: HashMap<(u64, u32), Option<Vec<u8>>>,
     phases_done: u8,
     last_match: MatchInfo,
+    /// Collections loaded by `initcol`, written back at the end.
+    persisted: Vec<(String, Vec<u8>)>,
+    expiries: Vec<(String, Vec<u8>, u64)>,
 }
 
 /// Request-data slots: the collection in the high bits, the index below.
@@ -181,6 +184,8 @@ impl Transaction {
             cache: HashMap::new(),
             phases_done: 0,
             last_match: MatchInfo::default(),
+            persisted: Vec::new(),
+            expiries: Vec::new(),
         }
     }
 
@@ -415,6 +420,13 @@ impl Transaction {
         let saved = self.intervention.take();
         let _ = self.run_phase(5);
         self.intervention = saved;
+        for (coll, key) in std::mem::take(&mut self.persisted) {
+            let exp: Vec<(Vec<u8>, u64)> =
+                self.expiries.iter().filter(|(c, _, _)| *c == coll).map(|(_, k, s)| (k.clone(), *s)).collect();
+            if let Some(vars) = self.s.collections.get(&coll) {
+                crate::collections::store(&coll, &key, vars, &exp);
+            }
+        }
     }
 
     /// Error-log lines (ModSecurity format, starting `ModSecurity: `) produced since the
@@ -730,8 +742,18 @@ impl Transaction {
             let (k, v) = (k.expand(&ctx).into_owned(), v.expand(&ctx).into_owned());
             self.s.env.insert(k, v);
         }
-        for (coll, _key) in &a.initcols {
-            self.s.collections.entry(coll.clone()).or_default();
+        for (coll, key) in &a.initcols {
+            let key = key.expand(&RuleCtx { state: &self.s, rule: Some(link) }).into_owned();
+            let vars = crate::collections::load(coll, &key);
+            self.s.collections.insert(coll.clone(), vars);
+            self.persisted.retain(|(c, _)| c != coll);
+            self.persisted.push((coll.clone(), key));
+        }
+        for (name, secs) in &a.expirevars {
+            let secs = to_int(&secs.expand(&RuleCtx { state: &self.s, rule: Some(link) })).max(0) as u64;
+            if let Some((coll, var)) = name.split_once('.') {
+                self.expiries.push((coll.to_ascii_uppercase(), var.to_ascii_lowercase().into_bytes(), secs));
+            }
         }
     }
 
