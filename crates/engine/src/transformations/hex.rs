@@ -22,7 +22,13 @@ pub fn hex_encode(input: &[u8]) -> Option<Vec<u8>> {
 
 /// `t:hexDecode`.
 pub fn hex_decode(input: &[u8]) -> Option<Vec<u8>> {
-    let out: Vec<u8> = input.chunks_exact(2).map(|p| x2c(p[0], p[1])).collect();
+    let out: Vec<u8> = input
+        .chunks_exact(2)
+        .filter_map(|pair| match *pair {
+            [hi, lo] => Some(x2c(hi, lo)),
+            _ => None,
+        })
+        .collect();
     super::changed(input, out)
 }
 
