@@ -4,5 +4,6 @@
 //! transaction maps its outcome onto ARGS/ARGS_POST, FILES*, MULTIPART_*,
 //! REQBODY_ERROR and XML.
 
+pub mod json;
 pub mod multipart;
 pub mod urlencoded;
