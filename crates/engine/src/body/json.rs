@@ -492,7 +492,7 @@ impl<'t, 'a> Parser<'t, 'a> {
     fn lex_number(&mut self) -> Result<Tok, Fail> {
         let start = self.pos;
         // The virtual space ends every number, so `at` never runs out here.
-        let mut next = |p: &mut Self| -> u8 {
+        let next = |p: &mut Self| -> u8 {
             let c = p.at(p.pos).unwrap_or(b' ');
             p.pos += 1;
             c
@@ -643,6 +643,7 @@ fn utf32_to_utf8(cp: u32, out: &mut Vec<u8>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

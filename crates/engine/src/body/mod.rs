@@ -7,3 +7,4 @@
 pub mod json;
 pub mod multipart;
 pub mod urlencoded;
+pub mod xml;

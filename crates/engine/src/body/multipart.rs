@@ -27,19 +27,13 @@ use std::collections::HashMap;
 const BUF_SIZE: usize = 4096;
 
 /// Limits from the configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MultipartLimits {
     /// SecUploadFileLimit; 0 means no limit (v3's default when unset).
     pub file_limit: usize,
     /// True when v3 would store files (SecUploadKeepFiles On or SecTmpSaveUploadedFiles On);
     /// only then does the file limit apply.
     pub store_files: bool,
-}
-
-impl Default for MultipartLimits {
-    fn default() -> Self {
-        MultipartLimits { file_limit: 0, store_files: false }
-    }
 }
 
 /// One uploaded file (FILES, FILES_NAMES, FILES_SIZES).
@@ -196,6 +190,7 @@ struct Parser<'l> {
     is_complete: bool,
     buf_contains_line: bool,
     prev_bare_lf: bool,
+    crlf_line: bool,
     leftover: Vec<u8>,
     work_left: usize,
 }
@@ -263,6 +258,7 @@ impl<'l> Parser<'l> {
             is_complete: false,
             buf_contains_line: true,
             prev_bare_lf: false,
+            crlf_line: false,
             leftover: Vec::new(),
             work_left: body_len.saturating_mul(8).saturating_add(1 << 20),
         }
@@ -439,7 +435,7 @@ impl<'l> Parser<'l> {
                         if rest == b"\n" {
                             self.out.flags.lf_line = true;
                         } else {
-                            self.out.crlf_line_seen();
+                            self.crlf_line = true;
                         }
                         self.process_boundary(is_final);
                         if is_final {
@@ -502,7 +498,7 @@ impl<'l> Parser<'l> {
         let len = line.len();
         let mut without_eol = len.saturating_sub(1);
         if len > 1 && line[len - 2] == b'\r' {
-            self.out.crlf_line_seen();
+            self.crlf_line = true;
             without_eol -= 1;
         } else {
             self.out.flags.lf_line = true;
@@ -883,7 +879,7 @@ impl<'l> Parser<'l> {
             }
         }
         let f = &mut self.out.flags;
-        f.crlf_lf_lines = f.crlf_lf_lines && f.lf_line;
+        f.crlf_lf_lines = self.crlf_line && f.lf_line;
         f.strict_error = f.error
             || f.boundary_quoted
             || f.boundary_whitespace
@@ -918,14 +914,8 @@ impl<'l> Parser<'l> {
     }
 }
 
-impl Multipart {
-    /// Internal: records a CRLF line (kept in `crlf_lf_lines` until `complete`).
-    fn crlf_line_seen(&mut self) {
-        self.flags.crlf_lf_lines = true;
-    }
-}
-
 #[cfg(test)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 

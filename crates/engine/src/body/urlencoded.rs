@@ -17,6 +17,9 @@
 
 use std::borrow::Cow;
 
+/// A (name, value) pair borrowing from the input where nothing was decoded.
+pub type CowPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
+
 /// What the splitter saw besides the arguments.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct UrlencodedOutcome {
@@ -53,7 +56,7 @@ pub fn parse_with_separator(
 pub fn parse_borrowed<'a>(
     input: &'a [u8],
     separator: u8,
-    out: &mut Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>,
+    out: &mut Vec<CowPair<'a>>,
 ) -> UrlencodedOutcome {
     split(input, separator, |k, v| out.push((k, v)))
 }
