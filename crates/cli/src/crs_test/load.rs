@@ -46,6 +46,8 @@ pub struct Input {
     /// Raw bytes to send as-is (`encoded_request`, `raw_request`).
     pub raw: Option<Vec<u8>>,
     pub autocomplete: bool,
+    /// A CRS 3.3 test: built the way ftw 1.x (Python) built it, see `request::build_legacy`.
+    pub legacy: bool,
 }
 
 #[derive(Clone, Default, Debug)]
@@ -175,20 +177,23 @@ pub fn load_file(path: &Path, display: String) -> Result<TestFile, String> {
     for (index, raw) in raw_tests.into_iter().enumerate() {
         if legacy {
             let t: LegacyTest = serde_yaml::from_value(raw).map_err(|e| format!("test {index}: {e}"))?;
-            let stages = t.stages.into_iter().map(|s| convert_stage(s.stage)).collect::<Result<_, _>>()?;
+            let stages = t.stages.into_iter().map(|s| convert_stage(s.stage, true)).collect::<Result<_, _>>()?;
             tests.push(TestCase { title: t.test_title, rule_id: file_rule, test_id: index as u32 + 1, stages });
         } else {
             let t: V4Test = serde_yaml::from_value(raw).map_err(|e| format!("test {index}: {e}"))?;
             let test_id = t.test_id.filter(|&id| id != 0).unwrap_or(index as u32 + 1);
-            let stages = t.stages.into_iter().map(convert_stage).collect::<Result<_, _>>()?;
+            let stages = t.stages.into_iter().map(|s| convert_stage(s, false)).collect::<Result<_, _>>()?;
             tests.push(TestCase { title: format!("{file_rule}-{test_id}"), rule_id: file_rule, test_id, stages });
         }
     }
     Ok(TestFile { display, category, tests })
 }
 
-fn convert_stage(raw: RawStage) -> Result<Stage, String> {
-    Ok(Stage { input: convert_input(raw.input.unwrap_or_default())?, output: convert_output(raw.output.unwrap_or_default()) })
+fn convert_stage(raw: RawStage, legacy: bool) -> Result<Stage, String> {
+    Ok(Stage {
+        input: convert_input(raw.input.unwrap_or_default(), legacy)?,
+        output: convert_output(raw.output.unwrap_or_default()),
+    })
 }
 
 /// YAML scalars as go-ftw's `map[string]string` sees them.
@@ -202,10 +207,13 @@ fn scalar(v: &Value) -> String {
     }
 }
 
-fn convert_input(raw: RawInput) -> Result<Input, String> {
+fn convert_input(raw: RawInput, legacy: bool) -> Result<Input, String> {
     let mut headers: Vec<(String, String)> =
         raw.headers.unwrap_or_default().iter().map(|(k, v)| (scalar(k), scalar(v))).collect();
-    headers.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    if !legacy {
+        // ftw 1.x kept the YAML order; go-ftw sorts.
+        headers.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    }
     // autocomplete_headers wins; else the inverse of stop_magic; default on.
     let autocomplete = match (raw.autocomplete_headers, raw.stop_magic) {
         (Some(a), _) => a,
@@ -226,7 +234,7 @@ fn convert_input(raw: RawInput) -> Result<Input, String> {
             let compact: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
             Some(base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| format!("encoded_request: {e}"))?)
         }
-        (None, Some(raw)) => Some(raw.into_bytes()),
+        (None, Some(raw)) => Some(latin1_or_utf8(&raw)),
         (None, None) => None,
     };
     Ok(Input {
@@ -238,6 +246,7 @@ fn convert_input(raw: RawInput) -> Result<Input, String> {
         data_is_crlf_list,
         raw: raw_bytes,
         autocomplete,
+        legacy,
     })
 }
 
@@ -268,6 +277,16 @@ pub fn convert_output(raw: RawOutput) -> Output {
         expect_error: raw.expect_error.unwrap_or(false),
         retry_once: raw.retry_once.unwrap_or(false),
         isolated: raw.isolated.unwrap_or(false),
+    }
+}
+
+/// `raw_request` text as bytes: one byte per character when all are below
+/// U+0100 (so `"\xac\xed"` in YAML sends those bytes), else UTF-8.
+fn latin1_or_utf8(text: &str) -> Vec<u8> {
+    if text.chars().all(|c| (c as u32) < 0x100) {
+        text.chars().map(|c| c as u32 as u8).collect()
+    } else {
+        text.as_bytes().to_vec()
     }
 }
 

@@ -18,6 +18,9 @@ pub fn build(input: &Input) -> Vec<u8> {
     if let Some(raw) = &input.raw {
         return raw.clone();
     }
+    if input.legacy {
+        return build_legacy(input);
+    }
     let method = input.method.as_deref().unwrap_or("GET");
     let uri = input.uri.as_deref().unwrap_or("/");
     let version = input.version.as_deref().unwrap_or("HTTP/1.1");
@@ -56,6 +59,74 @@ pub fn build(input: &Input) -> Vec<u8> {
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&data);
     out
+}
+
+/// CRS 3.3 tests were written for ftw 1.x (Python, `ftw/ruleset.py` `Input` and
+/// `ftw/http.py` `build_request`), and the reference results were produced that
+/// way: headers in YAML order; only when there is data and `stop_magic` is off,
+/// a missing `Content-Type` (exact key) becomes urlencoded, urlencoded data is
+/// re-encoded with `urlencode(parse_qsl(data))`, and a missing `Content-Length`
+/// (exact key) is added with the data's length in characters. No `Connection`
+/// header, no CRLF rewriting of multipart bodies.
+fn build_legacy(input: &Input) -> Vec<u8> {
+    let method = input.method.as_deref().unwrap_or("GET");
+    let uri = input.uri.as_deref().unwrap_or("/");
+    let version = input.version.as_deref().unwrap_or("HTTP/1.1");
+    let mut headers = input.headers.clone();
+    let mut data: Vec<u8> = input.data.clone().unwrap_or_default();
+    let magic = input.autocomplete;
+    if !data.is_empty() && magic {
+        let content_type = |h: &[(String, String)]| h.iter().find(|(n, _)| n == "Content-Type").map(|(_, v)| v.clone());
+        if content_type(&headers).is_none() {
+            headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
+        }
+        if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") && !has_valid_percent_escape(&data) {
+            if let Some(encoded) = python_urlencode_parse_qsl(&data) {
+                data = encoded;
+            }
+        }
+        if !headers.iter().any(|(n, _)| n == "Content-Length") {
+            let chars = String::from_utf8_lossy(&data).chars().count();
+            headers.push(("Content-Length".into(), chars.to_string()));
+        }
+    }
+    let mut out = Vec::with_capacity(256 + data.len());
+    out.extend_from_slice(format!("{method} {uri} {version}\r\n").as_bytes());
+    for (name, value) in &headers {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&data);
+    out
+}
+
+/// Whether Python's `unquote` would change `data` (a `%` followed by two hex digits).
+fn has_valid_percent_escape(data: &[u8]) -> bool {
+    data.windows(3).any(|w| w[0] == b'%' && w[1].is_ascii_hexdigit() && w[2].is_ascii_hexdigit())
+}
+
+/// `urlencode(parse_qsl(data))` for data without valid `%XX` escapes: `&`
+/// separated pairs, pairs without `=` or with an empty value dropped, `+` read
+/// as space; `None` when no pair survives (ftw then keeps the data as it was).
+fn python_urlencode_parse_qsl(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len() * 2);
+    let mut any = false;
+    for token in data.split(|&b| b == b'&') {
+        let Some(eq) = token.iter().position(|&b| b == b'=') else { continue };
+        let (name, value) = (&token[..eq], &token[eq + 1..]);
+        if value.is_empty() {
+            continue;
+        }
+        if any {
+            out.push(b'&');
+        }
+        any = true;
+        let plus_to_space = |s: &[u8]| s.iter().map(|&b| if b == b'+' { b' ' } else { b }).collect::<Vec<u8>>();
+        query_escape(&plus_to_space(name), &mut out);
+        out.push(b'=');
+        query_escape(&plus_to_space(value), &mut out);
+    }
+    any.then_some(out)
 }
 
 /// The marker request go-ftw sends before and after each stage.
@@ -159,6 +230,33 @@ mod tests {
                 input("POST", &[("Content-Type", "multipart/form-data; boundary=b")], Some("--b\nx\n--b--\n"), false),
                 "POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b\r\n\r\n--b\r\nx\r\n--b--\r\n",
             ),
+        ];
+        for (inp, want) in cases {
+            assert_eq!(String::from_utf8(build(inp)).unwrap(), *want);
+        }
+    }
+
+    #[test]
+    fn builds_like_ftw_1x() {
+        let legacy = |method: &str, headers: &[(&str, &str)], data: Option<&str>, magic: bool| Input {
+            method: Some(method.into()),
+            headers: headers.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
+            data: data.map(|d| d.as_bytes().to_vec()),
+            autocomplete: magic,
+            legacy: true,
+            ..Default::default()
+        };
+        let cases: &[(Input, &str)] = &[
+            (legacy("POST", &[("Host", "h")], None, true), "POST / HTTP/1.1\r\nHost: h\r\n\r\n"),
+            (
+                legacy("POST", &[("User-Agent", "u"), ("Host", "h")], Some("a=1 2&b=&c&d=<"), true),
+                "POST / HTTP/1.1\r\nUser-Agent: u\r\nHost: h\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 11\r\n\r\na=1+2&d=%3C",
+            ),
+            (
+                legacy("POST", &[("Content-Type", "multipart/form-data; boundary=b")], Some("--b\nx\n--b--\n"), true),
+                "POST / HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 12\r\n\r\n--b\nx\n--b--\n",
+            ),
+            (legacy("POST", &[("Host", "h")], Some("x=%41"), false), "POST / HTTP/1.1\r\nHost: h\r\n\r\nx=%41"),
         ];
         for (inp, want) in cases {
             assert_eq!(String::from_utf8(build(inp)).unwrap(), *want);
