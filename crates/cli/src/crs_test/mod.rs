@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -298,17 +298,27 @@ pub fn run(args: CrsTestArgs) -> Result<ExitCode, String> {
     let started_at = iso_now();
     let started = Instant::now();
     let next = AtomicUsize::new(0);
+    // Like go-ftw, a marker that never shows up ends the run: every further
+    // stage would only wait for it again.
+    let abort = AtomicBool::new(false);
     let results: Mutex<Vec<Option<CaseResult>>> = Mutex::new((0..queue.len()).map(|_| None).collect());
     let print_lock = Mutex::new(());
     std::thread::scope(|scope| {
         for mut worker in workers {
-            let (queue, files, next, results, print_lock) = (&queue, &loaded.files, &next, &results, &print_lock);
+            let (queue, files, next, results, print_lock, abort) =
+                (&queue, &loaded.files, &next, &results, &print_lock, &abort);
             let quiet = args.quiet;
             scope.spawn(move || loop {
+                if abort.load(Ordering::SeqCst) {
+                    break;
+                }
                 let slot = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&(fi, ti)) = queue.get(slot) else { break };
                 let case = &files[fi].tests[ti];
                 let result = worker.run_case(case);
+                if result.result == "error" {
+                    abort.store(true, Ordering::SeqCst);
+                }
                 {
                     let _guard = print_lock.lock().unwrap_or_else(|p| p.into_inner());
                     match result.result {
@@ -417,6 +427,10 @@ pub fn run(args: CrsTestArgs) -> Result<ExitCode, String> {
         skipped_count,
         elapsed
     );
+    if abort.load(Ordering::SeqCst) {
+        eprintln!("crs-test: aborted: the marker rule's log line (999999, header {}) was not found in the error log", args.marker_header);
+        return Ok(ExitCode::from(2));
+    }
     if let Some(min) = args.min_pass {
         if all.passed < min {
             eprintln!("crs-test: {} passed, below --min-pass {min}", all.passed);
