@@ -265,3 +265,112 @@ fn expand_placeholder(pattern: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Inputs for the differential check: every `data:`/`uri:`/header value line of the CRS
+/// regression tests, as written and percent-decoded.
+fn crs_test_inputs() -> Vec<Vec<u8>> {
+    let mut inputs = std::collections::BTreeSet::new();
+    let mut stack = vec![shared().join("crs/v4/tests"), shared().join("crs/v3.3/tests")];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            for line in text.lines() {
+                let Some((_, value)) = line.split_once(": ") else { continue };
+                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+                if value.is_empty() || value.len() > 4000 {
+                    continue;
+                }
+                inputs.insert(value.as_bytes().to_vec());
+                inputs.insert(percent_decode(value.as_bytes()));
+            }
+        }
+    }
+    inputs.into_iter().collect()
+}
+
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (s[i], s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Every CRS pattern that runs on `regex` gives the same match and groups as PCRE2 with
+/// ModSecurity's flags, on every CRS test payload. Slow in debug builds:
+/// `cargo test --release -p ward-engine --test operators_vectors -- --ignored`.
+#[test]
+#[ignore]
+fn translated_patterns_agree_with_pcre2() {
+    let dir = shared().join("crs/v4/rules");
+    if !dir.is_dir() {
+        println!("SKIPPED: ../shared/crs not found");
+        return;
+    }
+    let mut patterns = rx_patterns(&dir);
+    if Path::new("/usr/share/modsecurity-crs/rules").is_dir() {
+        patterns.extend(rx_patterns(Path::new("/usr/share/modsecurity-crs/rules")));
+    }
+    let inputs = crs_test_inputs();
+    let mut compared = 0usize;
+    let mut differences = Vec::new();
+    for (at, pattern) in &patterns {
+        let pattern = expand_placeholder(pattern);
+        let ours = ward_engine::operators::pattern::Pattern::new(&pattern).unwrap();
+        if ours.backend() != "regex" {
+            continue;
+        }
+        let pcre = pcre2::bytes::RegexBuilder::new().dotall(true).multi_line(true).jit_if_available(true).build(&pattern).unwrap();
+        let mut pcre_locs = pcre.capture_locations();
+        for input in &inputs {
+            compared += 1;
+            let a = ours.groups_at(input, 0);
+            let b = match pcre.captures_read(&mut pcre_locs, input) {
+                Ok(m) => m.map(|_| {
+                    let mut spans: Vec<_> = (0..pcre_locs.len()).map(|i| pcre_locs.get(i)).collect();
+                    while spans.len() > 1 && spans.last() == Some(&None) {
+                        spans.pop();
+                    }
+                    spans
+                }),
+                Err(_) => continue, // PCRE2 limit: not a semantic comparison
+            };
+            if a != b {
+                differences.push(format!("{at}: input {:?}: ours {a:?} pcre2 {b:?}", String::from_utf8_lossy(input)));
+            }
+        }
+    }
+    println!("{} patterns x {} inputs: {compared} comparisons, {} differences", patterns.len(), inputs.len(), differences.len());
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for d in &differences {
+        *per_rule.entry(d.split(": input").next().unwrap_or_default()).or_default() += 1;
+    }
+    for (at, n) in &per_rule {
+        println!("{n:6} {at}");
+    }
+    for d in differences.iter().take(20) {
+        println!("{d}");
+    }
+    assert!(differences.is_empty());
+}

@@ -9,8 +9,10 @@
 //! (lookaround, backreferences, atomic groups, possessive quantifiers, `\Z`, ...) make
 //! the pattern fall back to PCRE2 itself (JIT, with a match limit).
 //!
-//! Known difference: with MULTILINE, PCRE's `^` does not match after a newline that ends
-//! the subject, `regex`'s does; it only shows for patterns like `^$` on "a\n".
+//! With MULTILINE, PCRE's `^` does not match after a newline that ends the subject,
+//! `regex`'s does (`^0?$` matches "5\n" on `regex` only). `regex` has no way to say
+//! "not at the end", so a pattern with a `^` anchor also keeps a PCRE2 copy that runs
+//! the values ending in a newline.
 
 use std::fmt::Write as _;
 
@@ -28,6 +30,14 @@ const REGEX_DFA_SIZE_LIMIT: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Pattern {
     engine: Engine,
+    /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
+    caret_twin: Option<pcre2::bytes::Regex>,
+}
+
+#[derive(Clone, Copy)]
+enum EngineRef<'a> {
+    Regex(&'a regex::bytes::Regex),
+    Pcre2(&'a pcre2::bytes::Regex),
 }
 
 #[derive(Debug)]
@@ -40,7 +50,7 @@ impl Pattern {
     /// Compiles a PCRE pattern (ModSecurity's flags); `Err` carries PCRE2's message when
     /// the pattern is not valid PCRE either.
     pub fn new(pcre: &str) -> Result<Pattern, String> {
-        if let Ok(translated) = translate(pcre) {
+        if let Ok((translated, caret)) = translate_with_caret(pcre) {
             let built = regex::bytes::RegexBuilder::new(&translated)
                 .unicode(false)
                 .dot_matches_new_line(true)
@@ -49,17 +59,20 @@ impl Pattern {
                 .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
                 .build();
             if let Ok(re) = built {
-                return Ok(Pattern { engine: Engine::Regex(re) });
+                let caret_twin = if caret { Some(pcre2_compile(pcre)?) } else { None };
+                return Ok(Pattern { engine: Engine::Regex(re), caret_twin });
             }
         }
-        let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
-        pcre2::bytes::RegexBuilder::new()
-            .dotall(true)
-            .multi_line(true)
-            .jit_if_available(true)
-            .build(&limited)
-            .map(|re| Pattern { engine: Engine::Pcre2(re) })
-            .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
+        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre)?), caret_twin: None })
+    }
+
+    /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
+    fn engine_for(&self, input: &[u8]) -> EngineRef<'_> {
+        match (&self.engine, &self.caret_twin) {
+            (_, Some(twin)) if input.last() == Some(&b'\n') => EngineRef::Pcre2(twin),
+            (Engine::Regex(re), _) => EngineRef::Regex(re),
+            (Engine::Pcre2(re), _) => EngineRef::Pcre2(re),
+        }
     }
 
     /// `"regex"` or `"pcre2"`: which engine runs this pattern.
@@ -71,19 +84,19 @@ impl Pattern {
     }
 
     pub fn is_match(&self, input: &[u8]) -> bool {
-        match &self.engine {
-            Engine::Regex(re) => re.is_match(input),
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.is_match(input),
             // A PCRE error (match limit) is no match, as in ModSecurity.
-            Engine::Pcre2(re) => re.is_match(input).unwrap_or(false),
+            EngineRef::Pcre2(re) => re.is_match(input).unwrap_or(false),
         }
     }
 
     /// Span of the leftmost match starting the search at `start` (context before
     /// `start` still counts for `\b`, `^` and lookbehind, as PCRE's start offset).
     pub fn find_at(&self, input: &[u8], start: usize) -> Option<(usize, usize)> {
-        match &self.engine {
-            Engine::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
-            Engine::Pcre2(re) => match re.find_at(input, start) {
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
+            EngineRef::Pcre2(re) => match re.find_at(input, start) {
                 Ok(Some(m)) => Some((m.start(), m.end())),
                 _ => None,
             },
@@ -93,13 +106,13 @@ impl Pattern {
     /// First match from `start` with its groups, as PCRE reports them: group spans up to
     /// the highest group that took part (`None` for groups that did not).
     pub fn groups_at(&self, input: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
-        let mut spans: Vec<Option<(usize, usize)>> = match &self.engine {
-            Engine::Regex(re) => {
+        let mut spans: Vec<Option<(usize, usize)>> = match self.engine_for(input) {
+            EngineRef::Regex(re) => {
                 let mut locs = re.capture_locations();
                 re.captures_read_at(&mut locs, input, start)?;
                 (0..locs.len()).map(|i| locs.get(i)).collect()
             }
-            Engine::Pcre2(re) => {
+            EngineRef::Pcre2(re) => {
                 let mut locs = re.capture_locations();
                 match re.captures_read_at(&mut locs, input, start) {
                     Ok(Some(_)) => (0..locs.len()).map(|i| locs.get(i)).collect(),
@@ -192,15 +205,33 @@ pub struct NeedsPcre(pub &'static str);
 /// Rewrites PCRE syntax into `regex` syntax with the same meaning (byte mode, ModSecurity's
 /// flags set by the builder), or says which construct needs PCRE2.
 pub fn translate(pcre: &str) -> Result<String, NeedsPcre> {
-    let mut t = Translator { src: pcre.as_bytes(), pos: 0, out: String::with_capacity(pcre.len() + 16) };
+    translate_with_caret(pcre).map(|(regex, _)| regex)
+}
+
+/// [`translate`], also saying whether the pattern has a `^` anchor.
+fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
+    let mut t = Translator { src: pcre.as_bytes(), pos: 0, out: String::with_capacity(pcre.len() + 16), caret: false };
     t.run()?;
-    Ok(t.out)
+    Ok((t.out, t.caret))
+}
+
+/// PCRE2 with ModSecurity's flags and Ward's match limit.
+fn pcre2_compile(pcre: &str) -> Result<pcre2::bytes::Regex, String> {
+    let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
+    pcre2::bytes::RegexBuilder::new()
+        .dotall(true)
+        .multi_line(true)
+        .jit_if_available(true)
+        .build(&limited)
+        .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
 }
 
 struct Translator<'a> {
     src: &'a [u8],
     pos: usize,
     out: String,
+    /// A `^` anchor was written.
+    caret: bool,
 }
 
 /// A class member: one byte, or a set written as a `regex` class item.
@@ -266,6 +297,11 @@ impl Translator<'_> {
                 }
                 b'}' => {
                     self.out.push_str("\\}");
+                    self.pos += 1;
+                }
+                b'^' => {
+                    self.caret = true;
+                    self.out.push('^');
                     self.pos += 1;
                 }
                 _ if c >= 0x80 => {
@@ -667,5 +703,8 @@ mod tests {
         // Bytes, not UTF-8: `.` matches any byte, classes are byte sets.
         assert!(Pattern::new("^.$").unwrap().is_match(b"\xff"));
         assert!(Pattern::new("[é]").unwrap().is_match(b"\xa9"));
+        // PCRE's multiline `^` does not match after a final newline.
+        let p = Pattern::new("^0?$").unwrap();
+        assert!(p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n"));
     }
 }
