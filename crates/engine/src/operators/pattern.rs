@@ -59,11 +59,21 @@ impl Pattern {
                 .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
                 .build();
             if let Ok(re) = built {
-                let caret_twin = if caret { Some(pcre2_compile(pcre)?) } else { None };
-                return Ok(Pattern { engine: Engine::Regex(re), caret_twin });
+                let caret_twin = if caret {
+                    Some(pcre2_compile(pcre)?)
+                } else {
+                    None
+                };
+                return Ok(Pattern {
+                    engine: Engine::Regex(re),
+                    caret_twin,
+                });
             }
         }
-        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre)?), caret_twin: None })
+        Ok(Pattern {
+            engine: Engine::Pcre2(pcre2_compile(pcre)?),
+            caret_twin: None,
+        })
     }
 
     /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
@@ -132,7 +142,9 @@ impl Pattern {
     /// part is left empty; ModSecurity leaves that TX slot untouched).
     pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
-        let Some(spans) = self.groups_at(input, 0) else { return false };
+        let Some(spans) = self.groups_at(input, 0) else {
+            return false;
+        };
         caps.extend(spans.into_iter().map(|span| match span {
             Some((s, e)) => input.get(s..e).map(<[u8]>::to_vec).unwrap_or_default(),
             None => Vec::new(),
@@ -151,13 +163,21 @@ impl Pattern {
         let mut start = 0;
         let mut any = false;
         while start <= input.len() {
-            let Some(spans) = self.groups_at(input, start) else { break };
+            let Some(spans) = self.groups_at(input, start) else {
+                break;
+            };
             any = true;
             let whole = spans.first().copied().flatten().unwrap_or((start, start));
             caps.extend(spans.into_iter().map(|span| {
-                span.and_then(|(s, e)| input.get(s..e)).map(<[u8]>::to_vec).unwrap_or_default()
+                span.and_then(|(s, e)| input.get(s..e))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
             }));
-            start = if whole.1 > whole.0 { whole.1 } else { whole.1 + 1 };
+            start = if whole.1 > whole.0 {
+                whole.1
+            } else {
+                whole.1 + 1
+            };
         }
         any
     }
@@ -168,8 +188,7 @@ impl Pattern {
     pub fn search_all<'s>(&self, input: &'s [u8]) -> Vec<&'s [u8]> {
         let mut found = Vec::new();
         let mut offset = 0;
-        'search: loop {
-            let Some(spans) = self.groups_at(input, offset) else { break };
+        'search: while let Some(spans) = self.groups_at(input, offset) {
             for span in spans {
                 let Some((s, e)) = span else { break 'search };
                 found.push(input.get(s..e).unwrap_or_default());
@@ -177,9 +196,6 @@ impl Pattern {
                 if e == s {
                     break 'search;
                 }
-            }
-            if offset > input.len() {
-                break;
             }
         }
         found.reverse();
@@ -192,9 +208,16 @@ impl Pattern {
     /// `len - 1`, `search_all` on the suffix `input[i..]` (a fresh subject, so `^` and
     /// `\b` see its start), returning the first candidate `check` accepts. Quadratic in
     /// the value's length, like the original.
-    pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
-        (0..input.len().saturating_sub(1))
-            .find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
+    pub fn first_verified<'s>(
+        &self,
+        input: &'s [u8],
+        check: impl Fn(&[u8]) -> bool,
+    ) -> Option<&'s [u8]> {
+        (0..input.len().saturating_sub(1)).find_map(|i| {
+            self.search_all(input.get(i..)?)
+                .into_iter()
+                .find(|c| check(c))
+        })
     }
 }
 
@@ -210,7 +233,12 @@ pub fn translate(pcre: &str) -> Result<String, NeedsPcre> {
 
 /// [`translate`], also saying whether the pattern has a `^` anchor.
 fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
-    let mut t = Translator { src: pcre.as_bytes(), pos: 0, out: String::with_capacity(pcre.len() + 16), caret: false };
+    let mut t = Translator {
+        src: pcre.as_bytes(),
+        pos: 0,
+        out: String::with_capacity(pcre.len() + 16),
+        caret: false,
+    };
     t.run()?;
     Ok((t.out, t.caret))
 }
@@ -286,7 +314,8 @@ impl Translator<'_> {
                             return Err(NeedsPcre("stacked quantifier"));
                         }
                         let q = self.src.get(self.pos..self.pos + len).unwrap_or_default();
-                        self.out.push_str(std::str::from_utf8(q).unwrap_or_default());
+                        self.out
+                            .push_str(std::str::from_utf8(q).unwrap_or_default());
                         self.pos += len;
                         after_quantifier = true;
                     } else {
@@ -363,7 +392,8 @@ impl Translator<'_> {
                     }
                 }
                 let text = &self.src[self.pos - 1..=self.pos + i];
-                self.out.push_str(std::str::from_utf8(text).unwrap_or_default());
+                self.out
+                    .push_str(std::str::from_utf8(text).unwrap_or_default());
                 self.pos += i + 1;
             }
             None => return Err(NeedsPcre("unterminated group")),
@@ -372,7 +402,9 @@ impl Translator<'_> {
     }
 
     fn escape_outside(&mut self) -> Result<(), NeedsPcre> {
-        let Some(e) = self.peek_at(1) else { return Err(NeedsPcre("trailing backslash")) };
+        let Some(e) = self.peek_at(1) else {
+            return Err(NeedsPcre("trailing backslash"));
+        };
         match e {
             b'd' | b'D' | b'w' | b'W' | b's' | b'S' | b'b' | b'B' | b'A' | b'z' => {
                 self.out.push('\\');
@@ -430,15 +462,25 @@ impl Translator<'_> {
                 v as u8
             }
             b'o' if self.peek() == Some(b'{') => {
-                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\o{"))?;
-                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\o{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
                 let v = u32::from_str_radix(digits, 8).map_err(|_| NeedsPcre("\\o{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
             }
             b'x' if self.peek() == Some(b'{') => {
-                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\x{"))?;
-                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\x{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
                 let v = u32::from_str_radix(digits, 16).map_err(|_| NeedsPcre("\\x{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
@@ -458,7 +500,10 @@ impl Translator<'_> {
                 v
             }
             b'c' => {
-                let x = self.peek().filter(|x| x.is_ascii_graphic() || *x == b' ').ok_or(NeedsPcre("\\c"))?;
+                let x = self
+                    .peek()
+                    .filter(|x| x.is_ascii_graphic() || *x == b' ')
+                    .ok_or(NeedsPcre("\\c"))?;
                 self.pos += 1;
                 x.to_ascii_uppercase() ^ 0x40
             }
@@ -525,7 +570,9 @@ impl Translator<'_> {
                 // `[.x.]`, `[=x=]` or an unknown `[:name:]`: a PCRE2 compile error.
                 return Err(NeedsPcre("POSIX collating element or unknown class"));
             };
-            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default()).unwrap_or_default().to_string();
+            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
             self.pos += len;
             return Ok(ClassAtom::Set(s));
         }
@@ -562,7 +609,9 @@ impl Translator<'_> {
                         _ => break,
                     }
                 }
-                return u8::try_from(v).map(ClassAtom::Byte).map_err(|_| NeedsPcre("octal above 0xff"));
+                return u8::try_from(v)
+                    .map(ClassAtom::Byte)
+                    .map_err(|_| NeedsPcre("octal above 0xff"));
             }
             _ => return self.literal_escape().map(ClassAtom::Byte),
         };
@@ -595,7 +644,9 @@ fn quantifier_len(s: &[u8]) -> Option<usize> {
 /// PCRE2's `check_posix_syntax`: does the `[` at the start of `s` (inside a class) open
 /// `[:...:]`, `[.....]` or `[=...=]`? If not, it is a literal `[`.
 fn looks_like_posix(s: &[u8]) -> bool {
-    let Some(&term @ (b':' | b'.' | b'=')) = s.get(1) else { return false };
+    let Some(&term @ (b':' | b'.' | b'=')) = s.get(1) else {
+        return false;
+    };
     let mut i = 2;
     while let Some(&c) = s.get(i) {
         let next = s.get(i + 1).copied();
@@ -613,7 +664,6 @@ fn looks_like_posix(s: &[u8]) -> bool {
 
 /// Length of a POSIX class `[:name:]` / `[:^name:]` at the start of `s`, for the names
 /// PCRE2 knows.
-
 fn posix_class_len(s: &[u8]) -> Option<usize> {
     if s.get(1) != Some(&b':') {
         return None;
@@ -627,8 +677,8 @@ fn posix_class_len(s: &[u8]) -> Option<usize> {
         i += 1;
     }
     const NAMES: [&[u8]; 14] = [
-        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph", b"print", b"punct",
-        b"space", b"word", b"xdigit",
+        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph",
+        b"print", b"punct", b"space", b"word", b"xdigit",
     ];
     let known = s.get(start..i).is_some_and(|name| NAMES.contains(&name));
     (known && s.get(i) == Some(&b':') && s.get(i + 1) == Some(&b']')).then_some(i + 2)
@@ -705,6 +755,8 @@ mod tests {
         assert!(Pattern::new("[é]").unwrap().is_match(b"\xa9"));
         // PCRE's multiline `^` does not match after a final newline.
         let p = Pattern::new("^0?$").unwrap();
-        assert!(p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n"));
+        assert!(
+            p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n")
+        );
     }
 }

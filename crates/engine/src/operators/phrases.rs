@@ -33,16 +33,26 @@ impl PhraseSet {
             .match_kind(MatchKind::Standard)
             .build(&phrases)
             .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
-        let mut sorted: Vec<(Vec<u8>, usize)> =
-            phrases.iter().enumerate().map(|(i, p)| (p.to_ascii_lowercase(), i)).collect();
+        let mut sorted: Vec<(Vec<u8>, usize)> = phrases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.to_ascii_lowercase(), i))
+            .collect();
         sorted.sort();
         let longest = phrases.iter().map(Vec::len).max().unwrap_or(0);
-        Ok(PhraseSet { matcher, sorted, phrases, longest })
+        Ok(PhraseSet {
+            matcher,
+            sorted,
+            phrases,
+            longest,
+        })
     }
 
     /// True when a phrase occurs in `input`; fills `caps[0]` with ModSecurity's match text.
     pub fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(found) = self.matcher.find(input) else { return false };
+        let Some(found) = self.matcher.find(input) else {
+            return false;
+        };
         if let Some(caps) = caps {
             caps.clear();
             caps.push(self.state_text(input, found.end(), found.len()));
@@ -55,15 +65,32 @@ impl PhraseSet {
     fn state_text(&self, input: &[u8], end: usize, matched: usize) -> Vec<u8> {
         let read = input.get(..end).unwrap_or_default();
         for len in (matched..=self.longest.min(end)).rev() {
-            let key = read.get(end - len..).unwrap_or_default().to_ascii_lowercase();
-            let from = self.sorted.partition_point(|(p, _)| p.as_slice() < key.as_slice());
+            let key = read
+                .get(end - len..)
+                .unwrap_or_default()
+                .to_ascii_lowercase();
+            let from = self
+                .sorted
+                .partition_point(|(p, _)| p.as_slice() < key.as_slice());
             // Among the phrases beginning with `key`, the first one given names the state.
-            let first = self.sorted.get(from..).unwrap_or_default().iter().take_while(|(p, _)| p.starts_with(&key)).map(|&(_, i)| i).min();
-            if let Some(text) = first.and_then(|i| self.phrases.get(i)).and_then(|p| p.get(..len)) {
+            let first = self
+                .sorted
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|(p, _)| p.starts_with(&key))
+                .map(|&(_, i)| i)
+                .min();
+            if let Some(text) = first
+                .and_then(|i| self.phrases.get(i))
+                .and_then(|p| p.get(..len))
+            {
                 return text.to_vec();
             }
         }
-        read.get(end.saturating_sub(matched)..).unwrap_or_default().to_vec()
+        read.get(end.saturating_sub(matched)..)
+            .unwrap_or_default()
+            .to_vec()
     }
 }
 
@@ -73,9 +100,20 @@ mod tests {
 
     #[test]
     fn match_text_is_the_automaton_state() {
-        let set = PhraseSet::new(vec![b"Select".to_vec(), b"abcd".to_vec(), b"bc".to_vec(), b"select".to_vec()]).unwrap();
+        let set = PhraseSet::new(vec![
+            b"Select".to_vec(),
+            b"abcd".to_vec(),
+            b"bc".to_vec(),
+            b"select".to_vec(),
+        ])
+        .unwrap();
         let mut caps = Captures::new();
-        for (input, want) in [("xx SELECT yy", Some("Select")), ("abc", Some("abc")), ("xbcx", Some("bc")), ("nothing", None)] {
+        for (input, want) in [
+            ("xx SELECT yy", Some("Select")),
+            ("abc", Some("abc")),
+            ("xbcx", Some("bc")),
+            ("nothing", None),
+        ] {
             let got = set.evaluate(input.as_bytes(), Some(&mut caps));
             assert_eq!(got, want.is_some(), "{input:?}");
             if let Some(want) = want {
