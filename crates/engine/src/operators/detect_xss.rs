@@ -1,7 +1,10 @@
 //! `@detectXSS`
 //!
 //! Description: cross-site scripting detection with libinjection (the pure-Rust port
-//! `libinjectionrs`; see `@detectSQLi` for the version).
+//! `libinjectionrs`; see `@detectSQLi` for the version). Known difference from the
+//! libinjection 3.9.2 inside Debian's ModSecurity 3.0.9: that one flags any attribute
+//! named `on...` (`<x onabcdefgh=...`), later libinjection (and ModSecurity v3 master's
+//! bundled copy, and this port) only the real event handler names.
 //! Arguments: none (a parameter is ignored).
 //! Returns: true when libinjection reports XSS; captures the whole value into TX:0, as
 //! ModSecurity v3 does.
@@ -21,7 +24,8 @@ impl DetectXss {
 impl Operator for DetectXss {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
         // The port still indexes slices; a panic there must not take the worker down.
-        let is_xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(input).is_injection()).unwrap_or(false);
+        let is_xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(input).is_injection())
+            .unwrap_or(false);
         if is_xss {
             capture_one(caps, input);
         }
@@ -41,7 +45,11 @@ mod tests {
             ("<a href=\"javascript:alert(1)\">)", true),
             ("<script>alert(1)</script>", true),
         ] {
-            assert_eq!(DetectXss.evaluate(input.as_bytes(), None), want, "{input:?}");
+            assert_eq!(
+                DetectXss.evaluate(input.as_bytes(), None),
+                want,
+                "{input:?}"
+            );
         }
     }
 }

@@ -14,7 +14,9 @@ pub struct EndsWith {
 
 impl EndsWith {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(EndsWith { suffix: param.as_bytes().to_vec() }))
+        Ok(Box::new(EndsWith {
+            suffix: param.as_bytes().to_vec(),
+        }))
     }
 }
 
@@ -31,10 +33,21 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
-        for (param, input, want) in [("", "", true), ("def", "abcdef", true), ("abc", "bc", false), ("b", "abc", false)] {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        for (param, input, want) in [
+            ("", "", true),
+            ("def", "abcdef", true),
+            ("abc", "bc", false),
+            ("b", "abc", false),
+        ] {
             let op = EndsWith::create(param, &ctx).unwrap();
-            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
+            assert_eq!(
+                op.evaluate(input.as_bytes(), None),
+                want,
+                "{param:?} {input:?}"
+            );
         }
     }
 }

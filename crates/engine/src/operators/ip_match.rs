@@ -25,7 +25,8 @@ impl IpSet {
     /// Adds the comma-separated entries of one parameter or file line.
     pub fn add_list(&mut self, list: &str) -> Result<(), String> {
         for entry in list.split(',').filter(|e| !e.is_empty()) {
-            self.add(entry).ok_or_else(|| format!("could not add entry {entry:?} from: {list}"))?;
+            self.add(entry)
+                .ok_or_else(|| format!("could not add entry {entry:?} from: {list}"))?;
         }
         Ok(())
     }
@@ -66,13 +67,19 @@ impl IpSet {
     /// True when `value` (read up to a NUL, as ModSecurity's C string) is in the set.
     pub fn contains(&self, value: &[u8]) -> bool {
         let value = value.split(|&b| b == 0).next().unwrap_or_default();
-        let Ok(text) = std::str::from_utf8(value) else { return false };
+        let Ok(text) = std::str::from_utf8(value) else {
+            return false;
+        };
         if text.contains(':') {
-            let Ok(addr) = text.parse::<Ipv6Addr>() else { return false };
+            let Ok(addr) = text.parse::<Ipv6Addr>() else {
+                return false;
+            };
             let addr = u128::from(addr);
             self.v6.iter().any(|&(net, mask)| addr & mask == net)
         } else {
-            let Ok(addr) = text.parse::<Ipv4Addr>() else { return false };
+            let Ok(addr) = text.parse::<Ipv4Addr>() else {
+                return false;
+            };
             let addr = u32::from(addr);
             self.v4.iter().any(|&(net, mask)| addr & mask == net)
         }
@@ -96,7 +103,11 @@ fn atoi(s: &str) -> i64 {
         Some(b'+') => (1, t.get(1..).unwrap_or_default()),
         _ => (1, t),
     };
-    let n = digits.bytes().take_while(u8::is_ascii_digit).take(12).fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    let n = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .take(12)
+        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
     sign * n
 }
 
@@ -126,7 +137,9 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
         for (param, input, want) in [
             ("10.10.10.10", "10.10.10.10", true),
             ("10.10.10.0/21", "10.10.15.254", true),
@@ -138,9 +151,20 @@ mod tests {
             ("10.0.0.0/8", "10.1.2.3\0junk", true),
         ] {
             let op = IpMatch::create(param, &ctx).unwrap();
-            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
+            assert_eq!(
+                op.evaluate(input.as_bytes(), None),
+                want,
+                "{param:?} {input:?}"
+            );
         }
-        for bad in ["10.0.0.0/0", "1.2.3.4/33", " 1.2.3.4", "::1/128", "1.2.3.4/255.0.0.0", "::/0"] {
+        for bad in [
+            "10.0.0.0/0",
+            "1.2.3.4/33",
+            " 1.2.3.4",
+            "::1/128",
+            "1.2.3.4/255.0.0.0",
+            "::/0",
+        ] {
             assert!(IpMatch::create(bad, &ctx).is_err(), "{bad:?}");
         }
     }

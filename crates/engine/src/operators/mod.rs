@@ -76,7 +76,10 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("gt", numeric::Numeric::create_gt),
     ("ipmatch", ip_match::IpMatch::create),
     ("ipmatchf", ip_match_from_file::IpMatchFromFile::create),
-    ("ipmatchfromfile", ip_match_from_file::IpMatchFromFile::create),
+    (
+        "ipmatchfromfile",
+        ip_match_from_file::IpMatchFromFile::create,
+    ),
     ("le", numeric::Numeric::create_le),
     ("lt", numeric::Numeric::create_lt),
     ("nomatch", no_match::NoMatch::create),
@@ -88,10 +91,22 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("rxglobal", rx_global::RxGlobal::create),
     ("streq", streq::StrEq::create),
     ("strmatch", strmatch::StrMatch::create),
-    ("unconditionalmatch", unconditional_match::UnconditionalMatch::create),
-    ("validatebyterange", validate_byte_range::ValidateByteRange::create),
-    ("validateurlencoding", validate_url_encoding::ValidateUrlEncoding::create),
-    ("validateutf8encoding", validate_utf8_encoding::ValidateUtf8Encoding::create),
+    (
+        "unconditionalmatch",
+        unconditional_match::UnconditionalMatch::create,
+    ),
+    (
+        "validatebyterange",
+        validate_byte_range::ValidateByteRange::create,
+    ),
+    (
+        "validateurlencoding",
+        validate_url_encoding::ValidateUrlEncoding::create,
+    ),
+    (
+        "validateutf8encoding",
+        validate_utf8_encoding::ValidateUtf8Encoding::create,
+    ),
     ("verifycc", verify_cc::VerifyCc::create),
     ("verifycpf", verify_cpf::VerifyCpf::create),
     ("verifyssn", verify_ssn::VerifySsn::create),
@@ -124,10 +139,14 @@ mod tests {
 
     #[test]
     fn names_are_case_insensitive_and_unknown_is_an_error() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
         assert!(create("beginsWith", "a", &ctx).is_ok());
         assert!(create("RX", "a", &ctx).is_ok());
         assert!(create("pmf", "/nonexistent", &ctx).is_err());
-        assert!(create("nosuch", "", &ctx).unwrap_err().contains("unknown operator"));
+        assert!(create("nosuch", "", &ctx)
+            .unwrap_err()
+            .contains("unknown operator"));
     }
 }

@@ -9,8 +9,10 @@
 //! (lookaround, backreferences, atomic groups, possessive quantifiers, `\Z`, ...) make
 //! the pattern fall back to PCRE2 itself (JIT, with a match limit).
 //!
-//! Known difference: with MULTILINE, PCRE's `^` does not match after a newline that ends
-//! the subject, `regex`'s does; it only shows for patterns like `^$` on "a\n".
+//! With MULTILINE, PCRE's `^` does not match after a newline that ends the subject,
+//! `regex`'s does (`^0?$` matches "5\n" on `regex` only). `regex` has no way to say
+//! "not at the end", so a pattern with a `^` anchor also keeps a PCRE2 copy that runs
+//! the values ending in a newline.
 
 use std::fmt::Write as _;
 
@@ -28,6 +30,14 @@ const REGEX_DFA_SIZE_LIMIT: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Pattern {
     engine: Engine,
+    /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
+    caret_twin: Option<pcre2::bytes::Regex>,
+}
+
+#[derive(Clone, Copy)]
+enum EngineRef<'a> {
+    Regex(&'a regex::bytes::Regex),
+    Pcre2(&'a pcre2::bytes::Regex),
 }
 
 #[derive(Debug)]
@@ -40,7 +50,7 @@ impl Pattern {
     /// Compiles a PCRE pattern (ModSecurity's flags); `Err` carries PCRE2's message when
     /// the pattern is not valid PCRE either.
     pub fn new(pcre: &str) -> Result<Pattern, String> {
-        if let Ok(translated) = translate(pcre) {
+        if let Ok((translated, caret)) = translate_with_caret(pcre) {
             let built = regex::bytes::RegexBuilder::new(&translated)
                 .unicode(false)
                 .dot_matches_new_line(true)
@@ -49,17 +59,30 @@ impl Pattern {
                 .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
                 .build();
             if let Ok(re) = built {
-                return Ok(Pattern { engine: Engine::Regex(re) });
+                let caret_twin = if caret {
+                    Some(pcre2_compile(pcre)?)
+                } else {
+                    None
+                };
+                return Ok(Pattern {
+                    engine: Engine::Regex(re),
+                    caret_twin,
+                });
             }
         }
-        let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
-        pcre2::bytes::RegexBuilder::new()
-            .dotall(true)
-            .multi_line(true)
-            .jit_if_available(true)
-            .build(&limited)
-            .map(|re| Pattern { engine: Engine::Pcre2(re) })
-            .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
+        Ok(Pattern {
+            engine: Engine::Pcre2(pcre2_compile(pcre)?),
+            caret_twin: None,
+        })
+    }
+
+    /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
+    fn engine_for(&self, input: &[u8]) -> EngineRef<'_> {
+        match (&self.engine, &self.caret_twin) {
+            (_, Some(twin)) if input.last() == Some(&b'\n') => EngineRef::Pcre2(twin),
+            (Engine::Regex(re), _) => EngineRef::Regex(re),
+            (Engine::Pcre2(re), _) => EngineRef::Pcre2(re),
+        }
     }
 
     /// `"regex"` or `"pcre2"`: which engine runs this pattern.
@@ -71,19 +94,19 @@ impl Pattern {
     }
 
     pub fn is_match(&self, input: &[u8]) -> bool {
-        match &self.engine {
-            Engine::Regex(re) => re.is_match(input),
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.is_match(input),
             // A PCRE error (match limit) is no match, as in ModSecurity.
-            Engine::Pcre2(re) => re.is_match(input).unwrap_or(false),
+            EngineRef::Pcre2(re) => re.is_match(input).unwrap_or(false),
         }
     }
 
     /// Span of the leftmost match starting the search at `start` (context before
     /// `start` still counts for `\b`, `^` and lookbehind, as PCRE's start offset).
     pub fn find_at(&self, input: &[u8], start: usize) -> Option<(usize, usize)> {
-        match &self.engine {
-            Engine::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
-            Engine::Pcre2(re) => match re.find_at(input, start) {
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
+            EngineRef::Pcre2(re) => match re.find_at(input, start) {
                 Ok(Some(m)) => Some((m.start(), m.end())),
                 _ => None,
             },
@@ -93,13 +116,13 @@ impl Pattern {
     /// First match from `start` with its groups, as PCRE reports them: group spans up to
     /// the highest group that took part (`None` for groups that did not).
     pub fn groups_at(&self, input: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
-        let mut spans: Vec<Option<(usize, usize)>> = match &self.engine {
-            Engine::Regex(re) => {
+        let mut spans: Vec<Option<(usize, usize)>> = match self.engine_for(input) {
+            EngineRef::Regex(re) => {
                 let mut locs = re.capture_locations();
                 re.captures_read_at(&mut locs, input, start)?;
                 (0..locs.len()).map(|i| locs.get(i)).collect()
             }
-            Engine::Pcre2(re) => {
+            EngineRef::Pcre2(re) => {
                 let mut locs = re.capture_locations();
                 match re.captures_read_at(&mut locs, input, start) {
                     Ok(Some(_)) => (0..locs.len()).map(|i| locs.get(i)).collect(),
@@ -119,7 +142,9 @@ impl Pattern {
     /// part is left empty; ModSecurity leaves that TX slot untouched).
     pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
-        let Some(spans) = self.groups_at(input, 0) else { return false };
+        let Some(spans) = self.groups_at(input, 0) else {
+            return false;
+        };
         caps.extend(spans.into_iter().map(|span| match span {
             Some((s, e)) => input.get(s..e).map(<[u8]>::to_vec).unwrap_or_default(),
             None => Vec::new(),
@@ -138,13 +163,21 @@ impl Pattern {
         let mut start = 0;
         let mut any = false;
         while start <= input.len() {
-            let Some(spans) = self.groups_at(input, start) else { break };
+            let Some(spans) = self.groups_at(input, start) else {
+                break;
+            };
             any = true;
             let whole = spans.first().copied().flatten().unwrap_or((start, start));
             caps.extend(spans.into_iter().map(|span| {
-                span.and_then(|(s, e)| input.get(s..e)).map(<[u8]>::to_vec).unwrap_or_default()
+                span.and_then(|(s, e)| input.get(s..e))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
             }));
-            start = if whole.1 > whole.0 { whole.1 } else { whole.1 + 1 };
+            start = if whole.1 > whole.0 {
+                whole.1
+            } else {
+                whole.1 + 1
+            };
         }
         any
     }
@@ -155,8 +188,7 @@ impl Pattern {
     pub fn search_all<'s>(&self, input: &'s [u8]) -> Vec<&'s [u8]> {
         let mut found = Vec::new();
         let mut offset = 0;
-        'search: loop {
-            let Some(spans) = self.groups_at(input, offset) else { break };
+        'search: while let Some(spans) = self.groups_at(input, offset) {
             for span in spans {
                 let Some((s, e)) = span else { break 'search };
                 found.push(input.get(s..e).unwrap_or_default());
@@ -164,9 +196,6 @@ impl Pattern {
                 if e == s {
                     break 'search;
                 }
-            }
-            if offset > input.len() {
-                break;
             }
         }
         found.reverse();
@@ -179,9 +208,16 @@ impl Pattern {
     /// `len - 1`, `search_all` on the suffix `input[i..]` (a fresh subject, so `^` and
     /// `\b` see its start), returning the first candidate `check` accepts. Quadratic in
     /// the value's length, like the original.
-    pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
-        (0..input.len().saturating_sub(1))
-            .find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
+    pub fn first_verified<'s>(
+        &self,
+        input: &'s [u8],
+        check: impl Fn(&[u8]) -> bool,
+    ) -> Option<&'s [u8]> {
+        (0..input.len().saturating_sub(1)).find_map(|i| {
+            self.search_all(input.get(i..)?)
+                .into_iter()
+                .find(|c| check(c))
+        })
     }
 }
 
@@ -192,15 +228,38 @@ pub struct NeedsPcre(pub &'static str);
 /// Rewrites PCRE syntax into `regex` syntax with the same meaning (byte mode, ModSecurity's
 /// flags set by the builder), or says which construct needs PCRE2.
 pub fn translate(pcre: &str) -> Result<String, NeedsPcre> {
-    let mut t = Translator { src: pcre.as_bytes(), pos: 0, out: String::with_capacity(pcre.len() + 16) };
+    translate_with_caret(pcre).map(|(regex, _)| regex)
+}
+
+/// [`translate`], also saying whether the pattern has a `^` anchor.
+fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
+    let mut t = Translator {
+        src: pcre.as_bytes(),
+        pos: 0,
+        out: String::with_capacity(pcre.len() + 16),
+        caret: false,
+    };
     t.run()?;
-    Ok(t.out)
+    Ok((t.out, t.caret))
+}
+
+/// PCRE2 with ModSecurity's flags and Ward's match limit.
+fn pcre2_compile(pcre: &str) -> Result<pcre2::bytes::Regex, String> {
+    let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
+    pcre2::bytes::RegexBuilder::new()
+        .dotall(true)
+        .multi_line(true)
+        .jit_if_available(true)
+        .build(&limited)
+        .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
 }
 
 struct Translator<'a> {
     src: &'a [u8],
     pos: usize,
     out: String,
+    /// A `^` anchor was written.
+    caret: bool,
 }
 
 /// A class member: one byte, or a set written as a `regex` class item.
@@ -255,7 +314,8 @@ impl Translator<'_> {
                             return Err(NeedsPcre("stacked quantifier"));
                         }
                         let q = self.src.get(self.pos..self.pos + len).unwrap_or_default();
-                        self.out.push_str(std::str::from_utf8(q).unwrap_or_default());
+                        self.out
+                            .push_str(std::str::from_utf8(q).unwrap_or_default());
                         self.pos += len;
                         after_quantifier = true;
                     } else {
@@ -266,6 +326,11 @@ impl Translator<'_> {
                 }
                 b'}' => {
                     self.out.push_str("\\}");
+                    self.pos += 1;
+                }
+                b'^' => {
+                    self.caret = true;
+                    self.out.push('^');
                     self.pos += 1;
                 }
                 _ if c >= 0x80 => {
@@ -327,7 +392,8 @@ impl Translator<'_> {
                     }
                 }
                 let text = &self.src[self.pos - 1..=self.pos + i];
-                self.out.push_str(std::str::from_utf8(text).unwrap_or_default());
+                self.out
+                    .push_str(std::str::from_utf8(text).unwrap_or_default());
                 self.pos += i + 1;
             }
             None => return Err(NeedsPcre("unterminated group")),
@@ -336,7 +402,9 @@ impl Translator<'_> {
     }
 
     fn escape_outside(&mut self) -> Result<(), NeedsPcre> {
-        let Some(e) = self.peek_at(1) else { return Err(NeedsPcre("trailing backslash")) };
+        let Some(e) = self.peek_at(1) else {
+            return Err(NeedsPcre("trailing backslash"));
+        };
         match e {
             b'd' | b'D' | b'w' | b'W' | b's' | b'S' | b'b' | b'B' | b'A' | b'z' => {
                 self.out.push('\\');
@@ -394,15 +462,25 @@ impl Translator<'_> {
                 v as u8
             }
             b'o' if self.peek() == Some(b'{') => {
-                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\o{"))?;
-                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\o{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
                 let v = u32::from_str_radix(digits, 8).map_err(|_| NeedsPcre("\\o{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
             }
             b'x' if self.peek() == Some(b'{') => {
-                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\x{"))?;
-                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\x{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
                 let v = u32::from_str_radix(digits, 16).map_err(|_| NeedsPcre("\\x{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
@@ -422,7 +500,10 @@ impl Translator<'_> {
                 v
             }
             b'c' => {
-                let x = self.peek().filter(|x| x.is_ascii_graphic() || *x == b' ').ok_or(NeedsPcre("\\c"))?;
+                let x = self
+                    .peek()
+                    .filter(|x| x.is_ascii_graphic() || *x == b' ')
+                    .ok_or(NeedsPcre("\\c"))?;
                 self.pos += 1;
                 x.to_ascii_uppercase() ^ 0x40
             }
@@ -489,7 +570,9 @@ impl Translator<'_> {
                 // `[.x.]`, `[=x=]` or an unknown `[:name:]`: a PCRE2 compile error.
                 return Err(NeedsPcre("POSIX collating element or unknown class"));
             };
-            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default()).unwrap_or_default().to_string();
+            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
             self.pos += len;
             return Ok(ClassAtom::Set(s));
         }
@@ -526,7 +609,9 @@ impl Translator<'_> {
                         _ => break,
                     }
                 }
-                return u8::try_from(v).map(ClassAtom::Byte).map_err(|_| NeedsPcre("octal above 0xff"));
+                return u8::try_from(v)
+                    .map(ClassAtom::Byte)
+                    .map_err(|_| NeedsPcre("octal above 0xff"));
             }
             _ => return self.literal_escape().map(ClassAtom::Byte),
         };
@@ -559,7 +644,9 @@ fn quantifier_len(s: &[u8]) -> Option<usize> {
 /// PCRE2's `check_posix_syntax`: does the `[` at the start of `s` (inside a class) open
 /// `[:...:]`, `[.....]` or `[=...=]`? If not, it is a literal `[`.
 fn looks_like_posix(s: &[u8]) -> bool {
-    let Some(&term @ (b':' | b'.' | b'=')) = s.get(1) else { return false };
+    let Some(&term @ (b':' | b'.' | b'=')) = s.get(1) else {
+        return false;
+    };
     let mut i = 2;
     while let Some(&c) = s.get(i) {
         let next = s.get(i + 1).copied();
@@ -577,7 +664,6 @@ fn looks_like_posix(s: &[u8]) -> bool {
 
 /// Length of a POSIX class `[:name:]` / `[:^name:]` at the start of `s`, for the names
 /// PCRE2 knows.
-
 fn posix_class_len(s: &[u8]) -> Option<usize> {
     if s.get(1) != Some(&b':') {
         return None;
@@ -591,8 +677,8 @@ fn posix_class_len(s: &[u8]) -> Option<usize> {
         i += 1;
     }
     const NAMES: [&[u8]; 14] = [
-        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph", b"print", b"punct",
-        b"space", b"word", b"xdigit",
+        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph",
+        b"print", b"punct", b"space", b"word", b"xdigit",
     ];
     let known = s.get(start..i).is_some_and(|name| NAMES.contains(&name));
     (known && s.get(i) == Some(&b':') && s.get(i + 1) == Some(&b']')).then_some(i + 2)
@@ -667,5 +753,10 @@ mod tests {
         // Bytes, not UTF-8: `.` matches any byte, classes are byte sets.
         assert!(Pattern::new("^.$").unwrap().is_match(b"\xff"));
         assert!(Pattern::new("[é]").unwrap().is_match(b"\xa9"));
+        // PCRE's multiline `^` does not match after a final newline.
+        let p = Pattern::new("^0?$").unwrap();
+        assert!(
+            p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n")
+        );
     }
 }

@@ -1,16 +1,14 @@
 //! The phrase matcher behind `@pm` and `@pmFromFile`.
 //!
 //! ModSecurity v3 uses its own Aho-Corasick (src/utils/acmp.cc): ASCII case-insensitive,
-//! it stops at the first position where some phrase ends and reports the text of the
-//! automaton's state there, i.e. the longest suffix of the input read so far that begins
-//! some phrase, spelt as in the first phrase added with that beginning. Ward finds the
-//! same end position with the `aho-corasick` crate and rebuilds that text from a sorted
-//! copy of the phrases, only when a capture is asked for.
-//!
-//! Known difference: acmp builds its failure links one level deep only (a node fails to
-//! its parent's failure node's child, else to the root), so it can miss a phrase that a
-//! longer, partly matched phrase overlaps, e.g. `cde` in "abcde" with phrases
-//! `abcdz bcx cde`. Ward finds every phrase.
+//! stopping at the first position where it sees a phrase end, and reporting the text of
+//! its automaton state there (spelt as in the first phrase added through that state).
+//! Its failure links are built one level deep only (a node fails to its parent's failure
+//! node's child, else to the root), so it misses some phrases that a longer, partly
+//! matched phrase overlaps: with phrases `abcdz bcx cde`, "abcde" does not match
+//! (checked against ModSecurity 3.0.9). Verdicts must agree, so Ward keeps that automaton
+//! ([`Acmp`]) but runs it only on values where the `aho-corasick` crate has found a
+//! phrase: acmp only ever reports real occurrences, so no occurrence means no match.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -18,52 +16,163 @@ use super::Captures;
 
 #[derive(Debug)]
 pub struct PhraseSet {
-    matcher: AhoCorasick,
-    /// Lower-cased phrases in byte order, each with its index in `phrases`.
-    sorted: Vec<(Vec<u8>, usize)>,
-    /// Phrases in the order given.
-    phrases: Vec<Vec<u8>>,
-    longest: usize,
+    /// Fast test for "some phrase occurs" (a necessary condition for an acmp match).
+    prefilter: AhoCorasick,
+    acmp: Acmp,
 }
 
 impl PhraseSet {
     pub fn new(phrases: Vec<Vec<u8>>) -> Result<PhraseSet, String> {
-        let matcher = AhoCorasickBuilder::new()
+        let prefilter = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
             .build(&phrases)
             .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
-        let mut sorted: Vec<(Vec<u8>, usize)> =
-            phrases.iter().enumerate().map(|(i, p)| (p.to_ascii_lowercase(), i)).collect();
-        sorted.sort();
-        let longest = phrases.iter().map(Vec::len).max().unwrap_or(0);
-        Ok(PhraseSet { matcher, sorted, phrases, longest })
+        Ok(PhraseSet {
+            prefilter,
+            acmp: Acmp::new(phrases),
+        })
     }
 
-    /// True when a phrase occurs in `input`; fills `caps[0]` with ModSecurity's match text.
+    /// True when acmp matches `input`; fills `caps[0]` with its match text.
     pub fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(found) = self.matcher.find(input) else { return false };
+        if !self.prefilter.is_match(input) {
+            return false;
+        }
+        let Some(text) = self.acmp.first_match(input) else {
+            return false;
+        };
         if let Some(caps) = caps {
             caps.clear();
-            caps.push(self.state_text(input, found.end(), found.len()));
+            caps.push(text.to_vec());
         }
         true
     }
+}
 
-    /// The text acmp reports when it stops at `end`: the longest suffix of `input[..end]`
-    /// that begins a phrase (at least the `matched` bytes of the phrase found).
-    fn state_text(&self, input: &[u8], end: usize, matched: usize) -> Vec<u8> {
-        let read = input.get(..end).unwrap_or_default();
-        for len in (matched..=self.longest.min(end)).rev() {
-            let key = read.get(end - len..).unwrap_or_default().to_ascii_lowercase();
-            let from = self.sorted.partition_point(|(p, _)| p.as_slice() < key.as_slice());
-            // Among the phrases beginning with `key`, the first one given names the state.
-            let first = self.sorted.get(from..).unwrap_or_default().iter().take_while(|(p, _)| p.starts_with(&key)).map(|&(_, i)| i).min();
-            if let Some(text) = first.and_then(|i| self.phrases.get(i)).and_then(|p| p.get(..len)) {
-                return text.to_vec();
+const ROOT: usize = 0;
+
+/// ModSecurity's acmp automaton, quirks included.
+#[derive(Debug)]
+struct Acmp {
+    nodes: Vec<Node>,
+    phrases: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    /// (lower-cased byte, node), sorted by byte.
+    children: Vec<(u8, usize)>,
+    fail: usize,
+    /// A phrase ends here.
+    is_last: bool,
+    /// Some node on the failure chain ends a phrase.
+    other_match: bool,
+    /// The node's text: the first `depth` bytes of phrase `text_of`.
+    text_of: usize,
+    depth: usize,
+}
+
+impl Acmp {
+    fn new(phrases: Vec<Vec<u8>>) -> Acmp {
+        let mut nodes = vec![Node::default()];
+        for (index, phrase) in phrases.iter().enumerate() {
+            let mut at = ROOT;
+            for (i, &b) in phrase.iter().enumerate() {
+                let letter = b.to_ascii_lowercase();
+                at = match Self::child_in(&nodes, at, letter) {
+                    Some(child) => child,
+                    None => {
+                        let child = nodes.len();
+                        nodes.push(Node {
+                            text_of: index,
+                            depth: i + 1,
+                            ..Node::default()
+                        });
+                        let children = &mut nodes[at].children;
+                        let slot = children.partition_point(|&(l, _)| l < letter);
+                        children.insert(slot, (letter, child));
+                        child
+                    }
+                };
+            }
+            if at != ROOT {
+                nodes[at].is_last = true;
             }
         }
-        read.get(end.saturating_sub(matched)..).unwrap_or_default().to_vec()
+        // Failure links level by level: the parent's failure node's child, else the root.
+        let mut level: Vec<(usize, usize, u8)> = nodes[ROOT]
+            .children
+            .iter()
+            .map(|&(l, c)| (ROOT, c, l))
+            .collect();
+        while !level.is_empty() {
+            let mut next = Vec::new();
+            for &(parent, node, letter) in &level {
+                nodes[node].fail = if parent == ROOT {
+                    ROOT
+                } else {
+                    Self::child_in(&nodes, nodes[parent].fail, letter).unwrap_or(ROOT)
+                };
+                next.extend(nodes[node].children.iter().map(|&(l, c)| (node, c, l)));
+            }
+            level = next;
+        }
+        for node in 1..nodes.len() {
+            let mut at = nodes[node].fail;
+            while at != ROOT {
+                if nodes[at].is_last {
+                    nodes[node].other_match = true;
+                    break;
+                }
+                at = nodes[at].fail;
+            }
+        }
+        Acmp { nodes, phrases }
+    }
+
+    fn child_in(nodes: &[Node], node: usize, letter: u8) -> Option<usize> {
+        let children = &nodes.get(node)?.children;
+        children
+            .binary_search_by_key(&letter, |&(l, _)| l)
+            .ok()
+            .and_then(|i| children.get(i))
+            .map(|&(_, c)| c)
+    }
+
+    fn text(&self, node: usize) -> &[u8] {
+        self.nodes
+            .get(node)
+            .and_then(|n| self.phrases.get(n.text_of).and_then(|p| p.get(..n.depth)))
+            .unwrap_or_default()
+    }
+
+    /// acmp_process_quick: the text reported at the first match, if any.
+    fn first_match(&self, input: &[u8]) -> Option<&[u8]> {
+        let mut node = ROOT;
+        for &b in input {
+            let letter = b.to_ascii_lowercase();
+            // Follow failure links until a transition exists or the root has none.
+            let go_to = loop {
+                if let Some(next) = Self::child_in(&self.nodes, node, letter) {
+                    if self.nodes.get(next).is_some_and(|n| n.is_last) {
+                        return Some(self.text(next));
+                    }
+                    break Some(next);
+                }
+                if node == ROOT {
+                    break None;
+                }
+                node = self.nodes.get(node).map_or(ROOT, |n| n.fail);
+            };
+            if let Some(next) = go_to {
+                node = next;
+            }
+            if self.nodes.get(node).is_some_and(|n| n.other_match) {
+                return Some(self.text(node));
+            }
+        }
+        None
     }
 }
 
@@ -71,13 +180,32 @@ impl PhraseSet {
 mod tests {
     use super::*;
 
+    fn set(phrases: &[&str]) -> PhraseSet {
+        PhraseSet::new(phrases.iter().map(|p| p.as_bytes().to_vec()).collect()).unwrap()
+    }
+
     #[test]
-    fn match_text_is_the_automaton_state() {
-        let set = PhraseSet::new(vec![b"Select".to_vec(), b"abcd".to_vec(), b"bc".to_vec(), b"select".to_vec()]).unwrap();
+    fn matches_and_match_text_as_modsecurity() {
         let mut caps = Captures::new();
-        for (input, want) in [("xx SELECT yy", Some("Select")), ("abc", Some("abc")), ("xbcx", Some("bc")), ("nothing", None)] {
-            let got = set.evaluate(input.as_bytes(), Some(&mut caps));
-            assert_eq!(got, want.is_some(), "{input:?}");
+        let cases: &[(&[&str], &str, Option<&str>)] = &[
+            (
+                &["Select", "abcd", "bc", "select"],
+                "xx SELECT yy",
+                Some("Select"),
+            ),
+            // The state reached is "abc" (a prefix of abcd); "bc" is reported by it.
+            (&["Select", "abcd", "bc", "select"], "abc", Some("abc")),
+            (&["Select", "abcd", "bc", "select"], "xbcx", Some("bc")),
+            (&["Select", "abcd", "bc", "select"], "nothing", None),
+            // acmp's one-level failure links miss `cde` here (as ModSecurity 3.0.9 does)...
+            (&["abcdz", "bcx", "cde"], "abcde", None),
+            // ...but not when the path does not lead through the longer phrase.
+            (&["abcdz", "bcx", "cde"], "xcdex", Some("cde")),
+            (&["cde"], "abcde", Some("cde")),
+        ];
+        for (phrases, input, want) in cases {
+            let got = set(phrases).evaluate(input.as_bytes(), Some(&mut caps));
+            assert_eq!(got, want.is_some(), "{phrases:?} {input:?}");
             if let Some(want) = want {
                 assert_eq!(caps, vec![want.as_bytes().to_vec()], "{input:?}");
             }

@@ -20,8 +20,14 @@ pub struct Pm {
 impl Pm {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
         let content = parse_content(param.as_bytes());
-        let phrases = content.split(|b| is_c_space(*b)).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
-        Ok(Box::new(Pm { phrases: PhraseSet::new(phrases)? }))
+        let phrases = content
+            .split(|b| is_c_space(*b))
+            .filter(|p| !p.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        Ok(Box::new(Pm {
+            phrases: PhraseSet::new(phrases)?,
+        }))
     }
 }
 
@@ -57,7 +63,9 @@ fn parse_content(param: &[u8]) -> Vec<u8> {
         } else if !esc && c == b'\\' {
             esc = true;
         } else if bin {
-            let Some(digit) = (c as char).to_digit(16) else { return param.to_vec() };
+            let Some(digit) = (c as char).to_digit(16) else {
+                return param.to_vec();
+            };
             match hex.take() {
                 None => hex = Some(digit as u8),
                 Some(high) => out.push(high << 4 | digit as u8),
@@ -91,13 +99,19 @@ mod tests {
             ("a\\nb", "a\\nb"), // unsupported escape: used as written
             ("   ", "   "),
         ] {
-            assert_eq!(parse_content(param.as_bytes()), want.as_bytes(), "{param:?}");
+            assert_eq!(
+                parse_content(param.as_bytes()),
+                want.as_bytes(),
+                "{param:?}"
+            );
         }
     }
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
         for (param, input, want) in [
             ("abc def ghi", "xxxDEFyyy", true),
             ("abc def ghi", "xxxyyy", false),
@@ -106,7 +120,11 @@ mod tests {
             ("a|20|b", "xa by", true),
         ] {
             let op = Pm::create(param, &ctx).unwrap();
-            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
+            assert_eq!(
+                op.evaluate(input.as_bytes(), None),
+                want,
+                "{param:?} {input:?}"
+            );
         }
     }
 }

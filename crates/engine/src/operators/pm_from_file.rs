@@ -23,14 +23,20 @@ impl PmFromFile {
             .filter(|line| !is_comment(line))
             .map(<[u8]>::to_vec)
             .collect();
-        Ok(Box::new(PmFromFile { phrases: PhraseSet::new(phrases)? }))
+        Ok(Box::new(PmFromFile {
+            phrases: PhraseSet::new(phrases)?,
+        }))
     }
 }
 
 /// Empty, or `#` after nothing but whitespace.
 fn is_comment(line: &[u8]) -> bool {
     match line.iter().position(|&b| b == b'#') {
-        Some(hash) => line.get(..hash).unwrap_or_default().iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
+        Some(hash) => line
+            .get(..hash)
+            .unwrap_or_default()
+            .iter()
+            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
         None => line.is_empty(),
     }
 }
@@ -47,7 +53,14 @@ mod tests {
 
     #[test]
     fn comments() {
-        for (line, want) in [("", true), ("# x", true), ("  # x", true), ("a # x", false), ("abc", false), (" ", false)] {
+        for (line, want) in [
+            ("", true),
+            ("# x", true),
+            ("  # x", true),
+            ("a # x", false),
+            ("abc", false),
+            (" ", false),
+        ] {
             assert_eq!(is_comment(line.as_bytes()), want, "{line:?}");
         }
     }

@@ -20,7 +20,11 @@ pub struct Rx {
 
 impl Rx {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
+        let pattern = if param.is_empty() {
+            None
+        } else {
+            Some(Pattern::new(param)?)
+        };
         Ok(Box::new(Rx { pattern }))
     }
 }
@@ -51,13 +55,15 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
         let cases: &[(&str, &[u8], &[&str])] = &[
             ("", b"anything", &[]),
             ("def", b"abcdefghi", &["def"]),
             ("(abc)(def)", b"abcdef", &["abcdef", "abc", "def"]),
-            ("^b", b"a\nb", &["b"]),        // MULTILINE
-            ("a.b", b"a\nb", &["a\nb"]),    // DOTALL
+            ("^b", b"a\nb", &["b"]),     // MULTILINE
+            ("a.b", b"a\nb", &["a\nb"]), // DOTALL
             ("(?i)SELECT", b"select", &["select"]),
             (r"\x{ff}", b"\xff", &["\u{ff}"]), // compared as bytes below
         ];

@@ -1,8 +1,7 @@
 //! `@validateUrlEncoding`
 //!
 //! Description: flags values whose `%` escapes are malformed: a `%` not followed by two
-//! hex digits, or too close to the end. ModSecurity v3 needs three bytes left after the
-//! `%` position's start, i.e. `%4` at the end is invalid.
+//! hex digits (a `%` or `%4` at the end included), as ModSecurity v3 checks them.
 //! Arguments: none.
 //! Returns: true when the encoding is invalid (an empty value is valid).
 //! Example: `SecRule REQUEST_URI_RAW "@validateUrlEncoding" "id:1,deny"`
@@ -41,10 +40,21 @@ mod tests {
 
     #[test]
     fn table() {
-        for (input, want) in
-            [("", false), ("abc", false), ("%41%42", false), ("%4", true), ("%", true), ("%zz", true), ("a%4g", true), ("%%41", true)]
-        {
-            assert_eq!(ValidateUrlEncoding.evaluate(input.as_bytes(), None), want, "{input:?}");
+        for (input, want) in [
+            ("", false),
+            ("abc", false),
+            ("%41%42", false),
+            ("%4", true),
+            ("%", true),
+            ("%zz", true),
+            ("a%4g", true),
+            ("%%41", true),
+        ] {
+            assert_eq!(
+                ValidateUrlEncoding.evaluate(input.as_bytes(), None),
+                want,
+                "{input:?}"
+            );
         }
     }
 }

@@ -72,14 +72,18 @@ mod tests {
             ("é€𝄞".as_bytes(), false),
             (b"\xc3", true),
             (b"\xc3\x28", true),
-            (b"\xc0\xaf", true),         // overlong
-            (b"\xed\xa0\x80", true),     // surrogate
-            (b"\xf5\x80\x80\x80", true), // above U+10FFFF
+            (b"\xc0\xaf", true),          // overlong
+            (b"\xed\xa0\x80", true),      // surrogate
+            (b"\xf5\x80\x80\x80", true),  // above U+10FFFF
             (b"\xf4\x90\x80\x80", false), // not checked by ModSecurity
             (b"\x80", true),
         ];
         for (input, want) in cases {
-            assert_eq!(ValidateUtf8Encoding.evaluate(input, None), *want, "{input:?}");
+            assert_eq!(
+                ValidateUtf8Encoding.evaluate(input, None),
+                *want,
+                "{input:?}"
+            );
         }
     }
 }

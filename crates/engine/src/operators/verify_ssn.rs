@@ -18,14 +18,24 @@ pub struct VerifySsn {
 
 impl VerifySsn {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
+        let pattern = if param.is_empty() {
+            None
+        } else {
+            Some(Pattern::new(param)?)
+        };
         Ok(Box::new(VerifySsn { pattern }))
     }
 }
 
 fn is_ssn(candidate: &[u8]) -> bool {
-    let digits: Vec<u32> = candidate.iter().filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0')).collect();
-    let [a0, a1, a2, g0, g1, s0, s1, s2, s3] = digits[..] else { return false };
+    let digits: Vec<u32> = candidate
+        .iter()
+        .filter(|b| b.is_ascii_digit())
+        .map(|b| u32::from(b - b'0'))
+        .collect();
+    let [a0, a1, a2, g0, g1, s0, s1, s2, s3] = digits[..] else {
+        return false;
+    };
     let ascending = digits.windows(2).all(|w| w[0] + 1 == w[1]);
     let repeated = digits.windows(2).all(|w| w[0] == w[1]);
     let area = a0 * 100 + a1 * 10 + a2;
@@ -36,7 +46,9 @@ fn is_ssn(candidate: &[u8]) -> bool {
 
 impl Operator for VerifySsn {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(pattern) = &self.pattern else { return false };
+        let Some(pattern) = &self.pattern else {
+            return false;
+        };
         match pattern.first_verified(input, is_ssn) {
             Some(found) => {
                 capture_one(caps, found);
@@ -54,7 +66,9 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
         for (input, want) in [
             ("574-57-8065", true),
             ("asdf 574-57-8065 asdf", true),

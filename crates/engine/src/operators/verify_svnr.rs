@@ -14,8 +14,16 @@ use super::{capture_one, Captures, Operator, OperatorContext};
 /// The sequences ModSecurity compares against (its table has two more that its loop
 /// never reaches: 8888888888 and 9999999999 are not rejected).
 const INVALID: [&[u8; 10]; 10] = [
-    b"0000000000", b"0123456789", b"1234567890", b"1111111111", b"2222222222", b"3333333333",
-    b"4444444444", b"5555555555", b"6666666666", b"7777777777",
+    b"0000000000",
+    b"0123456789",
+    b"1234567890",
+    b"1111111111",
+    b"2222222222",
+    b"3333333333",
+    b"4444444444",
+    b"5555555555",
+    b"6666666666",
+    b"7777777777",
 ];
 const WEIGHTS: [u32; 10] = [3, 7, 9, 0, 5, 8, 4, 2, 1, 6];
 
@@ -26,15 +34,28 @@ pub struct VerifySvnr {
 
 impl VerifySvnr {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
+        let pattern = if param.is_empty() {
+            None
+        } else {
+            Some(Pattern::new(param)?)
+        };
         Ok(Box::new(VerifySvnr { pattern }))
     }
 }
 
 fn is_svnr(candidate: &[u8]) -> bool {
     let text = candidate.split(|&b| b == 0).next().unwrap_or_default();
-    let digits: Vec<u8> = text.iter().copied().filter(u8::is_ascii_digit).take(10).collect();
-    if digits.len() != 10 || INVALID.iter().any(|bad| bad.as_slice() == digits.as_slice()) {
+    let digits: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(u8::is_ascii_digit)
+        .take(10)
+        .collect();
+    if digits.len() != 10
+        || INVALID
+            .iter()
+            .any(|bad| bad.as_slice() == digits.as_slice())
+    {
         return false;
     }
     let d: Vec<u32> = digits.iter().map(|b| u32::from(b - b'0')).collect();
@@ -44,7 +65,9 @@ fn is_svnr(candidate: &[u8]) -> bool {
 
 impl Operator for VerifySvnr {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(pattern) = &self.pattern else { return false };
+        let Some(pattern) = &self.pattern else {
+            return false;
+        };
         match pattern.first_verified(input, is_svnr) {
             Some(found) => {
                 capture_one(caps, found);
@@ -62,10 +85,16 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
-        for (input, want) in
-            [("1237010180", true), ("asdf 1237 010180 asdf", true), ("asdf 0100817 asdf", false), ("1238010180", false), ("", false)]
-        {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        for (input, want) in [
+            ("1237010180", true),
+            ("asdf 1237 010180 asdf", true),
+            ("asdf 0100817 asdf", false),
+            ("1238010180", false),
+            ("", false),
+        ] {
             let op = VerifySvnr::create("([0-9]{4} ?[0-9]{6})", &ctx).unwrap();
             assert_eq!(op.evaluate(input.as_bytes(), None), want, "{input:?}");
         }

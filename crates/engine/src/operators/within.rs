@@ -15,7 +15,9 @@ pub struct Within {
 
 impl Within {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(Within { haystack: param.as_bytes().to_vec() }))
+        Ok(Box::new(Within {
+            haystack: param.as_bytes().to_vec(),
+        }))
     }
 }
 
@@ -32,12 +34,22 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
-        for (param, input, want) in
-            [("", "", true), ("abc", "", true), ("", "abc", false), ("GET POST", "POST", true), ("GET POST", "PUT", false)]
-        {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        for (param, input, want) in [
+            ("", "", true),
+            ("abc", "", true),
+            ("", "abc", false),
+            ("GET POST", "POST", true),
+            ("GET POST", "PUT", false),
+        ] {
             let op = Within::create(param, &ctx).unwrap();
-            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
+            assert_eq!(
+                op.evaluate(input.as_bytes(), None),
+                want,
+                "{param:?} {input:?}"
+            );
         }
     }
 }
