@@ -5,7 +5,9 @@
 //! `hash-password` and `keygen`, which are added beside `crs-test`.
 
 mod albedo;
+mod check;
 mod crs_test;
+mod eval;
 
 use std::process::ExitCode;
 
@@ -20,6 +22,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Compile rule files and report every problem with file:line.
+    Check(check::CheckArgs),
+    /// Evaluate a raw HTTP request file against a rule set, offline.
+    Eval(eval::EvalArgs),
     /// Run the OWASP CRS regression tests (go-ftw / ftw YAML) against a running server.
     CrsTest(crs_test::CrsTestArgs),
     /// Test backend in the style of CRS's "albedo" (loopback only).
@@ -30,6 +36,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Eval(args) => eval::run(args),
         Command::CrsTest(args) => crs_test::run(args),
         Command::Albedo(args) => albedo::run(args),
     };

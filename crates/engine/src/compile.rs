@@ -46,6 +46,7 @@ enum RuleSelector {
 struct Compiler {
     config: Config,
     defaults: [Actions; 5],
+    default_set: [bool; 5],
     items: Vec<Item>,
     pending: Option<Pending>,
     ids: HashSet<u64>,
@@ -56,6 +57,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
     let mut c = Compiler {
         config: Config::default(),
         defaults: std::array::from_fn(|i| default_actions(i as u8 + 1)),
+        default_set: [false; 5],
         items: Vec::new(),
         pending: None,
         ids: HashSet::new(),
@@ -73,9 +75,6 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
         }
     }
     if let Some(p) = c.pending.take() {
-        if p.open_chain {
-            return Err(Error::new(p.rule.file.as_ref(), p.rule.line, format!("rule {} ends with 'chain' but no rule follows", p.rule.id)));
-        }
         c.items.push(Item::Rule(p.rule));
     }
     c.finish()
@@ -140,12 +139,8 @@ impl Compiler {
     fn directive(&mut self, d: &Directive, base: &Path, depth: usize) -> Result<(), Error> {
         let name = d.name.to_ascii_lowercase();
         // Anything but a SecRule closes an open chain.
+        // A chain left open never matches (ModSecurity accepts it the same way).
         if name != "secrule" {
-            if let Some(p) = &self.pending {
-                if p.open_chain {
-                    return Err(err(d, format!("rule {} ends with 'chain' but the next directive is {}", p.rule.id, d.name)));
-                }
-            }
             if let Some(p) = self.pending.take() {
                 self.items.push(Item::Rule(p.rule));
             }
@@ -170,10 +165,10 @@ impl Compiler {
                 }
             }
             "secruleengine" => cfg.engine = ctl::engine_mode(one_arg(d)?).map_err(|e| err(d, e))?,
-            "secrequestbodyaccess" => cfg.request_body_access = on_off(d)?,
+            "secrequestbodyaccess" => cfg.request_body_access = Some(on_off(d)?),
             "secresponsebodyaccess" => cfg.response_body_access = on_off(d)?,
             "secrequestbodylimit" => cfg.request_body_limit = number(d)? as usize,
-            "secrequestbodynofileslimit" => cfg.request_body_no_files_limit = number(d)? as usize,
+            "secrequestbodynofileslimit" => cfg.request_body_no_files_limit = Some(number(d)? as usize),
             "secrequestbodylimitaction" => cfg.request_body_limit_action = limit_action(d)?,
             "secresponsebodylimit" => cfg.response_body_limit = number(d)? as usize,
             "secresponsebodylimitaction" => cfg.response_body_limit_action = limit_action(d)?,
@@ -212,9 +207,16 @@ impl Compiler {
             "secdefaultaction" => {
                 let a = Actions::parse(&split_actions(one_arg(d)?).map_err(|e| err(d, e))?).map_err(|e| err(d, e))?;
                 let phase = a.phase.ok_or_else(|| err(d, "SecDefaultAction must specify a phase"))?;
-                if a.disruptive.is_none() {
+                if matches!(a.disruptive, None | Some(DisruptiveAction::Block)) {
                     return Err(err(d, "SecDefaultAction must specify a disruptive action"));
                 }
+                if a.id.is_some() || a.msg.is_some() || a.logdata.is_some() || a.chain || a.skip_after.is_some() || a.skip > 0 || a.rev.is_some() || a.ver.is_some() {
+                    return Err(err(d, "SecDefaultAction may not carry id, msg, logdata, rev, ver, chain or skip actions"));
+                }
+                if self.default_set[usize::from(phase - 1)] {
+                    return Err(err(d, format!("SecDefaultAction for phase {phase} is already set")));
+                }
+                self.default_set[usize::from(phase - 1)] = true;
                 self.defaults[usize::from(phase - 1)] = a;
             }
             "secmarker" => self.items.push(Item::Marker(one_arg(d)?.to_string())),
@@ -285,11 +287,6 @@ impl Compiler {
         };
         let is_link = self.pending.as_ref().is_some_and(|p| p.open_chain);
         let phase = if is_link {
-            if actions.id.is_some() || actions.phase.is_some() {
-                // ModSecurity rejects these in chained rules.
-                let what = if actions.id.is_some() { "an id" } else { "a phase" };
-                return Err(err(d, format!("a chained rule cannot carry {what}")));
-            }
             self.pending.as_ref().map(|p| p.rule.phase).unwrap_or(2)
         } else {
             actions.phase.unwrap_or(2)
@@ -297,8 +294,13 @@ impl Compiler {
         let id = if is_link {
             self.pending.as_ref().map(|p| p.rule.id).unwrap_or(0)
         } else {
-            let id = actions.id.ok_or_else(|| err(d, "rule has no id (every SecRule/SecAction needs id:N)"))?;
-            if !self.ids.insert(id) {
+            let id = match (actions.id, op) {
+                (Some(id), _) => id,
+                // ModSecurity accepts SecAction without an id.
+                (None, None) => 0,
+                (None, Some(_)) => return Err(err(d, "rule has no id (every SecRule needs id:N)")),
+            };
+            if id != 0 && !self.ids.insert(id) {
                 return Err(err(d, format!("rule id {id} is duplicated")));
             }
             id
@@ -325,6 +327,7 @@ impl Compiler {
             transforms,
             transform_key: 0,
             chain: None,
+            dangling_chain: chain,
         };
         if is_link {
             let p = self.pending.as_mut().expect("checked above");
@@ -332,6 +335,7 @@ impl Compiler {
             while last.chain.is_some() {
                 last = last.chain.as_mut().expect("checked");
             }
+            last.dangling_chain = false;
             last.chain = Some(Box::new(rule));
             p.open_chain = chain;
         } else {
@@ -462,7 +466,8 @@ fn msg_text(m: &crate::macros::Macro) -> String {
 
 fn update_targets(r: &mut Rule, extra: &[Target], excl: &[(Var, Selector)]) {
     for (var, sel) in excl {
-        for t in r.targets.iter_mut().filter(|t| t.var == *var) {
+        let any = matches!(sel, Selector::Regex(_));
+        for t in r.targets.iter_mut().filter(|t| any || t.var == *var) {
             t.exclusions.push(sel.clone());
         }
     }

@@ -234,11 +234,18 @@ pub fn split_variables(s: &str) -> Result<Vec<VariableItem>, String> {
         while i < b.len() && b[i] != b':' && b[i] != b'|' {
             i += 1;
         }
-        let name = s[ns..i].trim().to_string();
+        let mut name = s[ns..i].trim().to_string();
         if name.is_empty() {
             return Err(format!("empty variable name in '{s}'"));
         }
         let mut selector = None;
+        // `TX.key` is accepted for collections, as ModSecurity does.
+        if let Some((coll, key)) = name.split_once('.') {
+            if ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "GEO", "ENV"].iter().any(|c| c.eq_ignore_ascii_case(coll)) {
+                selector = Some(key.to_string());
+                name = coll.to_string();
+            }
+        }
         if i < b.len() && b[i] == b':' {
             i += 1;
             let xpath = name.eq_ignore_ascii_case("XML");

@@ -88,6 +88,8 @@ pub struct Rule {
     /// Identifies `transforms` for the per-transaction transformation cache.
     pub transform_key: u32,
     pub chain: Option<Box<Rule>>,
+    /// `chain` with no rule after it: never matches.
+    pub dangling_chain: bool,
 }
 
 impl Rule {

@@ -58,10 +58,11 @@ pub struct AuditConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub engine: EngineMode,
-    pub request_body_access: bool,
+    /// `None` (never set) processes bodies, as ModSecurity v3 does; only an explicit Off skips phase 2.
+    pub request_body_access: Option<bool>,
     pub response_body_access: bool,
     pub request_body_limit: usize,
-    pub request_body_no_files_limit: usize,
+    pub request_body_no_files_limit: Option<usize>,
     pub request_body_limit_action: LimitAction,
     pub response_body_limit: usize,
     pub response_body_limit_action: LimitAction,
@@ -81,10 +82,10 @@ impl Default for Config {
         // ModSecurity v3's built-in defaults.
         Config {
             engine: EngineMode::Off,
-            request_body_access: false,
+            request_body_access: None,
             response_body_access: false,
             request_body_limit: 134_217_728,
-            request_body_no_files_limit: 1_048_576,
+            request_body_no_files_limit: None,
             request_body_limit_action: LimitAction::Reject,
             response_body_limit: 524_288,
             response_body_limit_action: LimitAction::Reject,

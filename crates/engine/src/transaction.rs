@@ -131,10 +131,11 @@ pub struct Transaction {
     rules: Arc<RuleSet>,
     s: State,
     engine: EngineMode,
-    body_access: bool,
+    body_access: Option<bool>,
     response_body_access: bool,
     body_processor: Option<BodyProcessor>,
     body_truncated: bool,
+    resp_truncated: bool,
     removed_ids: Vec<IdRange>,
     removed_tags: Vec<String>,
     removed_msgs: Vec<String>,
@@ -173,6 +174,7 @@ impl Transaction {
             response_body_access,
             body_processor: None,
             body_truncated: false,
+            resp_truncated: false,
             removed_ids: Vec::new(),
             removed_tags: Vec::new(),
             removed_msgs: Vec::new(),
@@ -265,7 +267,7 @@ impl Transaction {
 
     /// Whether phase 2 needs the body (SecRequestBodyAccess On and the engine not Off).
     pub fn wants_request_body(&self) -> bool {
-        self.engine != EngineMode::Off && self.body_access && self.intervention.is_none()
+        self.engine != EngineMode::Off && self.body_access != Some(false) && self.intervention.is_none()
     }
 
     /// Buffers a piece of the request body; may intervene when SecRequestBodyLimit
@@ -294,7 +296,7 @@ impl Transaction {
                 self.s.unique_id
             ));
             if self.engine == EngineMode::On {
-                let i = Intervention { status: 413, action: Disruptive::Deny, rule_id: 0 };
+                let i = Intervention { status: 403, action: Disruptive::Deny, rule_id: 0 };
                 self.intervention = Some(i.clone());
                 return Some(i);
             }
@@ -307,9 +309,14 @@ impl Transaction {
         if self.intervention.is_some() {
             return self.intervention.clone();
         }
-        if self.engine != EngineMode::Off && self.body_access {
-            self.parse_body();
+        if self.engine == EngineMode::Off {
+            return None;
         }
+        if self.body_access == Some(false) {
+            // ModSecurity v3 skips phase 2 altogether when body access is Off.
+            return None;
+        }
+        self.parse_body();
         self.run_phase(2)
     }
 
@@ -330,6 +337,14 @@ impl Transaction {
             return;
         }
         let cfg = self.rules.config();
+        if p != BodyProcessor::Multipart {
+            if let Some(limit) = cfg.request_body_no_files_limit {
+                if self.s.body.len() > limit {
+                    self.no_files_limit_exceeded();
+                    return;
+                }
+            }
+        }
         let s = &mut self.s;
         let room = cfg.arguments_limit.saturating_sub(s.args_get.len() + s.args_post.len() + s.args_json.len());
         let error: Option<String> = match p {
@@ -355,7 +370,12 @@ impl Transaction {
                 let ct_raw = self.header(b"content-type").map(<[u8]>::to_vec).unwrap_or_default();
                 let limits = body::multipart::MultipartLimits { file_limit: cfg.upload_file_limit, store_files: false };
                 let m = body::multipart::parse(&ct_raw, &self.s.body, &limits);
-                self.apply_multipart(m)
+                let over = m.error.is_none() && cfg.request_body_no_files_limit.is_some_and(|l| m.no_files_length > l);
+                let e = self.apply_multipart(m);
+                if over {
+                    self.no_files_limit_exceeded();
+                }
+                e
             }
         };
         if let Some(msg) = error {
@@ -368,6 +388,12 @@ impl Transaction {
                 self.s.flags.push((v, val));
             }
         }
+    }
+
+    fn no_files_limit_exceeded(&mut self) {
+        self.s.flags.push((Var::ReqbodyError, b"1".to_vec()));
+        self.s.flags.push((Var::ReqbodyErrorMsg, b"Request body excluding files is bigger than the maximum expected.".to_vec()));
+        self.s.flags.push((Var::InboundDataError, b"1".to_vec()));
     }
 
     fn apply_multipart(&mut self, m: body::multipart::Multipart) -> Option<String> {
@@ -431,8 +457,18 @@ impl Transaction {
         let limit = self.rules.config().response_body_limit;
         let room = limit.saturating_sub(self.s.resp_body.len());
         self.s.resp_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if chunk.len() > room {
+        if chunk.len() > room && !self.resp_truncated {
+            self.resp_truncated = true;
             self.s.flags.push((Var::OutboundDataError, b"1".to_vec()));
+            if self.rules.config().response_body_limit_action == LimitAction::Reject && self.engine == EngineMode::On {
+                self.messages.push(format!(
+                    "ModSecurity: Response body limit exceeded (SecResponseBodyLimit {limit}, marked to reject) [unique_id \"{}\"]",
+                    self.s.unique_id
+                ));
+                let i = Intervention { status: 403, action: Disruptive::Deny, rule_id: 0 };
+                self.intervention = Some(i.clone());
+                return Some(i);
+            }
         }
         None
     }
@@ -552,7 +588,8 @@ impl Transaction {
                 Some(DisruptiveAction::Block) => rules.block_action(phase).0,
                 d => d.as_ref(),
             };
-            let status = a.status.or(if matches!(a.disruptive, Some(DisruptiveAction::Block)) { rules.block_action(phase).1 } else { None });
+            // `status` of any link, else SecDefaultAction's (ModSecurity runs both before the disruptive action).
+            let status = rule.links().find_map(|l| l.actions.status).or(rules.block_action(phase).1);
             match disruptive {
                 Some(DisruptiveAction::Allow(scope)) => {
                     if self.engine == EngineMode::On {
@@ -605,6 +642,9 @@ impl Transaction {
 
     /// Evaluates one chain link (and the rest of the chain); runs its actions on a full match.
     fn eval_link(&mut self, starter: &Rule, link: &Rule) -> bool {
+        if link.dangling_chain {
+            return false;
+        }
         let hits = match &link.operator {
             None => vec![Hit { name: String::new(), value: Vec::new(), caps: None, op_name: "Unconditional".into(), op_param: String::new() }],
             Some(_) => self.collect_hits(starter, link),
@@ -651,12 +691,15 @@ impl Transaction {
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
+        let mut param: &str = &op.param;
+        let expanded;
         let op_impl: &dyn crate::operators::Operator = match &op.imp {
             OperatorImpl::Static(o) => o.as_ref(),
             OperatorImpl::Dynamic { template, base_dir } => {
                 let p = template.expand(&RuleCtx { state, rule: Some(starter) });
-                let p = String::from_utf8_lossy(&p).into_owned();
-                match crate::operators::create(&op.name, &p, &crate::operators::OperatorContext { base_dir }) {
+                expanded = String::from_utf8_lossy(&p).into_owned();
+                param = &expanded;
+                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir }) {
                     Ok(o) => {
                         dynamic = o;
                         dynamic.as_ref()
@@ -685,7 +728,7 @@ impl Transaction {
                     }
                     for st in stages {
                         if op_impl.evaluate(&st, caps.as_mut()) != op.negated {
-                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: op.param.clone() });
+                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: param.to_string() });
                         }
                     }
                     continue;
@@ -706,13 +749,13 @@ impl Transaction {
                         };
                         if r != op.negated {
                             let value = owned.unwrap_or_else(|| v.value.to_vec());
-                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: op.param.clone() });
+                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: param.to_string() });
                         }
                         continue;
                     }
                 };
                 if op_impl.evaluate(transformed, caps.as_mut()) != op.negated {
-                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: op.param.clone() });
+                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: param.to_string() });
                 }
             }
         }
@@ -760,7 +803,7 @@ impl Transaction {
                 Ctl::RuleRemoveTargetById(ids, t) => self.removed_targets_by_id.push((ids.clone(), t.clone())),
                 Ctl::RuleRemoveTargetByTag(tag, t) => self.removed_targets_by_tag.push((tag.clone(), t.clone())),
                 Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
-                Ctl::RequestBodyAccess(on) => self.body_access = *on,
+                Ctl::RequestBodyAccess(on) => self.body_access = Some(*on),
                 Ctl::ResponseBodyAccess(on) => self.response_body_access = *on,
                 Ctl::ForceRequestBodyVariable(_) | Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) | Ctl::Ignored => {}
             }
@@ -1142,7 +1185,11 @@ fn time_field(var: Var, secs: u64) -> String {
 impl MacroResolver for RuleCtx<'_> {
     fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let var = Var::from_name(name)?;
-        let sel = if key.is_empty() { Selector::All } else { Selector::Key(key.to_ascii_lowercase()) };
+        let sel = match key {
+            [] => Selector::All,
+            [b'/', .., b'/'] if key.len() >= 2 => Selector::parse(Some(&String::from_utf8_lossy(key))).ok()?,
+            _ => Selector::Key(key.to_ascii_lowercase()),
+        };
         let mut out = Vec::new();
         self.state.values(var, &sel, self.rule, &mut out);
         out.into_iter().next().map(|v| Cow::Owned(v.value.into_owned()))

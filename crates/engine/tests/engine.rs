@@ -183,7 +183,6 @@ fn config_errors_name_file_and_line() {
     assert!(compile_err("SecRule ARGS \"@rx (\" \"id:1\"").starts_with("/t/inline.conf:1: "));
     assert!(compile_err("SecRule ARGS \"@rx a\" \"phase:1\"").contains("no id"));
     assert!(compile_err("SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx a\" \"id:1\"").contains("duplicated"));
-    assert!(compile_err("SecRule ARGS \"@rx a\" \"id:1,chain\"").contains("chain"));
     assert!(compile_err("SecRule NOPE \"@rx a\" \"id:1\"").contains("unknown variable"));
     assert!(compile_err("SecRule ARGS \"@nope a\" \"id:1\"").contains("unknown operator"));
     assert!(compile_err("SecRuleEngine Maybe").contains("invalid rule engine mode"));
@@ -202,4 +201,11 @@ SecRuleUpdateTargetById 42 "!ARGS:ok"
     );
     assert_eq!(run(&rs, "/?ok=bad", None).0, None);
     assert_eq!(run(&rs, "/?q=bad", None).0, Some(410));
+}
+
+#[test]
+fn a_chain_left_open_never_matches() {
+    // ModSecurity accepts a trailing `chain` and the rule then never fires.
+    let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:1,phase:1,deny,chain\"");
+    assert_eq!(run(&rs, "/?q=x", None).0, None);
 }

@@ -157,6 +157,7 @@ impl Actions {
                 | "sanitizeresponseheader" | "setuid" | "setsid" | "setrsc" | "xmlns" | "deprecatevar" | "append"
                 | "prepend" | "exec" | "proxy" => {}
                 _ => match DisruptiveAction::parse(&name, it.value.as_deref())? {
+                    Some(DisruptiveAction::Block) if a.disruptive.as_ref().is_some_and(|d| *d != DisruptiveAction::Block) => {}
                     Some(d) => a.disruptive = Some(d),
                     None => return Err(format!("unknown action '{}'", it.name)),
                 },

@@ -4,7 +4,7 @@
 //! Resolution of a variable to values lives in the transaction (it reads request
 //! state); this module only knows names and what kind of thing each variable is.
 
-use regex::bytes::Regex;
+use crate::operators::pattern::Pattern;
 
 /// Every variable the engine understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -176,6 +176,7 @@ const NAMES: &[(&str, Var)] = &[
     ("URLENCODED_ERROR", UrlencodedError),
     ("XML", Xml),
     ("RESPONSE_STATUS", ResponseStatus),
+    ("STATUS", ResponseStatus),
     ("RESPONSE_HEADERS", ResponseHeaders),
     ("RESPONSE_HEADERS_NAMES", ResponseHeadersNames),
     ("RESPONSE_BODY", ResponseBody),
@@ -311,7 +312,7 @@ pub enum Selector {
     /// Exact key, lower-cased (keys compare case-insensitively).
     Key(Vec<u8>),
     /// Keys matching a regex (case-insensitive, as ModSecurity).
-    Regex(Regex),
+    Regex(std::sync::Arc<Pattern>),
 }
 
 impl Selector {
@@ -320,11 +321,8 @@ impl Selector {
             None => Ok(Selector::All),
             Some(s) if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') => {
                 let pat = &s[1..s.len() - 1];
-                regex::bytes::RegexBuilder::new(pat)
-                    .case_insensitive(true)
-                    .unicode(false)
-                    .build()
-                    .map(Selector::Regex)
+                Pattern::new(&format!("(?i){pat}"))
+                    .map(|p| Selector::Regex(std::sync::Arc::new(p)))
                     .map_err(|e| format!("bad selector regex /{pat}/: {e}"))
             }
             Some(s) => Ok(Selector::Key(s.to_ascii_lowercase().into_bytes())),
@@ -344,7 +342,7 @@ impl Selector {
         match (self, other) {
             (Selector::All, Selector::All) => true,
             (Selector::Key(a), Selector::Key(b)) => a == b,
-            (Selector::Regex(a), Selector::Regex(b)) => a.as_str() == b.as_str(),
+            (Selector::Regex(a), Selector::Regex(b)) => std::sync::Arc::ptr_eq(a, b),
             _ => false,
         }
     }
@@ -386,7 +384,9 @@ pub fn compile_targets(items: &[crate::parser::VariableItem]) -> Result<Vec<Targ
         targets.push(Target { var, selector: sel, count: it.count, exclusions: Vec::new(), display });
     }
     for (var, sel) in excl {
-        for t in targets.iter_mut().filter(|t| t.var == var) {
+        // A regex exclusion removes matching keys from every target (ModSecurity v3).
+        let any = matches!(sel, Selector::Regex(_));
+        for t in targets.iter_mut().filter(|t| any || t.var == var) {
             t.exclusions.push(sel.clone());
         }
     }
