@@ -225,6 +225,12 @@ impl AuthConfig {
                 ));
             }
         }
+        // Also keeps `now - leeway` in the expiry check far from underflow.
+        if settings.leeway > Duration::from_secs(86_400) {
+            return Err(AuthError::Config(
+                "ward_auth_leeway must be at most 1d".into(),
+            ));
+        }
         if settings.max_token_len < 64 {
             return Err(AuthError::Config(
                 "the maximum token length is too small".into(),
@@ -411,6 +417,13 @@ mod tests {
                     ..base.clone()
                 },
                 "at least 1s",
+            ),
+            (
+                AuthSettings {
+                    leeway: Duration::from_secs(86_401),
+                    ..base.clone()
+                },
+                "at most 1d",
             ),
             (
                 AuthSettings {

@@ -147,6 +147,12 @@ fn api(auth: Option<&str>) -> (Vec<u8>, Option<Vec<u8>>) {
 }
 
 #[test]
+fn config_is_shareable_between_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<AuthConfig>();
+}
+
+#[test]
 fn hmac_issue_and_verify_roundtrip() {
     let env = hmac_env(|s| {
         s.issuer = Some("ward".into());
@@ -212,6 +218,9 @@ fn attack_alg_none() {
             );
         }
     }
+    // Unknown algorithm names are reported as such (for the logs).
+    let t = format!("{}.{payload}.", b64(&json!({"alg": "none"})));
+    assert_eq!(verify(&env, &t), Err(TokenError::Algorithm));
     // A header without alg at all.
     let t = format!("{}.{payload}.", b64(&json!({"typ": "JWT"})));
     assert!(verify(&env, &t).is_err());
