@@ -168,6 +168,16 @@ pub unsafe extern "C" fn set_ward(
     })
 }
 
+/// An I/O error as nginx words it (`No such file or directory`, without Rust's
+/// `(os error 2)` tail).
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 fn parse_flag(v: &[u8]) -> Option<bool> {
     if v.eq_ignore_ascii_case(b"on") {
         Some(true)
@@ -196,7 +206,7 @@ pub unsafe extern "C" fn set_rules_file(
         }
         let path = PathBuf::from(OsStr::from_bytes(name.as_bytes()));
         if let Err(e) = std::fs::File::open(&path) {
-            return Err(format!("ward_rules_file \"{}\": {e}", path.display()));
+            return Err(format!("ward_rules_file \"{}\": {}", path.display(), io_text(&e)));
         }
         if path.is_dir() {
             return Err(format!("ward_rules_file \"{}\": is a directory", path.display()));
