@@ -311,8 +311,9 @@ impl Nginx {
     /// and would refuse to signal when it is broken.
     pub fn hup(&self) {
         let pid = self.child.as_ref().expect("nginx started").id();
-        let ok = Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success();
-        assert!(ok, "kill -HUP {pid}");
+        // SAFETY: plain kill(2) on our own child process.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill -HUP {pid}");
     }
 
     pub fn error_log(&self) -> String {
@@ -344,8 +345,19 @@ impl Nginx {
     /// Worker pids (children of the master), to watch reloads.
     pub fn worker_pids(&self) -> Vec<u32> {
         let Some(child) = &self.child else { return vec![] };
-        let out = Command::new("pgrep").args(["-P", &child.id().to_string()]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect()
+        let master = child.id();
+        let mut pids: Vec<u32> = std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                // /proc/PID/stat: "pid (comm) state ppid …"; comm may contain spaces.
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+                after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(master)
+            })
+            .collect();
+        pids.sort_unstable();
+        pids
     }
 }
 
