@@ -38,9 +38,9 @@ pub fn read_request_body(
             Some(on_done) as ngx_http_client_body_handler_pt,
         )
     };
-    if rc == ngx::ffi::NGX_ERROR as ngx_int_t
-        || rc >= ngx::ffi::NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t
-    {
+    // Only statuses come back with the request reference already dropped (as in nginx's
+    // mirror module); anything else is balanced by the caller's NGX_DONE finalization.
+    if rc >= ngx::ffi::NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
         return BodyRead::Failed(rc);
     }
     BodyRead::Started
