@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
+use crate::actions::{Actions, DisruptiveAction};
 use crate::error::Error;
+use crate::rule::Rule;
 
 /// Where SecLang text comes from. nginx levels (http → server → location) hand their
 /// inherited sources followed by their own to [`RuleSet::compile`].
@@ -23,22 +25,144 @@ pub enum EngineMode {
     DetectionOnly,
 }
 
+impl EngineMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineMode::On => "On",
+            EngineMode::Off => "Off",
+            EngineMode::DetectionOnly => "DetectionOnly",
+        }
+    }
+}
+
+/// What to do when a body exceeds its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitAction {
+    Reject,
+    ProcessPartial,
+}
+
+/// Audit-log settings (recorded here; written by the logging layer).
+#[derive(Debug, Clone, Default)]
+pub struct AuditConfig {
+    pub engine: Option<String>,
+    pub log: Option<PathBuf>,
+    pub parts: Option<String>,
+    pub format: Option<String>,
+    pub log_type: Option<String>,
+    pub relevant_status: Option<String>,
+    pub storage_dir: Option<PathBuf>,
+}
+
+/// Engine configuration from Sec* directives.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub engine: EngineMode,
+    pub request_body_access: bool,
+    pub response_body_access: bool,
+    pub request_body_limit: usize,
+    pub request_body_no_files_limit: usize,
+    pub request_body_limit_action: LimitAction,
+    pub response_body_limit: usize,
+    pub response_body_limit_action: LimitAction,
+    pub response_body_mime_types: Vec<String>,
+    pub arguments_limit: usize,
+    pub json_depth_limit: usize,
+    pub upload_file_limit: usize,
+    pub pcre_match_limit: u64,
+    pub argument_separator: u8,
+    pub audit: AuditConfig,
+    pub component_signatures: Vec<String>,
+    pub web_app_id: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // ModSecurity v3's built-in defaults.
+        Config {
+            engine: EngineMode::Off,
+            request_body_access: false,
+            response_body_access: false,
+            request_body_limit: 134_217_728,
+            request_body_no_files_limit: 1_048_576,
+            request_body_limit_action: LimitAction::Reject,
+            response_body_limit: 524_288,
+            response_body_limit_action: LimitAction::Reject,
+            response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
+            arguments_limit: 1000,
+            json_depth_limit: 10_000,
+            upload_file_limit: 100,
+            pcre_match_limit: 0,
+            argument_separator: b'&',
+            audit: AuditConfig::default(),
+            component_signatures: Vec::new(),
+            web_app_id: "default".into(),
+        }
+    }
+}
+
+/// A rule or a `SecMarker` in a phase's list.
+#[derive(Debug)]
+pub enum Entry {
+    Rule {
+        rule: Rule,
+        /// Index of the entry after the `skipAfter` marker (end of phase when absent).
+        skip_after_to: Option<usize>,
+    },
+    Marker(String),
+}
+
 /// A compiled rule set.
 #[derive(Debug, Default)]
 pub struct RuleSet {
-    pub(crate) engine: EngineMode,
+    pub(crate) config: Config,
+    /// Entries of phases 1..=5 at index 0..=4.
+    pub(crate) phases: [Vec<Entry>; 5],
+    /// SecDefaultAction per phase (for `block`).
+    pub(crate) defaults: [Actions; 5],
+    pub(crate) stats: Stats,
+}
+
+/// Load-time figures, for the debug log.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pub rules: usize,
+    pub regex_on_regex_crate: usize,
+    pub regex_on_pcre2: usize,
+    pub dynamic_operators: usize,
 }
 
 impl RuleSet {
     /// Parses and compiles the sources in order. Nothing is half-loaded: any error
     /// (with file:line) fails the whole set.
     pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
-        let _ = sources;
-        Ok(RuleSet::default())
+        crate::compile::compile(sources)
     }
 
     /// The configured `SecRuleEngine` (Off when never set, as in ModSecurity).
     pub fn engine_mode(&self) -> EngineMode {
-        self.engine
+        self.config.engine
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Every rule (chain starters), in phase order.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.phases.iter().flatten().filter_map(|e| match e {
+            Entry::Rule { rule, .. } => Some(rule),
+            Entry::Marker(_) => None,
+        })
+    }
+
+    /// The disruptive action and status `block` stands for in `phase`.
+    pub(crate) fn block_action(&self, phase: u8) -> (Option<&DisruptiveAction>, Option<u16>) {
+        let d = &self.defaults[usize::from(phase.clamp(1, 5) - 1)];
+        (d.disruptive.as_ref(), d.status)
     }
 }

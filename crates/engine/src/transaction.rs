@@ -1,8 +1,24 @@
 //! One request's state and its evaluation through phases 1-5.
+//!
+//! Request data is stored once, as bytes, when the server hands it over; rules only
+//! read it. Transformation results of that data are cached per transaction, keyed by
+//! the value's slot and the rule's transformation list.
 
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crate::ruleset::{EngineMode, RuleSet};
+use crate::actions::ctl::{BodyProcessor, IdRange, TargetRef};
+use crate::actions::setvar::to_int;
+use crate::actions::{AllowScope, Ctl, DisruptiveAction, SetVarOp, TransformStep};
+use crate::transaction_body as body;
+use crate::log::{self, MatchInfo};
+use crate::macros::MacroResolver;
+use crate::operators::Captures;
+use crate::rule::{OperatorImpl, Rule};
+use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
+use crate::variables::{Selector, Target, Var};
 
 /// What a disruptive rule asks the server to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,90 +37,397 @@ pub struct Intervention {
     pub rule_id: u64,
 }
 
+/// Keyed values of one collection, in arrival order.
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Which stored list a slot refers to (for the transformation cache).
+#[derive(Clone, Copy)]
+enum Slot {
+    None,
+    Stable(u64),
+}
+
+/// One value produced for a target.
+struct Value<'a> {
+    var: Var,
+    key: Cow<'a, [u8]>,
+    value: Cow<'a, [u8]>,
+    slot: Slot,
+}
+
+impl Value<'_> {
+    fn name(&self) -> String {
+        if self.key.is_empty() || !self.var.is_collection() {
+            self.var.name().to_string()
+        } else {
+            format!("{}:{}", self.var.name(), String::from_utf8_lossy(&self.key))
+        }
+    }
+}
+
+/// A match recorded while a rule's values are evaluated.
+struct Hit {
+    name: String,
+    value: Vec<u8>,
+    caps: Option<Captures>,
+    op_name: String,
+    op_param: String,
+}
+
+/// Request and response data plus collections: everything variables read.
+#[derive(Debug, Default)]
+struct State {
+    unique_id: String,
+    client_ip: Vec<u8>,
+    client_port: u16,
+    server_ip: Vec<u8>,
+    server_port: u16,
+    server_name: Vec<u8>,
+    method: Vec<u8>,
+    protocol: Vec<u8>,
+    request_line: Vec<u8>,
+    uri_raw: Vec<u8>,
+    uri: Vec<u8>,
+    filename: Vec<u8>,
+    basename: Vec<u8>,
+    query: Vec<u8>,
+    args_get: Pairs,
+    args_post: Pairs,
+    headers: Pairs,
+    cookies: Pairs,
+    body: Vec<u8>,
+    body_len: usize,
+    files: Pairs,
+    files_sizes: Pairs,
+    files_combined: usize,
+    multipart_names: Pairs,
+    multipart_filenames: Pairs,
+    multipart_part_headers: Pairs,
+    flags: Vec<(Var, Vec<u8>)>,
+    xml: Option<body::xml::XmlDocument>,
+    resp_status: u16,
+    resp_protocol: Vec<u8>,
+    resp_headers: Pairs,
+    resp_body: Vec<u8>,
+    collections: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    env: BTreeMap<Vec<u8>, Vec<u8>>,
+    matched_var: Option<(String, Vec<u8>)>,
+    matched_vars: Vec<(String, Vec<u8>)>,
+    highest_severity: Option<u8>,
+    start: Option<Instant>,
+}
+
+/// The rule currently evaluating, for `%{RULE.*}` macros.
+struct RuleCtx<'a> {
+    state: &'a State,
+    rule: Option<&'a Rule>,
+}
+
 /// One request passing through the engine.
 #[derive(Debug)]
 pub struct Transaction {
     rules: Arc<RuleSet>,
+    s: State,
+    engine: EngineMode,
+    body_access: bool,
+    response_body_access: bool,
+    body_processor: Option<BodyProcessor>,
+    body_truncated: bool,
+    removed_ids: Vec<IdRange>,
+    removed_tags: Vec<String>,
+    removed_msgs: Vec<String>,
+    removed_targets_by_id: Vec<(Vec<IdRange>, TargetRef)>,
+    removed_targets_by_tag: Vec<(String, TargetRef)>,
+    allow: Option<AllowScope>,
+    intervention: Option<Intervention>,
+    detected: bool,
+    matched_ids: Vec<u64>,
     messages: Vec<String>,
+    cache: HashMap<(u64, u32), Option<Vec<u8>>>,
+    phases_done: u8,
+    last_match: MatchInfo,
+    /// Collections loaded by `initcol`, written back at the end.
+    persisted: Vec<(String, Vec<u8>)>,
+    expiries: Vec<(String, Vec<u8>, u64)>,
+}
+
+/// Request-data slots: the collection in the high bits, the index below.
+fn slot(coll: u64, idx: usize, name: bool) -> Slot {
+    Slot::Stable((coll << 40) | ((idx as u64) << 1) | name as u64)
 }
 
 impl Transaction {
     /// Starts a transaction; `unique_id` appears in logs as `[unique_id "…"]`.
     pub fn new(rules: Arc<RuleSet>, unique_id: &str) -> Self {
-        let _ = unique_id;
-        Transaction { rules, messages: Vec::new() }
+        let cfg = rules.config();
+        let (engine, body_access, response_body_access) = (cfg.engine, cfg.request_body_access, cfg.response_body_access);
+        let mut s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
+        s.collections.insert("TX".into(), BTreeMap::new());
+        Transaction {
+            rules,
+            s,
+            engine,
+            body_access,
+            response_body_access,
+            body_processor: None,
+            body_truncated: false,
+            removed_ids: Vec::new(),
+            removed_tags: Vec::new(),
+            removed_msgs: Vec::new(),
+            removed_targets_by_id: Vec::new(),
+            removed_targets_by_tag: Vec::new(),
+            allow: None,
+            intervention: None,
+            detected: false,
+            matched_ids: Vec::new(),
+            messages: Vec::new(),
+            cache: HashMap::new(),
+            phases_done: 0,
+            last_match: MatchInfo::default(),
+            persisted: Vec::new(),
+            expiries: Vec::new(),
+        }
     }
 
+    /// The rule engine mode now in force (`ctl:ruleEngine` may change it).
     pub fn engine_mode(&self) -> EngineMode {
-        self.rules.engine_mode()
+        self.engine
     }
 
     pub fn process_connection(&mut self, client_ip: &str, client_port: u16, server_ip: &str, server_port: u16) {
-        let _ = (client_ip, client_port, server_ip, server_port);
+        self.s.client_ip = client_ip.as_bytes().to_vec();
+        self.s.client_port = client_port;
+        self.s.server_ip = server_ip.as_bytes().to_vec();
+        self.s.server_port = server_port;
     }
 
     /// `uri` is the raw request target (path and query), as sent.
     pub fn process_uri(&mut self, uri: &[u8], method: &[u8], protocol: &[u8]) {
-        let _ = (uri, method, protocol);
+        let s = &mut self.s;
+        s.method = method.to_vec();
+        s.protocol = protocol.to_vec();
+        s.uri_raw = uri.to_vec();
+        s.request_line = [method, b" ", uri, b" ", protocol].concat();
+        let no_frag = &uri[..memchr::memchr(b'#', uri).unwrap_or(uri.len())];
+        let (path, query) = match memchr::memchr(b'?', no_frag) {
+            Some(q) => (&no_frag[..q], Some(&no_frag[q + 1..])),
+            None => (no_frag, None),
+        };
+        s.filename = percent_decode(path);
+        s.basename = match s.filename.iter().rposition(|&c| c == b'/' || c == b'\\') {
+            Some(p) if p + 1 < s.filename.len() => s.filename[p + 1..].to_vec(),
+            Some(_) => Vec::new(),
+            None => s.filename.clone(),
+        };
+        let decoded = percent_decode(no_frag);
+        s.uri = strip_scheme_host(&decoded).to_vec();
+        if let Some(q) = query {
+            s.query = q.to_vec();
+            let limit = self.rules.config().arguments_limit;
+            let sep = self.rules.config().argument_separator;
+            if body::urlencoded::parse_into(q, sep, &mut s.args_get, limit) {
+                s.flags.push((Var::UrlencodedError, b"1".to_vec()));
+            }
+        }
     }
 
     pub fn set_server_name(&mut self, name: &[u8]) {
-        let _ = name;
+        self.s.server_name = name.to_vec();
     }
 
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
-        let _ = (name, value);
+        if name.eq_ignore_ascii_case(b"cookie") {
+            for c in value.split(|&b| b == b';') {
+                if c.is_empty() {
+                    continue;
+                }
+                let (k, v) = match memchr::memchr(b'=', c) {
+                    Some(p) => (&c[..p], &c[p + 1..]),
+                    None => (c, &b""[..]),
+                };
+                let k = trim_start(k);
+                if !k.is_empty() {
+                    self.s.cookies.push((k.to_vec(), v.to_vec()));
+                }
+            }
+        }
+        self.s.headers.push((name.to_vec(), value.to_vec()));
     }
 
     /// Phase 1.
     pub fn process_request_headers(&mut self) -> Option<Intervention> {
-        None
+        self.run_phase(1)
     }
 
     /// Whether phase 2 needs the body (SecRequestBodyAccess On and the engine not Off).
     pub fn wants_request_body(&self) -> bool {
-        false
+        self.engine != EngineMode::Off && self.body_access && self.intervention.is_none()
     }
 
     /// Buffers a piece of the request body; may intervene when SecRequestBodyLimit
     /// is exceeded with Reject.
     pub fn append_request_body(&mut self, chunk: &[u8]) -> Option<Intervention> {
-        let _ = chunk;
+        let cfg = self.rules.config();
+        self.s.body_len += chunk.len();
+        if self.body_truncated {
+            return None;
+        }
+        let room = cfg.request_body_limit.saturating_sub(self.s.body.len());
+        if chunk.len() <= room {
+            self.s.body.extend_from_slice(chunk);
+            return None;
+        }
+        self.s.body.extend_from_slice(&chunk[..room]);
+        self.body_truncated = true;
+        self.s.flags.push((Var::InboundDataError, b"1".to_vec()));
+        if cfg.request_body_limit_action == LimitAction::Reject {
+            self.messages.push(format!(
+                "ModSecurity: Request body limit exceeded ({} bytes, SecRequestBodyLimit {}) [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+                self.s.body_len,
+                cfg.request_body_limit,
+                String::from_utf8_lossy(&self.s.server_ip),
+                String::from_utf8_lossy(&self.s.filename),
+                self.s.unique_id
+            ));
+            if self.engine == EngineMode::On {
+                let i = Intervention { status: 413, action: Disruptive::Deny, rule_id: 0 };
+                self.intervention = Some(i.clone());
+                return Some(i);
+            }
+        }
         None
     }
 
     /// Phase 2 (runs the body processor first).
     pub fn process_request_body(&mut self) -> Option<Intervention> {
-        None
+        if self.intervention.is_some() {
+            return self.intervention.clone();
+        }
+        if self.engine != EngineMode::Off && self.body_access {
+            self.parse_body();
+        }
+        self.run_phase(2)
+    }
+
+    fn parse_body(&mut self) {
+        let ct = self.header(b"content-type").map(|v| v.to_ascii_lowercase()).unwrap_or_default();
+        let proc_ = self.body_processor.or_else(|| {
+            if ct.starts_with(b"application/x-www-form-urlencoded") {
+                Some(BodyProcessor::Urlencoded)
+            } else if ct.starts_with(b"multipart/form-data") {
+                Some(BodyProcessor::Multipart)
+            } else {
+                None
+            }
+        });
+        let Some(p) = proc_ else { return };
+        self.s.flags.push((Var::ReqbodyProcessor, p.name().as_bytes().to_vec()));
+        if self.s.body.is_empty() && p != BodyProcessor::Multipart {
+            return;
+        }
+        let cfg = self.rules.config();
+        let error: Option<String> = match p {
+            BodyProcessor::Urlencoded => {
+                let limit = cfg.arguments_limit;
+                if body::urlencoded::parse_into(&self.s.body, cfg.argument_separator, &mut self.s.args_post, limit) {
+                    self.s.flags.push((Var::UrlencodedError, b"1".to_vec()));
+                }
+                None
+            }
+            BodyProcessor::Json => body::json::parse_into(&self.s.body, cfg.json_depth_limit, &mut self.s.args_post).err(),
+            BodyProcessor::Xml => match body::xml::XmlDocument::parse(&self.s.body) {
+                Ok(doc) => {
+                    self.s.xml = Some(doc);
+                    None
+                }
+                Err(e) => Some(e),
+            },
+            BodyProcessor::Multipart => {
+                let ct_raw = self.header(b"content-type").map(<[u8]>::to_vec).unwrap_or_default();
+                let m = body::multipart::parse(&ct_raw, &self.s.body, cfg.upload_file_limit);
+                self.apply_multipart(m)
+            }
+        };
+        if let Some(msg) = error {
+            for (v, val) in [
+                (Var::ReqbodyError, b"1".to_vec()),
+                (Var::ReqbodyErrorMsg, msg.clone().into_bytes()),
+                (Var::ReqbodyProcessorError, b"1".to_vec()),
+                (Var::ReqbodyProcessorErrorMsg, msg.into_bytes()),
+            ] {
+                self.s.flags.push((v, val));
+            }
+        }
+    }
+
+    fn apply_multipart(&mut self, m: body::multipart::Multipart) -> Option<String> {
+        let s = &mut self.s;
+        s.args_post.extend(m.fields);
+        for f in m.files {
+            s.files_combined += f.size;
+            s.files.push((f.field_name.clone(), f.filename.clone()));
+            s.files_sizes.push((f.field_name.clone(), f.size.to_string().into_bytes()));
+            s.multipart_filenames.push((f.field_name.clone(), f.filename));
+        }
+        s.multipart_names.extend(m.names.into_iter().map(|n| (n.clone(), n)));
+        s.multipart_part_headers.extend(m.part_headers);
+        for (var, on) in m.flags.iter() {
+            s.flags.push((var, if on { b"1".to_vec() } else { b"0".to_vec() }));
+        }
+        m.error
     }
 
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        let _ = (name, value);
+        self.s.resp_headers.push((name.to_vec(), value.to_vec()));
     }
 
     /// Phase 3.
     pub fn process_response_headers(&mut self, status: u16, protocol: &[u8]) -> Option<Intervention> {
-        let _ = (status, protocol);
-        None
+        self.s.resp_status = status;
+        self.s.resp_protocol = protocol.to_vec();
+        self.run_phase(3)
     }
 
     /// Whether phase 4 needs the response body (SecResponseBodyAccess and MIME type).
     pub fn wants_response_body(&self) -> bool {
-        false
+        if self.engine == EngineMode::Off || !self.response_body_access || self.intervention.is_some() {
+            return false;
+        }
+        let ct = self.response_header(b"content-type").unwrap_or(b"");
+        let mime = ct.split(|&b| b == b';').next().unwrap_or(b"");
+        let mime = trim(mime).to_ascii_lowercase();
+        self.rules.config().response_body_mime_types.iter().any(|m| m.as_bytes() == mime.as_slice())
     }
 
     pub fn append_response_body(&mut self, chunk: &[u8]) -> Option<Intervention> {
-        let _ = chunk;
+        let limit = self.rules.config().response_body_limit;
+        let room = limit.saturating_sub(self.s.resp_body.len());
+        self.s.resp_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if chunk.len() > room {
+            self.s.flags.push((Var::OutboundDataError, b"1".to_vec()));
+        }
         None
     }
 
     /// Phase 4.
     pub fn process_response_body(&mut self) -> Option<Intervention> {
-        None
+        self.run_phase(4)
     }
 
     /// Phase 5.
-    pub fn process_logging(&mut self) {}
+    pub fn process_logging(&mut self) {
+        // Logging-phase rules run even after an intervention; they cannot disrupt.
+        let saved = self.intervention.take();
+        let _ = self.run_phase(5);
+        self.intervention = saved;
+        for (coll, key) in std::mem::take(&mut self.persisted) {
+            let exp: Vec<(Vec<u8>, u64)> =
+                self.expiries.iter().filter(|(c, _, _)| *c == coll).map(|(_, k, s)| (k.clone(), *s)).collect();
+            if let Some(vars) = self.s.collections.get(&coll) {
+                crate::collections::store(&coll, &key, vars, &exp);
+            }
+        }
+    }
 
     /// Error-log lines (ModSecurity format, starting `ModSecurity: `) produced since the
     /// last call; the server writes them to its error log.
@@ -112,14 +435,698 @@ impl Transaction {
         std::mem::take(&mut self.messages)
     }
 
-    /// Whether the last intervention-worthy match was blocked (`block`), only
-    /// detected (`detect`) or nothing matched (`pass`): for `$ward_action`.
+    /// `block` when an intervention happened, `detect` when a rule would have
+    /// disrupted but the engine is DetectionOnly, otherwise `pass`.
     pub fn outcome(&self) -> &'static str {
-        "pass"
+        if self.intervention.is_some() {
+            "block"
+        } else if self.detected {
+            "detect"
+        } else {
+            "pass"
+        }
     }
 
     /// Comma-separated ids of rules that matched and logged: for `$ward_matched_ids`.
     pub fn matched_ids(&self) -> String {
-        String::new()
+        let mut out = String::new();
+        for (i, id) in self.matched_ids.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&id.to_string());
+        }
+        out
+    }
+
+    /// A TX variable's value (e.g. `blocking_inbound_anomaly_score`).
+    pub fn tx(&self, key: &str) -> Option<&[u8]> {
+        self.s.collections.get("TX")?.get(key.to_ascii_lowercase().as_bytes()).map(Vec::as_slice)
+    }
+
+    /// The intervention decided so far, if any.
+    pub fn intervention(&self) -> Option<&Intervention> {
+        self.intervention.as_ref()
+    }
+
+    fn header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.s.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    fn response_header(&self, name: &[u8]) -> Option<&[u8]> {
+        self.s.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice())
+    }
+
+    // ---- phase evaluation ----
+
+    fn run_phase(&mut self, phase: u8) -> Option<Intervention> {
+        self.phases_done = self.phases_done.max(phase);
+        if self.engine == EngineMode::Off {
+            return None;
+        }
+        if self.intervention.is_some() {
+            return self.intervention.clone();
+        }
+        match self.allow {
+            Some(AllowScope::All) => return None,
+            Some(AllowScope::Request) if phase <= 2 => return None,
+            Some(AllowScope::Phase) => self.allow = None,
+            _ => {}
+        }
+        let rules = Arc::clone(&self.rules);
+        let entries = &rules.phases[usize::from(phase - 1)];
+        let mut i = 0;
+        let mut skip = 0u32;
+        while i < entries.len() {
+            let Entry::Rule { rule, skip_after_to } = &entries[i] else {
+                i += 1;
+                continue;
+            };
+            i += 1;
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            if self.is_removed(rule) {
+                continue;
+            }
+            if !self.eval_link(rule, rule) {
+                continue;
+            }
+            let a = &rule.actions;
+            if a.skip > 0 {
+                skip = a.skip;
+            }
+            if let Some(to) = skip_after_to {
+                i = *to;
+            }
+            let disruptive = match &a.disruptive {
+                Some(DisruptiveAction::Block) => rules.block_action(phase).0,
+                d => d.as_ref(),
+            };
+            let status = a.status.or(if matches!(a.disruptive, Some(DisruptiveAction::Block)) { rules.block_action(phase).1 } else { None });
+            match disruptive {
+                Some(DisruptiveAction::Allow(scope)) => {
+                    if self.engine == EngineMode::On {
+                        self.allow = Some(*scope);
+                        return None;
+                    }
+                }
+                Some(d @ (DisruptiveAction::Deny | DisruptiveAction::Drop | DisruptiveAction::Redirect(_))) => {
+                    if phase == 5 {
+                        continue;
+                    }
+                    if self.engine == EngineMode::On {
+                        let action = match d {
+                            DisruptiveAction::Drop => Disruptive::Drop,
+                            DisruptiveAction::Redirect(m) => {
+                                let url = m.expand(&RuleCtx { state: &self.s, rule: Some(rule) });
+                                Disruptive::Redirect(String::from_utf8_lossy(&url).into_owned())
+                            }
+                            _ => Disruptive::Deny,
+                        };
+                        let status = match (&action, status) {
+                            (Disruptive::Redirect(_), Some(s)) if (301..=307).contains(&s) => s,
+                            (Disruptive::Redirect(_), _) => 302,
+                            (_, Some(s)) => s,
+                            (_, None) => 403,
+                        };
+                        let iv = Intervention { status, action, rule_id: rule.id };
+                        self.intervention = Some(iv.clone());
+                        self.log_match(rule, phase, Some(status));
+                        return Some(iv);
+                    }
+                    self.detected = true;
+                }
+                _ => {}
+            }
+            self.log_match(rule, phase, None);
+        }
+        None
+    }
+
+    fn is_removed(&self, rule: &Rule) -> bool {
+        self.removed_ids.iter().any(|r| r.contains(rule.id))
+            || (!self.removed_tags.is_empty() && rule.actions.tags.iter().any(|t| self.removed_tags.contains(t)))
+            || (!self.removed_msgs.is_empty()
+                && rule.actions.msg.as_ref().is_some_and(|m| {
+                    let msg = m.expand(&RuleCtx { state: &self.s, rule: Some(rule) });
+                    self.removed_msgs.iter().any(|x| x.as_bytes() == msg.as_ref())
+                }))
+    }
+
+    /// Evaluates one chain link (and the rest of the chain); runs its actions on a full match.
+    fn eval_link(&mut self, starter: &Rule, link: &Rule) -> bool {
+        let hits = match &link.operator {
+            None => vec![Hit { name: String::new(), value: Vec::new(), caps: None, op_name: "Unconditional".into(), op_param: String::new() }],
+            Some(_) => self.collect_hits(starter, link),
+        };
+        if hits.is_empty() {
+            self.s.matched_var = None;
+            self.s.matched_vars.clear();
+            return false;
+        }
+        for h in &hits {
+            if let Some(caps) = &h.caps {
+                let tx = self.s.collections.entry("TX".into()).or_default();
+                for (i, c) in caps.iter().enumerate().take(10) {
+                    tx.insert(i.to_string().into_bytes(), c.clone());
+                }
+            }
+            if link.operator.is_some() {
+                self.s.matched_var = Some((h.name.clone(), h.value.clone()));
+                self.s.matched_vars.push((h.name.clone(), h.value.clone()));
+            }
+            self.run_setvars(link);
+        }
+        // The logged match is the deepest link's last one, as in ModSecurity.
+        if let Some(h) = hits.into_iter().last() {
+            self.last_match = MatchInfo { var: h.name, value: h.value, op: h.op_name, param: h.op_param };
+        }
+        if let Some(next) = &link.chain {
+            if !self.eval_link(starter, next) {
+                return false;
+            }
+        }
+        self.after_full_match(link);
+        true
+    }
+}
+
+impl Transaction {
+    /// Runs the operator of `link` over its targets' (transformed) values.
+    fn collect_hits(&mut self, starter: &Rule, link: &Rule) -> Vec<Hit> {
+        let Some(op) = &link.operator else { return Vec::new() };
+        let mut hits = Vec::new();
+        let capture = link.actions.capture;
+        let Transaction { s, cache, rules: _, removed_targets_by_id, removed_targets_by_tag, .. } = self;
+        let state: &State = s;
+        // Dynamic parameters are expanded once per rule evaluation.
+        let dynamic;
+        let op_impl: &dyn crate::operators::Operator = match &op.imp {
+            OperatorImpl::Static(o) => o.as_ref(),
+            OperatorImpl::Dynamic { template, base_dir } => {
+                let p = template.expand(&RuleCtx { state, rule: Some(starter) });
+                let p = String::from_utf8_lossy(&p).into_owned();
+                match crate::operators::create(&op.name, &p, &crate::operators::OperatorContext { base_dir }) {
+                    Ok(o) => {
+                        dynamic = o;
+                        dynamic.as_ref()
+                    }
+                    Err(_) => return hits,
+                }
+            }
+        };
+        let mut values = Vec::new();
+        for t in &link.targets {
+            values.clear();
+            state.collect(t, Some(starter), &mut values);
+            for v in values.drain(..) {
+                if !t.count && target_removed(removed_targets_by_id, removed_targets_by_tag, starter, &v) {
+                    continue;
+                }
+                let mut caps = if capture { Some(Captures::new()) } else { None };
+                if link.actions.multi_match {
+                    let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
+                    let mut stages = vec![cur.clone().into_owned()];
+                    for step in &link.transforms {
+                        if let Some(n) = (step.func)(&cur) {
+                            cur = Cow::Owned(n);
+                            stages.push(cur.clone().into_owned());
+                        }
+                    }
+                    for st in stages {
+                        if op_impl.evaluate(&st, caps.as_mut()) != op.negated {
+                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: op.param.clone() });
+                        }
+                    }
+                    continue;
+                }
+                let transformed: &[u8] = match v.slot {
+                    Slot::Stable(slot) if !link.transforms.is_empty() => {
+                        let e = cache.entry((slot, link.transform_key)).or_insert_with(|| apply_transforms(&link.transforms, &v.value));
+                        match e {
+                            Some(n) => n.as_slice(),
+                            None => v.value.as_ref(),
+                        }
+                    }
+                    _ => {
+                        let owned = apply_transforms(&link.transforms, &v.value);
+                        let r = match &owned {
+                            Some(n) => op_impl.evaluate(n, caps.as_mut()),
+                            None => op_impl.evaluate(&v.value, caps.as_mut()),
+                        };
+                        if r != op.negated {
+                            let value = owned.unwrap_or_else(|| v.value.to_vec());
+                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: op.param.clone() });
+                        }
+                        continue;
+                    }
+                };
+                if op_impl.evaluate(transformed, caps.as_mut()) != op.negated {
+                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: op.param.clone() });
+                }
+            }
+        }
+        hits
+    }
+
+    fn run_setvars(&mut self, link: &Rule) {
+        for sv in &link.actions.setvars {
+            let ctx = RuleCtx { state: &self.s, rule: Some(link) };
+            let key = sv.key.expand(&ctx).to_ascii_lowercase();
+            let new = match &sv.op {
+                SetVarOp::Delete => None,
+                SetVarOp::Set(m) => Some(m.expand(&ctx).into_owned()),
+                SetVarOp::Add(m) | SetVarOp::Sub(m) => {
+                    let cur = self.s.collections.get(&sv.collection).and_then(|c| c.get(&key)).map(|v| to_int(v)).unwrap_or(0);
+                    let n = to_int(&m.expand(&ctx));
+                    let r = if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
+                    Some(r.to_string().into_bytes())
+                }
+            };
+            let coll = self.s.collections.entry(sv.collection.clone()).or_default();
+            match new {
+                Some(v) => {
+                    coll.insert(key, v);
+                }
+                None => {
+                    coll.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Actions that run once the whole chain below this link matched.
+    fn after_full_match(&mut self, link: &Rule) {
+        let a = &link.actions;
+        if let Some(sev) = a.severity {
+            self.s.highest_severity = Some(self.s.highest_severity.map_or(sev, |h| h.min(sev)));
+        }
+        for c in &a.ctls {
+            match c {
+                Ctl::RuleEngine(m) => self.engine = *m,
+                Ctl::RuleRemoveById(r) => self.removed_ids.extend(r.iter().copied()),
+                Ctl::RuleRemoveByTag(t) => self.removed_tags.push(t.clone()),
+                Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
+                Ctl::RuleRemoveTargetById(ids, t) => self.removed_targets_by_id.push((ids.clone(), t.clone())),
+                Ctl::RuleRemoveTargetByTag(tag, t) => self.removed_targets_by_tag.push((tag.clone(), t.clone())),
+                Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
+                Ctl::RequestBodyAccess(on) => self.body_access = *on,
+                Ctl::ResponseBodyAccess(on) => self.response_body_access = *on,
+                Ctl::ForceRequestBodyVariable(_) | Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) | Ctl::Ignored => {}
+            }
+        }
+        for (k, v) in &a.setenvs {
+            let ctx = RuleCtx { state: &self.s, rule: Some(link) };
+            let (k, v) = (k.expand(&ctx).into_owned(), v.expand(&ctx).into_owned());
+            self.s.env.insert(k, v);
+        }
+        for (coll, key) in &a.initcols {
+            let key = key.expand(&RuleCtx { state: &self.s, rule: Some(link) }).into_owned();
+            let vars = crate::collections::load(coll, &key);
+            self.s.collections.insert(coll.clone(), vars);
+            self.persisted.retain(|(c, _)| c != coll);
+            self.persisted.push((coll.clone(), key));
+        }
+        for (name, secs) in &a.expirevars {
+            let secs = to_int(&secs.expand(&RuleCtx { state: &self.s, rule: Some(link) })).max(0) as u64;
+            if let Some((coll, var)) = name.split_once('.') {
+                self.expiries.push((coll.to_ascii_uppercase(), var.to_ascii_lowercase().into_bytes(), secs));
+            }
+        }
+    }
+
+    /// Writes the rule's message (when it logs) and records its id.
+    fn log_match(&mut self, rule: &Rule, phase: u8, denied_with: Option<u16>) {
+        if !rule.actions.logs() {
+            return;
+        }
+        self.matched_ids.push(rule.id);
+        let ctx = RuleCtx { state: &self.s, rule: Some(rule) };
+        let msg = rule.actions.msg.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();
+        let data = rule.actions.logdata.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();
+        let line = log::error_line(&log::Message {
+            rule,
+            phase,
+            denied_with,
+            matched: &self.last_match,
+            msg: &msg,
+            data: &data,
+            hostname: &self.s.server_ip,
+            uri: &self.s.filename,
+            unique_id: &self.s.unique_id,
+        });
+        self.messages.push(line);
+    }
+}
+
+fn apply_transforms(steps: &[TransformStep], v: &[u8]) -> Option<Vec<u8>> {
+    let mut cur: Option<Vec<u8>> = None;
+    for s in steps {
+        let input = cur.as_deref().unwrap_or(v);
+        if let Some(n) = (s.func)(input) {
+            cur = Some(n);
+        }
+    }
+    cur
+}
+
+fn target_removed(by_id: &[(Vec<IdRange>, TargetRef)], by_tag: &[(String, TargetRef)], rule: &Rule, v: &Value) -> bool {
+    let hit = |t: &TargetRef| t.var == v.var && t.selector.matches(&v.key);
+    by_id.iter().any(|(ids, t)| ids.iter().any(|r| r.contains(rule.id)) && hit(t))
+        || by_tag.iter().any(|(tag, t)| rule.actions.tags.iter().any(|x| x == tag) && hit(t))
+}
+
+fn trim_start(b: &[u8]) -> &[u8] {
+    let n = b.iter().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[n..]
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let b = trim_start(b);
+    let n = b.iter().rev().take_while(|c| c.is_ascii_whitespace()).count();
+    &b[..b.len() - n]
+}
+
+/// ModSecurity's `uri_decode`: `%XX` only (no `+`), invalid escapes kept.
+fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' && i + 2 < s.len() {
+            if let (Some(h), Some(l)) = (hex(s[i + 1]), hex(s[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+/// `http://host/path` → `/path` (REQUEST_URI never carries scheme and host).
+fn strip_scheme_host(u: &[u8]) -> &[u8] {
+    if u.first() == Some(&b'/') || u.is_empty() {
+        return u;
+    }
+    if let Some(p) = memchr::memmem::find(u, b"://") {
+        if let Some(q) = memchr::memchr(b'/', &u[p + 3..]) {
+            return &u[p + 3 + q..];
+        }
+    }
+    u
+}
+
+impl State {
+    /// Appends the values of one target to `out`.
+    fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
+        let start = out.len();
+        self.values(t.var, &t.selector, rule, out);
+        if !t.exclusions.is_empty() {
+            let mut i = start;
+            while i < out.len() {
+                if t.exclusions.iter().any(|e| e.matches(&out[i].key)) {
+                    out.remove(i);
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        if t.count {
+            let n = out.len() - start;
+            out.truncate(start);
+            out.push(Value { var: t.var, key: Cow::Borrowed(&[]), value: Cow::Owned(n.to_string().into_bytes()), slot: Slot::None });
+        }
+    }
+
+    fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
+        let scalar = |out: &mut Vec<Value<'a>>, v: Cow<'a, [u8]>, slot: Slot| {
+            out.push(Value { var, key: Cow::Borrowed(&[]), value: v, slot });
+        };
+        let pairs = |out: &mut Vec<Value<'a>>, list: &'a Pairs, coll: u64, names: bool| {
+            for (i, (k, v)) in list.iter().enumerate() {
+                if sel.matches(k) {
+                    let value = if names { k } else { v };
+                    out.push(Value { var, key: Cow::Borrowed(k), value: Cow::Borrowed(value), slot: slot(coll, i, names) });
+                }
+            }
+        };
+        let b = |v: &'a [u8]| Cow::Borrowed(v);
+        let num = |n: usize| Cow::Owned(n.to_string().into_bytes());
+        match var {
+            Var::Args => {
+                pairs(out, &self.args_get, 1, false);
+                pairs(out, &self.args_post, 2, false);
+            }
+            Var::ArgsGet => pairs(out, &self.args_get, 1, false),
+            Var::ArgsPost => pairs(out, &self.args_post, 2, false),
+            Var::ArgsNames => {
+                pairs(out, &self.args_get, 1, true);
+                pairs(out, &self.args_post, 2, true);
+            }
+            Var::ArgsGetNames => pairs(out, &self.args_get, 1, true),
+            Var::ArgsPostNames => pairs(out, &self.args_post, 2, true),
+            Var::ArgsCombinedSize => {
+                let n: usize = self.args_get.iter().chain(&self.args_post).map(|(k, v)| k.len() + v.len()).sum();
+                scalar(out, num(n), Slot::None)
+            }
+            Var::RequestHeaders => pairs(out, &self.headers, 3, false),
+            Var::RequestHeadersNames => pairs(out, &self.headers, 3, true),
+            Var::RequestCookies => pairs(out, &self.cookies, 4, false),
+            Var::RequestCookiesNames => pairs(out, &self.cookies, 4, true),
+            Var::Files => pairs(out, &self.files, 5, false),
+            Var::FilesNames => pairs(out, &self.files, 5, true),
+            Var::FilesSizes => pairs(out, &self.files_sizes, 6, false),
+            Var::MultipartFilename => pairs(out, &self.multipart_filenames, 7, false),
+            Var::MultipartName => pairs(out, &self.multipart_names, 8, false),
+            Var::MultipartPartHeaders => pairs(out, &self.multipart_part_headers, 9, false),
+            Var::ResponseHeaders => pairs(out, &self.resp_headers, 10, false),
+            Var::ResponseHeadersNames => pairs(out, &self.resp_headers, 10, true),
+            Var::FilesCombinedSize => scalar(out, num(self.files_combined), Slot::None),
+            Var::RequestUri => scalar(out, b(&self.uri), slot(20, 0, false)),
+            Var::RequestUriRaw => scalar(out, b(&self.uri_raw), slot(21, 0, false)),
+            Var::RequestLine => scalar(out, b(&self.request_line), slot(22, 0, false)),
+            Var::RequestMethod => scalar(out, b(&self.method), slot(23, 0, false)),
+            Var::RequestProtocol => scalar(out, b(&self.protocol), slot(24, 0, false)),
+            Var::RequestFilename | Var::PathInfo => scalar(out, b(&self.filename), slot(25, 0, false)),
+            Var::RequestBasename => scalar(out, b(&self.basename), slot(26, 0, false)),
+            Var::QueryString => scalar(out, b(&self.query), slot(27, 0, false)),
+            Var::RequestBody => scalar(out, b(&self.body), slot(28, 0, false)),
+            Var::RequestBodyLength => scalar(out, num(self.body.len()), Slot::None),
+            Var::FullRequest => {
+                let mut f = self.request_line.clone();
+                f.extend_from_slice(b"\n");
+                for (k, v) in &self.headers {
+                    f.extend_from_slice(k);
+                    f.extend_from_slice(b": ");
+                    f.extend_from_slice(v);
+                    f.push(b'\n');
+                }
+                f.push(b'\n');
+                f.extend_from_slice(&self.body);
+                scalar(out, Cow::Owned(f), Slot::None)
+            }
+            Var::FullRequestLength => {
+                let n = self.request_line.len() + 1 + self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum::<usize>() + 1 + self.body.len();
+                scalar(out, num(n), Slot::None)
+            }
+            Var::ResponseStatus => {
+                if self.resp_status != 0 {
+                    scalar(out, num(self.resp_status as usize), Slot::None)
+                }
+            }
+            Var::ResponseProtocol => scalar(out, b(&self.resp_protocol), Slot::None),
+            Var::StatusLine => {
+                if self.resp_status != 0 {
+                    let mut l = self.resp_protocol.clone();
+                    l.extend_from_slice(format!(" {}", self.resp_status).as_bytes());
+                    scalar(out, Cow::Owned(l), Slot::None)
+                }
+            }
+            Var::ResponseBody => scalar(out, b(&self.resp_body), slot(29, 0, false)),
+            Var::ResponseContentType => {
+                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-type")) {
+                    scalar(out, b(v), Slot::None)
+                }
+            }
+            Var::ResponseContentLength => {
+                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-length")) {
+                    scalar(out, b(v), Slot::None)
+                }
+            }
+            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
+                if let Some(c) = self.collections.get(var.name()) {
+                    match sel {
+                        Selector::Key(k) => {
+                            if let Some(v) = c.get(k) {
+                                out.push(Value { var, key: Cow::Borrowed(k.as_slice()), value: b(v), slot: Slot::None });
+                            }
+                        }
+                        _ => {
+                            for (k, v) in c {
+                                if sel.matches(k) {
+                                    out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            Var::Env => {
+                for (k, v) in &self.env {
+                    if sel.matches(k) {
+                        out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
+                    }
+                }
+            }
+            Var::Rule => {
+                if let Some(r) = rule {
+                    let fields: [(&[u8], Cow<'a, [u8]>); 5] = [
+                        (b"id", num(r.id as usize)),
+                        (b"phase", num(r.phase as usize)),
+                        (b"rev", b(r.actions.rev.as_deref().unwrap_or("").as_bytes())),
+                        (b"ver", b(r.actions.ver.as_deref().unwrap_or("").as_bytes())),
+                        (b"severity", r.actions.severity.map_or(Cow::Borrowed(&b""[..]), |s| num(s as usize))),
+                    ];
+                    for (k, v) in fields {
+                        if sel.matches(k) {
+                            out.push(Value { var, key: b(k), value: v, slot: Slot::None });
+                        }
+                    }
+                    let ctx = RuleCtx { state: self, rule: Some(r) };
+                    for (k, m) in [(&b"msg"[..], &r.actions.msg), (b"logdata", &r.actions.logdata)] {
+                        if sel.matches(k) {
+                            if let Some(m) = m {
+                                out.push(Value { var, key: b(k), value: Cow::Owned(m.expand(&ctx).into_owned()), slot: Slot::None });
+                            }
+                        }
+                    }
+                }
+            }
+            Var::Xml => {
+                if let (Some(doc), Selector::Key(path)) = (&self.xml, sel) {
+                    for v in doc.xpath(&String::from_utf8_lossy(path)) {
+                        out.push(Value { var, key: Cow::Borrowed(path.as_slice()), value: Cow::Owned(v), slot: Slot::None });
+                    }
+                }
+            }
+            Var::RemoteAddr | Var::UserAgentIp => scalar(out, b(&self.client_ip), Slot::None),
+            Var::RemoteHost => scalar(out, b(&self.client_ip), Slot::None),
+            Var::RemotePort => scalar(out, num(self.client_port as usize), Slot::None),
+            Var::ServerAddr => scalar(out, b(&self.server_ip), Slot::None),
+            Var::ServerName => scalar(out, b(&self.server_name), Slot::None),
+            Var::ServerPort => scalar(out, num(self.server_port as usize), Slot::None),
+            Var::UniqueId => scalar(out, b(self.unique_id.as_bytes()), Slot::None),
+            Var::Duration => {
+                let us = self.start.map(|s| s.elapsed().as_micros() as usize).unwrap_or(0);
+                scalar(out, num(us), Slot::None)
+            }
+            Var::TimeEpoch | Var::Time | Var::TimeYear | Var::TimeMon | Var::TimeDay | Var::TimeHour | Var::TimeMin | Var::TimeSec | Var::TimeWday => {
+                let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+                scalar(out, Cow::Owned(time_field(var, secs).into_bytes()), Slot::None)
+            }
+            Var::MatchedVar => {
+                if let Some((_, v)) = &self.matched_var {
+                    scalar(out, b(v), Slot::None)
+                }
+            }
+            Var::MatchedVarName => {
+                if let Some((n, _)) = &self.matched_var {
+                    scalar(out, b(n.as_bytes()), Slot::None)
+                }
+            }
+            Var::MatchedVars | Var::MatchedVarsNames => {
+                for (n, v) in &self.matched_vars {
+                    if sel.matches(n.as_bytes()) {
+                        let value = if var == Var::MatchedVars { b(v) } else { b(n.as_bytes()) };
+                        out.push(Value { var, key: b(n.as_bytes()), value, slot: Slot::None });
+                    }
+                }
+            }
+            Var::HighestSeverity => {
+                scalar(out, num(self.highest_severity.map_or(255, usize::from)), Slot::None)
+            }
+            Var::WebAppId => scalar(out, b(b"default"), Slot::None),
+            Var::ModsecBuild => scalar(out, b(b"030009"), Slot::None),
+            Var::MscPcreLimitsExceeded => scalar(out, b(b"0"), Slot::None),
+            _ => {
+                // Flags set by body processing (multipart, reqbody, urlencoded errors).
+                let mut found = false;
+                for (v, val) in self.flags.iter().rev() {
+                    if *v == var {
+                        scalar(out, b(val), Slot::None);
+                        found = true;
+                        break;
+                    }
+                }
+                if !found && flag_defaults_to_zero(var) {
+                    scalar(out, b(b"0"), Slot::None);
+                }
+            }
+        }
+    }
+}
+
+/// Flag variables that read as 0 until set (so `@eq 0` and `!@eq 0` behave as in ModSecurity).
+fn flag_defaults_to_zero(v: Var) -> bool {
+    matches!(v, Var::ReqbodyError | Var::ReqbodyProcessorError | Var::UrlencodedError | Var::InboundDataError | Var::OutboundDataError)
+}
+
+fn time_field(var: Var, secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    // Civil-from-days (Howard Hinnant's algorithm), UTC.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let wday = (days + 4) % 7;
+    match var {
+        Var::TimeEpoch => secs.to_string(),
+        Var::TimeYear => y.to_string(),
+        Var::TimeMon => format!("{:02}", mo),
+        Var::TimeDay => format!("{:02}", d),
+        Var::TimeHour => format!("{:02}", h),
+        Var::TimeMin => format!("{:02}", m),
+        Var::TimeSec => format!("{:02}", s),
+        Var::TimeWday => wday.to_string(),
+        _ => format!("{:02}:{:02}:{:02}", h, m, s),
+    }
+}
+
+impl MacroResolver for RuleCtx<'_> {
+    fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        let var = Var::from_name(name)?;
+        let sel = if key.is_empty() { Selector::All } else { Selector::Key(key.to_ascii_lowercase()) };
+        let mut out = Vec::new();
+        self.state.values(var, &sel, self.rule, &mut out);
+        out.into_iter().next().map(|v| Cow::Owned(v.value.into_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_helpers() {
+        assert_eq!(percent_decode(b"/a%20b%zz%4"), b"/a b%zz%4");
+        assert_eq!(strip_scheme_host(b"http://h:80/p?q"), b"/p?q");
+        assert_eq!(strip_scheme_host(b"/p"), b"/p");
+        assert_eq!(time_field(Var::TimeYear, 1_700_000_000), "2023");
+        assert_eq!(time_field(Var::TimeMon, 1_700_000_000), "11");
     }
 }

@@ -19,6 +19,11 @@ pub trait Operator: Send + Sync + Debug {
     /// Evaluates the operator against one (already transformed) value. When `caps`
     /// is given and the operator captures, it is cleared and filled.
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool;
+
+    /// For regex operators, which engine runs it (`regex` or `pcre2`), for load stats.
+    fn backend(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Builds an operator from its name (case-insensitive, without `@`) and parameter

@@ -1,0 +1,73 @@
+//! Persistent collections (IP, GLOBAL, SESSION, USER, RESOURCE) for `initcol`.
+//!
+//! ModSecurity keeps them in a store shared across requests; Ward keeps them in
+//! memory per worker process, bounded in size, with `expirevar` deadlines honoured
+//! on load. A transaction loads a collection once (`initcol`) and writes it back when
+//! it ends.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+
+/// Most records kept before the least recently used are dropped.
+const MAX_RECORDS: usize = 100_000;
+
+#[derive(Default)]
+struct Record {
+    vars: BTreeMap<Vec<u8>, Vec<u8>>,
+    expires: HashMap<Vec<u8>, Instant>,
+    touched: Option<Instant>,
+}
+
+static STORE: Lazy<Mutex<HashMap<(String, Vec<u8>), Record>>> = Lazy::new(|| Mutex::new(HashMap::new()));
+
+/// Variables of a stored collection record, without expired ones.
+pub fn load(collection: &str, key: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let Ok(mut store) = STORE.lock() else { return BTreeMap::new() };
+    let Some(rec) = store.get_mut(&(collection.to_string(), key.to_vec())) else { return BTreeMap::new() };
+    let now = Instant::now();
+    let expired: Vec<Vec<u8>> = rec.expires.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
+    for k in expired {
+        rec.vars.remove(&k);
+        rec.expires.remove(&k);
+    }
+    rec.touched = Some(now);
+    rec.vars.clone()
+}
+
+/// Writes a record back, with deadlines set by `expirevar` (seconds from now).
+pub fn store(collection: &str, key: &[u8], vars: &BTreeMap<Vec<u8>, Vec<u8>>, expiries: &[(Vec<u8>, u64)]) {
+    let Ok(mut store) = STORE.lock() else { return };
+    if store.len() >= MAX_RECORDS {
+        if let Some(oldest) = store.iter().min_by_key(|(_, r)| r.touched).map(|(k, _)| k.clone()) {
+            store.remove(&oldest);
+        }
+    }
+    let now = Instant::now();
+    let rec = store.entry((collection.to_string(), key.to_vec())).or_default();
+    rec.vars = vars.clone();
+    rec.touched = Some(now);
+    rec.expires.retain(|k, _| vars.contains_key(k));
+    for (k, secs) in expiries {
+        rec.expires.insert(k.clone(), now + Duration::from_secs(*secs));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_expiry() {
+        let mut v = BTreeMap::new();
+        v.insert(b"a".to_vec(), b"1".to_vec());
+        v.insert(b"gone".to_vec(), b"x".to_vec());
+        store("IP", b"test-key", &v, &[(b"gone".to_vec(), 0)]);
+        let got = load("IP", b"test-key");
+        assert_eq!(got.get(&b"a"[..]).map(Vec::as_slice), Some(&b"1"[..]));
+        assert!(!got.contains_key(&b"gone"[..]));
+        assert!(load("IP", b"other").is_empty());
+    }
+}

@@ -1,0 +1,506 @@
+//! Directives → [`RuleSet`]: Sec* configuration, rules with SecDefaultAction merged,
+//! chains, markers, `Include`, and rule removal/update exceptions.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::actions::{ctl, Actions, DisruptiveAction};
+use crate::error::Error;
+use crate::parser::{self, split_actions, split_variables, Directive};
+use crate::rule::{OperatorImpl, Rule, RuleOperator};
+use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
+use crate::variables::{compile_targets, Selector, Target, Var};
+
+const MAX_INCLUDE_DEPTH: usize = 32;
+
+/// A rule being assembled, before exceptions and marker resolution.
+struct Pending {
+    rule: Rule,
+    /// Chain links still expected (the last link added had `chain`).
+    open_chain: bool,
+}
+
+enum Item {
+    Rule(Rule),
+    Marker(String),
+}
+
+/// Exceptions that apply to every rule regardless of where they appear (as in ModSecurity v3).
+#[derive(Default)]
+struct Exceptions {
+    remove_ids: Vec<(u64, u64)>,
+    remove_tags: Vec<String>,
+    remove_msgs: Vec<String>,
+    /// (rule selector, targets text, where)
+    update_targets: Vec<(RuleSelector, String, Arc<Path>, usize)>,
+    update_actions: Vec<(u64, String, Arc<Path>, usize)>,
+}
+
+enum RuleSelector {
+    Ids(Vec<(u64, u64)>),
+    Tag(String),
+    Msg(String),
+}
+
+struct Compiler {
+    config: Config,
+    defaults: [Actions; 5],
+    items: Vec<Item>,
+    pending: Option<Pending>,
+    ids: HashSet<u64>,
+    exceptions: Exceptions,
+}
+
+pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
+    let mut c = Compiler {
+        config: Config::default(),
+        defaults: std::array::from_fn(|i| default_actions(i as u8 + 1)),
+        items: Vec::new(),
+        pending: None,
+        ids: HashSet::new(),
+        exceptions: Exceptions::default(),
+    };
+    for src in sources {
+        match src {
+            RuleSource::File(p) => c.file(p, None, 0)?,
+            RuleSource::Inline { text, origin, line } => {
+                let origin: Arc<Path> = Arc::from(origin.as_path());
+                let ds = parser::parse(text, &origin, *line)?;
+                let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+                c.directives(ds, &base, 0)?;
+            }
+        }
+    }
+    if let Some(p) = c.pending.take() {
+        if p.open_chain {
+            return Err(Error::new(p.rule.file.as_ref(), p.rule.line, format!("rule {} ends with 'chain' but no rule follows", p.rule.id)));
+        }
+        c.items.push(Item::Rule(p.rule));
+    }
+    c.finish()
+}
+
+fn default_actions(phase: u8) -> Actions {
+    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
+}
+
+fn err(d: &Directive, msg: impl Into<String>) -> Error {
+    Error::new(d.file.as_ref(), d.line, msg.into())
+}
+
+fn on_off(d: &Directive) -> Result<bool, Error> {
+    match one_arg(d)?.to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        v => Err(err(d, format!("{}: expected On or Off, got '{v}'", d.name))),
+    }
+}
+
+fn one_arg(d: &Directive) -> Result<&str, Error> {
+    match d.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(err(d, format!("{} takes exactly one argument, got {}", d.name, d.args.len()))),
+    }
+}
+
+fn number(d: &Directive) -> Result<u64, Error> {
+    let a = one_arg(d)?;
+    a.parse().map_err(|_| err(d, format!("{}: '{a}' is not a number", d.name)))
+}
+
+fn limit_action(d: &Directive) -> Result<LimitAction, Error> {
+    match one_arg(d)?.to_ascii_lowercase().as_str() {
+        "reject" => Ok(LimitAction::Reject),
+        "processpartial" => Ok(LimitAction::ProcessPartial),
+        v => Err(err(d, format!("{}: expected Reject or ProcessPartial, got '{v}'", d.name))),
+    }
+}
+
+impl Compiler {
+    fn file(&mut self, path: &Path, from: Option<&Directive>, depth: usize) -> Result<(), Error> {
+        let text = std::fs::read(path).map_err(|e| match from {
+            Some(d) => err(d, format!("cannot read {}: {e}", path.display())),
+            None => Error::new(path, 0, format!("cannot read rule file: {e}")),
+        })?;
+        let text = String::from_utf8_lossy(&text);
+        let file: Arc<Path> = Arc::from(path);
+        let ds = parser::parse(&text, &file, 1)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.directives(ds, &base, depth)
+    }
+
+    fn directives(&mut self, ds: Vec<Directive>, base: &Path, depth: usize) -> Result<(), Error> {
+        for d in ds {
+            self.directive(&d, base, depth)?;
+        }
+        Ok(())
+    }
+
+    fn directive(&mut self, d: &Directive, base: &Path, depth: usize) -> Result<(), Error> {
+        let name = d.name.to_ascii_lowercase();
+        // Anything but a SecRule closes an open chain.
+        if name != "secrule" {
+            if let Some(p) = &self.pending {
+                if p.open_chain {
+                    return Err(err(d, format!("rule {} ends with 'chain' but the next directive is {}", p.rule.id, d.name)));
+                }
+            }
+            if let Some(p) = self.pending.take() {
+                self.items.push(Item::Rule(p.rule));
+            }
+        }
+        let cfg = &mut self.config;
+        match name.as_str() {
+            "include" => {
+                if depth >= MAX_INCLUDE_DEPTH {
+                    return Err(err(d, "Include nested too deeply (a cycle?)"));
+                }
+                let pat = one_arg(d)?;
+                let full = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
+                let full_s = full.to_string_lossy().to_string();
+                let mut paths: Vec<PathBuf> = if full_s.contains(['*', '?', '[']) {
+                    glob::glob(&full_s).map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?.filter_map(Result::ok).collect()
+                } else {
+                    vec![full]
+                };
+                paths.sort();
+                for p in paths {
+                    self.file(&p, Some(d), depth + 1)?;
+                }
+            }
+            "secruleengine" => cfg.engine = ctl::engine_mode(one_arg(d)?).map_err(|e| err(d, e))?,
+            "secrequestbodyaccess" => cfg.request_body_access = on_off(d)?,
+            "secresponsebodyaccess" => cfg.response_body_access = on_off(d)?,
+            "secrequestbodylimit" => cfg.request_body_limit = number(d)? as usize,
+            "secrequestbodynofileslimit" => cfg.request_body_no_files_limit = number(d)? as usize,
+            "secrequestbodylimitaction" => cfg.request_body_limit_action = limit_action(d)?,
+            "secresponsebodylimit" => cfg.response_body_limit = number(d)? as usize,
+            "secresponsebodylimitaction" => cfg.response_body_limit_action = limit_action(d)?,
+            "secresponsebodymimetype" => cfg.response_body_mime_types.extend(d.args.iter().map(|s| s.to_ascii_lowercase())),
+            "secresponsebodymimetypesclear" => cfg.response_body_mime_types.clear(),
+            "secargumentslimit" => cfg.arguments_limit = number(d)? as usize,
+            "secrequestbodyjsondepthlimit" => cfg.json_depth_limit = number(d)? as usize,
+            "secuploadfilelimit" => cfg.upload_file_limit = number(d)? as usize,
+            "secpcrematchlimit" => cfg.pcre_match_limit = number(d)?,
+            "secargumentseparator" => {
+                let a = one_arg(d)?;
+                match a.as_bytes() {
+                    [b] => cfg.argument_separator = *b,
+                    _ => return Err(err(d, format!("SecArgumentSeparator takes one character, got '{a}'"))),
+                }
+            }
+            "seccomponentsignature" => cfg.component_signatures.push(one_arg(d)?.to_string()),
+            "secwebappid" => cfg.web_app_id = one_arg(d)?.to_string(),
+            "secauditengine" => cfg.audit.engine = Some(one_arg(d)?.to_string()),
+            "secauditlog" => cfg.audit.log = Some(PathBuf::from(one_arg(d)?)),
+            "secauditlogparts" => cfg.audit.parts = Some(one_arg(d)?.to_string()),
+            "secauditlogformat" => cfg.audit.format = Some(one_arg(d)?.to_string()),
+            "secauditlogtype" => cfg.audit.log_type = Some(one_arg(d)?.to_string()),
+            "secauditlogrelevantstatus" => cfg.audit.relevant_status = Some(one_arg(d)?.to_string()),
+            "secauditlogstoragedir" => cfg.audit.storage_dir = Some(PathBuf::from(one_arg(d)?)),
+            // Accepted; without effect in Ward (documented in README).
+            "secpcrematchlimitrecursion" | "sectmpdir" | "secdatadir" | "secuploaddir" | "secuploadfilemode"
+            | "secuploadkeepfiles" | "sectmpsaveuploadedfiles" | "secunicodemapfile" | "seccollectiontimeout"
+            | "secdebuglog" | "secdebugloglevel" | "secstatusengine" | "secserversignature" | "seccookieformat"
+            | "secauditlogdirmode" | "secauditlogfilemode" | "secauditlog2" | "secrequestbodyinmemorylimit"
+            | "secxmlexternalentity" | "secconnengine" | "secgeolookupdb" | "sechttpblkey" | "secremoterules"
+            | "secremoterulesfailaction" | "secruleperftime" | "secsensorid" | "secconnreadstatelimit"
+            | "secconnwritestatelimit" | "seccachetransformations" | "secchrootdir" | "secinterceptonerror"
+            | "secstreaminbodyinspection" | "secstreamoutbodyinspection" | "secunicodecodepage" | "sechashengine"
+            | "sechashkey" | "sechashparam" | "sechashmethodrx" | "sechashmethodpm" | "secauditlogprefix" => {}
+            "secdefaultaction" => {
+                let a = Actions::parse(&split_actions(one_arg(d)?).map_err(|e| err(d, e))?).map_err(|e| err(d, e))?;
+                let phase = a.phase.ok_or_else(|| err(d, "SecDefaultAction must specify a phase"))?;
+                if a.disruptive.is_none() {
+                    return Err(err(d, "SecDefaultAction must specify a disruptive action"));
+                }
+                self.defaults[usize::from(phase - 1)] = a;
+            }
+            "secmarker" => self.items.push(Item::Marker(one_arg(d)?.to_string())),
+            "secaction" => {
+                let acts = one_arg(d)?;
+                self.rule(d, None, None, acts)?;
+            }
+            "secrule" => {
+                let (vars, op, acts) = match d.args.as_slice() {
+                    [v, o] => (v, o, ""),
+                    [v, o, a] => (v, o, a.as_str()),
+                    _ => return Err(err(d, format!("SecRule takes VARIABLES OPERATOR [ACTIONS], got {} arguments", d.args.len()))),
+                };
+                self.rule(d, Some(vars), Some(op), acts)?;
+            }
+            "secruleremovebyid" => {
+                for a in &d.args {
+                    let r = ctl::IdRange::parse(a).map_err(|e| err(d, e))?;
+                    self.exceptions.remove_ids.push((r.0, r.1));
+                }
+            }
+            "secruleremovebytag" => self.exceptions.remove_tags.extend(d.args.iter().cloned()),
+            "secruleremovebymsg" => self.exceptions.remove_msgs.extend(d.args.iter().cloned()),
+            "secruleupdatetargetbyid" | "secruleupdatetargetbytag" | "secruleupdatetargetbymsg" => {
+                let (sel, targets) = match d.args.as_slice() {
+                    [s, t] => (s, t),
+                    [s, t, _replace] => (s, t),
+                    _ => return Err(err(d, format!("{} takes a rule selector and variables", d.name))),
+                };
+                let selector = match name.as_str() {
+                    "secruleupdatetargetbyid" => RuleSelector::Ids(
+                        sel.split([',', ' '])
+                            .filter(|s| !s.is_empty())
+                            .map(|s| ctl::IdRange::parse(s).map(|r| (r.0, r.1)))
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| err(d, e))?,
+                    ),
+                    "secruleupdatetargetbytag" => RuleSelector::Tag(sel.clone()),
+                    _ => RuleSelector::Msg(sel.clone()),
+                };
+                split_variables(targets).map_err(|e| err(d, e))?;
+                self.exceptions.update_targets.push((selector, targets.clone(), d.file.clone(), d.line));
+            }
+            "secruleupdateactionbyid" => {
+                let (id, acts) = match d.args.as_slice() {
+                    [i, a] => (i, a),
+                    _ => return Err(err(d, "SecRuleUpdateActionById takes a rule id and actions")),
+                };
+                let id: u64 = id.split(':').next().unwrap_or("").parse().map_err(|_| err(d, format!("invalid rule id '{id}'")))?;
+                self.exceptions.update_actions.push((id, acts.clone(), d.file.clone(), d.line));
+            }
+            "secrulescript" => return Err(err(d, "SecRuleScript (Lua) is not supported by Ward")),
+            _ => return Err(err(d, format!("unknown directive '{}'", d.name))),
+        }
+        Ok(())
+    }
+
+    fn rule(&mut self, d: &Directive, vars: Option<&String>, op: Option<&String>, acts: &str) -> Result<(), Error> {
+        let actions = Actions::parse(&split_actions(acts).map_err(|e| err(d, e))?).map_err(|e| err(d, e))?;
+        let targets = match vars {
+            Some(v) => compile_targets(&split_variables(v).map_err(|e| err(d, e))?).map_err(|e| err(d, e))?,
+            None => Vec::new(),
+        };
+        let base = d.file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let operator = match op {
+            Some(o) => Some(RuleOperator::new(o, &base).map_err(|e| err(d, e))?),
+            None => None,
+        };
+        let is_link = self.pending.as_ref().is_some_and(|p| p.open_chain);
+        let phase = if is_link {
+            if actions.id.is_some() || actions.phase.is_some() {
+                // ModSecurity rejects these in chained rules.
+                let what = if actions.id.is_some() { "an id" } else { "a phase" };
+                return Err(err(d, format!("a chained rule cannot carry {what}")));
+            }
+            self.pending.as_ref().map(|p| p.rule.phase).unwrap_or(2)
+        } else {
+            actions.phase.unwrap_or(2)
+        };
+        let id = if is_link {
+            self.pending.as_ref().map(|p| p.rule.id).unwrap_or(0)
+        } else {
+            let id = actions.id.ok_or_else(|| err(d, "rule has no id (every SecRule/SecAction needs id:N)"))?;
+            if !self.ids.insert(id) {
+                return Err(err(d, format!("rule id {id} is duplicated")));
+            }
+            id
+        };
+        let def = &self.defaults[usize::from(phase - 1)];
+        let mut transforms = if actions.t_none { Vec::new() } else { def.transforms.clone() };
+        transforms.extend(actions.transforms.iter().cloned());
+        let mut actions = actions;
+        if actions.log.is_none() {
+            actions.log = def.log;
+        }
+        if actions.auditlog.is_none() {
+            actions.auditlog = def.auditlog;
+        }
+        let chain = actions.chain;
+        let rule = Rule {
+            id,
+            phase,
+            file: d.file.clone(),
+            line: d.line,
+            targets,
+            operator,
+            actions,
+            transforms,
+            transform_key: 0,
+            chain: None,
+        };
+        if is_link {
+            let p = self.pending.as_mut().expect("checked above");
+            let mut last = &mut p.rule;
+            while last.chain.is_some() {
+                last = last.chain.as_mut().expect("checked");
+            }
+            last.chain = Some(Box::new(rule));
+            p.open_chain = chain;
+        } else {
+            if let Some(p) = self.pending.take() {
+                self.items.push(Item::Rule(p.rule));
+            }
+            self.pending = Some(Pending { rule, open_chain: chain });
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<RuleSet, Error> {
+        // Action updates first (they may change tags/msg used by the selectors below).
+        for (id, acts, file, line) in std::mem::take(&mut self.exceptions.update_actions) {
+            let upd = Actions::parse(&split_actions(&acts).map_err(|e| Error::new(file.as_ref(), line, e))?)
+                .map_err(|e| Error::new(file.as_ref(), line, e))?;
+            let Some(rule) = self.items.iter_mut().find_map(|i| match i {
+                Item::Rule(r) if r.id == id => Some(r),
+                _ => None,
+            }) else {
+                return Err(Error::new(file.as_ref(), line, format!("SecRuleUpdateActionById: no rule with id {id}")));
+            };
+            apply_action_update(rule, upd);
+        }
+        let ex = &self.exceptions;
+        let removed = |r: &Rule| {
+            ex.remove_ids.iter().any(|(a, b)| (*a..=*b).contains(&r.id))
+                || r.actions.tags.iter().any(|t| ex.remove_tags.iter().any(|x| x == t))
+                || ex.remove_msgs.iter().any(|m| r.actions.msg.as_ref().is_some_and(|msg| msg_text(msg) == *m))
+        };
+        let mut rules: Vec<Item> = Vec::new();
+        for it in self.items {
+            match it {
+                Item::Rule(r) if removed(&r) => {}
+                other => rules.push(other),
+            }
+        }
+        for (sel, targets, file, line) in &ex.update_targets {
+            let items = split_variables(targets).map_err(|e| Error::new(file.as_ref(), *line, e))?;
+            let extra = compile_targets(&items).map_err(|e| Error::new(file.as_ref(), *line, e))?;
+            let excl: Vec<(Var, Selector)> = items
+                .iter()
+                .filter(|i| i.exclude)
+                .map(|i| Ok((Var::from_name(&i.name).unwrap_or(Var::Args), Selector::parse(i.selector.as_deref())?)))
+                .collect::<Result<_, String>>()
+                .map_err(|e| Error::new(file.as_ref(), *line, e))?;
+            for it in rules.iter_mut() {
+                let Item::Rule(r) = it else { continue };
+                let hit = match sel {
+                    RuleSelector::Ids(ids) => ids.iter().any(|(a, b)| (*a..=*b).contains(&r.id)),
+                    RuleSelector::Tag(t) => r.actions.tags.iter().any(|x| x == t),
+                    RuleSelector::Msg(m) => r.actions.msg.as_ref().is_some_and(|msg| msg_text(msg) == *m),
+                };
+                if hit {
+                    update_targets(r, &extra, &excl);
+                }
+            }
+        }
+        // Number each distinct transformation list (after action updates changed some).
+        let mut keys: Vec<Vec<String>> = Vec::new();
+        for it in rules.iter_mut() {
+            let Item::Rule(r) = it else { continue };
+            let mut link = Some(r);
+            while let Some(l) = link {
+                let names: Vec<String> = l.transforms.iter().map(|t| t.name.to_ascii_lowercase()).collect();
+                l.transform_key = match keys.iter().position(|k| *k == names) {
+                    Some(p) => p as u32,
+                    None => {
+                        keys.push(names);
+                        (keys.len() - 1) as u32
+                    }
+                };
+                link = l.chain.as_deref_mut();
+            }
+        }
+        let mut stats = Stats::default();
+        let mut phases: [Vec<Entry>; 5] = Default::default();
+        for it in rules {
+            match it {
+                Item::Marker(m) => {
+                    for p in phases.iter_mut() {
+                        p.push(Entry::Marker(m.clone()));
+                    }
+                }
+                Item::Rule(r) => {
+                    stats.rules += 1;
+                    for l in r.links() {
+                        if let Some(op) = &l.operator {
+                            match &op.imp {
+                                OperatorImpl::Static(o) => match o.backend() {
+                                    Some("pcre2") => stats.regex_on_pcre2 += 1,
+                                    Some(_) => stats.regex_on_regex_crate += 1,
+                                    None => {}
+                                },
+                                OperatorImpl::Dynamic { .. } => stats.dynamic_operators += 1,
+                            }
+                        }
+                    }
+                    phases[usize::from(r.phase - 1)].push(Entry::Rule { rule: r, skip_after_to: None });
+                }
+            }
+        }
+        for list in phases.iter_mut() {
+            let markers: Vec<(usize, String)> =
+                list.iter().enumerate().filter_map(|(i, e)| if let Entry::Marker(m) = e { Some((i, m.clone())) } else { None }).collect();
+            let len = list.len();
+            for (i, e) in list.iter_mut().enumerate() {
+                if let Entry::Rule { rule, skip_after_to } = e {
+                    if let Some(name) = &rule.actions.skip_after {
+                        *skip_after_to = Some(markers.iter().find(|(j, m)| *j > i && m == name).map(|(j, _)| j + 1).unwrap_or(len));
+                    }
+                }
+            }
+        }
+        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats })
+    }
+}
+
+fn msg_text(m: &crate::macros::Macro) -> String {
+    struct NoVars;
+    impl crate::macros::MacroResolver for NoVars {
+        fn resolve(&self, _: &str, _: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
+            None
+        }
+    }
+    String::from_utf8_lossy(&m.expand(&NoVars)).into_owned()
+}
+
+fn update_targets(r: &mut Rule, extra: &[Target], excl: &[(Var, Selector)]) {
+    for (var, sel) in excl {
+        for t in r.targets.iter_mut().filter(|t| t.var == *var) {
+            t.exclusions.push(sel.clone());
+        }
+    }
+    for t in extra {
+        if !r.targets.iter().any(|x| x.var == t.var && x.selector.same_as(&t.selector) && x.count == t.count) {
+            r.targets.push(t.clone());
+        }
+    }
+}
+
+fn apply_action_update(r: &mut Rule, u: Actions) {
+    let a = &mut r.actions;
+    if u.disruptive.is_some() {
+        a.disruptive = u.disruptive;
+    }
+    if u.msg.is_some() {
+        a.msg = u.msg;
+    }
+    if u.logdata.is_some() {
+        a.logdata = u.logdata;
+    }
+    if u.severity.is_some() {
+        a.severity = u.severity;
+    }
+    if u.status.is_some() {
+        a.status = u.status;
+    }
+    if u.log.is_some() {
+        a.log = u.log;
+    }
+    if u.auditlog.is_some() {
+        a.auditlog = u.auditlog;
+    }
+    a.tags.extend(u.tags);
+    a.setvars.extend(u.setvars);
+    a.ctls.extend(u.ctls);
+    if u.t_none {
+        r.transforms.clear();
+    }
+    r.transforms.extend(u.transforms);
+}

@@ -1,0 +1,122 @@
+//! `%{COLLECTION.key}` macros in action values and operator parameters.
+//!
+//! A template is split once at load into literal and variable parts; expansion per
+//! request only looks values up. A template without macros expands without copying.
+
+use std::borrow::Cow;
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Macro {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(Vec<u8>),
+    /// Upper-cased collection or variable name and lower-cased key (may be empty).
+    Var { name: String, key: Vec<u8> },
+}
+
+/// Resolves one macro reference to its value (first value if several).
+pub trait MacroResolver {
+    fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>>;
+}
+
+impl Macro {
+    pub fn parse(s: &str) -> Macro {
+        let mut parts = Vec::new();
+        let mut lit = Vec::new();
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && b.get(i + 1) == Some(&b'{') {
+                if let Some(end) = s[i + 2..].find('}') {
+                    let inner = &s[i + 2..i + 2 + end];
+                    if !lit.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut lit)));
+                    }
+                    let (name, key) = match inner.find(['.', ':']) {
+                        Some(p) => (&inner[..p], &inner[p + 1..]),
+                        None => (inner, ""),
+                    };
+                    parts.push(Part::Var { name: name.trim().to_ascii_uppercase(), key: key.trim().to_ascii_lowercase().into_bytes() });
+                    i += end + 3;
+                    continue;
+                }
+            }
+            lit.push(b[i]);
+            i += 1;
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Literal(lit));
+        }
+        Macro { parts }
+    }
+
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// Whether any part names this collection (e.g. `MATCHED_VAR`).
+    pub fn references(&self, name: &str) -> bool {
+        self.parts.iter().any(|p| matches!(p, Part::Var { name: n, .. } if n == name))
+    }
+
+    pub fn expand<'a>(&'a self, r: &dyn MacroResolver) -> Cow<'a, [u8]> {
+        match self.parts.as_slice() {
+            [] => Cow::Borrowed(&[]),
+            [Part::Literal(l)] => Cow::Borrowed(l),
+            parts => {
+                let mut out = Vec::new();
+                for p in parts {
+                    match p {
+                        Part::Literal(l) => out.extend_from_slice(l),
+                        Part::Var { name, key } => {
+                            if let Some(v) = r.resolve(name, key) {
+                                out.extend_from_slice(&v);
+                            }
+                        }
+                    }
+                }
+                Cow::Owned(out)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct R;
+    impl MacroResolver for R {
+        fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+            match (name, key) {
+                ("TX", b"critical_anomaly_score") => Some(Cow::Borrowed(b"5")),
+                ("REQUEST_HEADERS", b"host") => Some(Cow::Borrowed(b"example.com")),
+                ("MATCHED_VAR", b"") => Some(Cow::Borrowed(b"v")),
+                _ => None,
+            }
+        }
+    }
+
+    #[test]
+    fn expansion_table() {
+        let cases: &[(&str, &[u8])] = &[
+            ("plain", b"plain"),
+            ("+%{tx.critical_anomaly_score}", b"+5"),
+            ("%{TX.Critical_Anomaly_Score}", b"5"),
+            ("%{request_headers.host}/x", b"example.com/x"),
+            ("a %{MATCHED_VAR} b", b"a v b"),
+            ("%{tx.missing}", b""),
+            ("100%", b"100%"),
+            ("%{unterminated", b"%{unterminated"),
+        ];
+        for (t, want) in cases {
+            assert_eq!(Macro::parse(t).expand(&R).as_ref(), *want, "{t}");
+        }
+        assert!(Macro::parse("x").is_literal());
+        assert!(Macro::parse("%{MATCHED_VAR}").references("MATCHED_VAR"));
+    }
+}

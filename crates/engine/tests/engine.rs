@@ -1,0 +1,205 @@
+//! End-to-end engine behaviour: rules in, request through phases, verdicts and log lines out.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ward_engine::{Disruptive, EngineMode, RuleSet, RuleSource, Transaction};
+
+fn rules(text: &str) -> Arc<RuleSet> {
+    Arc::new(RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }]).unwrap())
+}
+
+fn compile_err(text: &str) -> String {
+    RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }])
+        .unwrap_err()
+        .to_string()
+}
+
+/// Runs a GET (and optional urlencoded POST body) through phases 1, 2 and 5.
+fn run(rs: &Arc<RuleSet>, uri: &str, body: Option<&str>) -> (Option<u16>, Vec<String>, Transaction) {
+    let mut tx = Transaction::new(rs.clone(), "uid-1");
+    tx.process_connection("10.0.0.1", 5555, "127.0.0.1", 80);
+    let method: &[u8] = if body.is_some() { b"POST" } else { b"GET" };
+    tx.process_uri(uri.as_bytes(), method, b"HTTP/1.1");
+    tx.add_request_header(b"Host", b"example.com");
+    tx.add_request_header(b"User-Agent", b"test");
+    if body.is_some() {
+        tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+    }
+    let mut status = tx.process_request_headers().map(|i| i.status);
+    if status.is_none() {
+        if let Some(b) = body {
+            tx.append_request_body(b.as_bytes());
+        }
+        status = tx.process_request_body().map(|i| i.status);
+    }
+    tx.process_logging();
+    let msgs = tx.take_messages();
+    (status, msgs, tx)
+}
+
+const SQLI: &str = "/login?user=admin%27%20UNION%20SELECT%201%2C%20sqlite_version%28%29%2C%201%20--";
+const RULE: &str = r#"SecRule ARGS "@rx (?i)union\s+select" "id:1001,phase:2,deny,status:403,log,msg:'SQLi',t:none,t:urlDecodeUni""#;
+
+#[test]
+fn engine_on_blocks_and_logs() {
+    let rs = rules(&format!("SecRuleEngine On\nSecRequestBodyAccess On\n{RULE}"));
+    let (status, msgs, tx) = run(&rs, SQLI, None);
+    assert_eq!(status, Some(403));
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert!(msgs[0].starts_with("ModSecurity: Access denied with code 403 (phase 2). Matched \"Operator `Rx'"), "{}", msgs[0]);
+    assert!(msgs[0].contains("[id \"1001\"]") && msgs[0].contains("[msg \"SQLi\"]") && msgs[0].contains("[file \"/t/inline.conf\"] [line \"3\"]"));
+    assert!(msgs[0].contains("against variable `ARGS:user'"), "{}", msgs[0]);
+    assert_eq!(tx.outcome(), "block");
+    assert_eq!(tx.matched_ids(), "1001");
+}
+
+#[test]
+fn engine_on_inspects_urlencoded_body() {
+    let rs = rules(&format!("SecRuleEngine On\nSecRequestBodyAccess On\n{RULE}"));
+    let body = "user=admin%27+UNION+SELECT+1%2C+sqlite_version%28%29%2C+1+--&pass=x";
+    let (status, msgs, _) = run(&rs, "/login", Some(body));
+    assert_eq!(status, Some(403));
+    assert!(msgs[0].contains("ARGS:user"));
+}
+
+#[test]
+fn detection_only_logs_but_never_blocks() {
+    let rs = rules(&format!("SecRuleEngine DetectionOnly\nSecRequestBodyAccess On\n{RULE}"));
+    let (status, msgs, tx) = run(&rs, SQLI, None);
+    assert_eq!(status, None);
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].starts_with("ModSecurity: Warning. "), "{}", msgs[0]);
+    assert_eq!(tx.outcome(), "detect");
+}
+
+#[test]
+fn engine_off_evaluates_nothing() {
+    let rs = rules(&format!("SecRuleEngine Off\n{RULE}"));
+    let (status, msgs, tx) = run(&rs, SQLI, None);
+    assert_eq!(status, None);
+    assert!(msgs.is_empty());
+    assert_eq!(tx.outcome(), "pass");
+    assert_eq!(rs.engine_mode(), EngineMode::Off);
+}
+
+#[test]
+fn benign_request_passes() {
+    let rs = rules(&format!("SecRuleEngine On\n{RULE}"));
+    let (status, msgs, _) = run(&rs, "/login?user=admin&q=select+a+union", None);
+    assert_eq!(status, None);
+    assert!(msgs.is_empty());
+}
+
+#[test]
+fn chain_scores_only_on_full_match_and_capture_feeds_later_links() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecRule ARGS:a "@rx ^(\w+)-(\d+)$" "id:1,phase:1,pass,capture,log,msg:'chain',chain"
+    SecRule TX:2 "@streq 42" "setvar:tx.score=+5"
+SecRule ARGS:b "@rx x" "id:2,phase:1,pass,nolog,chain"
+    SecRule ARGS:c "@rx never" "setvar:tx.score=+100"
+SecRule TX:score "@eq 5" "id:3,phase:1,deny,status:418,log,msg:'score %{tx.score} from %{tx.1}'"
+"#,
+    );
+    let (status, msgs, tx) = run(&rs, "/?a=abc-42&b=x&c=y", None);
+    assert_eq!(status, Some(418), "{msgs:?}");
+    assert_eq!(tx.tx("score"), Some(&b"5"[..]));
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(msgs[1].contains("[msg \"score 5 from abc\"]"), "{}", msgs[1]);
+}
+
+#[test]
+fn nolog_rules_never_reach_the_log() {
+    let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:5,phase:1,pass,nolog\"");
+    let (_, msgs, tx) = run(&rs, "/?q=x", None);
+    assert!(msgs.is_empty());
+    assert_eq!(tx.matched_ids(), "");
+}
+
+#[test]
+fn block_uses_secdefaultaction() {
+    let rs = rules(
+        "SecRuleEngine On\nSecDefaultAction \"phase:1,log,auditlog,deny,status:406\"\nSecRule ARGS \"@contains bad\" \"id:6,phase:1,block\"",
+    );
+    assert_eq!(run(&rs, "/?q=bad", None).0, Some(406));
+    let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains bad\" \"id:6,phase:1,block\"");
+    assert_eq!(run(&rs, "/?q=bad", None).0, None, "default phase action is pass");
+}
+
+#[test]
+fn skip_after_and_markers() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecAction "id:10,phase:1,pass,nolog,skipAfter:END"
+SecRule ARGS "@contains bad" "id:11,phase:1,deny"
+SecMarker END
+SecRule ARGS "@contains worse" "id:12,phase:1,deny,status:409"
+"#,
+    );
+    assert_eq!(run(&rs, "/?q=bad", None).0, None);
+    assert_eq!(run(&rs, "/?q=worse", None).0, Some(409));
+}
+
+#[test]
+fn ctl_rule_remove_and_engine() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecRule REQUEST_URI "@beginsWith /public" "id:20,phase:1,pass,nolog,ctl:ruleRemoveById=21"
+SecRule REQUEST_URI "@beginsWith /detect" "id:22,phase:1,pass,nolog,ctl:ruleEngine=DetectionOnly"
+SecRule ARGS "@contains bad" "id:21,phase:1,deny"
+SecRule REQUEST_URI "@beginsWith /t" "id:23,phase:1,pass,nolog,ctl:ruleRemoveTargetById=24;ARGS:q"
+SecRule ARGS "@contains bad" "id:24,phase:1,deny"
+"#,
+    );
+    assert_eq!(run(&rs, "/public?q=bad", None).0, None);
+    assert_eq!(run(&rs, "/detect?q=bad", None).0, None);
+    assert_eq!(run(&rs, "/other?q=bad", None).0, Some(403));
+    assert_eq!(run(&rs, "/t?q=bad", None).0, None);
+    assert_eq!(run(&rs, "/t?r=bad", None).0, Some(403));
+}
+
+#[test]
+fn exclusions_counting_and_macros_in_operator() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecRule ARGS|!ARGS:safe "@contains bad" "id:30,phase:1,deny,status:401"
+SecRule &ARGS:x "@eq 2" "id:31,phase:1,deny,status:402"
+SecRule ARGS:host "@streq %{request_headers.host}" "id:32,phase:1,deny,status:405"
+"#,
+    );
+    assert_eq!(run(&rs, "/?safe=bad", None).0, None);
+    assert_eq!(run(&rs, "/?other=bad", None).0, Some(401));
+    assert_eq!(run(&rs, "/?x=1&x=2", None).0, Some(402));
+    assert_eq!(run(&rs, "/?host=example.com", None).0, Some(405));
+}
+
+#[test]
+fn config_errors_name_file_and_line() {
+    let e = compile_err("SecRuleEngine On\n\nSecRule ARGS \"@rx a\" \"id:1,bogus\"");
+    assert!(e.starts_with("/t/inline.conf:3: "), "{e}");
+    assert!(e.contains("unknown action 'bogus'"), "{e}");
+    assert!(compile_err("SecNope x").contains("unknown directive 'SecNope'"));
+    assert!(compile_err("SecRule ARGS \"@rx (\" \"id:1\"").starts_with("/t/inline.conf:1: "));
+    assert!(compile_err("SecRule ARGS \"@rx a\" \"phase:1\"").contains("no id"));
+    assert!(compile_err("SecRule ARGS \"@rx a\" \"id:1\"\nSecRule ARGS \"@rx a\" \"id:1\"").contains("duplicated"));
+    assert!(compile_err("SecRule ARGS \"@rx a\" \"id:1,chain\"").contains("chain"));
+    assert!(compile_err("SecRule NOPE \"@rx a\" \"id:1\"").contains("unknown variable"));
+    assert!(compile_err("SecRule ARGS \"@nope a\" \"id:1\"").contains("unknown operator"));
+    assert!(compile_err("SecRuleEngine Maybe").contains("invalid rule engine mode"));
+    assert!(compile_err("Include /nonexistent/ward.conf").contains("cannot read"));
+}
+
+#[test]
+fn remove_and_update_directives_apply_regardless_of_order() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecRuleRemoveById 41
+SecRule ARGS "@contains bad" "id:41,phase:1,deny"
+SecRule ARGS "@contains bad" "id:42,phase:1,deny,status:410,tag:'t42'"
+SecRuleUpdateTargetById 42 "!ARGS:ok"
+"#,
+    );
+    assert_eq!(run(&rs, "/?ok=bad", None).0, None);
+    assert_eq!(run(&rs, "/?q=bad", None).0, Some(410));
+}
