@@ -1,7 +1,7 @@
 //! Response header filter (phase 3) and body filter (phase 4).
 //!
-//! Ward's filters sit at the top of nginx's chains (the module loads last), so they see
-//! the response as the content handler or upstream produced it.
+//! Ward's filters sit below nginx's `headers` filter and above gzip (see the module order
+//! in lib.rs): phase 3 sees `add_header` results, phase 4 the uncompressed body.
 //!
 //! Simplification: the response is not held back. A phase 3 intervention replaces the
 //! response with the error status (headers are not sent yet); a phase 4 intervention

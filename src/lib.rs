@@ -72,8 +72,32 @@ static WARD_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(config::merge_loc_conf),
 };
 
+/// The tables `load_module` reads. `ngx_module_order` places Ward just before nginx's
+/// postpone filter in the module list (as ModSecurity-nginx does): its filters then run
+/// after `add_header`/`expires` and before gzip, so phase 3 sees the final headers and
+/// phase 4 the uncompressed body. Its access handler still runs before nginx's own
+/// access modules (allow/deny, auth_basic, auth_request).
 #[cfg(feature = "export-modules")]
-ngx::ngx_modules!(ngx_http_ward_module);
+mod exports {
+    use std::ffi::c_char;
+    use std::ptr::{addr_of, null};
+
+    use ngx::ffi::ngx_module_t;
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_modules: [*const ngx_module_t; 2] =
+        [addr_of!(super::ngx_http_ward_module), null()];
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_module_names: [*const c_char; 2] = [c"ngx_http_ward_module".as_ptr(), null()];
+
+    #[no_mangle]
+    #[allow(non_upper_case_globals)]
+    pub static mut ngx_module_order: [*const c_char; 3] =
+        [c"ngx_http_ward_module".as_ptr(), c"ngx_http_postpone_filter_module".as_ptr(), null()];
+}
 
 #[used]
 #[allow(non_upper_case_globals)]
