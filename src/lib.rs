@@ -9,6 +9,11 @@
 //! phases, request body), [`filter`] (response header/body filters), [`variables`],
 //! [`ctx`] (per-request state), and the small FFI wrappers [`request`], [`body`],
 //! [`pool`], [`guard`].
+//!
+//! The code only links inside nginx, so a test build of this library (cargo builds one,
+//! despite `test = false`, when `cargo test` gets a name filter) compiles to nothing;
+//! the module is tested through real nginx in `tests/`.
+#![cfg(not(test))]
 
 use std::ffi::c_void;
 use std::ptr::{addr_of, addr_of_mut};

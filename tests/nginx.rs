@@ -337,3 +337,50 @@ fn rule_error_names_rule_file_and_line() {
     assert!(!out.status.success(), "nginx -t passed with a bad rule:\n{err}");
     assert!(err.contains(&format!("{}:2:", nginx.path("rules/bad.conf").display())), "{err}");
 }
+
+/// Phase 1 `drop` and `redirect`, phase 3 on a header added by `add_header`, and a
+/// phase 4 match (after the headers went out: the connection is cut).
+#[test]
+fn other_interventions_and_response_phases() {
+    if !have_nginx() {
+        return;
+    }
+    let upstream = Upstream::start();
+    let mut nginx = Nginx::prepare();
+    let port = free_port();
+    nginx.write(
+        "rules/resp.conf",
+        r#"SecRuleEngine On
+SecResponseBodyAccess On
+SecResponseBodyMimeType text/plain
+SecRule REQUEST_HEADERS:User-Agent "@contains sqlmap" "id:2001,phase:1,drop,log"
+SecRule ARGS:go "@streq away" "id:2002,phase:1,redirect:http://example.com/blocked,log"
+SecRule RESPONSE_HEADERS:X-Secret "@streq 1" "id:2003,phase:3,deny,status:403,log"
+SecRule RESPONSE_BODY "@contains upstream-ok len=7" "id:2004,phase:4,deny,status:403,log"
+"#,
+    );
+    let up = upstream.port;
+    nginx.write_conf(&format!(
+        "ward on;\nward_rules_file rules/resp.conf;\nserver {{ listen 127.0.0.1:{port};\n\
+         location / {{ proxy_pass http://127.0.0.1:{up}; }}\n\
+         location /secret/ {{ add_header X-Secret 1; proxy_pass http://127.0.0.1:{up}; }}\n}}"
+    ));
+    nginx.start(port);
+    assert_upstream_ok(&get(port, "/fine"), 0);
+
+    let dropped = request(port, "GET", "/drop", &[("User-Agent", "sqlmap/1.7")], b"");
+    assert!(dropped.is_err(), "drop answered: {dropped:?}");
+
+    let r = get(port, "/r?go=away");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("Location"), Some("http://example.com/blocked"));
+    assert!(upstream.requests_to("/r?").is_empty());
+
+    assert_eq!(get(port, "/secret/x").status, 403);
+    assert!(!nginx.log_lines_with(&["(phase 3)", "[id \"2003\"]"]).is_empty(), "{}", nginx.error_log());
+
+    // Phase 4: the 7-byte body makes the upstream answer "upstream-ok len=7".
+    let cut = request(port, "POST", "/p4", &[], b"1234567");
+    assert!(cut.map(|r| r.body_text() != "upstream-ok len=7").unwrap_or(true), "phase 4 body went through");
+    assert!(!nginx.log_lines_with(&["(phase 4)", "[id \"2004\"]"]).is_empty(), "{}", nginx.error_log());
+}
