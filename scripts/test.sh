@@ -7,4 +7,5 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 cargo build --release --workspace
-cargo test --release --workspace "$@"
+# --no-fail-fast: report every failing test binary, still exit non-zero.
+cargo test --release --workspace --no-fail-fast "$@"
