@@ -18,7 +18,6 @@ pub mod parser;
 pub mod rule;
 pub mod ruleset;
 pub mod transaction;
-mod transaction_body;
 pub mod transformations;
 pub mod variables;
 

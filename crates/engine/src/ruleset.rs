@@ -91,7 +91,7 @@ impl Default for Config {
             response_body_mime_types: vec!["text/plain".into(), "text/html".into()],
             arguments_limit: 1000,
             json_depth_limit: 10_000,
-            upload_file_limit: 100,
+            upload_file_limit: 0,
             pcre_match_limit: 0,
             argument_separator: b'&',
             audit: AuditConfig::default(),

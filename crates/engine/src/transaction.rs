@@ -12,7 +12,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use crate::actions::ctl::{BodyProcessor, IdRange, TargetRef};
 use crate::actions::setvar::to_int;
 use crate::actions::{AllowScope, Ctl, DisruptiveAction, SetVarOp, TransformStep};
-use crate::transaction_body as body;
+use crate::body;
 use crate::log::{self, MatchInfo};
 use crate::macros::MacroResolver;
 use crate::operators::Captures;
@@ -93,6 +93,8 @@ struct State {
     query: Vec<u8>,
     args_get: Pairs,
     args_post: Pairs,
+    /// Arguments from JSON bodies: in ARGS, not ARGS_POST (as ModSecurity v3).
+    args_json: Pairs,
     headers: Pairs,
     cookies: Pairs,
     body: Vec<u8>,
@@ -104,7 +106,7 @@ struct State {
     multipart_filenames: Pairs,
     multipart_part_headers: Pairs,
     flags: Vec<(Var, Vec<u8>)>,
-    xml: Option<body::xml::XmlDocument>,
+    xml: Option<body::xml::XmlDoc>,
     resp_status: u16,
     resp_protocol: Vec<u8>,
     resp_headers: Pairs,
@@ -223,9 +225,11 @@ impl Transaction {
         s.uri = strip_scheme_host(&decoded).to_vec();
         if let Some(q) = query {
             s.query = q.to_vec();
-            let limit = self.rules.config().arguments_limit;
-            let sep = self.rules.config().argument_separator;
-            if body::urlencoded::parse_into(q, sep, &mut s.args_get, limit) {
+            let cfg = self.rules.config();
+            let before = s.args_get.len();
+            let o = body::urlencoded::parse_with_separator(q, cfg.argument_separator, &mut s.args_get);
+            s.args_get.truncate(before + cfg.arguments_limit.saturating_sub(before));
+            if o.urlencoded_error() {
                 s.flags.push((Var::UrlencodedError, b"1".to_vec()));
             }
         }
@@ -326,25 +330,31 @@ impl Transaction {
             return;
         }
         let cfg = self.rules.config();
+        let s = &mut self.s;
+        let room = cfg.arguments_limit.saturating_sub(s.args_get.len() + s.args_post.len() + s.args_json.len());
         let error: Option<String> = match p {
             BodyProcessor::Urlencoded => {
-                let limit = cfg.arguments_limit;
-                if body::urlencoded::parse_into(&self.s.body, cfg.argument_separator, &mut self.s.args_post, limit) {
-                    self.s.flags.push((Var::UrlencodedError, b"1".to_vec()));
+                let before = s.args_post.len();
+                let o = body::urlencoded::parse_with_separator(&s.body, cfg.argument_separator, &mut s.args_post);
+                s.args_post.truncate(before + room);
+                if o.urlencoded_error() {
+                    s.flags.push((Var::UrlencodedError, b"1".to_vec()));
                 }
                 None
             }
-            BodyProcessor::Json => body::json::parse_into(&self.s.body, cfg.json_depth_limit, &mut self.s.args_post).err(),
-            BodyProcessor::Xml => match body::xml::XmlDocument::parse(&self.s.body) {
-                Ok(doc) => {
-                    self.s.xml = Some(doc);
-                    None
-                }
-                Err(e) => Some(e),
-            },
+            BodyProcessor::Json => {
+                let limits = body::json::JsonLimits { max_depth: cfg.json_depth_limit as u64, max_args: Some(room), ..Default::default() };
+                body::json::parse(&s.body, &limits, &mut s.args_json).error.map(|e| format!("JSON parsing error: {e}"))
+            }
+            BodyProcessor::Xml => {
+                let o = body::xml::parse(&s.body);
+                s.xml = Some(o.doc);
+                o.error.map(|e| format!("XML parsing error: {e}"))
+            }
             BodyProcessor::Multipart => {
                 let ct_raw = self.header(b"content-type").map(<[u8]>::to_vec).unwrap_or_default();
-                let m = body::multipart::parse(&ct_raw, &self.s.body, cfg.upload_file_limit);
+                let limits = body::multipart::MultipartLimits { file_limit: cfg.upload_file_limit, store_files: false };
+                let m = body::multipart::parse(&ct_raw, &self.s.body, &limits);
                 self.apply_multipart(m)
             }
         };
@@ -363,18 +373,36 @@ impl Transaction {
     fn apply_multipart(&mut self, m: body::multipart::Multipart) -> Option<String> {
         let s = &mut self.s;
         s.args_post.extend(m.fields);
+        s.files_combined += m.files_combined_size;
         for f in m.files {
-            s.files_combined += f.size;
-            s.files.push((f.field_name.clone(), f.filename.clone()));
-            s.files_sizes.push((f.field_name.clone(), f.size.to_string().into_bytes()));
-            s.multipart_filenames.push((f.field_name.clone(), f.filename));
+            s.files.push((f.name.clone(), f.filename.clone()));
+            s.files_sizes.push((f.name, f.size.to_string().into_bytes()));
         }
         s.multipart_names.extend(m.names.into_iter().map(|n| (n.clone(), n)));
+        s.multipart_filenames.extend(m.filenames.into_iter().map(|n| (n.clone(), n)));
         s.multipart_part_headers.extend(m.part_headers);
-        for (var, on) in m.flags.iter() {
+        let f = &m.flags;
+        let strict = f.strict_error || f.error;
+        let bits = [
+            (Var::MultipartStrictError, strict),
+            (Var::MultipartBoundaryQuoted, f.boundary_quoted),
+            (Var::MultipartBoundaryWhitespace, f.boundary_whitespace),
+            (Var::MultipartDataBefore, f.data_before),
+            (Var::MultipartDataAfter, f.data_after),
+            (Var::MultipartHeaderFolding, f.header_folding),
+            (Var::MultipartLfLine, f.lf_line),
+            (Var::MultipartCrlfLfLines, f.crlf_lf_lines),
+            (Var::MultipartMissingSemicolon, f.missing_semicolon),
+            (Var::MultipartInvalidQuoting, f.invalid_quoting),
+            (Var::MultipartInvalidPart, f.invalid_part),
+            (Var::MultipartInvalidHeaderFolding, f.invalid_header_folding),
+            (Var::MultipartFileLimitExceeded, f.file_limit_exceeded),
+        ];
+        for (var, on) in bits {
             s.flags.push((var, if on { b"1".to_vec() } else { b"0".to_vec() }));
         }
-        m.error
+        s.flags.push((Var::MultipartUnmatchedBoundary, f.unmatched_boundary.to_string().into_bytes()));
+        m.error.map(|e| format!("Multipart parsing error: {}", String::from_utf8_lossy(&e)))
     }
 
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
@@ -488,7 +516,7 @@ impl Transaction {
             return self.intervention.clone();
         }
         match self.allow {
-            Some(AllowScope::All) => return None,
+            Some(AllowScope::All) if phase < 5 => return None,
             Some(AllowScope::Request) if phase <= 2 => return None,
             Some(AllowScope::Phase) => self.allow = None,
             _ => {}
@@ -884,17 +912,19 @@ impl State {
             Var::Args => {
                 pairs(out, &self.args_get, 1, false);
                 pairs(out, &self.args_post, 2, false);
+                pairs(out, &self.args_json, 11, false);
             }
             Var::ArgsGet => pairs(out, &self.args_get, 1, false),
             Var::ArgsPost => pairs(out, &self.args_post, 2, false),
             Var::ArgsNames => {
                 pairs(out, &self.args_get, 1, true);
                 pairs(out, &self.args_post, 2, true);
+                pairs(out, &self.args_json, 11, true);
             }
             Var::ArgsGetNames => pairs(out, &self.args_get, 1, true),
             Var::ArgsPostNames => pairs(out, &self.args_post, 2, true),
             Var::ArgsCombinedSize => {
-                let n: usize = self.args_get.iter().chain(&self.args_post).map(|(k, v)| k.len() + v.len()).sum();
+                let n: usize = self.args_get.iter().chain(&self.args_post).chain(&self.args_json).map(|(k, v)| k.len() + v.len()).sum();
                 scalar(out, num(n), Slot::None)
             }
             Var::RequestHeaders => pairs(out, &self.headers, 3, false),
@@ -1012,8 +1042,10 @@ impl State {
             }
             Var::Xml => {
                 if let (Some(doc), Selector::Key(path)) = (&self.xml, sel) {
-                    for v in doc.xpath(&String::from_utf8_lossy(path)) {
-                        out.push(Value { var, key: Cow::Borrowed(path.as_slice()), value: Cow::Owned(v), slot: Slot::None });
+                    if let Ok(xp) = body::xml::XPath::compile(path) {
+                        for v in xp.eval(doc, &[]) {
+                            out.push(Value { var, key: Cow::Borrowed(path.as_slice()), value: Cow::Owned(v), slot: Slot::None });
+                        }
                     }
                 }
             }

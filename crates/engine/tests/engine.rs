@@ -147,14 +147,14 @@ fn ctl_rule_remove_and_engine() {
         r#"SecRuleEngine On
 SecRule REQUEST_URI "@beginsWith /public" "id:20,phase:1,pass,nolog,ctl:ruleRemoveById=21"
 SecRule REQUEST_URI "@beginsWith /detect" "id:22,phase:1,pass,nolog,ctl:ruleEngine=DetectionOnly"
-SecRule ARGS "@contains bad" "id:21,phase:1,deny"
+SecRule ARGS:z "@contains bad" "id:21,phase:1,deny"
 SecRule REQUEST_URI "@beginsWith /t" "id:23,phase:1,pass,nolog,ctl:ruleRemoveTargetById=24;ARGS:q"
-SecRule ARGS "@contains bad" "id:24,phase:1,deny"
+SecRule ARGS:q|ARGS:r "@contains bad" "id:24,phase:1,deny"
 "#,
     );
-    assert_eq!(run(&rs, "/public?q=bad", None).0, None);
-    assert_eq!(run(&rs, "/detect?q=bad", None).0, None);
-    assert_eq!(run(&rs, "/other?q=bad", None).0, Some(403));
+    assert_eq!(run(&rs, "/public?z=bad", None).0, None);
+    assert_eq!(run(&rs, "/detect?z=bad", None).0, None);
+    assert_eq!(run(&rs, "/other?z=bad", None).0, Some(403));
     assert_eq!(run(&rs, "/t?q=bad", None).0, None);
     assert_eq!(run(&rs, "/t?r=bad", None).0, Some(403));
 }

@@ -1,12 +1,45 @@
 //! Operator registry (`@name param`).
 //!
 //! An operator is built once at rule-compile time (all parsing and compiling of its
-//! parameter happens in its constructor) and then only evaluates.
+//! parameter happens in its constructor) and then only evaluates. Each operator lives in
+//! its own file with ModSecurity v3's semantics and its table tests; [`create`] finds it
+//! by name in [`REGISTRY`].
 
 use std::fmt::Debug;
 use std::path::Path;
 
-/// Capture groups of a match: index 0 is the whole match, 1..=9 the groups (TX:0-9).
+mod begins_with;
+mod contains;
+mod contains_word;
+mod data_file;
+mod detect_sqli;
+mod detect_xss;
+mod ends_with;
+mod geo_lookup;
+mod ip_match;
+mod ip_match_from_file;
+mod no_match;
+mod numeric;
+pub mod pattern;
+mod phrases;
+mod pm;
+mod pm_from_file;
+mod rbl;
+mod rx;
+mod rx_global;
+mod streq;
+mod strmatch;
+mod unconditional_match;
+mod validate_byte_range;
+mod validate_url_encoding;
+mod validate_utf8_encoding;
+mod verify_cc;
+mod verify_cpf;
+mod verify_ssn;
+mod verify_svnr;
+mod within;
+
+/// Capture groups of a match: index 0 is the whole match, 1.. the groups (TX:0, TX:1, ...).
 pub type Captures = Vec<Vec<u8>>;
 
 /// What a constructor may need from the loading context.
@@ -20,15 +53,100 @@ pub trait Operator: Send + Sync + Debug {
     /// is given and the operator captures, it is cleared and filled.
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool;
 
-    /// For regex operators, which engine runs it (`regex` or `pcre2`), for load stats.
+    /// For regex operators, which engine runs the pattern: `"regex"` or `"pcre2"`.
     fn backend(&self) -> Option<&'static str> {
         None
     }
 }
 
+/// Builds one operator from its parameter.
+type Constructor = fn(&str, &OperatorContext) -> Result<Box<dyn Operator>, String>;
+
+/// Every operator by lower-case name (ModSecurity's names and aliases).
+pub const REGISTRY: &[(&str, Constructor)] = &[
+    ("beginswith", begins_with::BeginsWith::create),
+    ("contains", contains::Contains::create),
+    ("containsword", contains_word::ContainsWord::create),
+    ("detectsqli", detect_sqli::DetectSqli::create),
+    ("detectxss", detect_xss::DetectXss::create),
+    ("endswith", ends_with::EndsWith::create),
+    ("eq", numeric::Numeric::create_eq),
+    ("ge", numeric::Numeric::create_ge),
+    ("geolookup", geo_lookup::GeoLookup::create),
+    ("gt", numeric::Numeric::create_gt),
+    ("ipmatch", ip_match::IpMatch::create),
+    ("ipmatchf", ip_match_from_file::IpMatchFromFile::create),
+    (
+        "ipmatchfromfile",
+        ip_match_from_file::IpMatchFromFile::create,
+    ),
+    ("le", numeric::Numeric::create_le),
+    ("lt", numeric::Numeric::create_lt),
+    ("nomatch", no_match::NoMatch::create),
+    ("pm", pm::Pm::create),
+    ("pmf", pm_from_file::PmFromFile::create),
+    ("pmfromfile", pm_from_file::PmFromFile::create),
+    ("rbl", rbl::Rbl::create),
+    ("rx", rx::Rx::create),
+    ("rxglobal", rx_global::RxGlobal::create),
+    ("streq", streq::StrEq::create),
+    ("strmatch", strmatch::StrMatch::create),
+    (
+        "unconditionalmatch",
+        unconditional_match::UnconditionalMatch::create,
+    ),
+    (
+        "validatebyterange",
+        validate_byte_range::ValidateByteRange::create,
+    ),
+    (
+        "validateurlencoding",
+        validate_url_encoding::ValidateUrlEncoding::create,
+    ),
+    (
+        "validateutf8encoding",
+        validate_utf8_encoding::ValidateUtf8Encoding::create,
+    ),
+    ("verifycc", verify_cc::VerifyCc::create),
+    ("verifycpf", verify_cpf::VerifyCpf::create),
+    ("verifyssn", verify_ssn::VerifySsn::create),
+    ("verifysvnr", verify_svnr::VerifySvnr::create),
+    ("within", within::Within::create),
+];
+
 /// Builds an operator from its name (case-insensitive, without `@`) and parameter
 /// (macros already expanded).
 pub fn create(name: &str, param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-    let _ = (param, ctx);
-    Err(format!("unknown operator @{name}"))
+    REGISTRY
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .ok_or_else(|| format!("unknown operator @{name}"))
+        .and_then(|(_, ctor)| ctor(param, ctx))
+        .map_err(|e| format!("@{name}: {e}"))
+}
+
+/// Copies `bytes` into `caps` as its only capture (TX:0), when the caller asked for captures.
+fn capture_one(caps: Option<&mut Captures>, bytes: &[u8]) {
+    if let Some(caps) = caps {
+        caps.clear();
+        caps.push(bytes.to_vec());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_case_insensitive_and_unknown_is_an_error() {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        assert!(create("beginsWith", "a", &ctx).is_ok());
+        assert!(create("RX", "a", &ctx).is_ok());
+        assert!(create("pmf", "/nonexistent", &ctx).is_err());
+        assert!(create("nosuch", "", &ctx)
+            .unwrap_err()
+            .contains("unknown operator"));
+    }
 }

@@ -1,0 +1,762 @@
+//! PCRE-compatible regular expressions for `@rx`, `@rxGlobal` and the `@verify*` operators.
+//!
+//! ModSecurity v3 compiles every pattern with PCRE2, no UTF, `DOTALL | MULTILINE`
+//! (src/utils/regex.cc). Ward compiles the same text with the `regex` crate in byte mode
+//! (Unicode off, `(?s)`, `(?m)`), after rewriting the PCRE spellings that `regex` reads
+//! differently or rejects but whose meaning is the same (a literal `{`, `\<`, `\h`, `\v`,
+//! octal and control escapes, class members that `regex` would take as set operators,
+//! non-ASCII literals as the bytes PCRE sees). Constructs `regex` cannot express
+//! (lookaround, backreferences, atomic groups, possessive quantifiers, `\Z`, ...) make
+//! the pattern fall back to PCRE2 itself (JIT, with a match limit).
+//!
+//! With MULTILINE, PCRE's `^` does not match after a newline that ends the subject,
+//! `regex`'s does (`^0?$` matches "5\n" on `regex` only). `regex` has no way to say
+//! "not at the end", so a pattern with a `^` anchor also keeps a PCRE2 copy that runs
+//! the values ending in a newline.
+
+use std::fmt::Write as _;
+
+use super::Captures;
+
+/// Match limit of the PCRE2 fallback (`(*LIMIT_MATCH=...)`): a failing match counts as
+/// "no match" like ModSecurity's MATCH_LIMIT error, and bounds the time spent on one value.
+pub const PCRE2_MATCH_LIMIT: u32 = 1_000_000;
+
+/// Generous compile budgets: CRS patterns are large alternations.
+const REGEX_SIZE_LIMIT: usize = 256 << 20;
+const REGEX_DFA_SIZE_LIMIT: usize = 64 << 20;
+
+/// A compiled pattern on whichever engine can run it with PCRE's meaning.
+#[derive(Debug)]
+pub struct Pattern {
+    engine: Engine,
+    /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
+    caret_twin: Option<pcre2::bytes::Regex>,
+}
+
+#[derive(Clone, Copy)]
+enum EngineRef<'a> {
+    Regex(&'a regex::bytes::Regex),
+    Pcre2(&'a pcre2::bytes::Regex),
+}
+
+#[derive(Debug)]
+enum Engine {
+    Regex(regex::bytes::Regex),
+    Pcre2(pcre2::bytes::Regex),
+}
+
+impl Pattern {
+    /// Compiles a PCRE pattern (ModSecurity's flags); `Err` carries PCRE2's message when
+    /// the pattern is not valid PCRE either.
+    pub fn new(pcre: &str) -> Result<Pattern, String> {
+        if let Ok((translated, caret)) = translate_with_caret(pcre) {
+            let built = regex::bytes::RegexBuilder::new(&translated)
+                .unicode(false)
+                .dot_matches_new_line(true)
+                .multi_line(true)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
+                .build();
+            if let Ok(re) = built {
+                let caret_twin = if caret {
+                    Some(pcre2_compile(pcre)?)
+                } else {
+                    None
+                };
+                return Ok(Pattern {
+                    engine: Engine::Regex(re),
+                    caret_twin,
+                });
+            }
+        }
+        Ok(Pattern {
+            engine: Engine::Pcre2(pcre2_compile(pcre)?),
+            caret_twin: None,
+        })
+    }
+
+    /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
+    fn engine_for(&self, input: &[u8]) -> EngineRef<'_> {
+        match (&self.engine, &self.caret_twin) {
+            (_, Some(twin)) if input.last() == Some(&b'\n') => EngineRef::Pcre2(twin),
+            (Engine::Regex(re), _) => EngineRef::Regex(re),
+            (Engine::Pcre2(re), _) => EngineRef::Pcre2(re),
+        }
+    }
+
+    /// `"regex"` or `"pcre2"`: which engine runs this pattern.
+    pub fn backend(&self) -> &'static str {
+        match self.engine {
+            Engine::Regex(_) => "regex",
+            Engine::Pcre2(_) => "pcre2",
+        }
+    }
+
+    pub fn is_match(&self, input: &[u8]) -> bool {
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.is_match(input),
+            // A PCRE error (match limit) is no match, as in ModSecurity.
+            EngineRef::Pcre2(re) => re.is_match(input).unwrap_or(false),
+        }
+    }
+
+    /// Span of the leftmost match starting the search at `start` (context before
+    /// `start` still counts for `\b`, `^` and lookbehind, as PCRE's start offset).
+    pub fn find_at(&self, input: &[u8], start: usize) -> Option<(usize, usize)> {
+        match self.engine_for(input) {
+            EngineRef::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
+            EngineRef::Pcre2(re) => match re.find_at(input, start) {
+                Ok(Some(m)) => Some((m.start(), m.end())),
+                _ => None,
+            },
+        }
+    }
+
+    /// First match from `start` with its groups, as PCRE reports them: group spans up to
+    /// the highest group that took part (`None` for groups that did not).
+    pub fn groups_at(&self, input: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        let mut spans: Vec<Option<(usize, usize)>> = match self.engine_for(input) {
+            EngineRef::Regex(re) => {
+                let mut locs = re.capture_locations();
+                re.captures_read_at(&mut locs, input, start)?;
+                (0..locs.len()).map(|i| locs.get(i)).collect()
+            }
+            EngineRef::Pcre2(re) => {
+                let mut locs = re.capture_locations();
+                match re.captures_read_at(&mut locs, input, start) {
+                    Ok(Some(_)) => (0..locs.len()).map(|i| locs.get(i)).collect(),
+                    _ => return None,
+                }
+            }
+        };
+        // PCRE's return code counts groups up to the last one that matched.
+        while spans.len() > 1 && spans.last() == Some(&None) {
+            spans.pop();
+        }
+        Some(spans)
+    }
+
+    /// ModSecurity's `searchOneMatch` for `@rx`: on a match fills `caps` with the whole
+    /// match and every group up to the highest that took part (a group that did not take
+    /// part is left empty; ModSecurity leaves that TX slot untouched).
+    pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
+        caps.clear();
+        let Some(spans) = self.groups_at(input, 0) else {
+            return false;
+        };
+        caps.extend(spans.into_iter().map(|span| match span {
+            Some((s, e)) => input.get(s..e).map(<[u8]>::to_vec).unwrap_or_default(),
+            None => Vec::new(),
+        }));
+        true
+    }
+}
+
+impl Pattern {
+    /// ModSecurity's `searchGlobal` for `@rxGlobal`: every match, its groups numbered on
+    /// from the previous match's (match 2's whole match follows match 1's last group).
+    /// After an empty match the search moves on one byte (PCRE first retries for a
+    /// non-empty match at the same place; `regex` cannot, a rare difference).
+    pub fn captures_global(&self, input: &[u8], caps: &mut Captures) -> bool {
+        caps.clear();
+        let mut start = 0;
+        let mut any = false;
+        while start <= input.len() {
+            let Some(spans) = self.groups_at(input, start) else {
+                break;
+            };
+            any = true;
+            let whole = spans.first().copied().flatten().unwrap_or((start, start));
+            caps.extend(spans.into_iter().map(|span| {
+                span.and_then(|(s, e)| input.get(s..e))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default()
+            }));
+            start = if whole.1 > whole.0 {
+                whole.1
+            } else {
+                whole.1 + 1
+            };
+        }
+        any
+    }
+
+    /// ModSecurity's `searchAll` (used by `@verifyCPF/SSN/SVNR`): repeated matches, each
+    /// adding its whole match and groups; the next search starts at the end of the last
+    /// group taken, an empty or unset group stops it. Returned newest first, as there.
+    pub fn search_all<'s>(&self, input: &'s [u8]) -> Vec<&'s [u8]> {
+        let mut found = Vec::new();
+        let mut offset = 0;
+        'search: while let Some(spans) = self.groups_at(input, offset) {
+            for span in spans {
+                let Some((s, e)) = span else { break 'search };
+                found.push(input.get(s..e).unwrap_or_default());
+                offset = e;
+                if e == s {
+                    break 'search;
+                }
+            }
+        }
+        found.reverse();
+        found
+    }
+}
+
+impl Pattern {
+    /// The scan of ModSecurity's `@verifyCPF/SSN/SVNR`: for each start `i` below
+    /// `len - 1`, `search_all` on the suffix `input[i..]` (a fresh subject, so `^` and
+    /// `\b` see its start), returning the first candidate `check` accepts. Quadratic in
+    /// the value's length, like the original.
+    pub fn first_verified<'s>(
+        &self,
+        input: &'s [u8],
+        check: impl Fn(&[u8]) -> bool,
+    ) -> Option<&'s [u8]> {
+        (0..input.len().saturating_sub(1)).find_map(|i| {
+            self.search_all(input.get(i..)?)
+                .into_iter()
+                .find(|c| check(c))
+        })
+    }
+}
+
+/// Why a pattern cannot be run by `regex` with PCRE's meaning.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NeedsPcre(pub &'static str);
+
+/// Rewrites PCRE syntax into `regex` syntax with the same meaning (byte mode, ModSecurity's
+/// flags set by the builder), or says which construct needs PCRE2.
+pub fn translate(pcre: &str) -> Result<String, NeedsPcre> {
+    translate_with_caret(pcre).map(|(regex, _)| regex)
+}
+
+/// [`translate`], also saying whether the pattern has a `^` anchor.
+fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
+    let mut t = Translator {
+        src: pcre.as_bytes(),
+        pos: 0,
+        out: String::with_capacity(pcre.len() + 16),
+        caret: false,
+    };
+    t.run()?;
+    Ok((t.out, t.caret))
+}
+
+/// PCRE2 with ModSecurity's flags and Ward's match limit.
+fn pcre2_compile(pcre: &str) -> Result<pcre2::bytes::Regex, String> {
+    let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
+    pcre2::bytes::RegexBuilder::new()
+        .dotall(true)
+        .multi_line(true)
+        .jit_if_available(true)
+        .build(&limited)
+        .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
+}
+
+struct Translator<'a> {
+    src: &'a [u8],
+    pos: usize,
+    out: String,
+    /// A `^` anchor was written.
+    caret: bool,
+}
+
+/// A class member: one byte, or a set written as a `regex` class item.
+enum ClassAtom {
+    Byte(u8),
+    Set(String),
+}
+
+impl Translator<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.src.get(self.pos).copied()
+    }
+
+    fn peek_at(&self, off: usize) -> Option<u8> {
+        self.src.get(self.pos + off).copied()
+    }
+
+    fn rest(&self) -> &[u8] {
+        self.src.get(self.pos..).unwrap_or_default()
+    }
+
+    fn run(&mut self) -> Result<(), NeedsPcre> {
+        // True right after a quantifier: a following `+` makes it possessive.
+        let mut after_quantifier = false;
+        while let Some(c) = self.peek() {
+            let was_quantifier = after_quantifier;
+            after_quantifier = false;
+            match c {
+                b'\\' => self.escape_outside()?,
+                b'[' => self.class()?,
+                b'(' => self.group_open()?,
+                b'*' | b'+' | b'?' => {
+                    if was_quantifier {
+                        if c == b'?' {
+                            // Lazy marker; a quantifier after it is possessive/invalid.
+                            self.out.push('?');
+                            self.pos += 1;
+                            if matches!(self.peek(), Some(b'+' | b'*' | b'?')) {
+                                return Err(NeedsPcre("possessive or stacked quantifier"));
+                            }
+                            continue;
+                        }
+                        return Err(NeedsPcre("possessive quantifier"));
+                    }
+                    self.out.push(c as char);
+                    self.pos += 1;
+                    after_quantifier = true;
+                }
+                b'{' => {
+                    if let Some(len) = quantifier_len(self.rest()) {
+                        if was_quantifier {
+                            return Err(NeedsPcre("stacked quantifier"));
+                        }
+                        let q = self.src.get(self.pos..self.pos + len).unwrap_or_default();
+                        self.out
+                            .push_str(std::str::from_utf8(q).unwrap_or_default());
+                        self.pos += len;
+                        after_quantifier = true;
+                    } else {
+                        // PCRE reads a `{` that starts no quantifier as a literal.
+                        self.out.push_str("\\{");
+                        self.pos += 1;
+                    }
+                }
+                b'}' => {
+                    self.out.push_str("\\}");
+                    self.pos += 1;
+                }
+                b'^' => {
+                    self.caret = true;
+                    self.out.push('^');
+                    self.pos += 1;
+                }
+                _ if c >= 0x80 => {
+                    // No UTF: each byte of a multi-byte character is its own literal.
+                    push_byte(&mut self.out, c);
+                    self.pos += 1;
+                }
+                _ => {
+                    self.out.push(c as char);
+                    self.pos += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn group_open(&mut self) -> Result<(), NeedsPcre> {
+        self.pos += 1;
+        if self.peek() == Some(b'*') {
+            return Err(NeedsPcre("backtracking verb or start option"));
+        }
+        if self.peek() != Some(b'?') {
+            self.out.push('(');
+            return Ok(());
+        }
+        match self.peek_at(1) {
+            Some(b':') => {
+                self.out.push_str("(?:");
+                self.pos += 2;
+            }
+            Some(b'#') => {
+                // Comment group: dropped (PCRE ends it at the first `)`).
+                let Some(end) = self.rest().iter().position(|&b| b == b')') else {
+                    return Err(NeedsPcre("unterminated comment"));
+                };
+                self.pos += end + 1;
+            }
+            Some(b'<') if matches!(self.peek_at(2), Some(b'=' | b'!')) => {
+                return Err(NeedsPcre("lookbehind"));
+            }
+            Some(b'<') => {
+                self.out.push_str("(?P<");
+                self.pos += 2;
+            }
+            Some(b'P') if self.peek_at(2) == Some(b'<') => {
+                self.out.push_str("(?P<");
+                self.pos += 3;
+            }
+            Some(b'=' | b'!') => return Err(NeedsPcre("lookahead")),
+            Some(b'>') => return Err(NeedsPcre("atomic group")),
+            Some(_) => {
+                // Inline flags `(?i)`, `(?i-s:...)`: only the ones `regex` means the same by.
+                let mut i = 1;
+                loop {
+                    match self.peek_at(i) {
+                        Some(b'i' | b'm' | b's' | b'U' | b'-') => i += 1,
+                        Some(b')' | b':') if i > 1 => break,
+                        _ => return Err(NeedsPcre("group syntax or inline option")),
+                    }
+                }
+                let text = &self.src[self.pos - 1..=self.pos + i];
+                self.out
+                    .push_str(std::str::from_utf8(text).unwrap_or_default());
+                self.pos += i + 1;
+            }
+            None => return Err(NeedsPcre("unterminated group")),
+        }
+        Ok(())
+    }
+
+    fn escape_outside(&mut self) -> Result<(), NeedsPcre> {
+        let Some(e) = self.peek_at(1) else {
+            return Err(NeedsPcre("trailing backslash"));
+        };
+        match e {
+            b'd' | b'D' | b'w' | b'W' | b's' | b'S' | b'b' | b'B' | b'A' | b'z' => {
+                self.out.push('\\');
+                self.out.push(e as char);
+                self.pos += 2;
+            }
+            b'h' => {
+                self.out.push_str("[\\t\\x20\\xA0]");
+                self.pos += 2;
+            }
+            b'H' => {
+                self.out.push_str("[^\\t\\x20\\xA0]");
+                self.pos += 2;
+            }
+            b'v' => {
+                self.out.push_str("[\\n\\x0B\\x0C\\r\\x85]");
+                self.pos += 2;
+            }
+            b'V' => {
+                self.out.push_str("[^\\n\\x0B\\x0C\\r\\x85]");
+                self.pos += 2;
+            }
+            b'1'..=b'9' => return Err(NeedsPcre("backreference")),
+            _ => {
+                let b = self.literal_escape()?;
+                push_byte(&mut self.out, b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads an escape that stands for one byte (at `\`), PCRE2 rules without UTF.
+    fn literal_escape(&mut self) -> Result<u8, NeedsPcre> {
+        let e = self.peek_at(1).ok_or(NeedsPcre("trailing backslash"))?;
+        self.pos += 2;
+        let byte = match e {
+            b'a' => 0x07,
+            b'e' => 0x1B,
+            b'f' => 0x0C,
+            b'n' => b'\n',
+            b'r' => b'\r',
+            b't' => b'\t',
+            b'0' => {
+                // \0 plus up to two more octal digits.
+                let mut v: u32 = 0;
+                for _ in 0..2 {
+                    match self.peek() {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            self.pos += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                v as u8
+            }
+            b'o' if self.peek() == Some(b'{') => {
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\o{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
+                let v = u32::from_str_radix(digits, 8).map_err(|_| NeedsPcre("\\o{"))?;
+                self.pos += end + 1;
+                u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
+            }
+            b'x' if self.peek() == Some(b'{') => {
+                let end = self
+                    .rest()
+                    .iter()
+                    .position(|&b| b == b'}')
+                    .ok_or(NeedsPcre("\\x{"))?;
+                let digits =
+                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
+                let v = u32::from_str_radix(digits, 16).map_err(|_| NeedsPcre("\\x{"))?;
+                self.pos += end + 1;
+                u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
+            }
+            b'x' => {
+                // Up to two hex digits; none means NUL.
+                let mut v: u8 = 0;
+                for _ in 0..2 {
+                    match self.peek().and_then(|d| (d as char).to_digit(16)) {
+                        Some(d) => {
+                            v = v * 16 + d as u8;
+                            self.pos += 1;
+                        }
+                        None => break,
+                    }
+                }
+                v
+            }
+            b'c' => {
+                let x = self
+                    .peek()
+                    .filter(|x| x.is_ascii_graphic() || *x == b' ')
+                    .ok_or(NeedsPcre("\\c"))?;
+                self.pos += 1;
+                x.to_ascii_uppercase() ^ 0x40
+            }
+            // Any other letter or digit is a PCRE-only escape (or an error there).
+            _ if e.is_ascii_alphanumeric() => return Err(NeedsPcre("PCRE-only escape")),
+            // An escaped non-alphanumeric byte is itself.
+            _ => e,
+        };
+        Ok(byte)
+    }
+
+    /// Translates `[...]`, writing every member so that `regex` cannot read it as a
+    /// nested class or a set operator (`&&`, `--`, `~~`).
+    fn class(&mut self) -> Result<(), NeedsPcre> {
+        self.pos += 1;
+        self.out.push('[');
+        if self.peek() == Some(b'^') {
+            self.out.push('^');
+            self.pos += 1;
+        }
+        let mut first = true;
+        loop {
+            let c = self.peek().ok_or(NeedsPcre("unterminated class"))?;
+            if c == b']' && !first {
+                self.pos += 1;
+                self.out.push(']');
+                return Ok(());
+            }
+            first = false;
+            let atom = self.class_atom()?;
+            // A range needs a byte on both sides; `-` before `]` is literal.
+            if let ClassAtom::Byte(lo) = atom {
+                if self.peek() == Some(b'-') && !matches!(self.peek_at(1), Some(b']') | None) {
+                    let save = self.pos;
+                    self.pos += 1;
+                    match self.class_atom()? {
+                        ClassAtom::Byte(hi) => {
+                            if hi < lo {
+                                return Err(NeedsPcre("range out of order"));
+                            }
+                            push_byte(&mut self.out, lo);
+                            self.out.push('-');
+                            push_byte(&mut self.out, hi);
+                            continue;
+                        }
+                        ClassAtom::Set(_) => {
+                            // `[a-\d]`: PCRE2 rejects or reads `-` literally; leave it to PCRE2.
+                            self.pos = save;
+                            return Err(NeedsPcre("range ending in a class escape"));
+                        }
+                    }
+                }
+                push_byte(&mut self.out, lo);
+            } else if let ClassAtom::Set(s) = atom {
+                self.out.push_str(&s);
+            }
+        }
+    }
+
+    fn class_atom(&mut self) -> Result<ClassAtom, NeedsPcre> {
+        let c = self.peek().ok_or(NeedsPcre("unterminated class"))?;
+        if c == b'[' && looks_like_posix(self.rest()) {
+            let Some(len) = posix_class_len(self.rest()) else {
+                // `[.x.]`, `[=x=]` or an unknown `[:name:]`: a PCRE2 compile error.
+                return Err(NeedsPcre("POSIX collating element or unknown class"));
+            };
+            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
+            self.pos += len;
+            return Ok(ClassAtom::Set(s));
+        }
+        if c == b'[' {
+            self.pos += 1;
+            return Ok(ClassAtom::Byte(b'['));
+        }
+        if c != b'\\' {
+            self.pos += 1;
+            return Ok(ClassAtom::Byte(c));
+        }
+        let e = self.peek_at(1).ok_or(NeedsPcre("trailing backslash"))?;
+        let set = match e {
+            b'd' | b'D' | b'w' | b'W' | b's' | b'S' => format!("\\{}", e as char),
+            b'h' => "\\t\\x20\\xA0".to_string(),
+            b'v' => "\\n\\x0B\\x0C\\r\\x85".to_string(),
+            b'H' => "[^\\t\\x20\\xA0]".to_string(),
+            b'V' => "[^\\n\\x0B\\x0C\\r\\x85]".to_string(),
+            b'b' => {
+                // Backspace inside a class.
+                self.pos += 2;
+                return Ok(ClassAtom::Byte(0x08));
+            }
+            b'1'..=b'7' => {
+                // Octal inside a class (no backreferences here).
+                self.pos += 1;
+                let mut v: u32 = 0;
+                for _ in 0..3 {
+                    match self.peek() {
+                        Some(d @ b'0'..=b'7') => {
+                            v = v * 8 + u32::from(d - b'0');
+                            self.pos += 1;
+                        }
+                        _ => break,
+                    }
+                }
+                return u8::try_from(v)
+                    .map(ClassAtom::Byte)
+                    .map_err(|_| NeedsPcre("octal above 0xff"));
+            }
+            _ => return self.literal_escape().map(ClassAtom::Byte),
+        };
+        self.pos += 2;
+        Ok(ClassAtom::Set(set))
+    }
+}
+
+/// Length of a PCRE2 (10.42) quantifier `{n}`, `{n,}` or `{n,m}` at the start of `s`.
+fn quantifier_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    let digits = |s: &[u8], mut i: usize| {
+        let start = i;
+        while s.get(i).is_some_and(u8::is_ascii_digit) {
+            i += 1;
+        }
+        (i, i > start)
+    };
+    let (j, any) = digits(s, i);
+    if !any {
+        return None;
+    }
+    i = j;
+    if s.get(i) == Some(&b',') {
+        i = digits(s, i + 1).0;
+    }
+    (s.get(i) == Some(&b'}')).then_some(i + 1)
+}
+
+/// PCRE2's `check_posix_syntax`: does the `[` at the start of `s` (inside a class) open
+/// `[:...:]`, `[.....]` or `[=...=]`? If not, it is a literal `[`.
+fn looks_like_posix(s: &[u8]) -> bool {
+    let Some(&term @ (b':' | b'.' | b'=')) = s.get(1) else {
+        return false;
+    };
+    let mut i = 2;
+    while let Some(&c) = s.get(i) {
+        let next = s.get(i + 1).copied();
+        if c == b'\\' && matches!(next, Some(b']' | b'\\')) {
+            i += 1;
+        } else if (c == b'[' && next == Some(term)) || c == b']' {
+            return false;
+        } else if c == term && next == Some(b']') {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Length of a POSIX class `[:name:]` / `[:^name:]` at the start of `s`, for the names
+/// PCRE2 knows.
+fn posix_class_len(s: &[u8]) -> Option<usize> {
+    if s.get(1) != Some(&b':') {
+        return None;
+    }
+    let mut i = 2;
+    if s.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    let start = i;
+    while s.get(i).is_some_and(u8::is_ascii_lowercase) {
+        i += 1;
+    }
+    const NAMES: [&[u8]; 14] = [
+        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph",
+        b"print", b"punct", b"space", b"word", b"xdigit",
+    ];
+    let known = s.get(start..i).is_some_and(|name| NAMES.contains(&name));
+    (known && s.get(i) == Some(&b':') && s.get(i + 1) == Some(&b']')).then_some(i + 2)
+}
+
+/// Writes one literal byte in a form `regex` reads as exactly that byte, in or out of a class.
+fn push_byte(out: &mut String, b: u8) {
+    if b.is_ascii_alphanumeric() || b == b'_' {
+        out.push(b as char);
+    } else if b.is_ascii_graphic() {
+        // All ASCII punctuation may be escaped in `regex`; escaping keeps `&&`, `--`,
+        // `~~` and `[` from meaning set operations or nested classes.
+        if b"\\.+*?()|[]{}^$#&-~".contains(&b) {
+            out.push('\\');
+        }
+        out.push(b as char);
+    } else {
+        let _ = write!(out, "\\x{b:02X}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn translations() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            ("abc", Ok("abc")),
+            ("a{2,3}b{,4}c{x}", Ok("a{2,3}b\\{,4\\}c\\{x\\}")),
+            (r"\<script\>", Ok("<script>")),
+            (r"[a&&b]", Ok(r"[a\&\&b]")),
+            (r"[\[\]-]", Ok(r"[\[\]\-]")),
+            (r"[^]a]", Ok(r"[^\]a]")),
+            (r"[[:alpha:]_-]", Ok(r"[[:alpha:]_\-]")),
+            (r"[ ?[=<>]", Ok(r"[\x20\?\[=<>]")),
+            (r"[[.a.]]", Err("POSIX collating element or unknown class")),
+            (r"\h\v", Ok(r"[\t\x20\xA0][\n\x0B\x0C\r\x85]")),
+            (r"\x5c\x{41}\0\012\cA", Ok(r"\\A\x00\x0A\x01")),
+            ("é", Ok(r"\xC3\xA9")),
+            (r"(?i:a)(?<n>b)(?#c)", Ok("(?i:a)(?P<n>b)")),
+            ("a*?b+?", Ok("a*?b+?")),
+            (r"\?+$", Ok(r"\?+$")),
+            ("(?=a)", Err("lookahead")),
+            ("(?<!a)", Err("lookbehind")),
+            ("(?>a)", Err("atomic group")),
+            (r"(a)\1", Err("backreference")),
+            ("a++", Err("possessive quantifier")),
+            ("a{2}+", Err("possessive quantifier")),
+            (r"a\Z", Err("PCRE-only escape")),
+        ];
+        for (pcre, want) in cases {
+            let got = translate(pcre).map_err(|e| e.0);
+            assert_eq!(got.as_deref().map_err(|e| *e), *want, "{pcre}");
+        }
+    }
+
+    #[test]
+    fn engines_and_captures() {
+        let p = Pattern::new("(a|b|1|2)(a|b|1|2)").unwrap();
+        assert_eq!(p.backend(), "regex");
+        let mut caps = Captures::new();
+        assert!(p.captures(b"a2b1", &mut caps));
+        assert_eq!(caps, vec![b"a2".to_vec(), b"a".to_vec(), b"2".to_vec()]);
+        let p = Pattern::new(r"(a)(x)?").unwrap();
+        assert!(p.captures(b"a", &mut caps));
+        assert_eq!(caps, vec![b"a".to_vec(), b"a".to_vec()]);
+        let p = Pattern::new(r"<\?(?!xml)").unwrap();
+        assert_eq!(p.backend(), "pcre2");
+        assert!(p.is_match(b"<?php") && !p.is_match(b"<?xml"));
+        assert!(Pattern::new("(").is_err());
+        // Bytes, not UTF-8: `.` matches any byte, classes are byte sets.
+        assert!(Pattern::new("^.$").unwrap().is_match(b"\xff"));
+        assert!(Pattern::new("[é]").unwrap().is_match(b"\xa9"));
+        // PCRE's multiline `^` does not match after a final newline.
+        let p = Pattern::new("^0?$").unwrap();
+        assert!(
+            p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n")
+        );
+    }
+}

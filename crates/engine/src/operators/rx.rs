@@ -1,0 +1,85 @@
+//! `@rx`
+//!
+//! Description: regular expression match, PCRE semantics as in ModSecurity v3 (no UTF,
+//! DOTALL and MULTILINE always on, bytes not text). Patterns run on the `regex` crate
+//! when they can be translated without changing their meaning, else on PCRE2 (see
+//! [`super::pattern`]). An empty pattern matches everything.
+//! Arguments: the pattern (macros expanded by the caller).
+//! Returns: true on a match; captures the whole match and the groups into TX:0, TX:1, ...
+//! (every group up to the last one that took part).
+//! Example: `SecRule ARGS "@rx (?i)union\s+select" "id:1,deny,capture"`
+
+use super::pattern::Pattern;
+use super::{Captures, Operator, OperatorContext};
+
+#[derive(Debug)]
+pub struct Rx {
+    /// `None` for the empty pattern, which ModSecurity matches without running it.
+    pattern: Option<Pattern>,
+}
+
+impl Rx {
+    pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        let pattern = if param.is_empty() {
+            None
+        } else {
+            Some(Pattern::new(param)?)
+        };
+        Ok(Box::new(Rx { pattern }))
+    }
+}
+
+impl Operator for Rx {
+    fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
+        match (&self.pattern, caps) {
+            (None, caps) => {
+                if let Some(caps) = caps {
+                    caps.clear();
+                }
+                true
+            }
+            (Some(p), None) => p.is_match(input),
+            (Some(p), Some(caps)) => p.captures(input, caps),
+        }
+    }
+
+    fn backend(&self) -> Option<&'static str> {
+        Some(self.pattern.as_ref().map_or("regex", Pattern::backend))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn table() {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        let cases: &[(&str, &[u8], &[&str])] = &[
+            ("", b"anything", &[]),
+            ("def", b"abcdefghi", &["def"]),
+            ("(abc)(def)", b"abcdef", &["abcdef", "abc", "def"]),
+            ("^b", b"a\nb", &["b"]),     // MULTILINE
+            ("a.b", b"a\nb", &["a\nb"]), // DOTALL
+            ("(?i)SELECT", b"select", &["select"]),
+            (r"\x{ff}", b"\xff", &["\u{ff}"]), // compared as bytes below
+        ];
+        for (param, input, want) in cases {
+            let op = Rx::create(param, &ctx).unwrap();
+            let mut caps = Captures::new();
+            assert!(op.evaluate(input, Some(&mut caps)), "{param:?}");
+            if *param == r"\x{ff}" {
+                assert_eq!(caps, vec![b"\xff".to_vec()]);
+                continue;
+            }
+            let want: Vec<Vec<u8>> = want.iter().map(|s| s.as_bytes().to_vec()).collect();
+            assert_eq!(caps, want, "{param:?}");
+        }
+        let op = Rx::create("ghij", &ctx).unwrap();
+        assert!(!op.evaluate(b"abcdefghi", None));
+        assert!(Rx::create("(", &ctx).is_err());
+    }
+}

@@ -1,0 +1,55 @@
+//! `@strmatch`
+//!
+//! Description: true when the parameter occurs anywhere in the value (byte-exact). In
+//! ModSecurity v3 it is the same test as `@contains`.
+//! Arguments: the substring (macros expanded by the caller).
+//! Returns: true on a match; an empty parameter matches everything.
+//! Example: `SecRule ARGS "@strmatch WebZIP" "id:1,deny"`
+
+use memchr::memmem::Finder;
+
+use super::{Captures, Operator, OperatorContext};
+
+#[derive(Debug)]
+pub struct StrMatch {
+    needle: Finder<'static>,
+}
+
+impl StrMatch {
+    pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        Ok(Box::new(StrMatch {
+            needle: Finder::new(param.as_bytes()).into_owned(),
+        }))
+    }
+}
+
+impl Operator for StrMatch {
+    fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
+        self.needle.find(input).is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn table() {
+        let ctx = OperatorContext {
+            base_dir: Path::new("."),
+        };
+        for (param, input, want) in [
+            ("TestCase", "", false),
+            ("ghi", "abcdefghi", true),
+            ("ghij", "abcdefghi", false),
+        ] {
+            let op = StrMatch::create(param, &ctx).unwrap();
+            assert_eq!(
+                op.evaluate(input.as_bytes(), None),
+                want,
+                "{param:?} {input:?}"
+            );
+        }
+    }
+}

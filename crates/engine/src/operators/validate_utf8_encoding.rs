@@ -1,0 +1,89 @@
+//! `@validateUtf8Encoding`
+//!
+//! Description: flags values that are not well-formed UTF-8 by ModSecurity v3's rules:
+//! truncated sequences, bad continuation bytes, overlong forms, surrogates (U+D800-DFFF),
+//! lead bytes 0xF5-0xF7 (above U+10FFFF) and 0x80-0xBF/0xF8-0xFF as lead bytes.
+//! (ModSecurity does not check 0xF4 sequences above U+10FFFF; neither does this.)
+//! Arguments: none.
+//! Returns: true when the value is invalid UTF-8.
+//! Example: `SecRule ARGS "@validateUtf8Encoding" "id:1,deny"`
+
+use super::{Captures, Operator, OperatorContext};
+
+#[derive(Debug)]
+pub struct ValidateUtf8Encoding;
+
+impl ValidateUtf8Encoding {
+    pub fn create(_: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        Ok(Box::new(ValidateUtf8Encoding))
+    }
+}
+
+/// Length of the valid character at the start of `s`, or `None` when it is invalid.
+fn character_len(s: &[u8]) -> Option<usize> {
+    let lead = *s.first()?;
+    let (len, mut code) = match lead {
+        0x00..=0x7f => return Some(1),
+        0xc0..=0xdf => (2, u32::from(lead & 0x1f)),
+        0xe0..=0xef => (3, u32::from(lead & 0x0f)),
+        0xf0..=0xf4 => (4, u32::from(lead & 0x07)),
+        _ => return None, // continuation byte as lead, 0xF5.. restricted/invalid
+    };
+    let tail = s.get(1..len)?;
+    for &b in tail {
+        if b & 0xc0 != 0x80 {
+            return None;
+        }
+        code = (code << 6) | u32::from(b & 0x3f);
+    }
+    let min = match len {
+        2 => 0x80,
+        3 => 0x800,
+        _ => 0x10000,
+    };
+    if code < min || (0xd800..=0xdfff).contains(&code) {
+        return None;
+    }
+    Some(len)
+}
+
+impl Operator for ValidateUtf8Encoding {
+    fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
+        let mut rest = input;
+        while !rest.is_empty() {
+            match character_len(rest) {
+                Some(n) => rest = rest.get(n..).unwrap_or_default(),
+                None => return true,
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let cases: &[(&[u8], bool)] = &[
+            (b"", false),
+            (b"ascii", false),
+            ("é€𝄞".as_bytes(), false),
+            (b"\xc3", true),
+            (b"\xc3\x28", true),
+            (b"\xc0\xaf", true),          // overlong
+            (b"\xed\xa0\x80", true),      // surrogate
+            (b"\xf5\x80\x80\x80", true),  // above U+10FFFF
+            (b"\xf4\x90\x80\x80", false), // not checked by ModSecurity
+            (b"\x80", true),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                ValidateUtf8Encoding.evaluate(input, None),
+                *want,
+                "{input:?}"
+            );
+        }
+    }
+}
