@@ -1,0 +1,248 @@
+//! Configuration: `ward`, `ward_rules_file`, `ward_rules`, merged http → server → location.
+//!
+//! Each level keeps its rule sources (the parent's followed by its own, as in
+//! ModSecurity-nginx) and compiles them into one shared `Arc<RuleSet>` at merge time, in
+//! the master, so workers only share the result. A level that adds nothing shares its
+//! parent's set; identical source lists are compiled once per configuration cycle.
+//! Confs live in the cycle pool with a cleanup, so a reload drops the old rule sets.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_void, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ngx::ffi::{ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_str_t};
+use ward_engine::{EngineMode, RuleSet, RuleSource};
+
+use crate::guard;
+
+/// Per-cycle state shared by all levels while merging.
+#[derive(Default)]
+pub struct MainConf {
+    /// Compiled sets by source list (only consulted during configuration).
+    cache: HashMap<Vec<RuleSource>, Arc<RuleSet>>,
+}
+
+/// One level's (http, server or location) settings.
+#[derive(Default)]
+pub struct LocConf {
+    /// `ward on|off`; None = not set here (inherit).
+    enabled: Option<bool>,
+    /// Inherited sources followed by this level's own (after merge).
+    sources: Vec<RuleSource>,
+    /// How many of `sources` were declared at this level.
+    own: usize,
+    merged: bool,
+    rules: Option<Arc<RuleSet>>,
+}
+
+impl LocConf {
+    /// The rule set to run for requests here, or None when Ward is off, has no rules or
+    /// the rules say `SecRuleEngine Off`.
+    pub fn active_rules(&self) -> Option<&Arc<RuleSet>> {
+        if self.enabled != Some(true) {
+            return None;
+        }
+        self.rules.as_ref().filter(|r| r.engine_mode() != EngineMode::Off)
+    }
+}
+
+pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    create::<MainConf>(cf)
+}
+
+pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    create::<LocConf>(cf)
+}
+
+fn create<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
+    let r = std::panic::catch_unwind(|| {
+        // SAFETY: `cf->pool` is the cycle pool, alive as long as the configuration; the
+        // cleanup drops the conf when nginx destroys it (reload, `nginx -t`, exit).
+        unsafe { crate::pool::attach((*cf).pool, T::default()) }
+    });
+    match r {
+        Ok(Some(p)) => p.cast(),
+        _ => std::ptr::null_mut(), // nginx reports the allocation failure
+    }
+}
+
+pub unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "merge", || {
+        // SAFETY: nginx passes the parent's and this level's confs, both created by
+        // create_loc_conf, distinct, and alive for the cycle.
+        let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
+        // SAFETY: during merge `cf->ctx` is the http block's ngx_http_conf_ctx_t.
+        let main = unsafe { main_conf(cf) }.ok_or("ward: no main configuration")?;
+        merge(conf, prev, main).map_err(|e| {
+            // The engine's message already names file:line; nginx's position would not.
+            guard::conf_error_bare(cf, &e);
+            String::new()
+        })
+    })
+}
+
+/// Merging proper, free of FFI.
+fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<(), String> {
+    if conf.merged {
+        return Ok(());
+    }
+    conf.merged = true;
+    if conf.enabled.is_none() {
+        conf.enabled = prev.enabled;
+    }
+    let own = std::mem::take(&mut conf.sources);
+    conf.own = own.len();
+    conf.sources = prev.sources.iter().cloned().chain(own).collect();
+    if conf.sources.is_empty() {
+        return Ok(());
+    }
+    if conf.own == 0 && prev.rules.is_some() {
+        conf.rules = prev.rules.clone();
+        return Ok(());
+    }
+    if let Some(rules) = main.cache.get(&conf.sources) {
+        conf.rules = Some(rules.clone());
+        return Ok(());
+    }
+    let rules = Arc::new(RuleSet::compile(&conf.sources).map_err(|e| e.to_string())?);
+    main.cache.insert(conf.sources.clone(), rules.clone());
+    conf.rules = Some(rules);
+    Ok(())
+}
+
+/// # Safety
+/// `cf->ctx` must be an `ngx_http_conf_ctx_t` (true inside the http block and its merge).
+unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
+    // SAFETY: per the contract; main_conf has a slot per HTTP module holding our MainConf.
+    unsafe {
+        let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
+        if ctx.is_null() {
+            return None;
+        }
+        (*(*ctx).main_conf.add(crate::module().ctx_index)).cast::<MainConf>().as_mut()
+    }
+}
+
+/// The directive's arguments (index 0 is the directive name).
+///
+/// # Safety
+/// `cf` is the live conf passed to a directive setter.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+    // SAFETY: during a setter call `cf->args` is an array of ngx_str_t.
+    unsafe { (*(*cf).args).as_slice() }
+}
+
+/// # Safety
+/// `conf` is the LocConf nginx passes to a setter of this module.
+unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
+    // SAFETY: per the contract.
+    unsafe { &mut *conf.cast::<LocConf>() }
+}
+
+/// `ward on|off;`
+pub unsafe extern "C" fn set_ward(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward directive", || {
+        // SAFETY: setter contract (see `args` and `loc`).
+        let (args, conf) = unsafe { (args(cf), loc(conf)) };
+        if conf.enabled.is_some() {
+            return Err("\"ward\" directive is duplicate".into());
+        }
+        let value = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
+        conf.enabled = Some(parse_flag(value).ok_or_else(|| {
+            format!(
+                "invalid value \"{}\" in \"ward\" directive, it must be \"on\" or \"off\"",
+                String::from_utf8_lossy(value)
+            )
+        })?);
+        Ok(())
+    })
+}
+
+/// An I/O error as nginx words it (`No such file or directory`, without Rust's
+/// `(os error 2)` tail).
+fn io_text(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+fn parse_flag(v: &[u8]) -> Option<bool> {
+    if v.eq_ignore_ascii_case(b"on") {
+        Some(true)
+    } else if v.eq_ignore_ascii_case(b"off") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+/// `ward_rules_file PATH;` — relative paths start at the nginx prefix (`-p`).
+pub unsafe extern "C" fn set_rules_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward_rules_file directive", || {
+        // SAFETY: setter contract (see `args` and `loc`).
+        let (args, conf) = unsafe { (args(cf), loc(conf)) };
+        let mut name = *args.get(1).ok_or("ward_rules_file: missing path")?;
+        // SAFETY: `cf->cycle` is live; ngx_conf_full_name replaces `name` with a copy in
+        // the cycle pool prefixed by the nginx prefix when relative.
+        let rc = unsafe { ngx::ffi::ngx_conf_full_name((*cf).cycle, &mut name, 0) };
+        if rc != ngx::ffi::NGX_OK as ngx::ffi::ngx_int_t {
+            return Err("ward_rules_file: cannot resolve path".into());
+        }
+        let path = PathBuf::from(OsStr::from_bytes(name.as_bytes()));
+        if let Err(e) = std::fs::File::open(&path) {
+            return Err(format!("ward_rules_file \"{}\": {}", path.display(), io_text(&e)));
+        }
+        if path.is_dir() {
+            return Err(format!("ward_rules_file \"{}\": is a directory", path.display()));
+        }
+        conf.sources.push(RuleSource::File(path));
+        Ok(())
+    })
+}
+
+/// `ward_rules '…';` — reported as the nginx file and the line the text starts on.
+pub unsafe extern "C" fn set_rules(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward_rules directive", || {
+        // SAFETY: setter contract (see `args` and `loc`).
+        let (args, conf) = unsafe { (args(cf), loc(conf)) };
+        let text = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
+        let text = std::str::from_utf8(text)
+            .map_err(|_| "ward_rules: the rules are not valid UTF-8".to_string())?
+            .to_owned();
+        // SAFETY: while parsing, `cf->conf_file` is the file being read, `line` the
+        // current (last) line of this directive.
+        let (origin, end_line) = unsafe {
+            let f = (*cf).conf_file;
+            if f.is_null() {
+                (PathBuf::new(), 1)
+            } else {
+                (PathBuf::from(OsStr::from_bytes((*f).file.name.as_bytes())), (*f).line)
+            }
+        };
+        // nginx is at the directive's end; the text starts that many newlines earlier.
+        let newlines = text.bytes().filter(|&b| b == b'\n').count();
+        let line = end_line.saturating_sub(newlines).max(1);
+        conf.sources.push(RuleSource::Inline { text, origin, line });
+        Ok(())
+    })
+}

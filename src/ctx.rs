@@ -1,0 +1,99 @@
+//! Per-request state: the engine transaction and where the request is in Ward's phases.
+//!
+//! The context lives in the request pool (dropped by a pool cleanup). nginx wipes
+//! `r->ctx` on internal redirects (error_page, index, try_files); the pool survives, so
+//! [`get`] finds the context again through its cleanup handler and re-attaches it.
+//! That is what keeps one request = one transaction.
+
+use std::ffi::c_void;
+use std::sync::Arc;
+
+use ward_engine::{RuleSet, Transaction};
+
+use crate::request::Req;
+
+/// Where the access-phase work stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Phase 1 done, body being read by nginx.
+    ReadingBody,
+    /// Phases 1-2 done; `decision` is what the access phase answers.
+    Decided,
+}
+
+pub struct RequestCtx {
+    pub tx: Transaction,
+    pub unique_id: String,
+    pub stage: Stage,
+    /// Access-phase answer once decided: NGX_DECLINED (go on) or an HTTP status.
+    pub decision: isize,
+    /// An intervention was applied (the response is Ward's own error page).
+    pub intervened: bool,
+    pub response_headers_done: bool,
+    /// Phase 4 wants the response body and has not run yet.
+    pub inspect_response_body: bool,
+}
+
+impl RequestCtx {
+    pub fn new(rules: Arc<RuleSet>, unique_id: String) -> Self {
+        let tx = Transaction::new(rules, &unique_id);
+        RequestCtx {
+            tx,
+            unique_id,
+            stage: Stage::ReadingBody,
+            decision: ngx::ffi::NGX_DECLINED as isize,
+            intervened: false,
+            response_headers_done: false,
+            inspect_response_body: false,
+        }
+    }
+}
+
+/// Pool cleanup for the context (also its identity when searching the cleanup list).
+unsafe extern "C" fn ctx_cleanup(data: *mut c_void) {
+    // SAFETY: `data` is the Box<RequestCtx> registered in `create`.
+    unsafe { crate::pool::drop_box::<RequestCtx>(data) }
+}
+
+/// Attaches a new context to the request. None when nginx is out of memory.
+pub fn create<'r>(req: Req<'r>, ctx: RequestCtx) -> Option<&'r mut RequestCtx> {
+    // SAFETY: the request pool is live and outlives every callback that sees the ctx.
+    let p = unsafe { crate::pool::attach_with(req.pool(), ctx, ctx_cleanup)? };
+    req.set_ctx_ptr(crate::module(), p.cast());
+    // SAFETY: freshly boxed, only reachable through the request (single-threaded).
+    Some(unsafe { &mut *p })
+}
+
+/// The request's context, re-attached after an internal redirect if needed.
+pub fn get<'r>(req: Req<'r>) -> Option<&'r mut RequestCtx> {
+    let module = crate::module();
+    let mut p = req.ctx_ptr(module).cast::<RequestCtx>();
+    if p.is_null() {
+        p = find_in_pool(req);
+        if p.is_null() {
+            return None;
+        }
+        req.set_ctx_ptr(module, p.cast());
+    }
+    // SAFETY: the pointer is our live Box<RequestCtx> (freed only with the pool); nginx
+    // workers are single-threaded and callbacks do not nest on one ctx borrow.
+    Some(unsafe { &mut *p })
+}
+
+fn find_in_pool(req: Req<'_>) -> *mut RequestCtx {
+    let pool = req.pool();
+    if pool.is_null() {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: the pool's cleanup list is a NULL-terminated chain of live entries.
+    unsafe {
+        let mut c = (*pool).cleanup;
+        while !c.is_null() {
+            if (*c).handler.map(|h| h as usize) == Some(ctx_cleanup as unsafe extern "C" fn(*mut c_void) as usize) {
+                return (*c).data.cast();
+            }
+            c = (*c).next;
+        }
+    }
+    std::ptr::null_mut()
+}
