@@ -1,11 +1,25 @@
 #!/usr/bin/env bash
 # The test command: prepares the machine (scripts/setup.sh), builds everything once in
 # release mode (the integration tests load target/release/libngx_http_ward_module.so
-# into /usr/sbin/nginx), then runs every test of the workspace. Non-zero on any failure.
+# into /usr/sbin/nginx), runs every test of the workspace, then both OWASP CRS
+# regression suites through real nginx against the ratchet in tests/crs-ratchet.txt.
+# Non-zero on any failure.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 scripts/setup.sh
 cargo build --release --workspace
+status=0
 # --no-fail-fast: report every failing test binary, still exit non-zero.
-cargo test --release --workspace --no-fail-fast "$@"
+cargo test --release --workspace --no-fail-fast "$@" || status=1
+if [ $# -eq 0 ]; then
+  if [ -d "$root/../shared/crs" ]; then
+    for suite in v4 v3.3; do
+      echo "== CRS $suite suite through nginx with Ward (ratchet: tests/crs-ratchet.txt)"
+      scripts/crs-tests.sh --engine ward --suite "$suite" --jobs 4 || status=1
+    done
+  else
+    echo "SKIPPED: CRS suites (../shared/crs not found next to the checkout)" >&2
+  fi
+fi
+exit $status
