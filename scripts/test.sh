@@ -12,6 +12,7 @@ cargo build --release --workspace
 status=0
 # --no-fail-fast: report every failing test binary, still exit non-zero.
 cargo test --release --workspace --no-fail-fast "$@" || status=1
+[ $# -gt 0 ] || tests/package.sh || status=1   # .deb/.rpm built, installed, removed (root only; WARD_PACKAGE_TESTS=0 skips)
 if [ $# -eq 0 ]; then
   if [ -d "$root/../shared/crs" ]; then
     for suite in v4 v3.3; do
