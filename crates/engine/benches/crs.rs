@@ -48,7 +48,7 @@ pub struct Shape {
 }
 
 fn shapes() -> Vec<Shape> {
-    let form: String = (0..40).map(|i| format!("field{i}=value+number+{i}+with+some+text&")).collect::<String>();
+    let form: String = (0..60).map(|i| format!("field{i}=value+number+{i}+with+some+text&")).collect::<String>();
     let mut json = String::from("{\"size\":500,\"query\":{\"bool\":{\"filter\":[");
     while json.len() < 16_000 {
         json.push_str("{\"range\":{\"@timestamp\":{\"gte\":\"2024-01-01T00:00:00.000Z\",\"lte\":\"now\"}}},{\"match_phrase\":{\"host.name\":\"web-01\"}},");

@@ -151,6 +151,10 @@ impl Pattern {
     /// part is left empty; ModSecurity leaves that TX slot untouched).
     pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
+        // Most values do not match: the plain search is much cheaper than capture slots.
+        if !self.is_match(input) {
+            return false;
+        }
         let Some(spans) = self.groups_at(input, 0) else {
             return false;
         };
