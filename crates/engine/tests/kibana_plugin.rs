@@ -87,18 +87,36 @@ fn crs_v4() -> Option<PathBuf> {
 
 /// Base config, crs-setup, paranoia, [plugin config + before], CRS rules, [plugin after].
 fn ruleset(crs: &Path, pl: u8, plugin: bool, extra: &str) -> Arc<RuleSet> {
+    let setup = crs.join("crs-setup.conf.example");
+    let pl = format!("setvar:tx.blocking_paranoia_level={pl}");
+    ruleset_with(&setup, &crs.join("rules"), &pl, plugin, extra)
+}
+
+/// Debian's CRS 3.3 package (modsecurity-crs), when installed.
+fn crs_33() -> Option<(PathBuf, PathBuf)> {
+    let setup = PathBuf::from("/etc/modsecurity/crs/crs-setup.conf");
+    let rules = PathBuf::from("/usr/share/modsecurity-crs/rules");
+    if setup.exists() && rules.is_dir() {
+        Some((setup, rules))
+    } else {
+        eprintln!("SKIPPED: Debian's modsecurity-crs (CRS 3.3) not installed");
+        None
+    }
+}
+
+fn ruleset_with(setup: &Path, rules_dir: &Path, pl_setvar: &str, plugin: bool, extra: &str) -> Arc<RuleSet> {
     let plugins = repo().join("rules/kibana/plugins");
     let inline = |text: String| RuleSource::Inline { text, origin: PathBuf::from("/test/kibana-settings.conf"), line: 1 };
     let mut src = vec![
         RuleSource::File(repo().join("nginx-conf/ward-base.conf")),
-        RuleSource::File(crs.join("crs-setup.conf.example")),
-        inline(format!("SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={pl}\"\n{extra}")),
+        RuleSource::File(setup.to_path_buf()),
+        inline(format!("SecAction \"id:900000,phase:1,pass,nolog,{pl_setvar}\"\n{extra}")),
     ];
     if plugin {
         src.push(RuleSource::File(plugins.join("kibana-rule-exclusions-config.conf")));
         src.push(RuleSource::File(plugins.join("kibana-rule-exclusions-before.conf")));
     }
-    let mut rules: Vec<PathBuf> = std::fs::read_dir(crs.join("rules"))
+    let mut rules: Vec<PathBuf> = std::fs::read_dir(rules_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "conf"))
@@ -236,6 +254,32 @@ fn attacks_in_kibana_requests_are_still_blocked() {
             assert!(raw.contains(needle), "{name}: {needle:?} not in the fixture");
             let v = eval(&with, &raw.replacen(needle, attack, 1));
             assert_eq!(v.status, Some(403), "PL{pl} {name} with {attack:?} passed: {:?}\n{:#?}", v.ids, v.log);
+        }
+    }
+}
+
+/// The same plugin with Debian's CRS 3.3 (no plugin mechanism there: the files are
+/// included by hand, as nginx-conf/kibana-waf-crs3.conf does).
+#[test]
+fn crs_33_with_the_plugin() {
+    let Some((setup, rules)) = crs_33() else { return };
+    for pl in [1u8, 2] {
+        let pl_var = format!("setvar:tx.paranoia_level={pl}");
+        let bare = ruleset_with(&setup, &rules, &pl_var, false, "");
+        let with = ruleset_with(&setup, &rules, &pl_var, true, "");
+        let mut blocked_without = 0;
+        for (name, _, _) in FALSE_POSITIVES {
+            let raw = fixture(name);
+            if eval(&bare, &raw).status.is_some() {
+                blocked_without += 1;
+            }
+            let v = eval(&with, &raw);
+            assert!(v.status.is_none() && detections(&v).is_empty(), "3.3 PL{pl} {name} with plugin: {:?}\n{:#?}", v.ids, v.log);
+        }
+        assert!(blocked_without >= 5, "3.3 PL{pl}: only {blocked_without} fixtures blocked without the plugin");
+        for (name, needle, attack) in ATTACKS {
+            let v = eval(&with, &fixture(name).replacen(needle, attack, 1));
+            assert_eq!(v.status, Some(403), "3.3 PL{pl} {name} with {attack:?} passed");
         }
     }
 }
