@@ -58,10 +58,9 @@ fi
 
 if [ -z "${WARD_DEMO_NO_BUILD:-}" ]; then
   scripts/setup.sh
-  dpkg-query -W -f='${Status}' python3 2>/dev/null | grep -q "install ok installed" || {
-    echo "demo: python3 is needed (apt-get install python3)" >&2; exit 1; }
   cargo build --release --workspace
 fi
+command -v python3 >/dev/null || { echo "demo: python3 is needed (apt-get install python3)" >&2; exit 1; }
 module="$root/target/release/libngx_http_ward_module.so"
 [ -f "$module" ] || { echo "demo: $module not built (run without WARD_DEMO_NO_BUILD)" >&2; exit 1; }
 [ -d /usr/share/modsecurity-crs/rules ] || { echo "demo: CRS missing: apt-get install modsecurity-crs (scripts/setup.sh does)" >&2; exit 1; }
