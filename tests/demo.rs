@@ -110,7 +110,9 @@ fn demo_runs_end_to_end_and_stops_cleanly() {
     let errors = std::fs::read_to_string(logs.join("error.log")).unwrap();
     let warn = errors.lines().find(|l| l.contains("ModSecurity: Warning.") && l.contains("[id \"942100\"]"));
     assert!(warn.is_some(), "no DetectionOnly record for 942100:\n{errors}");
-    let denied = errors.lines().find(|l| l.contains("ModSecurity: Access denied with code 403") && l.contains("[id \"949110\"]"));
+    let denied = errors
+        .lines()
+        .find(|l| l.contains("ModSecurity: Access denied with code 403") && l.contains("[id \"949110\"]"));
     assert!(denied.is_some(), "no 403 record:\n{errors}");
     let access = std::fs::read_to_string(logs.join("access.json")).unwrap();
     let recs: Vec<serde_json::Value> = access.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
@@ -119,7 +121,9 @@ fn demo_runs_end_to_end_and_stops_cleanly() {
     assert!(recs.iter().any(|r| r["server_port"] == det_port.as_str()
         && r["ward_action"] == "detect"
         && r["ward_matched_ids"].as_str().unwrap().contains("942100")));
-    assert!(recs.iter().any(|r| r["server_port"] == on_port.as_str() && r["ward_action"] == "block" && r["status"] == "403"));
+    assert!(recs
+        .iter()
+        .any(|r| r["server_port"] == on_port.as_str() && r["ward_action"] == "block" && r["status"] == "403"));
 
     // Stop from "another terminal"; nothing may be left.
     let mut stop = Command::new(root.join("scripts/demo.sh"));

@@ -237,14 +237,22 @@ fn kibana_site_config_tests_ok_and_serves() {
     let (method, target, headers, body) = recorded("search-es-kql");
     let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let (status, head, _) = curl(s.https, &method, &target, &h, Some(&body));
-    assert_eq!(status, 200, "recorded Kibana search refused:\n{head}\n{:?}", std::fs::read_to_string(s.nginx.path("logs/kibana_error.log")));
+    assert_eq!(
+        status,
+        200,
+        "recorded Kibana search refused:\n{head}\n{:?}",
+        std::fs::read_to_string(s.nginx.path("logs/kibana_error.log"))
+    );
     let attack = body.replacen("\"index\":\"logs-*\"", "\"index\":\"logs-*' UNION SELECT 1,2,3 --\"", 1);
     let mut h2 = h.clone();
     h2.push(("X-Forwarded-For", "203.0.113.7"));
     let (status, _, _) = curl(s.https, &method, &format!("{target}?probe=sqli"), &h2, Some(&attack));
     assert_eq!(status, 403);
     let errors = std::fs::read_to_string(s.nginx.path("logs/kibana_error.log")).unwrap_or_default();
-    assert!(errors.contains("ModSecurity: Access denied with code 403") && errors.contains("[id \"942100\"]"), "{errors}");
+    assert!(
+        errors.contains("ModSecurity: Access denied with code 403") && errors.contains("[id \"942100\"]"),
+        "{errors}"
+    );
 
     // 3. The JSON access log, mapped to ECS with elk/ecs-fields.tsv.
     let rows = table("elk/ecs-fields.tsv");
@@ -311,12 +319,21 @@ fn logstash_pipeline_follows_the_tables() {
     for (key, field, conv) in table("elk/ecs-fields.tsv") {
         let src = format!("[ward_raw][{key}]");
         match conv.as_str() {
-            "date" => assert!(ls.contains(&format!("match => [\"{src}\", \"ISO8601\"]")) && ls.contains("target => \"@timestamp\"")),
-            "seconds_ns" => assert!(ls.contains(&format!("event.get('{src}')")) && ls.contains(&format!("'{}'", ls_ref(&field)))),
-            _ => assert!(ls.contains(&format!("\"{src}\" => \"{}\"", ls_ref(&field))), "pipeline lacks {src} => {field}"),
+            "date" => assert!(
+                ls.contains(&format!("match => [\"{src}\", \"ISO8601\"]")) && ls.contains("target => \"@timestamp\"")
+            ),
+            "seconds_ns" => {
+                assert!(ls.contains(&format!("event.get('{src}')")) && ls.contains(&format!("'{}'", ls_ref(&field))))
+            }
+            _ => {
+                assert!(ls.contains(&format!("\"{src}\" => \"{}\"", ls_ref(&field))), "pipeline lacks {src} => {field}")
+            }
         }
         if conv == "long" {
-            assert!(ls.contains(&format!("\"{}\" => \"integer\"", ls_ref(&field))), "pipeline does not convert {field}");
+            assert!(
+                ls.contains(&format!("\"{}\" => \"integer\"", ls_ref(&field))),
+                "pipeline does not convert {field}"
+            );
         }
         if conv == "csv" {
             assert!(ls.contains(&format!("split => {{ \"{}\" => \",\" }}", ls_ref(&field))));
@@ -324,7 +341,10 @@ fn logstash_pipeline_follows_the_tables() {
     }
     for (path, field, _) in table("elk/audit-ecs-fields.tsv") {
         let src: String = path.split('.').map(|p| format!("[{p}]")).collect();
-        assert!(ls.contains(&format!("\"[ward_raw]{src}\" => \"{}\"", ls_ref(&field))), "pipeline lacks audit {path} => {field}");
+        assert!(
+            ls.contains(&format!("\"[ward_raw]{src}\" => \"{}\"", ls_ref(&field))),
+            "pipeline lacks audit {path} => {field}"
+        );
     }
     assert!(ls.contains("index => \"ward-%{+YYYY.MM.dd}\""));
     assert!(ls.contains("source => \"[source][ip]\""), "GeoIP on the client address");

@@ -41,7 +41,11 @@ const ATTACKS: &[(&str, &str, &str)] = &[
     ("search-es-kql", "\"index\":\"logs-*\"", "\"index\":\"logs-*' UNION SELECT 1,2,3 --\""),
     ("search-es-kql", "\"url.extension\":\"php\"", "\"url.extension\":\"<script>alert(1)</script>\""),
     ("search-es-lucene", "AND NOT url.original", "AND <script>alert(1)</script> AND NOT url.original"),
-    ("bsearch", "\"sessionId\":\"2f4c8a3e-5d7b-4e1f-9a0c-6b8d2e4f1a3c\"", "\"sessionId\":\"2f4c8a3e' UNION SELECT 1,2,3 --\""),
+    (
+        "bsearch",
+        "\"sessionId\":\"2f4c8a3e-5d7b-4e1f-9a0c-6b8d2e4f1a3c\"",
+        "\"sessionId\":\"2f4c8a3e' UNION SELECT 1,2,3 --\"",
+    ),
     ("esql-async", "\"locale\":\"en\"", "\"locale\":\"<script>alert(1)</script>\""),
     ("console-proxy-sql", "LIMIT 10", "LIMIT 10 <script>alert(1)</script>"),
     ("console-proxy-search", "method=GET", "method=GET&x=%27%20UNION%20SELECT%201%2C2%2C3%20--"),
@@ -106,7 +110,8 @@ fn crs_33() -> Option<(PathBuf, PathBuf)> {
 
 fn ruleset_with(setup: &Path, rules_dir: &Path, pl_setvar: &str, plugin: bool, extra: &str) -> Arc<RuleSet> {
     let plugins = repo().join("rules/kibana/plugins");
-    let inline = |text: String| RuleSource::Inline { text, origin: PathBuf::from("/test/kibana-settings.conf"), line: 1 };
+    let inline =
+        |text: String| RuleSource::Inline { text, origin: PathBuf::from("/test/kibana-settings.conf"), line: 1 };
     let mut src = vec![
         RuleSource::File(repo().join("nginx-conf/ward-base.conf")),
         RuleSource::File(setup.to_path_buf()),
@@ -190,7 +195,13 @@ fn kibana_traffic_trips_crs_without_the_plugin_and_passes_with_it() {
             let raw = fixture(name);
             let v = eval(&bare, &raw);
             let should_block = first_pl.is_some_and(|p| p <= pl);
-            assert_eq!(v.status == Some(403), should_block, "PL{pl} {name} without plugin: {:?}\n{:#?}", v.status, v.log);
+            assert_eq!(
+                v.status == Some(403),
+                should_block,
+                "PL{pl} {name} without plugin: {:?}\n{:#?}",
+                v.status,
+                v.log
+            );
             if *first_pl == Some(pl) {
                 for id in *ids {
                     assert!(v.ids.contains(id), "PL{pl} {name}: expected CRS {id} among {:?}", v.ids);
@@ -237,10 +248,18 @@ fn query_corpus_passes_with_the_plugin() {
                 blocked_without += 1;
             }
             let v = eval(&with, r);
-            assert!(v.status.is_none() && detections(&v).is_empty(), "query {q:?} with plugin: {:?}\n{:#?}", v.ids, v.log);
+            assert!(
+                v.status.is_none() && detections(&v).is_empty(),
+                "query {q:?} with plugin: {:?}\n{:#?}",
+                v.ids,
+                v.log
+            );
         }
     }
-    assert!(blocked_without >= QUERIES.len(), "the corpus should exercise the exclusions ({blocked_without} blocked without)");
+    assert!(
+        blocked_without >= QUERIES.len(),
+        "the corpus should exercise the exclusions ({blocked_without} blocked without)"
+    );
 }
 
 #[test]
@@ -249,7 +268,12 @@ fn attacks_in_kibana_requests_are_still_blocked() {
     for pl in [1u8, 2] {
         let with = ruleset(&crs, pl, true, "");
         for (name, needle, attack) in ATTACKS {
-            assert!(attack.contains(SQLI) || attack.contains(XSS) || attack.contains("%27%20UNION") || attack.contains("%3Cscript"));
+            assert!(
+                attack.contains(SQLI)
+                    || attack.contains(XSS)
+                    || attack.contains("%27%20UNION")
+                    || attack.contains("%3Cscript")
+            );
             let raw = fixture(name);
             assert!(raw.contains(needle), "{name}: {needle:?} not in the fixture");
             let v = eval(&with, &raw.replacen(needle, attack, 1));
@@ -274,7 +298,12 @@ fn crs_33_with_the_plugin() {
                 blocked_without += 1;
             }
             let v = eval(&with, &raw);
-            assert!(v.status.is_none() && detections(&v).is_empty(), "3.3 PL{pl} {name} with plugin: {:?}\n{:#?}", v.ids, v.log);
+            assert!(
+                v.status.is_none() && detections(&v).is_empty(),
+                "3.3 PL{pl} {name} with plugin: {:?}\n{:#?}",
+                v.ids,
+                v.log
+            );
         }
         assert!(blocked_without >= 5, "3.3 PL{pl}: only {blocked_without} fixtures blocked without the plugin");
         for (name, needle, attack) in ATTACKS {
