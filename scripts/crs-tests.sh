@@ -65,13 +65,15 @@ for f in "$CRS_SETUP" "$RULES_DIR" "$TESTS" /etc/nginx/modsecurity.conf; do
   [ -e "$f" ] || { echo "missing: $f" >&2; exit 2; }
 done
 
-echo "== building ward (release)" >&2
+# scripts/test.sh has built everything already (WARD_PREBUILT=1): one build per run.
+if [ "${WARD_PREBUILT:-0}" != 1 ]; then
+  echo "== building ward (release)" >&2
+  (cd "$REPO" && cargo build --release -q --workspace)
+fi
 if [ "$ENGINE" = ward ]; then
-  (cd "$REPO" && cargo build --release -q)
   MODULE=$REPO/target/release/libngx_http_ward_module.so
   [ -f "$MODULE" ] || { echo "module not built: $MODULE" >&2; exit 2; }
 fi
-(cd "$REPO" && cargo build --release -q -p ward)
 WARD=$REPO/target/release/ward
 
 PREFIX=$(mktemp -d /tmp/ward-crs.XXXXXX)

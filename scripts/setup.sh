@@ -5,7 +5,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 
-pkgs=(nginx nginx-dev libclang-dev build-essential libssl-dev libpcre2-dev zlib1g-dev pkg-config curl ca-certificates modsecurity-crs)
+pkgs=(nginx nginx-dev libclang-dev build-essential libssl-dev libpcre2-dev zlib1g-dev pkg-config curl ca-certificates modsecurity-crs python3)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

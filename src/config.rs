@@ -79,18 +79,26 @@ pub unsafe extern "C" fn merge_loc_conf(
         let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
         // SAFETY: during merge `cf->ctx` is the http block's ngx_http_conf_ctx_t.
         let main = unsafe { main_conf(cf) }.ok_or("ward: no main configuration")?;
-        merge(conf, prev, main).map_err(|e| {
-            // The engine's message already names file:line; nginx's position would not.
-            guard::conf_error_bare(cf, &e);
-            String::new()
-        })
+        match merge(conf, prev, main) {
+            Ok(Some(summary)) => {
+                // SAFETY: during merge `cf->log` is the cycle's live log.
+                guard::log_bytes(unsafe { (*cf).log }, ngx::ffi::NGX_LOG_INFO as ngx::ffi::ngx_uint_t, summary.as_bytes());
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => {
+                // The engine's message already names file:line; nginx's position would not.
+                guard::conf_error_bare(cf, &e);
+                Err(String::new())
+            }
+        }
     })
 }
 
-/// Merging proper, free of FFI.
-fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<(), String> {
+/// Merging proper, free of FFI. Returns a load summary when it compiled a rule set.
+fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Option<String>, String> {
     if conf.merged {
-        return Ok(());
+        return Ok(None);
     }
     conf.merged = true;
     if conf.enabled.is_none() {
@@ -100,20 +108,32 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<(), 
     conf.own = own.len();
     conf.sources = prev.sources.iter().cloned().chain(own).collect();
     if conf.sources.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     if conf.own == 0 && prev.rules.is_some() {
         conf.rules = prev.rules.clone();
-        return Ok(());
+        return Ok(None);
     }
     if let Some(rules) = main.cache.get(&conf.sources) {
         conf.rules = Some(rules.clone());
-        return Ok(());
+        return Ok(None);
     }
+    let started = std::time::Instant::now();
     let rules = Arc::new(RuleSet::compile(&conf.sources).map_err(|e| e.to_string())?);
+    let s = rules.stats();
+    let summary = format!(
+        "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {})",
+        s.rules,
+        conf.sources.len(),
+        started.elapsed().as_millis(),
+        rules.engine_mode().name(),
+        s.regex_on_regex_crate,
+        s.regex_on_pcre2,
+        s.dynamic_operators
+    );
     main.cache.insert(conf.sources.clone(), rules.clone());
     conf.rules = Some(rules);
-    Ok(())
+    Ok(Some(summary))
 }
 
 /// # Safety

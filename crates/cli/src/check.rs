@@ -22,12 +22,13 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         Ok(rs) => {
             let s = rs.stats();
             println!(
-                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} operators with macros; compiled in {:.0} ms",
+                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} operators with macros, {} rule links prefiltered; compiled in {:.0} ms",
                 s.rules,
                 rs.engine_mode().name(),
                 s.regex_on_regex_crate,
                 s.regex_on_pcre2,
                 s.dynamic_operators,
+                s.gated_links,
                 t.elapsed().as_secs_f64() * 1000.0
             );
             Ok(ExitCode::SUCCESS)

@@ -328,6 +328,7 @@ impl Compiler {
             transform_key: 0,
             chain: None,
             dangling_chain: chain,
+            gate: None,
         };
         if is_link {
             let p = self.pending.as_mut().expect("checked above");
@@ -411,7 +412,26 @@ impl Compiler {
                 link = l.chain.as_deref_mut();
             }
         }
-        let mut stats = Stats::default();
+        // Prefilter gates: one per transformation list, a bit per gated rule link.
+        let mut gates = crate::prefilter::GateBuilder::default();
+        let mut gated = 0;
+        for it in rules.iter_mut() {
+            let Item::Rule(r) = it else { continue };
+            let mut link = Some(r);
+            while let Some(l) = link {
+                if let Some(op) = &l.operator {
+                    if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
+                        if let Some(lits) = o.required_literals() {
+                            l.gate = Some(gates.add(l.transform_key, lits));
+                            gated += 1;
+                        }
+                    }
+                }
+                link = l.chain.as_deref_mut();
+            }
+        }
+        let gates = gates.build().map_err(|e| Error::new("<rule set>", 0, e))?;
+        let mut stats = Stats { gated_links: gated, ..Stats::default() };
         let mut phases: [Vec<Entry>; 5] = Default::default();
         for it in rules {
             match it {
@@ -450,7 +470,7 @@ impl Compiler {
                 }
             }
         }
-        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats })
+        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats, gates })
     }
 }
 

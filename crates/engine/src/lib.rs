@@ -15,6 +15,7 @@ pub mod log;
 pub mod macros;
 pub mod operators;
 pub mod parser;
+pub mod prefilter;
 pub mod rule;
 pub mod ruleset;
 pub mod transaction;

@@ -90,6 +90,8 @@ pub struct Rule {
     pub chain: Option<Box<Rule>>,
     /// `chain` with no rule after it: never matches.
     pub dangling_chain: bool,
+    /// (gate, bit) in the rule-set prefilter, when the operator has required literals.
+    pub gate: Option<(u32, u32)>,
 }
 
 impl Rule {

@@ -122,6 +122,8 @@ pub struct RuleSet {
     /// SecDefaultAction per phase (for `block`).
     pub(crate) defaults: [Actions; 5],
     pub(crate) stats: Stats,
+    /// Prefilter gates, indexed by `Rule::gate`.
+    pub(crate) gates: Vec<crate::prefilter::Gate>,
 }
 
 /// Load-time figures, for the debug log.
@@ -131,6 +133,8 @@ pub struct Stats {
     pub regex_on_regex_crate: usize,
     pub regex_on_pcre2: usize,
     pub dynamic_operators: usize,
+    /// Rule links the prefilter can skip.
+    pub gated_links: usize,
 }
 
 impl RuleSet {

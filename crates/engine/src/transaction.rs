@@ -5,7 +5,9 @@
 //! the value's slot and the rule's transformation list.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -146,7 +148,10 @@ pub struct Transaction {
     detected: bool,
     matched_ids: Vec<u64>,
     messages: Vec<String>,
-    cache: HashMap<(u64, u32), Option<Vec<u8>>>,
+    /// Transformation results of request data: (slot, transformation list) → value (None = unchanged).
+    cache: FxHashMap<(u64, u32), Option<Vec<u8>>>,
+    /// Prefilter scans: (slot, gate) → bits of the rules that may match.
+    gate_cache: FxHashMap<(u64, u32), Vec<u64>>,
     phases_done: u8,
     last_match: MatchInfo,
     /// Collections loaded by `initcol`, written back at the end.
@@ -185,7 +190,8 @@ impl Transaction {
             detected: false,
             matched_ids: Vec::new(),
             messages: Vec::new(),
-            cache: HashMap::new(),
+            cache: FxHashMap::default(),
+            gate_cache: FxHashMap::default(),
             phases_done: 0,
             last_match: MatchInfo::default(),
             persisted: Vec::new(),
@@ -687,7 +693,7 @@ impl Transaction {
         let Some(op) = &link.operator else { return Vec::new() };
         let mut hits = Vec::new();
         let capture = link.actions.capture;
-        let Transaction { s, cache, rules: _, removed_targets_by_id, removed_targets_by_tag, .. } = self;
+        let Transaction { s, cache, gate_cache, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
@@ -734,12 +740,22 @@ impl Transaction {
                     continue;
                 }
                 let transformed: &[u8] = match v.slot {
-                    Slot::Stable(slot) if !link.transforms.is_empty() => {
-                        let e = cache.entry((slot, link.transform_key)).or_insert_with(|| apply_transforms(&link.transforms, &v.value));
-                        match e {
-                            Some(n) => n.as_slice(),
-                            None => v.value.as_ref(),
+                    Slot::Stable(slot) => {
+                        let tv: &[u8] = if link.transforms.is_empty() {
+                            v.value.as_ref()
+                        } else {
+                            match cache.entry((slot, link.transform_key)).or_insert_with(|| apply_transforms(&link.transforms, &v.value)) {
+                                Some(n) => n.as_slice(),
+                                None => v.value.as_ref(),
+                            }
+                        };
+                        if let Some((g, bit)) = link.gate {
+                            let bits = gate_cache.entry((slot, g)).or_insert_with(|| rules.gates[g as usize].scan(tv));
+                            if !crate::prefilter::has(bits, bit) {
+                                continue;
+                            }
                         }
+                        tv
                     }
                     _ => {
                         let owned = apply_transforms(&link.transforms, &v.value);

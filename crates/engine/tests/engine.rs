@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ward_engine::{Disruptive, EngineMode, RuleSet, RuleSource, Transaction};
+use ward_engine::{EngineMode, RuleSet, RuleSource, Transaction};
 
 fn rules(text: &str) -> Arc<RuleSet> {
     Arc::new(RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }]).unwrap())

@@ -20,6 +20,7 @@ mod ip_match;
 mod ip_match_from_file;
 mod no_match;
 mod numeric;
+pub mod literals;
 pub mod pattern;
 mod phrases;
 mod pm;
@@ -55,6 +56,13 @@ pub trait Operator: Send + Sync + Debug {
 
     /// For regex operators, which engine runs the pattern: `"regex"` or `"pcre2"`.
     fn backend(&self) -> Option<&'static str> {
+        None
+    }
+
+    /// Byte strings of which at least one occurs (ASCII case-insensitively) in every value
+    /// this operator matches; `None` when there is no selective set. Used by the
+    /// rule-set prefilter to skip the operator for values that cannot match.
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
 }

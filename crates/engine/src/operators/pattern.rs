@@ -30,6 +30,8 @@ const REGEX_DFA_SIZE_LIMIT: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Pattern {
     engine: Engine,
+    /// Prefilter literals of the translated pattern (none for PCRE2-only patterns).
+    literals: Option<Vec<Vec<u8>>>,
     /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
     caret_twin: Option<pcre2::bytes::Regex>,
 }
@@ -66,12 +68,14 @@ impl Pattern {
                 };
                 return Ok(Pattern {
                     engine: Engine::Regex(re),
+                    literals: super::literals::required(&translated),
                     caret_twin,
                 });
             }
         }
         Ok(Pattern {
             engine: Engine::Pcre2(pcre2_compile(pcre)?),
+            literals: None,
             caret_twin: None,
         })
     }
@@ -83,6 +87,11 @@ impl Pattern {
             (Engine::Regex(re), _) => EngineRef::Regex(re),
             (Engine::Pcre2(re), _) => EngineRef::Pcre2(re),
         }
+    }
+
+    /// See [`super::Operator::required_literals`].
+    pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.literals.clone()
     }
 
     /// `"regex"` or `"pcre2"`: which engine runs this pattern.
@@ -142,6 +151,10 @@ impl Pattern {
     /// part is left empty; ModSecurity leaves that TX slot untouched).
     pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
+        // Most values do not match: the plain search is much cheaper than capture slots.
+        if !self.is_match(input) {
+            return false;
+        }
         let Some(spans) = self.groups_at(input, 0) else {
             return false;
         };

@@ -19,6 +19,8 @@ pub struct PhraseSet {
     /// Fast test for "some phrase occurs" (a necessary condition for an acmp match).
     prefilter: AhoCorasick,
     acmp: Acmp,
+    /// The phrases themselves, when all are long enough to prefilter on.
+    literals: Option<Vec<Vec<u8>>>,
 }
 
 impl PhraseSet {
@@ -28,10 +30,17 @@ impl PhraseSet {
             .match_kind(MatchKind::Standard)
             .build(&phrases)
             .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
+        let literals = (!phrases.is_empty() && phrases.iter().all(|p| p.len() >= 3)).then(|| phrases.clone());
         Ok(PhraseSet {
             prefilter,
             acmp: Acmp::new(phrases),
+            literals,
         })
+    }
+
+    /// See [`super::Operator::required_literals`].
+    pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.literals.clone()
     }
 
     /// True when acmp matches `input`; fills `caps[0]` with its match text.

@@ -35,6 +35,10 @@ impl Operator for Pm {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
         self.phrases.evaluate(input, caps)
     }
+
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.phrases.required_literals()
+    }
 }
 
 /// C's `isspace` in the C locale.

@@ -46,6 +46,10 @@ impl Operator for Rx {
     fn backend(&self) -> Option<&'static str> {
         Some(self.pattern.as_ref().map_or("regex", Pattern::backend))
     }
+
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.pattern.as_ref()?.required_literals()
+    }
 }
 
 #[cfg(test)]

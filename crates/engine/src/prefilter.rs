@@ -1,0 +1,98 @@
+//! The rule-set prefilter: one Aho-Corasick scan per (value, transformation list)
+//! decides which rules can still match it.
+//!
+//! At load, every rule link whose operator has required literals (see
+//! [`crate::operators::Operator::required_literals`]) gets a bit in the gate of its
+//! transformation list. Per transaction, a transformed value is scanned once by that
+//! gate; a rule whose bit is not set cannot match the value and its operator is not run.
+//! Negated operators and `multiMatch` rules are never gated.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+/// One gate: the literals of every gated rule sharing a transformation list.
+#[derive(Debug)]
+pub struct Gate {
+    ac: AhoCorasick,
+    /// Rule bit of each pattern.
+    bit_of: Vec<u32>,
+    words: usize,
+}
+
+impl Gate {
+    /// The bits of the rules that may match `value`.
+    pub fn scan(&self, value: &[u8]) -> Vec<u64> {
+        let mut bits = vec![0u64; self.words];
+        for m in self.ac.find_overlapping_iter(value) {
+            let b = self.bit_of[m.pattern().as_usize()] as usize;
+            bits[b / 64] |= 1 << (b % 64);
+        }
+        bits
+    }
+}
+
+/// Whether `bit` is set in a scan result.
+pub fn has(bits: &[u64], bit: u32) -> bool {
+    bits.get(bit as usize / 64).is_some_and(|w| w & (1 << (bit % 64)) != 0)
+}
+
+/// Collects literals per transformation list while the rule set is compiled.
+#[derive(Default)]
+pub struct GateBuilder {
+    /// (transformation key, patterns, bit of each pattern, bits used)
+    groups: Vec<(u32, Vec<Vec<u8>>, Vec<u32>, u32)>,
+}
+
+impl GateBuilder {
+    /// Registers a rule link; returns its (gate, bit).
+    pub fn add(&mut self, transform_key: u32, literals: Vec<Vec<u8>>) -> (u32, u32) {
+        let g = match self.groups.iter().position(|g| g.0 == transform_key) {
+            Some(g) => g,
+            None => {
+                self.groups.push((transform_key, Vec::new(), Vec::new(), 0));
+                self.groups.len() - 1
+            }
+        };
+        let group = &mut self.groups[g];
+        let bit = group.3;
+        group.3 += 1;
+        for l in literals {
+            group.1.push(l);
+            group.2.push(bit);
+        }
+        (g as u32, bit)
+    }
+
+    pub fn build(self) -> Result<Vec<Gate>, String> {
+        self.groups
+            .into_iter()
+            .map(|(_, pats, bit_of, n)| {
+                let ac = AhoCorasickBuilder::new()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&pats)
+                    .map_err(|e| format!("cannot build the rule prefilter: {e}"))?;
+                Ok(Gate { ac, bit_of, words: (n as usize).div_ceil(64) })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gate_sets_bits_of_rules_whose_literals_occur() {
+        let mut b = GateBuilder::default();
+        let (g0, r0) = b.add(7, vec![b"select".to_vec(), b"union".to_vec()]);
+        let (g1, r1) = b.add(7, vec![b"<script".to_vec()]);
+        let (g2, _) = b.add(9, vec![b"passwd".to_vec()]);
+        assert_eq!((g0, g1), (0, 0));
+        assert_eq!(g2, 1);
+        let gates = b.build().unwrap();
+        let bits = gates[0].scan(b"1 UNION SELECT 2");
+        assert!(has(&bits, r0) && !has(&bits, r1));
+        let bits = gates[0].scan(b"benign text");
+        assert!(!has(&bits, r0) && !has(&bits, r1));
+    }
+}
