@@ -101,9 +101,23 @@ for fmt in deb rpm; do
     cp packaging/rpm/crs.conf "$share/"; webroot=/usr/share/nginx/html
   fi
   sed "s#@WEBROOT@#$webroot#g" packaging/share/sites/example.conf >"$share/sites/example.conf"
-  # Reference configurations (demo, Kibana site): examples only, never enabled.
-  [ -d nginx-conf ] && mkdir -p "$share/examples" && cp -R nginx-conf/. "$share/examples/"
-  [ -d rules ] && mkdir -p "$share/rules" && cp -R rules/. "$share/rules/"
+  # Reference configurations (demo, Kibana site), rule plugins and log shipping:
+  # examples only, never enabled. Left out: nginx-conf/mod-http-ward.conf (the
+  # package's own load file replaces it) and the rules' test fixtures.
+  if [ -d nginx-conf ]; then
+    mkdir -p "$share/examples"
+    cp -R nginx-conf/. "$share/examples/"
+    rm -f "$share/examples/mod-http-ward.conf"
+  fi
+  if [ -d rules ]; then
+    mkdir -p "$share/rules"
+    cp -R rules/. "$share/rules/"
+    find "$share/rules" -depth -type d -name tests -exec rm -rf {} +
+  fi
+  [ -d elk ] && cp -R elk "$share/elk"
+  mkdir -p "$stage/$fmt/doc"
+  cp README.md "$stage/$fmt/doc/"
+  [ -d docs ] && cp docs/*.md "$stage/$fmt/doc/"
 done
 strip --strip-unneeded -o "$stage/rpm/ngx_http_ward_module.so" "$rel/libngx_http_ward_module.so"
 strip --strip-unneeded -o "$stage/rpm/ward" "$rel/ward"

@@ -99,6 +99,14 @@ for f in /usr/lib/nginx/modules/ngx_http_ward_module.so /usr/share/nginx/modules
          /usr/bin/ward /usr/share/ward/ward.conf /usr/share/ward/crs.conf /usr/share/ward/sites/example.conf; do
   check "dpkg-deb -c lists $f" grep -qx "$f" "$tmp/deb-files"
 done
+# The repository's reference deployment ships as an example only.
+for f in "$repo"/nginx-conf/kibana*.conf "$repo"/rules/kibana/plugins/*.conf; do
+  [ -f "$f" ] || continue
+  rel="${f#"$repo"/}"
+  rel="${rel#nginx-conf/}"
+  case "$rel" in rules/*) dest=/usr/share/ward/$rel ;; *) dest=/usr/share/ward/examples/$rel ;; esac
+  check "dpkg-deb -c lists $dest" grep -qx "$dest" "$tmp/deb-files"
+done
 check "the .deb installs nothing under /etc/nginx (no site enabled by default)" bash -c "! grep -q '^/etc/nginx' '$tmp/deb-files'"
 
 # -- install
