@@ -286,7 +286,8 @@ pub fn set_unique_id_header(req: Req<'_>, name: &[u8], id: &str) -> bool {
         if h.is_null() {
             return false;
         }
-        (*h).hash = 1;
+        // nginx's hash of the lowercase name, so `proxy_set_header NAME` still overrides it.
+        (*h).hash = ngx::ffi::ngx_hash_key(low.data, low.len);
         (*h).key = key;
         (*h).value = value;
         (*h).lowcase_key = low.data;

@@ -36,7 +36,6 @@ fn write_conf(nginx: &Nginx, workers: usize, http_body: &str) {
          error_log {prefix}/logs/error.log info;\npid {prefix}/logs/nginx.pid;\n\
          events {{ worker_connections 512; }}\n\
          http {{\n\
-
          client_body_temp_path {prefix}/client_body_temp;\nproxy_temp_path {prefix}/proxy_temp;\n\
          fastcgi_temp_path {prefix}/fastcgi_temp;\nuwsgi_temp_path {prefix}/uwsgi_temp;\nscgi_temp_path {prefix}/scgi_temp;\n\
          log_format ward '$ward_unique_id $status $ward_action [$ward_matched_ids] [$ward_anomaly_score] $request_uri';\n\
@@ -344,6 +343,22 @@ SecAuditLog logs/index.log';
     // The engine saw the client's headers only, not Ward's own id header.
     assert!(j["transaction"]["request"]["headers"]["X-Request-Id"].is_null(), "{rec}");
     assert!(index[0].contains("\"GET /c1 HTTP/1.1\" 200 "), "{}", index[0]);
+
+    // Rotation: the file moved away is reopened by the workers; a reload opens it anew.
+    std::fs::rename(nginx.path("logs/on.log"), nginx.path("logs/on.log.1")).unwrap();
+    assert_eq!(get(on, "/after-rotate").status, 200);
+    let rec = wait_lines(&nginx.path("logs/on.log"), 1);
+    assert!(rec[0].contains("/after-rotate"), "{}", rec[0]);
+    assert_eq!(lines(&nginx.path("logs/on.log.1")).len(), 2);
+    let before = nginx.worker_pids();
+    nginx.hup();
+    wait_until("new workers", Duration::from_secs(10), || {
+        let now = nginx.worker_pids();
+        now.len() == 2 && now.iter().all(|p| !before.contains(p))
+    });
+    assert_eq!(get(on, "/after-reload").status, 200);
+    let rec = wait_lines(&nginx.path("logs/on.log"), 2);
+    assert!(rec[1].contains("/after-reload"), "{}", rec[1]);
 }
 
 #[test]

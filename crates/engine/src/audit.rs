@@ -515,7 +515,7 @@ impl<'e> Secrets<'e> {
             }
         }
         values.retain(|s| s.len() >= MIN_SCRUB_LEN);
-        values.sort_by(|a, b| b.len().cmp(&a.len()));
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
         values.dedup();
         Secrets { values, cookies: env.masked_cookies, args: env.masked_args }
     }
@@ -736,6 +736,9 @@ struct Render<'a> {
     time: time::OffsetDateTime,
 }
 
+/// Header pairs as the record shows them (masked).
+type HeaderList<'a> = Vec<(Cow<'a, [u8]>, Cow<'a, [u8]>)>;
+
 /// Header pairs as a JSON object, in order (repeated names repeat, as ModSecurity's).
 struct Headers<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
@@ -841,18 +844,18 @@ impl Render<'_> {
         utf8(&self.secrets.scrub(b)).into_owned()
     }
 
-    fn request_headers(&self) -> Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> {
+    fn request_headers(&self) -> HeaderList<'_> {
         self.v.headers.iter().map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.request_header(k, val))).collect()
     }
 
-    fn response_headers(&self) -> Vec<(Cow<'_, [u8]>, Cow<'_, [u8]>)> {
+    fn response_headers(&self) -> HeaderList<'_> {
         self.v.resp_headers.iter().map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.response_header(k, val))).collect()
     }
 
     fn json(&self) -> Vec<u8> {
         let v = self.v;
         let p = self.parts;
-        let to_json_headers = |h: Vec<(Cow<[u8]>, Cow<[u8]>)>| {
+        let to_json_headers = |h: HeaderList| {
             Headers(h.into_iter().map(|(k, val)| (Cow::Owned(utf8(&k).into_owned()), Cow::Owned(utf8(&val).into_owned()))).collect())
         };
         let version = std::str::from_utf8(http_version(v.protocol))
