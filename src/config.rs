@@ -1,4 +1,4 @@
-//! Configuration: `ward`, `ward_rules_file`, `ward_rules`, merged http → server → location.
+//! Configuration: `ward`, `ward_rules_file`, `ward_rules`, `ward_unique_id_header`, merged http → server → location.
 //!
 //! Each level keeps its rule sources (the parent's followed by its own, as in
 //! ModSecurity-nginx) and compiles them into one shared `Arc<RuleSet>` at merge time, in
@@ -22,6 +22,8 @@ use crate::guard;
 pub struct MainConf {
     /// Compiled sets by source list (only consulted during configuration).
     cache: HashMap<Vec<RuleSource>, Arc<RuleSet>>,
+    /// Audit-log files opened this cycle, by path.
+    audit_sinks: crate::audit_log::SinkCache,
 }
 
 /// One level's (http, server or location) settings.
@@ -35,6 +37,13 @@ pub struct LocConf {
     own: usize,
     merged: bool,
     rules: Option<Arc<RuleSet>>,
+    /// Audit destination of `rules` (None when they never write records).
+    pub audit: Option<crate::audit_log::AuditTarget>,
+    /// Cookies masked in audit records; the login gate adds its cookie name here when
+    /// it is configured (inherited, then this level's own; `ward_token` always).
+    pub audit_mask_cookies: Vec<String>,
+    /// `ward_unique_id_header NAME`: send the unique id upstream in this header.
+    pub unique_id_header: Option<Vec<u8>>,
 }
 
 impl LocConf {
@@ -83,15 +92,17 @@ pub unsafe extern "C" fn merge_loc_conf(
             Ok(Some(summary)) => {
                 // SAFETY: during merge `cf->log` is the cycle's live log.
                 guard::log_bytes(unsafe { (*cf).log }, ngx::ffi::NGX_LOG_INFO as ngx::ffi::ngx_uint_t, summary.as_bytes());
-                Ok(())
             }
-            Ok(None) => Ok(()),
+            Ok(None) => {}
             Err(e) => {
                 // The engine's message already names file:line; nginx's position would not.
                 guard::conf_error_bare(cf, &e);
-                Err(String::new())
+                return Err(String::new());
             }
         }
+        // SAFETY: during merge `cf->cycle` is the cycle being configured.
+        let prefix = unsafe { PathBuf::from(OsStr::from_bytes((*(*cf).cycle).prefix.as_bytes())) };
+        merge_audit(conf, prev, main, &prefix)
     })
 }
 
@@ -134,6 +145,51 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     main.cache.insert(conf.sources.clone(), rules.clone());
     conf.rules = Some(rules);
     Ok(Some(summary))
+}
+
+/// Audit settings: inherited ones, and the files of this level's rule set (opened here,
+/// in the master, once per path and cycle).
+fn merge_audit(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf, prefix: &std::path::Path) -> Result<(), String> {
+    if conf.unique_id_header.is_none() {
+        conf.unique_id_header = prev.unique_id_header.clone();
+    }
+    let mut names: Vec<String> = crate::audit_log::DEFAULT_MASKED_COOKIES.iter().map(|s| s.to_string()).collect();
+    for n in prev.audit_mask_cookies.iter().chain(&conf.audit_mask_cookies) {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    conf.audit_mask_cookies = names;
+    conf.audit = match &conf.rules {
+        Some(rules) => crate::audit_log::sink_for(rules, prefix, &mut main.audit_sinks)?.map(|sink| {
+            crate::audit_log::AuditTarget { sink, masked_cookies: conf.audit_mask_cookies.clone().into() }
+        }),
+        None => None,
+    };
+    Ok(())
+}
+
+/// `ward_unique_id_header NAME;`
+pub unsafe extern "C" fn set_unique_id_header(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward_unique_id_header directive", || {
+        // SAFETY: setter contract (see `args` and `loc`).
+        let (args, conf) = unsafe { (args(cf), loc(conf)) };
+        if conf.unique_id_header.is_some() {
+            return Err("\"ward_unique_id_header\" directive is duplicate".into());
+        }
+        let name = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
+        // An HTTP token: nginx would send anything else as a broken header.
+        let token = |c: &u8| c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(c);
+        if name.is_empty() || !name.iter().all(token) {
+            return Err(format!("ward_unique_id_header: invalid header name \"{}\"", String::from_utf8_lossy(name)));
+        }
+        conf.unique_id_header = Some(name.to_vec());
+        Ok(())
+    })
 }
 
 /// # Safety

@@ -32,6 +32,8 @@ pub struct RequestCtx {
     pub response_headers_done: bool,
     /// Phase 4 wants the response body and has not run yet.
     pub inspect_response_body: bool,
+    /// Where the log phase writes this transaction's audit record.
+    pub audit: Option<crate::audit_log::AuditTarget>,
 }
 
 impl RequestCtx {
@@ -45,6 +47,7 @@ impl RequestCtx {
             intervened: false,
             response_headers_done: false,
             inspect_response_body: false,
+            audit: None,
         }
     }
 }

@@ -95,6 +95,15 @@ fn start(req: Req<'_>, rules: Arc<RuleSet>) -> ngx_int_t {
         tx.add_request_header(name, value);
     }
     let iv = tx.process_request_headers();
+    // After the engine saw the client's headers: the id header is Ward's, not the client's.
+    if let Some(conf) = req.loc_conf::<LocConf>(crate::module()) {
+        ctx.audit = conf.audit.clone();
+        if let Some(name) = &conf.unique_id_header {
+            if !crate::audit_log::set_unique_id_header(req, name, &ctx.unique_id) {
+                return SERVER_ERROR;
+            }
+        }
+    }
     flush(req, ctx);
     if let Some(iv) = iv {
         ctx.stage = Stage::Decided;
@@ -236,6 +245,7 @@ unsafe extern "C" fn log_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             if let Some(ctx) = ctx::get(req) {
                 ctx.tx.process_logging();
                 flush(req, ctx);
+                crate::audit_log::log_phase(req, ctx);
             }
         }
         NGX_OK as ngx_int_t

@@ -25,6 +25,7 @@ use ngx::ffi::{
 };
 use ngx::ngx_string;
 
+mod audit_log;
 mod body;
 mod config;
 mod ctx;
@@ -38,7 +39,7 @@ mod variables;
 /// The directives; all three are valid at http, server and location level.
 const LEVELS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-static mut WARD_COMMANDS: [ngx_command_t; 4] = [
+static mut WARD_COMMANDS: [ngx_command_t; 5] = [
     ngx_command_t {
         name: ngx_string!("ward"),
         type_: (LEVELS | NGX_CONF_FLAG) as ngx_uint_t,
@@ -59,6 +60,14 @@ static mut WARD_COMMANDS: [ngx_command_t; 4] = [
         name: ngx_string!("ward_rules"),
         type_: (LEVELS | NGX_CONF_TAKE1) as ngx_uint_t,
         set: Some(config::set_rules),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: std::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx_string!("ward_unique_id_header"),
+        type_: (LEVELS | NGX_CONF_TAKE1) as ngx_uint_t,
+        set: Some(config::set_unique_id_header),
         conf: NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: std::ptr::null_mut(),

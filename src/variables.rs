@@ -1,4 +1,5 @@
-//! `$ward_action`, `$ward_matched_ids`, `$ward_unique_id` (for access logs and headers).
+//! `$ward_action`, `$ward_matched_ids`, `$ward_unique_id`, `$ward_anomaly_score`
+//! (`inbound=5 outbound=0`), for access logs and headers.
 //!
 //! One safe registration helper and one getter: the variable's index selects the value.
 //! Requests Ward did not inspect have the variables "not found" (logged as `-`).
@@ -15,10 +16,11 @@ use crate::request::Req;
 type Getter = fn(&RequestCtx) -> Vec<u8>;
 
 /// Name and value of each variable; the getter's `data` is the index here.
-const VARIABLES: [(&str, Getter); 3] = [
+const VARIABLES: [(&str, Getter); 4] = [
     ("ward_action", |c| c.tx.outcome().as_bytes().to_vec()),
     ("ward_matched_ids", |c| c.tx.matched_ids().into_bytes()),
     ("ward_unique_id", |c| c.unique_id.as_bytes().to_vec()),
+    ("ward_anomaly_score", |c| c.tx.anomaly_scores().into_bytes()),
 ];
 
 /// Registers all variables (preconfiguration).

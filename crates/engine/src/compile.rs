@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::actions::{ctl, Actions, DisruptiveAction};
+use crate::audit;
 use crate::error::Error;
 use crate::parser::{self, split_actions, split_variables, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
@@ -187,18 +188,22 @@ impl Compiler {
             }
             "seccomponentsignature" => cfg.component_signatures.push(one_arg(d)?.to_string()),
             "secwebappid" => cfg.web_app_id = one_arg(d)?.to_string(),
-            "secauditengine" => cfg.audit.engine = Some(one_arg(d)?.to_string()),
+            "secauditengine" => cfg.audit.engine = audit::AuditEngine::parse(one_arg(d)?).map_err(|e| err(d, e))?,
             "secauditlog" => cfg.audit.log = Some(PathBuf::from(one_arg(d)?)),
-            "secauditlogparts" => cfg.audit.parts = Some(one_arg(d)?.to_string()),
-            "secauditlogformat" => cfg.audit.format = Some(one_arg(d)?.to_string()),
-            "secauditlogtype" => cfg.audit.log_type = Some(one_arg(d)?.to_string()),
-            "secauditlogrelevantstatus" => cfg.audit.relevant_status = Some(one_arg(d)?.to_string()),
+            "secauditlogparts" => cfg.audit.parts = audit::Parts::parse(one_arg(d)?).map_err(|e| err(d, e))?,
+            "secauditlogformat" => cfg.audit.format = audit::AuditFormat::parse(one_arg(d)?).map_err(|e| err(d, e))?,
+            "secauditlogtype" => cfg.audit.log_type = audit::AuditLogType::parse(one_arg(d)?).map_err(|e| err(d, e))?,
+            "secauditlogrelevantstatus" => {
+                cfg.audit.relevant_status = Some(audit::RelevantStatus::new(one_arg(d)?).map_err(|e| err(d, e))?)
+            }
             "secauditlogstoragedir" => cfg.audit.storage_dir = Some(PathBuf::from(one_arg(d)?)),
+            "secauditlogfilemode" => cfg.audit.file_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
+            "secauditlogdirmode" => cfg.audit.dir_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
             // Accepted; without effect in Ward (documented in README).
             "secpcrematchlimitrecursion" | "sectmpdir" | "secdatadir" | "secuploaddir" | "secuploadfilemode"
             | "secuploadkeepfiles" | "sectmpsaveuploadedfiles" | "secunicodemapfile" | "seccollectiontimeout"
             | "secdebuglog" | "secdebugloglevel" | "secstatusengine" | "secserversignature" | "seccookieformat"
-            | "secauditlogdirmode" | "secauditlogfilemode" | "secauditlog2" | "secrequestbodyinmemorylimit"
+            | "secauditlog2" | "secrequestbodyinmemorylimit"
             | "secxmlexternalentity" | "secconnengine" | "secgeolookupdb" | "sechttpblkey" | "secremoterules"
             | "secremoterulesfailaction" | "secruleperftime" | "secsensorid" | "secconnreadstatelimit"
             | "secconnwritestatelimit" | "seccachetransformations" | "secchrootdir" | "secinterceptonerror"

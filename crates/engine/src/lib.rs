@@ -7,6 +7,7 @@
 //! body processors) keeps one small file per entry with its tests beside it.
 
 pub mod actions;
+pub mod audit;
 pub mod body;
 pub mod collections;
 pub mod compile;
@@ -22,6 +23,7 @@ pub mod transaction;
 pub mod transformations;
 pub mod variables;
 
+pub use audit::{AuditEnv, AuditRecord};
 pub use error::Error;
 pub use ruleset::{EngineMode, RuleSet, RuleSource};
 pub use transaction::{Disruptive, Intervention, Transaction};

@@ -42,17 +42,7 @@ pub enum LimitAction {
     ProcessPartial,
 }
 
-/// Audit-log settings (recorded here; written by the logging layer).
-#[derive(Debug, Clone, Default)]
-pub struct AuditConfig {
-    pub engine: Option<String>,
-    pub log: Option<PathBuf>,
-    pub parts: Option<String>,
-    pub format: Option<String>,
-    pub log_type: Option<String>,
-    pub relevant_status: Option<String>,
-    pub storage_dir: Option<PathBuf>,
-}
+pub use crate::audit::AuditConfig;
 
 /// Engine configuration from Sec* directives.
 #[derive(Debug, Clone)]

@@ -157,6 +157,8 @@ pub struct Transaction {
     /// Collections loaded by `initcol`, written back at the end.
     persisted: Vec<(String, Vec<u8>)>,
     expiries: Vec<(String, Vec<u8>, u64)>,
+    /// Audit-log state: ctl:audit* changes and the rule messages (see audit.rs).
+    audit: crate::audit::TxAudit,
 }
 
 /// Request-data slots: the collection in the high bits, the index below.
@@ -196,6 +198,7 @@ impl Transaction {
             last_match: MatchInfo::default(),
             persisted: Vec::new(),
             expiries: Vec::new(),
+            audit: crate::audit::TxAudit::default(),
         }
     }
 
@@ -821,7 +824,8 @@ impl Transaction {
                 Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
                 Ctl::RequestBodyAccess(on) => self.body_access = Some(*on),
                 Ctl::ResponseBodyAccess(on) => self.response_body_access = *on,
-                Ctl::ForceRequestBodyVariable(_) | Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) | Ctl::Ignored => {}
+                Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) => self.audit.ctl(c),
+                Ctl::ForceRequestBodyVariable(_) | Ctl::Ignored => {}
             }
         }
         for (k, v) in &a.setenvs {
@@ -865,6 +869,34 @@ impl Transaction {
             unique_id: &self.s.unique_id,
         });
         self.messages.push(line);
+        let m = crate::audit::AuditMessage::new(rule, phase, denied_with, &self.last_match, &msg, &data);
+        self.audit.messages.push(m);
+    }
+
+    /// What an audit record reports (see audit.rs).
+    pub(crate) fn audit_view(&self) -> crate::audit::TxView<'_> {
+        let s = &self.s;
+        crate::audit::TxView {
+            rules: &self.rules,
+            audit: &self.audit,
+            engine: self.engine,
+            intervention: self.intervention.as_ref(),
+            unique_id: &s.unique_id,
+            client_ip: &s.client_ip,
+            client_port: s.client_port,
+            server_ip: &s.server_ip,
+            server_port: s.server_port,
+            host: &s.server_name,
+            method: &s.method,
+            protocol: &s.protocol,
+            uri: &s.uri_raw,
+            headers: &s.headers,
+            args: [&s.args_get, &s.args_post, &s.args_json],
+            body: &s.body,
+            resp_status: s.resp_status,
+            resp_headers: &s.resp_headers,
+            resp_body: &s.resp_body,
+        }
     }
 }
 
