@@ -100,6 +100,12 @@ sed -e 's/^SecRuleEngine .*/SecRuleEngine DetectionOnly/' \
 printf '%s\n%s\n' "$SETTINGS" "$MARKER" > "$PREFIX/conf/test-settings.conf"
 
 RULE_FILES=("$PREFIX/conf/base.conf" "$CRS_SETUP" "$PREFIX/conf/test-settings.conf")
+if [ "$ENGINE" = ward ] && [ "$SUITE" = v3.3 ]; then
+  # CRS 3.3's tests were written for ModSecurity v2 on Apache (CRS 3.3 CI ran no nginx
+  # platform): Ward follows v2 where v2 and v3 differ (tests/crs-known-failures.md).
+  echo 'WardCompatibility ModSecurity2' > "$PREFIX/conf/ward-compat.conf"
+  RULE_FILES=("$PREFIX/conf/ward-compat.conf" "${RULE_FILES[@]}")
+fi
 for f in "$RULES_DIR"/*.conf; do RULE_FILES+=("$f"); done
 
 if [ "$ENGINE" = modsecurity ]; then

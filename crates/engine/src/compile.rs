@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::actions::{ctl, Actions, DisruptiveAction};
 use crate::error::Error;
-use crate::parser::{self, split_actions, split_variables, Directive};
+use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
 use crate::variables::{compile_targets, Selector, Target, Var};
@@ -68,7 +68,8 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
             RuleSource::File(p) => c.file(p, None, 0)?,
             RuleSource::Inline { text, origin, line } => {
                 let origin: Arc<Path> = Arc::from(origin.as_path());
-                let ds = parser::parse(text, &origin, *line)?;
+                let mut dialect = c.config.dialect;
+                let ds = parser::parse_dialect(text, &origin, *line, &mut dialect)?;
                 let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
                 c.directives(ds, &base, 0)?;
             }
@@ -124,7 +125,8 @@ impl Compiler {
         })?;
         let text = String::from_utf8_lossy(&text);
         let file: Arc<Path> = Arc::from(path);
-        let ds = parser::parse(&text, &file, 1)?;
+        let mut dialect = self.config.dialect;
+        let ds = parser::parse_dialect(&text, &file, 1, &mut dialect)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.directives(ds, &base, depth)
     }
@@ -187,6 +189,11 @@ impl Compiler {
             }
             "seccomponentsignature" => cfg.component_signatures.push(one_arg(d)?.to_string()),
             "secwebappid" => cfg.web_app_id = one_arg(d)?.to_string(),
+            "wardcompatibility" => {
+                let v = one_arg(d)?;
+                cfg.dialect = Dialect::parse(v)
+                    .ok_or_else(|| err(d, format!("WardCompatibility: expected ModSecurity2 or ModSecurity3, got '{v}'")))?;
+            }
             "secauditengine" => cfg.audit.engine = Some(one_arg(d)?.to_string()),
             "secauditlog" => cfg.audit.log = Some(PathBuf::from(one_arg(d)?)),
             "secauditlogparts" => cfg.audit.parts = Some(one_arg(d)?.to_string()),
