@@ -82,7 +82,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
 }
 
 fn default_actions(phase: u8) -> Actions {
-    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
+    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), save_message: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
 }
 
 fn err(d: &Directive, msg: impl Into<String>) -> Error {
@@ -322,6 +322,9 @@ impl Compiler {
         if actions.auditlog.is_none() {
             actions.auditlog = def.auditlog;
         }
+        if actions.save_message.is_none() {
+            actions.save_message = def.save_message;
+        }
         let chain = actions.chain;
         let rule = Rule {
             id,
@@ -507,6 +510,9 @@ fn apply_action_update(r: &mut Rule, u: Actions) {
     }
     if u.auditlog.is_some() {
         a.auditlog = u.auditlog;
+    }
+    if u.save_message.is_some() {
+        a.save_message = u.save_message;
     }
     a.tags.extend(u.tags);
     a.setvars.extend(u.setvars);

@@ -864,7 +864,7 @@ impl Transaction {
 
     /// Writes the rule's message (when it logs) and records its id.
     fn log_match(&mut self, rule: &Rule, phase: u8, denied_with: Option<u16>) {
-        if !rule.actions.logs() {
+        if !rule.actions.logs_in(self.rules.config().dialect) {
             return;
         }
         self.matched_ids.push(rule.id);

@@ -121,3 +121,13 @@ fn unknown_dialect_is_a_load_error() {
         .to_string();
     assert!(e.contains("WardCompatibility") && e.contains("x.conf"), "{e}");
 }
+
+#[test]
+fn noauditlog_silences_the_error_log_in_v3_only() {
+    // CRS v4 980170: `pass,noauditlog,msg:…` after SecDefaultAction's `log,auditlog`.
+    let rule = "SecDefaultAction \"phase:5,log,auditlog,pass\"\nSecAction \"id:980170,phase:5,pass,t:none,noauditlog,msg:'scores'\"\n";
+    for (dialect, want) in [("", ""), ("WardCompatibility ModSecurity2", "980170")] {
+        let rs = rules(&format!("{dialect}\nSecRuleEngine DetectionOnly\n{rule}"));
+        assert_eq!(matched(&rs, "/", "", ""), want, "{dialect:?}");
+    }
+}

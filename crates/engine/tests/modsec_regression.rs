@@ -106,7 +106,7 @@ fn run_case(case: &Value, data_dir: &Path) -> Outcome {
         m => m,
     };
     let mut status: u16 = 200;
-    let mut note = |iv: Option<ward_engine::Intervention>, status: &mut u16| {
+    let note = |iv: Option<ward_engine::Intervention>, status: &mut u16| {
         if let Some(i) = iv {
             *status = i.status;
         }
