@@ -228,7 +228,9 @@ impl RuleSet {
     pub fn audit_destination(&self) -> Result<Option<&AuditConfig>, String> {
         let a = self.audit();
         let ctl_on = || self.rules().flat_map(Rule::links).any(|r| r.actions.ctls.iter().any(|c| matches!(c, Ctl::AuditEngine(_))));
-        if a.engine == AuditEngine::Off && !ctl_on() {
+        if a.engine == AuditEngine::Off && (!ctl_on() || (a.log.is_none() && a.storage_dir.is_none())) {
+            // Off, and either no rule can turn it on or there is nowhere to write
+            // (CRS rules carry ctl:auditEngine; they must load without audit settings).
             return Ok(None);
         }
         match a.log_type {

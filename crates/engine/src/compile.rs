@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::actions::{ctl, Actions, DisruptiveAction};
 use crate::audit;
 use crate::error::Error;
-use crate::parser::{self, split_actions, split_variables, Directive};
+use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
 use crate::variables::{compile_targets, Selector, Target, Var};
@@ -69,7 +69,8 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
             RuleSource::File(p) => c.file(p, None, 0)?,
             RuleSource::Inline { text, origin, line } => {
                 let origin: Arc<Path> = Arc::from(origin.as_path());
-                let ds = parser::parse(text, &origin, *line)?;
+                let mut dialect = c.config.dialect;
+                let ds = parser::parse_dialect(text, &origin, *line, &mut dialect)?;
                 let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
                 c.directives(ds, &base, 0)?;
             }
@@ -82,7 +83,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
 }
 
 fn default_actions(phase: u8) -> Actions {
-    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
+    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), save_message: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
 }
 
 fn err(d: &Directive, msg: impl Into<String>) -> Error {
@@ -125,7 +126,8 @@ impl Compiler {
         })?;
         let text = String::from_utf8_lossy(&text);
         let file: Arc<Path> = Arc::from(path);
-        let ds = parser::parse(&text, &file, 1)?;
+        let mut dialect = self.config.dialect;
+        let ds = parser::parse_dialect(&text, &file, 1, &mut dialect)?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         self.directives(ds, &base, depth)
     }
@@ -188,6 +190,11 @@ impl Compiler {
             }
             "seccomponentsignature" => cfg.component_signatures.push(one_arg(d)?.to_string()),
             "secwebappid" => cfg.web_app_id = one_arg(d)?.to_string(),
+            "wardcompatibility" => {
+                let v = one_arg(d)?;
+                cfg.dialect = Dialect::parse(v)
+                    .ok_or_else(|| err(d, format!("WardCompatibility: expected ModSecurity2 or ModSecurity3, got '{v}'")))?;
+            }
             "secauditengine" => cfg.audit.engine = audit::AuditEngine::parse(one_arg(d)?).map_err(|e| err(d, e))?,
             "secauditlog" => cfg.audit.log = Some(PathBuf::from(one_arg(d)?)),
             "secauditlogparts" => cfg.audit.parts = audit::Parts::parse(one_arg(d)?).map_err(|e| err(d, e))?,
@@ -319,6 +326,9 @@ impl Compiler {
         }
         if actions.auditlog.is_none() {
             actions.auditlog = def.auditlog;
+        }
+        if actions.save_message.is_none() {
+            actions.save_message = def.save_message;
         }
         let chain = actions.chain;
         let rule = Rule {
@@ -525,6 +535,9 @@ fn apply_action_update(r: &mut Rule, u: Actions) {
     }
     if u.auditlog.is_some() {
         a.auditlog = u.auditlog;
+    }
+    if u.save_message.is_some() {
+        a.save_message = u.save_message;
     }
     a.tags.extend(u.tags);
     a.setvars.extend(u.setvars);

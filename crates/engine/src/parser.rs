@@ -4,7 +4,10 @@
 //! at a newline unless the last character is `\`; arguments are separated by
 //! whitespace; an argument in double (or single) quotes may contain whitespace, and
 //! inside it only a backslash before the same quote is an escape (`\"` → `"`); every
-//! other backslash is kept for the operator (regexes rely on that).
+//! other backslash is kept for the operator (regexes rely on that). That is ModSecurity
+//! v3's reading; [`Dialect::ModSecurity2`] reads as Apache did for ModSecurity v2, where
+//! `\\` also becomes `\` (ModSecurity issue #2148; CRS 3.3 writes `\\\\` for one
+//! backslash in a regex because of it).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,9 +23,41 @@ pub struct Directive {
     pub args: Vec<String>,
 }
 
+/// Which reference engine's reading of rule text (and of request bodies, see
+/// `Transaction`) Ward follows. Set by the Ward-only directive
+/// `WardCompatibility ModSecurity2|ModSecurity3`; ModSecurity v3 unless told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dialect {
+    /// libmodsecurity 3 (the default).
+    #[default]
+    ModSecurity3,
+    /// ModSecurity 2.9 (Apache): `\\` in arguments is one backslash; REQUEST_BODY is
+    /// only filled by the URLENCODED processor or `ctl:forceRequestBodyVariable`.
+    ModSecurity2,
+}
+
+/// The directive that selects the [`Dialect`]; it applies to the directives after it.
+pub const DIALECT_DIRECTIVE: &str = "WardCompatibility";
+
+impl Dialect {
+    pub fn parse(v: &str) -> Option<Dialect> {
+        match v.to_ascii_lowercase().as_str() {
+            "modsecurity2" | "v2" => Some(Dialect::ModSecurity2),
+            "modsecurity3" | "v3" => Some(Dialect::ModSecurity3),
+            _ => None,
+        }
+    }
+}
+
 /// Splits SecLang text into directives. `first_line` is the line number of the first
 /// line of `text` (inline rules in nginx.conf start mid-file).
 pub fn parse(text: &str, file: &Arc<Path>, first_line: usize) -> Result<Vec<Directive>, Error> {
+    parse_dialect(text, file, first_line, &mut Dialect::default())
+}
+
+/// [`parse`] starting in `dialect`; a `WardCompatibility` directive in `text` switches it
+/// for the lines after it (and leaves it switched for the caller).
+pub fn parse_dialect(text: &str, file: &Arc<Path>, first_line: usize, dialect: &mut Dialect) -> Result<Vec<Directive>, Error> {
     let mut out = Vec::new();
     let mut logical = String::new();
     let mut start_line = first_line;
@@ -45,20 +80,52 @@ pub fn parse(text: &str, file: &Arc<Path>, first_line: usize) -> Result<Vec<Dire
         }
         logical.push_str(raw);
         continuing = false;
-        if let Some(d) = tokenize_directive(&logical, file, start_line)? {
+        if let Some(d) = tokenize_directive(&logical, file, start_line, *dialect)? {
+            note_dialect(&d, dialect);
             out.push(d);
         }
         logical.clear();
     }
     if continuing {
-        if let Some(d) = tokenize_directive(&logical, file, start_line)? {
+        if let Some(d) = tokenize_directive(&logical, file, start_line, *dialect)? {
+            note_dialect(&d, dialect);
             out.push(d);
         }
     }
     Ok(out)
 }
 
-fn tokenize_directive(line: &str, file: &Arc<Path>, line_no: usize) -> Result<Option<Directive>, Error> {
+/// Follows `WardCompatibility` while tokenizing (the compiler validates its argument).
+fn note_dialect(d: &Directive, dialect: &mut Dialect) {
+    if d.name.eq_ignore_ascii_case(DIALECT_DIRECTIVE) {
+        if let Some(v) = d.args.first().and_then(|a| Dialect::parse(a)) {
+            *dialect = v;
+        }
+    }
+}
+
+/// Apache's `substring_conf`: `\\` → `\` everywhere, and `\` before the quote that
+/// delimits the argument is dropped. Only in [`Dialect::ModSecurity2`].
+fn apache_unescape(raw: &str, quote: Option<u8>) -> String {
+    let b = raw.as_bytes();
+    let mut out = String::with_capacity(raw.len());
+    let mut seg = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() && (b[i + 1] == b'\\' || Some(b[i + 1]) == quote) {
+            out.push_str(&raw[seg..i]);
+            seg = i + 1;
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    out.push_str(&raw[seg..]);
+    out
+}
+
+fn tokenize_directive(line: &str, file: &Arc<Path>, line_no: usize, dialect: Dialect) -> Result<Option<Directive>, Error> {
+    let v2 = dialect == Dialect::ModSecurity2;
     let mut words = Vec::new();
     let bytes = line.as_bytes();
     let mut i = 0;
@@ -82,7 +149,12 @@ fn tokenize_directive(line: &str, file: &Arc<Path>, line_no: usize) -> Result<Op
                         format!("unterminated {} quote in: {}", q as char, excerpt(line)),
                     ));
                 }
-                if bytes[j] == b'\\' && bytes.get(j + 1) == Some(&q) {
+                if v2 && bytes[j] == b'\\' && j + 1 < bytes.len() && (bytes[j + 1] == q || bytes[j + 1] == b'\\') {
+                    // Apache skips an escaped pair when looking for the closing quote.
+                    j += 2;
+                    continue;
+                }
+                if !v2 && bytes[j] == b'\\' && bytes.get(j + 1) == Some(&q) {
                     word.push_str(&line[seg..j]);
                     word.push(q as char);
                     j += 2;
@@ -95,14 +167,15 @@ fn tokenize_directive(line: &str, file: &Arc<Path>, line_no: usize) -> Result<Op
                 }
                 j += 1;
             }
-            words.push(word);
+            words.push(if v2 { apache_unescape(&word, Some(q)) } else { word });
             i = j + 1;
         } else {
             let s = i;
             while i < bytes.len() && !bytes[i].is_ascii_whitespace() {
                 i += 1;
             }
-            words.push(line[s..i].to_string());
+            let word = &line[s..i];
+            words.push(if v2 { apache_unescape(word, None) } else { word.to_string() });
         }
     }
     if words.is_empty() {
@@ -307,6 +380,32 @@ mod tests {
         let d = parse(r#"SecRule ARGS "@rx \d+\\x" "id:1""#, &file(), 7).unwrap();
         assert_eq!(d[0].args[1], r"@rx \d+\\x");
         assert_eq!(d[0].line, 7);
+    }
+
+    #[test]
+    fn modsecurity2_dialect_reads_backslash_pairs_as_apache() {
+        // (text, args of the last directive)
+        let cases: &[(&str, &[&str])] = &[
+            (r#"SecRule ARGS "@rx [^\\\\]\\\\d\d" "id:1""#, &[r"ARGS", r"@rx [^\\]\\d\d", "id:1"]),
+            (r#"SecRule ARGS "@rx a\"b\\" "id:1""#, &["ARGS", r#"@rx a"b\"#, "id:1"]),
+            (r#"SecRule ARGS @rx\\\\d "id:1""#, &["ARGS", r"@rx\\d", "id:1"]),
+            (r"SecRule ARGS '@rx \\' 'id:1'", &["ARGS", r"@rx \", "id:1"]),
+        ];
+        for (text, want) in cases {
+            let mut dialect = Dialect::ModSecurity2;
+            let d = parse_dialect(text, &file(), 1, &mut dialect).unwrap();
+            assert_eq!(d[0].args, *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn dialect_directive_switches_the_lines_after_it() {
+        let text = "SecRule ARGS \"@rx \\\\d\" \"id:1\"\nWardCompatibility ModSecurity2\nSecRule ARGS \"@rx \\\\d\" \"id:2\"\n";
+        let mut dialect = Dialect::default();
+        let d = parse_dialect(text, &file(), 1, &mut dialect).unwrap();
+        assert_eq!(d[0].args[1], r"@rx \\d");
+        assert_eq!(d[2].args[1], r"@rx \d");
+        assert_eq!(dialect, Dialect::ModSecurity2);
     }
 
     #[test]

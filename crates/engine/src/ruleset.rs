@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::actions::{Actions, DisruptiveAction};
 use crate::error::Error;
+use crate::parser::Dialect;
 use crate::rule::Rule;
 
 /// Where SecLang text comes from. nginx levels (http → server → location) hand their
@@ -65,6 +66,8 @@ pub struct Config {
     pub audit: AuditConfig,
     pub component_signatures: Vec<String>,
     pub web_app_id: String,
+    /// `WardCompatibility`: whose semantics to follow where ModSecurity v2 and v3 differ.
+    pub dialect: Dialect,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             component_signatures: Vec::new(),
             web_app_id: "default".into(),
+            dialect: Dialect::ModSecurity3,
         }
     }
 }

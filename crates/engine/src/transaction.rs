@@ -18,6 +18,7 @@ use crate::body;
 use crate::log::{self, MatchInfo};
 use crate::macros::MacroResolver;
 use crate::operators::Captures;
+use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule};
 use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
 use crate::variables::{Selector, Target, Var};
@@ -100,7 +101,11 @@ struct State {
     headers: Pairs,
     cookies: Pairs,
     body: Vec<u8>,
+    /// REQUEST_BODY reads as empty (ModSecurity v2 when no processor filled it).
+    body_hidden: bool,
     body_len: usize,
+    /// REQBODY_PROCESSOR: from Content-Type as headers arrive, then `ctl`, as in v3.
+    reqbody_processor: Vec<u8>,
     files: Pairs,
     files_sizes: Pairs,
     files_combined: usize,
@@ -136,6 +141,8 @@ pub struct Transaction {
     body_access: Option<bool>,
     response_body_access: bool,
     body_processor: Option<BodyProcessor>,
+    /// `ctl:forceRequestBodyVariable` (only has an effect in the ModSecurity2 dialect).
+    force_body_variable: bool,
     body_truncated: bool,
     resp_truncated: bool,
     removed_ids: Vec<IdRange>,
@@ -180,6 +187,7 @@ impl Transaction {
             body_access,
             response_body_access,
             body_processor: None,
+            force_body_variable: false,
             body_truncated: false,
             resp_truncated: false,
             removed_ids: Vec::new(),
@@ -266,6 +274,14 @@ impl Transaction {
                 }
             }
         }
+        if name.eq_ignore_ascii_case(b"content-type") {
+            let v = value.to_ascii_lowercase();
+            if v.starts_with(b"multipart/form-data") {
+                self.s.reqbody_processor = b"MULTIPART".to_vec();
+            } else if v.starts_with(b"application/x-www-form-urlencoded") {
+                self.s.reqbody_processor = b"URLENCODED".to_vec();
+            }
+        }
         self.s.headers.push((name.to_vec(), value.to_vec()));
     }
 
@@ -340,8 +356,18 @@ impl Transaction {
                 None
             }
         });
+        let v2 = self.rules.config().dialect == Dialect::ModSecurity2;
+        if v2 {
+            // ModSecurity v2 keeps the raw body for REQUEST_BODY only when URLENCODED
+            // parses it, or when there is no processor and ctl:forceRequestBodyVariable is on.
+            self.s.body_hidden = match proc_ {
+                Some(BodyProcessor::Urlencoded) => false,
+                Some(_) => true,
+                None => !self.force_body_variable,
+            };
+        }
         let Some(p) = proc_ else { return };
-        self.s.flags.push((Var::ReqbodyProcessor, p.name().as_bytes().to_vec()));
+        self.s.reqbody_processor = p.name().as_bytes().to_vec();
         if self.s.body.is_empty() && p != BodyProcessor::Multipart {
             return;
         }
@@ -387,6 +413,10 @@ impl Transaction {
                 e
             }
         };
+        if v2 && error.is_some() && self.force_body_variable {
+            // A processor that failed leaves v2 with the forced raw buffer.
+            self.s.body_hidden = false;
+        }
         if let Some(msg) = error {
             for (v, val) in [
                 (Var::ReqbodyError, b"1".to_vec()),
@@ -821,11 +851,15 @@ impl Transaction {
                 Ctl::RuleRemoveByMsg(m) => self.removed_msgs.push(m.clone()),
                 Ctl::RuleRemoveTargetById(ids, t) => self.removed_targets_by_id.push((ids.clone(), t.clone())),
                 Ctl::RuleRemoveTargetByTag(tag, t) => self.removed_targets_by_tag.push((tag.clone(), t.clone())),
-                Ctl::RequestBodyProcessor(p) => self.body_processor = Some(*p),
+                Ctl::RequestBodyProcessor(p) => {
+                    self.body_processor = Some(*p);
+                    self.s.reqbody_processor = p.name().as_bytes().to_vec();
+                }
+                Ctl::ForceRequestBodyVariable(on) => self.force_body_variable = *on,
                 Ctl::RequestBodyAccess(on) => self.body_access = Some(*on),
                 Ctl::ResponseBodyAccess(on) => self.response_body_access = *on,
                 Ctl::AuditEngine(_) | Ctl::AuditLogParts(_) => self.audit.ctl(c),
-                Ctl::ForceRequestBodyVariable(_) | Ctl::Ignored => {}
+                Ctl::Ignored => {}
             }
         }
         for (k, v) in &a.setenvs {
@@ -850,7 +884,7 @@ impl Transaction {
 
     /// Writes the rule's message (when it logs) and records its id.
     fn log_match(&mut self, rule: &Rule, phase: u8, denied_with: Option<u16>) {
-        if !rule.actions.logs() {
+        if !rule.actions.logs_in(self.rules.config().dialect) {
             return;
         }
         self.matched_ids.push(rule.id);
@@ -1039,7 +1073,11 @@ impl State {
             Var::RequestFilename | Var::PathInfo => scalar(out, b(&self.filename), slot(25, 0, false)),
             Var::RequestBasename => scalar(out, b(&self.basename), slot(26, 0, false)),
             Var::QueryString => scalar(out, b(&self.query), slot(27, 0, false)),
-            Var::RequestBody => scalar(out, b(&self.body), slot(28, 0, false)),
+            Var::RequestBody => {
+                let body: &[u8] = if self.body_hidden { b"" } else { &self.body };
+                scalar(out, b(body), slot(28, 0, false))
+            }
+            Var::ReqbodyProcessor => scalar(out, b(&self.reqbody_processor), Slot::None),
             Var::RequestBodyLength => scalar(out, num(self.body.len()), Slot::None),
             Var::FullRequest => {
                 let mut f = self.request_line.clone();

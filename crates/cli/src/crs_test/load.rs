@@ -234,6 +234,7 @@ fn convert_input(raw: RawInput, legacy: bool) -> Result<Input, String> {
             let compact: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
             Some(base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| format!("encoded_request: {e}"))?)
         }
+        (None, Some(raw)) if legacy => Some(ftw1_raw_request(&raw)),
         (None, Some(raw)) => Some(latin1_or_utf8(&raw)),
         (None, None) => None,
     };
@@ -278,6 +279,62 @@ pub fn convert_output(raw: RawOutput) -> Output {
         retry_once: raw.retry_once.unwrap_or(false),
         isolated: raw.isolated.unwrap_or(false),
     }
+}
+
+/// A CRS 3.3 `raw_request` as ftw 1.x sent it: `raw.encode('utf-8')
+/// .decode('unicode_escape')`, sent as UTF-8. Each UTF-8 byte of a non-ASCII
+/// character thus goes out UTF-8 encoded again (944200-0FP's `¬í` is 8 bytes, and its
+/// Content-Length of 9 cuts the body before any `\xac\xed`), and backslash escapes
+/// are decoded (`\\`, `\n`, `\r`, `\t`, `\xhh`, …; others are kept as written).
+fn ftw1_raw_request(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut chars = String::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        i += 1;
+        if c != b'\\' || i >= b.len() {
+            chars.push(char::from(c));
+            continue;
+        }
+        let e = b[i];
+        i += 1;
+        let simple = match e {
+            b'\\' => Some('\\'),
+            b'\'' => Some('\''),
+            b'"' => Some('"'),
+            b'a' => Some('\u{7}'),
+            b'b' => Some('\u{8}'),
+            b'f' => Some('\u{c}'),
+            b'n' => Some('\n'),
+            b'r' => Some('\r'),
+            b't' => Some('\t'),
+            b'v' => Some('\u{b}'),
+            _ => None,
+        };
+        if let Some(ch) = simple {
+            chars.push(ch);
+        } else if e == b'\n' {
+            // backslash-newline is a line continuation
+        } else if e == b'x' && i + 2 <= b.len() && b[i].is_ascii_hexdigit() && b[i + 1].is_ascii_hexdigit() {
+            let v = u8::from_str_radix(&text[i..i + 2], 16).unwrap_or(0);
+            chars.push(char::from(v));
+            i += 2;
+        } else if (b'0'..=b'7').contains(&e) {
+            let mut v = u32::from(e - b'0');
+            let mut n = 1;
+            while n < 3 && i < b.len() && (b'0'..=b'7').contains(&b[i]) {
+                v = v * 8 + u32::from(b[i] - b'0');
+                i += 1;
+                n += 1;
+            }
+            chars.push(char::from_u32(v).unwrap_or('\u{fffd}'));
+        } else {
+            chars.push('\\');
+            chars.push(char::from(e));
+        }
+    }
+    chars.into_bytes()
 }
 
 /// `raw_request` text as bytes: one byte per character when all are below
@@ -332,6 +389,18 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(render_template(input).map(|v| String::from_utf8(v).unwrap()), want.map(String::from), "{input}");
+        }
+    }
+
+    #[test]
+    fn ftw1_raw_requests_are_unicode_escape_decoded_then_utf8() {
+        let cases: &[(&str, &[u8])] = &[
+            ("GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"),
+            ("a=\u{ac}\u{ed}\u{0}\u{5}", b"a=\xc3\x82\xc2\xac\xc3\x83\xc2\xad\x00\x05"),
+            ("a\\r\\n\\\\\\x41\\101\\q", b"a\r\n\\AA\\q"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(ftw1_raw_request(input), *want, "{input:?}");
         }
     }
 

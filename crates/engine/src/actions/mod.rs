@@ -9,7 +9,7 @@ pub mod disruptive;
 pub mod setvar;
 
 use crate::macros::Macro;
-use crate::parser::ActionItem;
+use crate::parser::{ActionItem, Dialect};
 use crate::transformations;
 
 pub use ctl::Ctl;
@@ -40,6 +40,10 @@ pub struct Actions {
     pub status: Option<u16>,
     pub log: Option<bool>,
     pub auditlog: Option<bool>,
+    /// The last of `log`, `nolog`, `auditlog`, `noauditlog`: libmodsecurity 3 lets each
+    /// of them decide whether the error-log line is written (`noauditlog` after `log`
+    /// silences it), where ModSecurity v2 only listens to `log`/`nolog`.
+    pub save_message: Option<bool>,
     pub capture: bool,
     pub multi_match: bool,
     pub chain: bool,
@@ -112,10 +116,10 @@ impl Actions {
                     let v = need(it)?;
                     a.status = Some(v.parse().ok().filter(|s| (100..=999).contains(s)).ok_or_else(|| format!("invalid status '{v}'"))?);
                 }
-                "log" => a.log = Some(true),
-                "nolog" => a.log = Some(false),
-                "auditlog" => a.auditlog = Some(true),
-                "noauditlog" => a.auditlog = Some(false),
+                "log" => (a.log, a.save_message) = (Some(true), Some(true)),
+                "nolog" => (a.log, a.save_message) = (Some(false), Some(false)),
+                "auditlog" => (a.auditlog, a.save_message) = (Some(true), Some(true)),
+                "noauditlog" => (a.auditlog, a.save_message) = (Some(false), Some(false)),
                 "capture" => a.capture = true,
                 "multimatch" => a.multi_match = true,
                 "chain" => a.chain = true,
@@ -170,6 +174,14 @@ impl Actions {
     pub fn logs(&self) -> bool {
         self.log.unwrap_or(true)
     }
+
+    /// [`Actions::logs`] as the reference engine of `dialect` decides it.
+    pub fn logs_in(&self, dialect: Dialect) -> bool {
+        match dialect {
+            Dialect::ModSecurity3 => self.save_message.unwrap_or(true),
+            Dialect::ModSecurity2 => self.logs(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -193,6 +205,24 @@ mod tests {
         assert_eq!(a.skip_after.as_deref(), Some("END"));
         assert_eq!(a.log, Some(false));
         assert_eq!(a.status, Some(406));
+    }
+
+    #[test]
+    fn log_decision_per_dialect() {
+        // (actions, logs in ModSecurity3, logs in ModSecurity2)
+        let cases = [
+            ("id:1", true, true),
+            ("id:1,log", true, true),
+            ("id:1,nolog", false, false),
+            ("id:1,noauditlog", false, true),
+            ("id:1,log,noauditlog", false, true),
+            ("id:1,noauditlog,log", true, true),
+            ("id:1,nolog,auditlog", true, false),
+        ];
+        for (text, v3, v2) in cases {
+            let a = parse(text).unwrap();
+            assert_eq!((a.logs_in(Dialect::ModSecurity3), a.logs_in(Dialect::ModSecurity2)), (v3, v2), "{text}");
+        }
     }
 
     #[test]
