@@ -22,6 +22,8 @@ use crate::guard;
 pub struct MainConf {
     /// Compiled sets by source list (only consulted during configuration).
     cache: HashMap<Vec<RuleSource>, Arc<RuleSet>>,
+    /// Loaded login gates by settings.
+    auth_cache: crate::auth::AuthCache,
 }
 
 /// One level's (http, server or location) settings.
@@ -35,6 +37,8 @@ pub struct LocConf {
     own: usize,
     merged: bool,
     rules: Option<Arc<RuleSet>>,
+    /// The login gate (`ward_auth*` directives, see auth.rs).
+    pub auth: crate::auth::AuthLoc,
 }
 
 impl LocConf {
@@ -79,7 +83,11 @@ pub unsafe extern "C" fn merge_loc_conf(
         let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
         // SAFETY: during merge `cf->ctx` is the http block's ngx_http_conf_ctx_t.
         let main = unsafe { main_conf(cf) }.ok_or("ward: no main configuration")?;
-        merge(conf, prev, main).map_err(|e| {
+        // SAFETY: during merge `cf->ctx->loc_conf` is the level being merged.
+        let place = unsafe { crate::auth::place(cf) };
+        crate::auth::merge(&mut conf.auth, &prev.auth, &mut main.auth_cache, &place)
+            .and_then(|()| merge(conf, prev, main))
+            .map_err(|e| {
             // The engine's message already names file:line; nginx's position would not.
             guard::conf_error_bare(cf, &e);
             String::new()
@@ -133,14 +141,14 @@ unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
 ///
 /// # Safety
 /// `cf` is the live conf passed to a directive setter.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+pub(crate) unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
     // SAFETY: during a setter call `cf->args` is an array of ngx_str_t.
     unsafe { (*(*cf).args).as_slice() }
 }
 
 /// # Safety
 /// `conf` is the LocConf nginx passes to a setter of this module.
-unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
+pub(crate) unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
     // SAFETY: per the contract.
     unsafe { &mut *conf.cast::<LocConf>() }
 }
@@ -178,7 +186,7 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-fn parse_flag(v: &[u8]) -> Option<bool> {
+pub(crate) fn parse_flag(v: &[u8]) -> Option<bool> {
     if v.eq_ignore_ascii_case(b"on") {
         Some(true)
     } else if v.eq_ignore_ascii_case(b"off") {
