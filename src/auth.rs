@@ -96,7 +96,12 @@ fn inherit<T: Clone>(own: &mut Option<T>, parent: &Option<T>) {
 
 /// Merges one level into its parent's values and loads the gate when this level uses it.
 /// `place` names the level for messages (`location "/x"`).
-pub fn merge(conf: &mut AuthLoc, prev: &AuthLoc, cache: &mut AuthCache, place: &str) -> Result<(), String> {
+pub fn merge(
+    conf: &mut AuthLoc,
+    prev: &AuthLoc,
+    cache: &mut AuthCache,
+    place: &str,
+) -> Result<(), String> {
     if conf.merged {
         return Ok(());
     }
@@ -171,7 +176,7 @@ fn setter(
     })
 }
 
-fn arg<'a>(args: &'a [ngx_str_t], i: usize) -> &'a [u8] {
+fn arg(args: &[ngx_str_t], i: usize) -> &[u8] {
     args.get(i).map(|a| a.as_bytes()).unwrap_or_default()
 }
 
@@ -195,7 +200,11 @@ fn time_arg(args: &[ngx_str_t], directive: &str) -> Result<Duration, String> {
 }
 
 /// `ward_auth on | off;`
-pub unsafe extern "C" fn set_auth(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_auth(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth", |args, a| {
         let v = arg(args, 1);
         let on = parse_flag(v).ok_or_else(|| {
@@ -224,7 +233,11 @@ fn path_arg(cf: *mut ngx_conf_t, args: &[ngx_str_t], directive: &str) -> Result<
 }
 
 /// `ward_auth_key_file PATH;` (read at load, by the master).
-pub unsafe extern "C" fn set_key_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_key_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_key_file", |args, a| {
         let p = path_arg(cf, args, "ward_auth_key_file")?;
         once(&mut a.key_file, p, "ward_auth_key_file")
@@ -232,7 +245,11 @@ pub unsafe extern "C" fn set_key_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_comman
 }
 
 /// `ward_auth_users_file PATH;`
-pub unsafe extern "C" fn set_users_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_users_file(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_users_file", |args, a| {
         let p = path_arg(cf, args, "ward_auth_users_file")?;
         once(&mut a.users_file, p, "ward_auth_users_file")
@@ -240,7 +257,11 @@ pub unsafe extern "C" fn set_users_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_comm
 }
 
 /// `ward_auth_token_ttl TIME;`
-pub unsafe extern "C" fn set_token_ttl(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_token_ttl(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_token_ttl", |args, a| {
         let t = time_arg(args, "ward_auth_token_ttl")?;
         if t.as_secs() == 0 {
@@ -251,7 +272,11 @@ pub unsafe extern "C" fn set_token_ttl(cf: *mut ngx_conf_t, _cmd: *mut ngx_comma
 }
 
 /// `ward_auth_leeway TIME;`
-pub unsafe extern "C" fn set_leeway(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_leeway(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_leeway", |args, a| {
         let t = time_arg(args, "ward_auth_leeway")?;
         if t > Duration::from_secs(86_400) {
@@ -264,13 +289,20 @@ pub unsafe extern "C" fn set_leeway(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
 fn printable_arg(args: &[ngx_str_t], directive: &str) -> Result<String, String> {
     let v = text(args, 1, directive)?;
     if v.is_empty() || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(format!("\"{directive}\": \"{}\" must be non-empty printable text", v.escape_debug()));
+        return Err(format!(
+            "\"{directive}\": \"{}\" must be non-empty printable text",
+            v.escape_debug()
+        ));
     }
     Ok(v)
 }
 
 /// `ward_auth_issuer TEXT;`
-pub unsafe extern "C" fn set_issuer(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_issuer(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_issuer", |args, a| {
         let v = printable_arg(args, "ward_auth_issuer")?;
         once(&mut a.issuer, v, "ward_auth_issuer")
@@ -278,7 +310,11 @@ pub unsafe extern "C" fn set_issuer(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
 }
 
 /// `ward_auth_audience TEXT;`
-pub unsafe extern "C" fn set_audience(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_audience(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_audience", |args, a| {
         let v = printable_arg(args, "ward_auth_audience")?;
         once(&mut a.audience, v, "ward_auth_audience")
@@ -286,7 +322,11 @@ pub unsafe extern "C" fn set_audience(cf: *mut ngx_conf_t, _cmd: *mut ngx_comman
 }
 
 /// `ward_auth_require_claim NAME VALUE;` (repeatable)
-pub unsafe extern "C" fn set_require_claim(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_require_claim(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_require_claim", |args, a| {
         let name = text(args, 1, "ward_auth_require_claim")?;
         let value = text(args, 2, "ward_auth_require_claim")?;
@@ -299,13 +339,20 @@ pub unsafe extern "C" fn set_require_claim(cf: *mut ngx_conf_t, _cmd: *mut ngx_c
 }
 
 /// `ward_auth_cookie NAME;`
-pub unsafe extern "C" fn set_cookie(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_cookie(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_cookie", |args, a| {
         let v = text(args, 1, "ward_auth_cookie")?;
         let token = !v.is_empty()
             && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
-            return Err(format!("\"ward_auth_cookie\": \"{}\" is not a valid cookie name", v.escape_debug()));
+            return Err(format!(
+                "\"ward_auth_cookie\": \"{}\" is not a valid cookie name",
+                v.escape_debug()
+            ));
         }
         if v == ward_auth::CSRF_COOKIE {
             return Err(format!("\"ward_auth_cookie\": \"{v}\" is reserved for the login form"));
@@ -315,7 +362,11 @@ pub unsafe extern "C" fn set_cookie(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_
 }
 
 /// `ward_auth_cookie_secure on | off | auto;`
-pub unsafe extern "C" fn set_cookie_secure(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_cookie_secure(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_cookie_secure", |args, a| {
         let v = text(args, 1, "ward_auth_cookie_secure")?;
         let mode = CookieSecure::parse(&v).map_err(|e| e.to_string())?;
@@ -332,19 +383,32 @@ fn set_content_handler(
     h: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t) -> ngx::ffi::ngx_int_t,
 ) -> Result<(), String> {
     if a.handler.is_some() {
-        return Err(format!("\"{directive}\": this location already has a ward_auth content handler"));
+        return Err(format!(
+            "\"{directive}\": this location already has a ward_auth content handler"
+        ));
     }
     // SAFETY: location-level directive: `cf->ctx` is the location's conf ctx.
-    let clcf = unsafe { core_loc_conf(cf) }.ok_or_else(|| format!("\"{directive}\": no location"))?;
+    let clcf =
+        unsafe { core_loc_conf(cf) }.ok_or_else(|| format!("\"{directive}\": no location"))?;
     clcf.handler = Some(h) as ngx_http_handler_pt;
     a.handler = Some(which);
     Ok(())
 }
 
 /// `ward_auth_login;` — the login page; its location's name becomes the server's login path.
-pub unsafe extern "C" fn set_login(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_login(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_login", |_, a| {
-        set_content_handler(cf, a, Handler::Login, "ward_auth_login", crate::auth_handlers::login_handler)?;
+        set_content_handler(
+            cf,
+            a,
+            Handler::Login,
+            "ward_auth_login",
+            crate::auth_handlers::login_handler,
+        )?;
         // SAFETY: location-level directive (see set_content_handler).
         let clcf = unsafe { core_loc_conf(cf) }.ok_or("\"ward_auth_login\": no location")?;
         let name = clcf.name.as_bytes();
@@ -354,7 +418,8 @@ pub unsafe extern "C" fn set_login(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t
                         \"location = /login\""
                 .into());
         }
-        let name = std::str::from_utf8(name).map_err(|_| "\"ward_auth_login\": location name is not UTF-8")?;
+        let name = std::str::from_utf8(name)
+            .map_err(|_| "\"ward_auth_login\": location name is not UTF-8")?;
         // SAFETY: inside a location `cf->ctx` is its conf ctx, whose srv_conf is the
         // enclosing server's; that server's own conf ctx holds the server-level LocConf.
         let server = unsafe { server_loc_conf(cf) }.ok_or("\"ward_auth_login\": no server")?;
@@ -391,15 +456,35 @@ unsafe fn server_loc_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut LocConf> {
 }
 
 /// `ward_auth_logout;`
-pub unsafe extern "C" fn set_logout(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_logout(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_logout", |_, a| {
-        set_content_handler(cf, a, Handler::Logout, "ward_auth_logout", crate::auth_handlers::logout_handler)
+        set_content_handler(
+            cf,
+            a,
+            Handler::Logout,
+            "ward_auth_logout",
+            crate::auth_handlers::logout_handler,
+        )
     })
 }
 
 /// `ward_auth_verify;`
-pub unsafe extern "C" fn set_verify(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+pub unsafe extern "C" fn set_verify(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     setter(cf, conf, "ward_auth_verify", |_, a| {
-        set_content_handler(cf, a, Handler::Verify, "ward_auth_verify", crate::auth_handlers::verify_handler)
+        set_content_handler(
+            cf,
+            a,
+            Handler::Verify,
+            "ward_auth_verify",
+            crate::auth_handlers::verify_handler,
+        )
     })
 }
