@@ -61,9 +61,11 @@ pub struct AuthLoc {
 }
 
 impl AuthLoc {
-    /// The gate to enforce in the access phase here (`ward_auth on`).
+    /// The gate to enforce in the access phase here (`ward_auth on`). The login, logout and
+    /// verify locations are never gated: an inherited `on` there would send browsers from the
+    /// login page to itself.
     pub fn gate(&self) -> Option<&AuthConfig> {
-        if self.enabled != Some(true) {
+        if self.enabled != Some(true) || self.handler.is_some() {
             return None;
         }
         self.config.as_deref()
@@ -127,11 +129,25 @@ pub fn merge(
         conf.config = Some(c.clone());
         return Ok(());
     }
-    let loaded = AuthConfig::load(&settings).map_err(|e| format!("ward_auth: {e} ({place})"))?;
+    let loaded = AuthConfig::load(&settings)
+        .map_err(|e| format!("ward_auth: {} ({place})", without_os_error(&e.to_string())))?;
     let loaded = Arc::new(loaded);
     cache.insert(key, loaded.clone());
     conf.config = Some(loaded);
     Ok(())
+}
+
+/// An I/O error as nginx words it: `No such file or directory`, without Rust's
+/// ` (os error 2)` tail.
+fn without_os_error(msg: &str) -> String {
+    match msg.find(" (os error ") {
+        Some(i) => {
+            let tail =
+                msg.get(i + 1..).and_then(|t| t.find(')')).map_or(msg.len(), |j| i + 1 + j + 1);
+            format!("{}{}", msg.get(..i).unwrap_or(msg), msg.get(tail..).unwrap_or(""))
+        }
+        None => msg.to_string(),
+    }
 }
 
 /// # Safety

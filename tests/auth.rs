@@ -406,6 +406,31 @@ fn login_page_has_form_fields_and_csrf_cookie() {
 }
 
 #[test]
+fn handler_locations_are_never_gated() {
+    if !have_nginx() {
+        return;
+    }
+    // `ward_auth on` inherited by the login, logout and verify locations (no `off` there).
+    let upstream = Upstream::start();
+    let mut nginx = Nginx::prepare();
+    write_secrets(&nginx);
+    let port = free_port();
+    gate_conf(&nginx, port, upstream.port, &PLAIN);
+    let conf = std::fs::read_to_string(nginx.path("nginx.conf"))
+        .unwrap()
+        .replace(" ward_auth off; ward_auth_", " ward_auth_");
+    assert!(!conf.contains("ward_auth off; ward_auth_"));
+    nginx.write("nginx.conf", &conf);
+    nginx.start(port);
+    let g = Gate { nginx, upstream, port, key: vec![] };
+    assert_eq!(g.get("/login", &[BROWSER]).status, 200);
+    assert_eq!(g.login("alice", ALICE_PASSWORD, "/app").status, 303);
+    assert_eq!(g.get("/logout", &[BROWSER]).status, 303);
+    assert_eq!(g.get("/verify", &[BROWSER]).status, 401);
+    assert_eq!(g.get("/app", &[BROWSER]).status, 302);
+}
+
+#[test]
 fn login_post_sets_token_cookie_and_redirects() {
     if !have_nginx() {
         return;
@@ -1209,7 +1234,9 @@ fn auth_request_with_ward_auth_verify() {
     let g = gate_with(Options {
         locations: "location = /_ward_verify { internal; ward_auth off; ward_auth_verify; }\n\
                     location /classic/ { ward_auth off; auth_request /_ward_verify; \
-                    proxy_pass http://127.0.0.1:@UP@; proxy_set_header X-Ward-User $ward_auth_user; }",
+                    proxy_pass http://127.0.0.1:@UP@; proxy_set_header X-Ward-User $ward_auth_user; }\n\
+                    location = /verify-admin { ward_auth off; ward_auth_require_claim role admin; \
+                    ward_auth_verify; }",
         ..PLAIN
     });
 
@@ -1242,6 +1269,12 @@ fn auth_request_with_ward_auth_verify() {
     assert_eq!(r.status, 401);
     assert_eq!(r.header("WWW-Authenticate"), Some("Bearer realm=\"ward\""));
     assert_eq!(g.upstream.requests_to("/classic/x").len(), 1);
+
+    // A valid token without a required claim: 403 (auth_request passes it on as 403).
+    let r = g.get("/verify-admin", &[("Authorization", &bearer(&token))]);
+    assert_eq!(r.status, 403);
+    let admin = hs256(json!({"sub": "alice", "exp": now() + 600, "role": "admin"}), &g.key);
+    assert_eq!(g.get("/verify-admin", &[("Authorization", &bearer(&admin))]).status, 204);
 }
 
 fn waf_gate() -> Gate {
