@@ -24,6 +24,8 @@ pub struct MainConf {
     cache: HashMap<Vec<RuleSource>, Arc<RuleSet>>,
     /// Audit-log files opened this cycle, by path.
     audit_sinks: crate::audit_log::SinkCache,
+    /// Loaded login gates by settings.
+    auth_cache: crate::auth::AuthCache,
 }
 
 /// One level's (http, server or location) settings.
@@ -44,6 +46,8 @@ pub struct LocConf {
     pub audit_mask_cookies: Vec<String>,
     /// `ward_unique_id_header NAME`: send the unique id upstream in this header.
     pub unique_id_header: Option<Vec<u8>>,
+    /// The login gate (`ward_auth*` directives, see auth.rs).
+    pub auth: crate::auth::AuthLoc,
 }
 
 impl LocConf {
@@ -88,7 +92,10 @@ pub unsafe extern "C" fn merge_loc_conf(
         let (prev, conf) = unsafe { (&*prev.cast::<LocConf>(), &mut *conf.cast::<LocConf>()) };
         // SAFETY: during merge `cf->ctx` is the http block's ngx_http_conf_ctx_t.
         let main = unsafe { main_conf(cf) }.ok_or("ward: no main configuration")?;
-        match merge(conf, prev, main) {
+        // SAFETY: during merge `cf->ctx->loc_conf` is the level being merged.
+        let place = unsafe { crate::auth::place(cf) };
+        let merged = crate::auth::merge(&mut conf.auth, &prev.auth, &mut main.auth_cache, &place).and_then(|()| merge(conf, prev, main));
+        match merged {
             Ok(Some(summary)) => {
                 // SAFETY: during merge `cf->log` is the cycle's live log.
                 guard::log_bytes(unsafe { (*cf).log }, ngx::ffi::NGX_LOG_INFO as ngx::ffi::ngx_uint_t, summary.as_bytes());
@@ -98,6 +105,13 @@ pub unsafe extern "C" fn merge_loc_conf(
                 // The engine's message already names file:line; nginx's position would not.
                 guard::conf_error_bare(cf, &e);
                 return Err(String::new());
+            }
+        }
+        // The gate's cookie never reaches an audit record.
+        if let Some(gate) = conf.auth.gate() {
+            let name = gate.cookie_name().to_string();
+            if !conf.audit_mask_cookies.contains(&name) {
+                conf.audit_mask_cookies.push(name);
             }
         }
         // SAFETY: during merge `cf->cycle` is the cycle being configured.
@@ -209,14 +223,14 @@ unsafe fn main_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut MainConf> {
 ///
 /// # Safety
 /// `cf` is the live conf passed to a directive setter.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
+pub(crate) unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a [ngx_str_t] {
     // SAFETY: during a setter call `cf->args` is an array of ngx_str_t.
     unsafe { (*(*cf).args).as_slice() }
 }
 
 /// # Safety
 /// `conf` is the LocConf nginx passes to a setter of this module.
-unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
+pub(crate) unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
     // SAFETY: per the contract.
     unsafe { &mut *conf.cast::<LocConf>() }
 }
@@ -254,7 +268,7 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-fn parse_flag(v: &[u8]) -> Option<bool> {
+pub(crate) fn parse_flag(v: &[u8]) -> Option<bool> {
     if v.eq_ignore_ascii_case(b"on") {
         Some(true)
     } else if v.eq_ignore_ascii_case(b"off") {

@@ -32,7 +32,7 @@ pub fn register(cf: *mut ngx_conf_t) -> Result<(), String> {
     push_phase_handler(cf, ngx_http_phases_NGX_HTTP_LOG_PHASE as usize, log_handler)
 }
 
-fn push_phase_handler(
+pub(crate) fn push_phase_handler(
     cf: *mut ngx_conf_t,
     phase: usize,
     h: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,

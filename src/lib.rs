@@ -15,17 +15,20 @@
 //! the module is tested through real nginx in `tests/`.
 #![cfg(not(test))]
 
-use std::ffi::c_void;
+use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, addr_of_mut};
 
 use ngx::ffi::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_TAKE1, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
+    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
 };
 use ngx::ngx_string;
 
 mod audit_log;
+mod auth;
+mod auth_gate;
+mod auth_handlers;
 mod body;
 mod config;
 mod ctx;
@@ -36,10 +39,10 @@ mod pool;
 mod request;
 mod variables;
 
-/// The directives; all three are valid at http, server and location level.
+/// Levels of the directives valid at http, server and location level.
 const LEVELS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-static mut WARD_COMMANDS: [ngx_command_t; 5] = [
+static mut WARD_COMMANDS: [ngx_command_t; 18] = [
     ngx_command_t {
         name: ngx_string!("ward"),
         type_: (LEVELS | NGX_CONF_FLAG) as ngx_uint_t,
@@ -72,8 +75,36 @@ static mut WARD_COMMANDS: [ngx_command_t; 5] = [
         offset: 0,
         post: std::ptr::null_mut(),
     },
+    command(c"ward_auth", LEVELS | NGX_CONF_FLAG, auth::set_auth),
+    command(c"ward_auth_key_file", LEVELS | NGX_CONF_TAKE1, auth::set_key_file),
+    command(c"ward_auth_users_file", LEVELS | NGX_CONF_TAKE1, auth::set_users_file),
+    command(c"ward_auth_login", NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, auth::set_login),
+    command(c"ward_auth_logout", NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, auth::set_logout),
+    command(c"ward_auth_verify", NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, auth::set_verify),
+    command(c"ward_auth_token_ttl", LEVELS | NGX_CONF_TAKE1, auth::set_token_ttl),
+    command(c"ward_auth_issuer", LEVELS | NGX_CONF_TAKE1, auth::set_issuer),
+    command(c"ward_auth_audience", LEVELS | NGX_CONF_TAKE1, auth::set_audience),
+    command(c"ward_auth_leeway", LEVELS | NGX_CONF_TAKE1, auth::set_leeway),
+    command(c"ward_auth_require_claim", LEVELS | NGX_CONF_TAKE2, auth::set_require_claim),
+    command(c"ward_auth_cookie", LEVELS | NGX_CONF_TAKE1, auth::set_cookie),
+    command(c"ward_auth_cookie_secure", LEVELS | NGX_CONF_TAKE1, auth::set_cookie_secure),
     ngx_command_t::empty(),
 ];
+
+type Setter = unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char;
+
+/// A location-conf directive of this module. The name must be NUL-terminated: nginx
+/// compares directive names with `ngx_strcmp`.
+const fn command(name: &'static std::ffi::CStr, type_: u32, set: Setter) -> ngx_command_t {
+    ngx_command_t {
+        name: ngx::ffi::ngx_str_t { len: name.count_bytes(), data: name.as_ptr() as *mut u8 },
+        type_: type_ as ngx_uint_t,
+        set: Some(set),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: std::ptr::null_mut(),
+    }
+}
 
 static WARD_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     preconfiguration: Some(preconfiguration),
@@ -140,6 +171,8 @@ unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
 unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     guard::catch_conf_status(cf, "postconfiguration", || {
         handler::register(cf)?;
+        // After the WAF's: nginx runs a phase's handlers last-registered first.
+        auth_gate::register(cf)?;
         filter::register();
         Ok(())
     })

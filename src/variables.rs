@@ -28,7 +28,7 @@ pub fn register(cf: *mut ngx_conf_t) -> Result<(), String> {
     for (i, (name, _)) in VARIABLES.iter().enumerate() {
         add_variable(cf, name, i)?;
     }
-    Ok(())
+    crate::auth_gate::register_variables(cf)
 }
 
 /// Declares `$name` with Ward's getter; values change across phases, so not cached.
@@ -65,7 +65,7 @@ unsafe extern "C" fn get_variable(
 }
 
 /// Stores `value` (copied into the request pool) or "not found".
-fn set_value(req: Req<'_>, v: *mut ngx_http_variable_value_t, value: Option<&[u8]>) -> ngx_int_t {
+pub(crate) fn set_value(req: Req<'_>, v: *mut ngx_http_variable_value_t, value: Option<&[u8]>) -> ngx_int_t {
     // SAFETY: `v` is the live value slot nginx passed to the getter; the copy lives in
     // the request pool as long as nginx may read it.
     unsafe {

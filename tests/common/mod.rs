@@ -364,7 +364,10 @@ impl Nginx {
 impl Drop for Nginx {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        let _ = self.signal("stop");
+        // SIGTERM to the master directly: `nginx -s stop` re-reads the config and does nothing
+        // when a test left it broken, and the SIGKILL below would then orphan the workers.
+        // SAFETY: plain kill(2) on our own child process.
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {

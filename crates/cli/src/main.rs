@@ -1,13 +1,15 @@
 //! `ward`: Ward's command-line tool.
 //!
 //! Subcommands live in their own modules; `main` only parses the command line
-//! (clap derive) and dispatches. Room is left for `check`, `eval`,
-//! `hash-password` and `keygen`, which are added beside `crs-test`.
+//! (clap derive) and dispatches.
 
 mod albedo;
 mod check;
 mod crs_test;
 mod eval;
+mod keygen;
+mod passwd;
+mod token;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,12 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Run the OWASP CRS regression tests (go-ftw / ftw YAML) against a running server.
     CrsTest(crs_test::CrsTestArgs),
+    /// Add or update a user's argon2id hash in a login gate users file.
+    Passwd(passwd::PasswdArgs),
+    /// Write a new random HMAC secret (mode 0600) for ward_auth_key_file.
+    Keygen(keygen::KeygenArgs),
+    /// Print a signed login gate token (for tests and scripts).
+    Token(token::TokenArgs),
     /// Test backend in the style of CRS's "albedo" (loopback only).
     #[command(hide = true)]
     Albedo(albedo::AlbedoArgs),
@@ -40,6 +48,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::CrsTest(args) => crs_test::run(args),
         Command::Albedo(args) => albedo::run(args),
+        Command::Passwd(args) => passwd::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Token(args) => token::run(args),
     };
     match result {
         Ok(code) => code,
