@@ -139,6 +139,10 @@ fn site(crs: &Path, kibana_port: u16, with_auth: bool, missing_vars: &[&str]) ->
     }
     std::fs::write(p.join("kibana.conf"), conf).unwrap();
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(&p).status();
+    if with_auth {
+        // Ward refuses a world-readable secret, as an operator would be told to `chmod 600`.
+        std::fs::set_permissions(ward.join("auth.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    }
     nginx.write_conf(&format!("include {}/kibana.conf;", p.display()));
     Site { nginx, http, https }
 }
