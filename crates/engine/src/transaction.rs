@@ -664,7 +664,9 @@ impl Transaction {
                 }
                 _ => {}
             }
-            self.log_match(rule, phase, None);
+            if !rule.actions.multi_match {
+                self.log_match(rule, phase, None);
+            }
         }
         None
     }
@@ -706,9 +708,18 @@ impl Transaction {
             }
             self.run_setvars(link);
         }
-        // The logged match is the deepest link's last one, as in ModSecurity.
-        if let Some(h) = hits.into_iter().last() {
-            self.last_match = MatchInfo { var: h.name, value: h.value, op: h.op_name, param: h.op_param };
+        // A multiMatch chain starter logs each match as it happens, whether or not the
+        // rest of the chain matches (ModSecurity v3; the CRS nginx overrides rely on it).
+        let log_each = std::ptr::eq(starter, link) && link.actions.multi_match && link.operator.is_some();
+        let n = hits.len();
+        for (i, h) in hits.into_iter().enumerate() {
+            // The logged match is the deepest link's last one, as in ModSecurity.
+            if log_each || i + 1 == n {
+                self.last_match = MatchInfo { var: h.name, value: h.value, op: h.op_name, param: h.op_param };
+                if log_each {
+                    self.log_match(starter, starter.phase, None);
+                }
+            }
         }
         if let Some(next) = &link.chain {
             if !self.eval_link(starter, next) {
@@ -887,7 +898,9 @@ impl Transaction {
         if !rule.actions.logs_in(self.rules.config().dialect) {
             return;
         }
-        self.matched_ids.push(rule.id);
+        if self.matched_ids.last() != Some(&rule.id) {
+            self.matched_ids.push(rule.id);
+        }
         let ctx = RuleCtx { state: &self.s, rule: Some(rule) };
         let msg = rule.actions.msg.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();
         let data = rule.actions.logdata.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();

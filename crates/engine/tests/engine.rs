@@ -209,3 +209,17 @@ fn a_chain_left_open_never_matches() {
     let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:1,phase:1,deny,chain\"");
     assert_eq!(run(&rs, "/?q=x", None).0, None);
 }
+
+#[test]
+fn multimatch_chain_starter_logs_each_match_even_when_the_chain_fails() {
+    // ModSecurity v3 behaviour that the CRS v4 nginx overrides encode (942131).
+    let rs = rules(
+        "SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:7,phase:1,pass,log,multiMatch,msg:'m',chain\"\n    SecRule ARGS \"@contains never\" \"t:none\"",
+    );
+    let (_, msgs, tx) = run(&rs, "/?a=x&b=xx", None);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(tx.matched_ids(), "7");
+    // Without multiMatch, a failed chain logs nothing.
+    let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:8,phase:1,pass,log,chain\"\n    SecRule ARGS \"@contains never\" \"t:none\"");
+    assert!(run(&rs, "/?a=x", None).1.is_empty());
+}
