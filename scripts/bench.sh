@@ -272,6 +272,14 @@ parse_wrk() {
     END { printf "%s %.2f %.2f %s %d %d\n", (rps == "" ? 0 : rps), p50, p99, (req == "" ? 0 : req), non2xx, err }'
 }
 
+fmt_rps() {  # 40332.7 -> 40,333; below 100 one decimal
+  awk -v r="$1" 'BEGIN {
+    if (r < 100) { printf "%.1f\n", r; exit }
+    s = sprintf("%.0f", r); out = "";
+    while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+    print s out }'
+}
+
 run_wrk() {  # port method path body ctype -> raw wrk output
   local cmd=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNS" -d"${DURATION}s" --timeout 30s --latency "${HDRS[@]}")
   if [ -n "$4" ]; then
@@ -342,9 +350,9 @@ for cfg in "${CFG_LIST[@]}"; do
     [ "$errs" -eq 0 ] || note+=", $errs socket errors"
     lt=""; [ "$first" = 0 ] || lt="$load_ms"
     cl=""; [ "$first" = 0 ] || cl="$label"
+    if [ "$reqs" -eq 0 ]; then p50="-"; p99="-"; note+=", none completed in ${DURATION} s"; fi
     ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s → %s | %s |' \
-      "$cl" "$slabel" "$(awk -v r="$rps" 'BEGIN { printf (r >= 100 ? "%\047.0f" : "%.1f"), r }')" \
-      "$ratio" "$p50" "$p99" "$note" "$rss0" "$rss1" "$lt")")
+      "$cl" "$slabel" "$(fmt_rps "$rps")" "$ratio" "$p50" "$p99" "$note" "$rss0" "$rss1" "$lt")")
     first=0
   done
   stop_nginx "$master"
