@@ -342,7 +342,7 @@ for cfg in "${CFG_LIST[@]}"; do
     [ "$cfg" != bare ] || BARE_RPS[$key]=$rps
     ratio="-"
     if [ -n "${BARE_RPS[$key]:-}" ]; then
-      ratio=$(awk -v a="$rps" -v b="${BARE_RPS[$key]}" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "-" }')
+      ratio=$(awk -v a="$rps" -v b="${BARE_RPS[$key]}" 'BEGIN { if (b <= 0) print "-"; else printf (100 * a / b < 1 ? "%.2f%%" : "%.1f%%"), 100 * a / b }')
     fi
     note="$status"
     [ "$status" = 200 ] || note="**$status**"
