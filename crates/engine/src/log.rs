@@ -9,8 +9,8 @@ pub struct MatchInfo {
     pub var: String,
     pub value: Vec<u8>,
     /// ModSecurity's operator spelling (`Rx`).
-    pub op: String,
-    pub param: String,
+    pub op: std::sync::Arc<str>,
+    pub param: std::sync::Arc<str>,
 }
 
 pub struct Message<'a> {

@@ -13,7 +13,10 @@ use crate::variables::Target;
 pub struct RuleOperator {
     /// As written, without `@` (`rx`, `pmFromFile`, …).
     pub name: String,
-    pub param: String,
+    /// Shared so that a match record does not copy (CRS patterns run to kilobytes).
+    pub param: std::sync::Arc<str>,
+    /// ModSecurity's spelling in log lines (`Rx`, `Pm`, `DetectSQLi`).
+    pub display: std::sync::Arc<str>,
     pub negated: bool,
     pub imp: OperatorImpl,
 }
@@ -57,16 +60,19 @@ impl RuleOperator {
             }
             OperatorImpl::Dynamic { template, base_dir: base_dir.to_path_buf() }
         };
-        Ok(RuleOperator { name, param, negated, imp })
+        let display = {
+            let mut c = name.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        };
+        Ok(RuleOperator { name, param: param.into(), display: display.into(), negated, imp })
     }
 
     /// ModSecurity's spelling in log lines (`Rx`, `Pm`, `DetectSQLi`).
-    pub fn display_name(&self) -> String {
-        let mut c = self.name.chars();
-        match c.next() {
-            Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
-            None => String::new(),
-        }
+    pub fn display_name(&self) -> std::sync::Arc<str> {
+        self.display.clone()
     }
 }
 

@@ -73,8 +73,8 @@ struct Hit {
     name: String,
     value: Vec<u8>,
     caps: Option<Captures>,
-    op_name: String,
-    op_param: String,
+    op_name: Arc<str>,
+    op_param: Arc<str>,
 }
 
 /// Request and response data plus collections: everything variables read.
@@ -687,7 +687,7 @@ impl Transaction {
             return false;
         }
         let hits = match &link.operator {
-            None => vec![Hit { name: String::new(), value: Vec::new(), caps: None, op_name: "Unconditional".into(), op_param: String::new() }],
+            None => vec![Hit { name: String::new(), value: Vec::new(), caps: None, op_name: "Unconditional".into(), op_param: "".into() }],
             Some(_) => self.collect_hits(starter, link),
         };
         if hits.is_empty() {
@@ -741,15 +741,13 @@ impl Transaction {
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
-        let mut param: &str = &op.param;
-        let expanded;
+        let mut param: Arc<str> = op.param.clone();
         let op_impl: &dyn crate::operators::Operator = match &op.imp {
             OperatorImpl::Static(o) => o.as_ref(),
             OperatorImpl::Dynamic { template, base_dir } => {
                 let p = template.expand(&RuleCtx { state, rule: Some(starter) });
-                expanded = String::from_utf8_lossy(&p).into_owned();
-                param = &expanded;
-                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir }) {
+                param = String::from_utf8_lossy(&p).into();
+                match crate::operators::create(&op.name, &param, &crate::operators::OperatorContext { base_dir }) {
                     Ok(o) => {
                         dynamic = o;
                         dynamic.as_ref()
@@ -778,7 +776,7 @@ impl Transaction {
                     }
                     for st in stages {
                         if op_impl.evaluate(&st, caps.as_mut()) != op.negated {
-                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: param.to_string() });
+                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: param.clone() });
                         }
                     }
                     continue;
@@ -809,13 +807,13 @@ impl Transaction {
                         };
                         if r != op.negated {
                             let value = owned.unwrap_or_else(|| v.value.to_vec());
-                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: param.to_string() });
+                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: param.clone() });
                         }
                         continue;
                     }
                 };
                 if op_impl.evaluate(transformed, caps.as_mut()) != op.negated {
-                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: param.to_string() });
+                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: param.clone() });
                 }
             }
         }
@@ -825,24 +823,32 @@ impl Transaction {
     fn run_setvars(&mut self, link: &Rule) {
         for sv in &link.actions.setvars {
             let ctx = RuleCtx { state: &self.s, rule: Some(link) };
-            let key = sv.key.expand(&ctx).to_ascii_lowercase();
+            let key = sv.key.expand(&ctx);
+            // Literal keys were lower-cased at load; expanded ones may carry upper case.
+            let key: Cow<[u8]> = if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
             let new = match &sv.op {
                 SetVarOp::Delete => None,
                 SetVarOp::Set(m) => Some(m.expand(&ctx).into_owned()),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                    let cur = self.s.collections.get(&sv.collection).and_then(|c| c.get(&key)).map(|v| to_int(v)).unwrap_or(0);
+                    let cur = self.s.collections.get(&sv.collection).and_then(|c| c.get(key.as_ref())).map(|v| to_int(v)).unwrap_or(0);
                     let n = to_int(&m.expand(&ctx));
                     let r = if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
                     Some(r.to_string().into_bytes())
                 }
             };
-            let coll = self.s.collections.entry(sv.collection.clone()).or_default();
+            if !self.s.collections.contains_key(&sv.collection) {
+                self.s.collections.insert(sv.collection.clone(), BTreeMap::new());
+            }
+            let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
             match new {
-                Some(v) => {
-                    coll.insert(key, v);
-                }
+                Some(v) => match coll.get_mut(key.as_ref()) {
+                    Some(slot) => *slot = v,
+                    None => {
+                        coll.insert(key.into_owned(), v);
+                    }
+                },
                 None => {
-                    coll.remove(&key);
+                    coll.remove(key.as_ref());
                 }
             }
         }
@@ -1284,6 +1290,10 @@ fn time_field(var: Var, secs: u64) -> String {
 impl MacroResolver for RuleCtx<'_> {
     fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let var = Var::from_name(name)?;
+        // Fast path for `%{tx.key}` and friends: keys are stored lower-cased, as macros parse them.
+        if matches!(var, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource) && !key.is_empty() && key[0] != b'/' {
+            return self.state.collections.get(var.name())?.get(key).map(|v| Cow::Borrowed(v.as_slice()));
+        }
         let sel = match key {
             [] => Selector::All,
             [b'/', .., b'/'] if key.len() >= 2 => Selector::parse(Some(&String::from_utf8_lossy(key))).ok()?,
