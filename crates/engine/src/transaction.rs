@@ -156,9 +156,7 @@ pub struct Transaction {
     matched_ids: Vec<u64>,
     messages: Vec<String>,
     /// Transformation results of request data: (slot, transformation list) → value (None = unchanged).
-    cache: FxHashMap<(u64, u32), Option<Vec<u8>>>,
-    /// Prefilter scans: (slot, gate) → bits of the rules that may match.
-    gate_cache: FxHashMap<(u64, u32), Vec<u64>>,
+    cache: FxHashMap<(u64, u32), Cached>,
     phases_done: u8,
     last_match: MatchInfo,
     /// Collections loaded by `initcol`, written back at the end.
@@ -166,6 +164,15 @@ pub struct Transaction {
     expiries: Vec<(String, Vec<u8>, u64)>,
     /// Audit-log state: ctl:audit* changes and the rule messages (see audit.rs).
     audit: crate::audit::TxAudit,
+}
+
+/// A request value after one transformation list, with its prefilter scan.
+#[derive(Debug)]
+struct Cached {
+    /// None when the transformations left the value unchanged.
+    value: Option<Vec<u8>>,
+    /// Bits of the gate of this transformation list, once scanned.
+    bits: Option<Vec<u64>>,
 }
 
 /// Request-data slots: the collection in the high bits, the index below.
@@ -201,7 +208,6 @@ impl Transaction {
             matched_ids: Vec::new(),
             messages: Vec::new(),
             cache: FxHashMap::default(),
-            gate_cache: FxHashMap::default(),
             phases_done: 0,
             last_match: MatchInfo::default(),
             persisted: Vec::new(),
@@ -737,7 +743,7 @@ impl Transaction {
         let Some(op) = &link.operator else { return Vec::new() };
         let mut hits = Vec::new();
         let capture = link.actions.capture;
-        let Transaction { s, cache, gate_cache, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
+        let Transaction { s, cache, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
@@ -783,21 +789,23 @@ impl Transaction {
                 }
                 let transformed: &[u8] = match v.slot {
                     Slot::Stable(slot) => {
-                        let tv: &[u8] = if link.transforms.is_empty() {
+                        if link.transforms.is_empty() && link.gate.is_none() {
                             v.value.as_ref()
                         } else {
-                            match cache.entry((slot, link.transform_key)).or_insert_with(|| apply_transforms(&link.transforms, &v.value)) {
-                                Some(n) => n.as_slice(),
-                                None => v.value.as_ref(),
+                            // One lookup gives both the transformed value and the gate scan
+                            // (a gate belongs to exactly one transformation list).
+                            let e = cache
+                                .entry((slot, link.transform_key))
+                                .or_insert_with(|| Cached { value: apply_transforms(&link.transforms, &v.value), bits: None });
+                            let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
+                            if let Some((g, bit)) = link.gate {
+                                let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
+                                if !crate::prefilter::has(bits, bit) {
+                                    continue;
+                                }
                             }
-                        };
-                        if let Some((g, bit)) = link.gate {
-                            let bits = gate_cache.entry((slot, g)).or_insert_with(|| rules.gates[g as usize].scan(tv));
-                            if !crate::prefilter::has(bits, bit) {
-                                continue;
-                            }
+                            tv
                         }
-                        tv
                     }
                     _ => {
                         let owned = apply_transforms(&link.transforms, &v.value);
