@@ -74,6 +74,13 @@ sed -e "s|@MODULE@|$module|g" -e "s|@PREFIX@|$dir|g" -e "s|@RULES@|$root/nginx-c
     nginx-conf/demo.conf >"$dir/nginx.conf"
 [ "$(id -u)" -ne 0 ] || sed -i "1i user root;" "$dir/nginx.conf"
 chmod -R a+rX "$dir"
+# The login gate's secret and users (read by the nginx master; never world-readable).
+ward="$root/target/release/ward"
+mkdir -p "$dir/auth"
+"$ward" keygen --force "$dir/auth/auth.key" >/dev/null
+rm -f "$dir/auth/users"
+printf '%s\n' "${WARD_DEMO_PASSWORD:-kibana-demo}" | "$ward" passwd "$dir/auth/users" kibana >/dev/null
+chmod 600 "$dir/auth/auth.key" "$dir/auth/users"
 
 nginx=(/usr/sbin/nginx -p "$dir/" -c "$dir/nginx.conf" -e "$dir/logs/error.log")
 "${nginx[@]}" -t -q
@@ -119,8 +126,12 @@ behind nginx + Ward + OWASP CRS twice. Try:
   curl -i --data "user=<script>alert(1)</script>" http://localhost:$on/login   # XSS: 403
 
   The user field is  admin' UNION SELECT 1, sqlite_version(), 1 --  URL-encoded.
-  Stand-in Kibana behind Ward with the Kibana exclusions plugin:
-  curl -i http://localhost:$kib_site/api/status
+  Stand-in Kibana behind Ward, the Kibana exclusions plugin and the login gate:
+  open http://localhost:$kib_site/ in a browser: it sends you to the login page;
+  log in as  kibana / ${WARD_DEMO_PASSWORD:-kibana-demo}
+  curl -i http://localhost:$kib_site/api/status      # no token: 401 with WWW-Authenticate: Bearer
+  curl -i -H "Authorization: Bearer \$($ward token --key-file $dir/auth/auth.key --sub kibana)" \\
+       http://localhost:$kib_site/api/status      # a valid token: 200 from the stand-in Kibana
 
 Where the records are:
   $dir/logs/error.log     Ward's verdicts in ModSecurity's format (CRS rule ids, e.g. [id "942100"])

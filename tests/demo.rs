@@ -98,7 +98,23 @@ fn demo_runs_end_to_end_and_stops_cleanly() {
     // Normal use works through both, and the Kibana site answers.
     let r = request(on, "GET", "/login?user=alice&password=wonderland", &localhost, b"").unwrap();
     assert_eq!((r.status, r.body_text().trim()), (200, "Welcome, alice!"));
+    // The Kibana site is behind the login gate: no token, no Kibana.
     let r = request(kib_site, "GET", "/api/status", &localhost, b"").unwrap();
+    assert_eq!(r.status, 401, "{}", r.body_text());
+    let r = request(kib_site, "GET", "/login", &localhost, b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.body_text().contains("name=\"password\""), "{}", r.body_text());
+    // With a token issued from the demo's key, the stand-in Kibana answers.
+    let key = dir.path().join("auth/auth.key");
+    let token = std::process::Command::new(common::module_path().with_file_name("ward"))
+        .args(["token", "--key-file"])
+        .arg(&key)
+        .args(["--sub", "kibana"])
+        .output()
+        .unwrap();
+    assert!(token.status.success(), "{}", String::from_utf8_lossy(&token.stderr));
+    let bearer = format!("Bearer {}", String::from_utf8_lossy(&token.stdout).trim());
+    let r = request(kib_site, "GET", "/api/status", &[("Authorization", bearer.as_str())], b"").unwrap();
     assert_eq!(r.status, 200);
     assert!(r.body_text().contains("kibana-standin"));
 
