@@ -747,13 +747,16 @@ impl Transaction {
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
-        let mut param: Arc<str> = op.param.clone();
+        // Cloned only on a hit: touching the shared count per evaluation costs a cache miss.
+        let dyn_param: Arc<str>;
+        let mut param: &Arc<str> = &op.param;
         let op_impl: &dyn crate::operators::Operator = match &op.imp {
             OperatorImpl::Static(o) => o.as_ref(),
             OperatorImpl::Dynamic { template, base_dir } => {
                 let p = template.expand(&RuleCtx { state, rule: Some(starter) });
-                param = String::from_utf8_lossy(&p).into();
-                match crate::operators::create(&op.name, &param, &crate::operators::OperatorContext { base_dir }) {
+                dyn_param = String::from_utf8_lossy(&p).into();
+                param = &dyn_param;
+                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir }) {
                     Ok(o) => {
                         dynamic = o;
                         dynamic.as_ref()
