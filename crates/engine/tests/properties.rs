@@ -596,3 +596,17 @@ proptest! {
         tx.process_logging();
     }
 }
+
+// ---------------------------------------------------------------- regressions found by fuzzing
+
+/// AFL (fuzz target body_xml): a `]` right after a predicate (`/@use[2]]`) sliced
+/// `[1..0]` in `XPath::compile`. Reachable from rule text (`XML:/a[1]]`), so a rule file
+/// could panic the configuration load.
+#[test]
+fn regression_xpath_stray_closing_bracket() {
+    for expr in [&b"/@use[2]]]]\x01\x00"[..], b"/a[1]]", b"/a]", b"/a[1]x", b"//b[]]"] {
+        assert!(xml::XPath::compile(expr).is_err(), "{}", String::from_utf8_lossy(expr));
+    }
+    // The same expression in a rule: loading must not panic (whether it is refused or kept).
+    let _ = RuleSet::compile(&[inline("SecRule XML:/a[1]] \"@rx x\" \"id:1,phase:2,pass\"")]);
+}
