@@ -1,4 +1,4 @@
-//! Configuration: `ward`, `ward_rules_file`, `ward_rules`, `ward_unique_id_header`, merged http → server → location.
+//! Configuration: `ward`, `ward_rules_file`, `ward_rules`, `ward_unique_id_header`, `ward_failure_mode`, merged http → server → location.
 //!
 //! Each level keeps its rule sources (the parent's followed by its own, as in
 //! ModSecurity-nginx) and compiles them into one shared `Arc<RuleSet>` at merge time, in
@@ -46,6 +46,9 @@ pub struct LocConf {
     pub audit_mask_cookies: Vec<String>,
     /// `ward_unique_id_header NAME`: send the unique id upstream in this header.
     pub unique_id_header: Option<Vec<u8>>,
+    /// `ward_failure_mode open|closed` (None = inherit; closed when never set): what a
+    /// request gets when Ward itself fails on it (see guard.rs).
+    failure_open: Option<bool>,
     /// The login gate (`ward_auth*` directives, see auth.rs).
     pub auth: crate::auth::AuthLoc,
 }
@@ -58,6 +61,12 @@ impl LocConf {
             return None;
         }
         self.rules.as_ref().filter(|r| r.engine_mode() != EngineMode::Off)
+    }
+
+    /// `ward_failure_mode open`: a request Ward fails on passes uninspected (logged);
+    /// otherwise (closed, the default) it is answered 500.
+    pub fn failure_open(&self) -> bool {
+        self.failure_open == Some(true)
     }
 }
 
@@ -128,6 +137,9 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     conf.merged = true;
     if conf.enabled.is_none() {
         conf.enabled = prev.enabled;
+    }
+    if conf.failure_open.is_none() {
+        conf.failure_open = prev.failure_open;
     }
     let own = std::mem::take(&mut conf.sources);
     conf.own = own.len();
@@ -202,6 +214,33 @@ pub unsafe extern "C" fn set_unique_id_header(
             return Err(format!("ward_unique_id_header: invalid header name \"{}\"", String::from_utf8_lossy(name)));
         }
         conf.unique_id_header = Some(name.to_vec());
+        Ok(())
+    })
+}
+
+/// `ward_failure_mode closed|open;`
+pub unsafe extern "C" fn set_failure_mode(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward_failure_mode directive", || {
+        // SAFETY: setter contract (see `args` and `loc`).
+        let (args, conf) = unsafe { (args(cf), loc(conf)) };
+        if conf.failure_open.is_some() {
+            return Err("\"ward_failure_mode\" directive is duplicate".into());
+        }
+        let value = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
+        conf.failure_open = Some(match value {
+            b"open" => true,
+            b"closed" => false,
+            _ => {
+                return Err(format!(
+                    "invalid value \"{}\" in \"ward_failure_mode\" directive, it must be \"closed\" or \"open\"",
+                    String::from_utf8_lossy(value)
+                ))
+            }
+        });
         Ok(())
     })
 }

@@ -77,11 +77,22 @@ fn replace_response(req: Req<'_>, status: ngx_int_t) -> ngx_int_t {
 unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx passes the live request whose headers are being sent.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return ERROR };
-    let verdict = guard::catch(req.log(), "header filter", Some(ERROR), || response_headers(req));
+    let verdict = guard::catch_request(|| response_headers(req))
+        .unwrap_or_else(|detail| failure_verdict(req, "header filter", &detail));
     match verdict {
         None => next_header(r),
         Some(status) if status == ERROR => ERROR,
         Some(status) => replace_response(req, status),
+    }
+}
+
+/// `ward_failure_mode` in a filter: open passes the response on (the transaction is
+/// retired), closed replaces it with a 500 (or closes the connection once headers went out).
+fn failure_verdict(req: Req<'_>, what: &str, detail: &str) -> Option<ngx_int_t> {
+    if handler::retire(req, what, detail) {
+        None
+    } else {
+        Some(ngx::ffi::NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t)
     }
 }
 
@@ -95,6 +106,7 @@ fn response_headers(req: Req<'_>) -> Option<ngx_int_t> {
         return None;
     }
     ctx.response_headers_done = true;
+    guard::inject_panic(req.headers_in(), "header-filter");
     let tx = &mut ctx.tx;
     for (name, value) in req.headers_out() {
         tx.add_response_header(name, value);
@@ -128,7 +140,8 @@ fn response_headers(req: Req<'_>) -> Option<ngx_int_t> {
 unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
     // SAFETY: nginx passes the live request and the chain being sent.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return ERROR };
-    let verdict = guard::catch(req.log(), "body filter", Some(ERROR), || response_body(req, chain));
+    let verdict = guard::catch_request(|| response_body(req, chain))
+        .unwrap_or_else(|detail| failure_verdict(req, "body filter", &detail));
     match verdict {
         None => next_body(r, chain),
         Some(status) if status == ERROR || req.header_sent() => ERROR,

@@ -3,6 +3,11 @@
 //! Every `extern "C"` entry point wraps its body in one of the `catch*` functions: a panic
 //! is caught, logged at `alert` and turned into the caller's fallback (500, NGX_ERROR,
 //! NGX_CONF_ERROR), so it never unwinds into nginx.
+//!
+//! Request-time failures (a panic or an internal error while Ward inspects a request)
+//! go through [`catch_request`] and [`report_failure`]: logged at `alert` with the
+//! request's unique id, then answered by `ward_failure_mode` (closed: 500, the default;
+//! open: the request passes uninspected). The worker lives on either way.
 
 use std::any::Any;
 use std::ffi::c_char;
@@ -65,6 +70,44 @@ pub fn catch_conf(
             conf_error(cf, &format!("ward: panic in {what}: {}", panic_text(&payload)));
             ngx::core::NGX_CONF_ERROR
         }
+    }
+}
+
+/// Like [`catch`] for request handlers that apply `ward_failure_mode` themselves: the
+/// panic's text comes back as `Err` (nothing is logged here; see [`report_failure`]).
+pub fn catch_request<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| format!("panic: {}", panic_text(&p)))
+}
+
+/// Logs a request-time failure at `alert`, naming the unique id and what the failure mode
+/// does with the request (`answer` is e.g. "answering 500" or "passing the request").
+pub fn report_failure(log: *mut ngx_log_t, what: &str, detail: &str, unique_id: Option<&str>, open: bool, answer: &str) {
+    let mode = if open { "open" } else { "closed" };
+    let msg = format!(
+        "ward: internal failure in {what} [unique_id \"{}\"]: {detail}; ward_failure_mode {mode}: {answer}",
+        unique_id.unwrap_or("-")
+    );
+    log_bytes(log, NGX_LOG_ALERT as ngx_uint_t, msg.as_bytes());
+}
+
+/// Test-only fault injection (issue #7). When the worker's environment holds
+/// `WARD_FAULT_INJECTION=1` (nginx keeps it only with `env WARD_FAULT_INJECTION;` in the
+/// main context), a request header `X-Ward-Fault: <point>` makes Ward fail at `point`:
+/// `access`, `body` and `header-filter` panic there, `error` is an internal error in the
+/// access phase. Read once per process; without the variable this is one cached load.
+/// Never set it in production.
+pub fn fault_requested<'a>(mut headers: impl Iterator<Item = (&'a [u8], &'a [u8])>, point: &str) -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*ENABLED.get_or_init(|| std::env::var_os("WARD_FAULT_INJECTION").is_some_and(|v| v == "1")) {
+        return false;
+    }
+    headers.any(|(n, v)| n.eq_ignore_ascii_case(b"x-ward-fault") && v == point.as_bytes())
+}
+
+/// Panics when [`fault_requested`] says so (the injected panic of the tests).
+pub fn inject_panic<'a>(headers: impl Iterator<Item = (&'a [u8], &'a [u8])>, point: &str) {
+    if fault_requested(headers, point) {
+        panic!("ward: injected fault at {point} (WARD_FAULT_INJECTION)");
     }
 }
 

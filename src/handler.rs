@@ -56,7 +56,40 @@ pub(crate) fn push_phase_handler(
 unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx passes the live request being processed.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return DECLINED };
-    guard::catch(req.log(), "access handler", SERVER_ERROR, || access(req))
+    match guard::catch_request(|| access(req)) {
+        Ok(rc) => rc,
+        Err(detail) => fail(req, "access handler", &detail),
+    }
+}
+
+/// A failure while inspecting the request (panic or internal error): logged with the
+/// unique id, then answered per `ward_failure_mode` — 500 (closed) or NGX_DECLINED
+/// (open: the request goes on uninspected).
+fn fail(req: Req<'_>, what: &str, detail: &str) -> ngx_int_t {
+    if retire(req, what, detail) {
+        DECLINED
+    } else {
+        SERVER_ERROR
+    }
+}
+
+/// Logs a request-time failure and retires the transaction so no later phase or filter
+/// runs the engine on it again. Returns whether `ward_failure_mode` is open.
+pub fn retire(req: Req<'_>, what: &str, detail: &str) -> bool {
+    let open = req.loc_conf::<LocConf>(crate::module()).is_some_and(LocConf::failure_open);
+    let mut unique_id = None;
+    if let Some(ctx) = ctx::get(req) {
+        ctx.stage = Stage::Decided;
+        ctx.decision = DECLINED;
+        // Closed: the answer is Ward's error page, which the filters must leave alone.
+        ctx.intervened = !open;
+        ctx.response_headers_done = true;
+        ctx.inspect_response_body = false;
+        unique_id = Some(ctx.unique_id.clone());
+    }
+    let answer = if open { "passing the request uninspected" } else { "answering 500" };
+    guard::report_failure(req.log(), what, detail, unique_id.as_deref(), open, answer);
+    open
 }
 
 fn access(req: Req<'_>) -> ngx_int_t {
@@ -83,7 +116,7 @@ fn access(req: Req<'_>) -> ngx_int_t {
 /// Phase 1, then the body (phase 2) or the decision.
 fn start(req: Req<'_>, rules: Arc<RuleSet>) -> ngx_int_t {
     let Some(ctx) = ctx::create(req, RequestCtx::new(rules, unique_id(req))) else {
-        return SERVER_ERROR;
+        return fail(req, "access handler", "cannot attach the request context (out of memory)");
     };
     let tx = &mut ctx.tx;
     let (client_ip, client_port) = req.client_addr();
@@ -100,11 +133,15 @@ fn start(req: Req<'_>, rules: Arc<RuleSet>) -> ngx_int_t {
         ctx.audit = conf.audit.clone();
         if let Some(name) = &conf.unique_id_header {
             if !crate::audit_log::set_unique_id_header(req, name, &ctx.unique_id) {
-                return SERVER_ERROR;
+                return fail(req, "access handler", "cannot set the unique id header (out of memory)");
             }
         }
     }
     flush(req, ctx);
+    if guard::fault_requested(req.headers_in(), "error") {
+        return fail(req, "access handler", "injected internal error (WARD_FAULT_INJECTION)");
+    }
+    guard::inject_panic(req.headers_in(), "access");
     if let Some(iv) = iv {
         ctx.stage = Stage::Decided;
         ctx.decision = intervene(req, ctx, &iv);
@@ -134,18 +171,23 @@ fn start(req: Req<'_>, rules: Arc<RuleSet>) -> ngx_int_t {
 unsafe extern "C" fn body_ready(r: *mut ngx_http_request_t) {
     // SAFETY: nginx passes the live request whose body it just read.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return };
-    let ok = guard::catch(req.log(), "request body handler", false, || {
+    let res = guard::catch_request(|| {
         if let Some(ctx) = ctx::get(req) {
+            guard::inject_panic(req.headers_in(), "body");
             feed_request_body(req, ctx);
             decide_after_body(req, ctx);
         }
-        true
     });
+    // Open mode: the retired context answers NGX_DECLINED when the phases resume.
+    let failed_closed = match res {
+        Ok(()) => false,
+        Err(detail) => fail(req, "request body handler", &detail) == SERVER_ERROR,
+    };
     // SAFETY: live request; keep the body for error_page redirects and proxying, then
     // let the phase engine continue where the access handler paused.
     unsafe {
         (*r).set_preserve_body(1);
-        if !ok {
+        if failed_closed {
             ngx::ffi::ngx_http_finalize_request(r, SERVER_ERROR);
             return;
         }

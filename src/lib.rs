@@ -42,7 +42,7 @@ mod variables;
 /// Levels of the directives valid at http, server and location level.
 const LEVELS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-static mut WARD_COMMANDS: [ngx_command_t; 18] = [
+static mut WARD_COMMANDS: [ngx_command_t; 19] = [
     ngx_command_t {
         name: ngx_string!("ward"),
         type_: (LEVELS | NGX_CONF_FLAG) as ngx_uint_t,
@@ -75,6 +75,7 @@ static mut WARD_COMMANDS: [ngx_command_t; 18] = [
         offset: 0,
         post: std::ptr::null_mut(),
     },
+    command(c"ward_failure_mode", LEVELS | NGX_CONF_TAKE1, config::set_failure_mode),
     command(c"ward_auth", LEVELS | NGX_CONF_FLAG, auth::set_auth),
     command(c"ward_auth_key_file", LEVELS | NGX_CONF_TAKE1, auth::set_key_file),
     command(c"ward_auth_users_file", LEVELS | NGX_CONF_TAKE1, auth::set_users_file),

@@ -528,9 +528,11 @@ impl XPath {
             };
             let mut preds = Vec::new();
             while !preds_src.is_empty() {
-                let end = memchr::memchr(b']', preds_src).ok_or_else(bad)?;
-                let p = preds_src[1..end].trim_ascii();
-                preds_src = &preds_src[end + 1..];
+                // Each predicate is `[...]`; a stray `]` (`/a[1]]`) is malformed.
+                let rest = preds_src.strip_prefix(b"[").ok_or_else(bad)?;
+                let end = memchr::memchr(b']', rest).ok_or_else(bad)?;
+                let p = rest[..end].trim_ascii();
+                preds_src = &rest[end + 1..];
                 preds.push(Self::predicate(p).ok_or_else(bad)?);
             }
             steps.push(Step { descendant, test, preds });
