@@ -9,19 +9,21 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::actions::ctl::{BodyProcessor, IdRange, TargetRef};
 use crate::actions::setvar::to_int;
 use crate::actions::{AllowScope, Ctl, DisruptiveAction, SetVarOp, TransformStep};
 use crate::body;
 use crate::log::{self, MatchInfo};
-use crate::macros::MacroResolver;
 use crate::operators::Captures;
 use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule};
 use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
-use crate::variables::{Selector, Target, Var};
+use crate::variables::Var;
+
+mod state;
+use state::{RuleCtx, Slot, State, Value};
 
 /// What a disruptive rule asks the server to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,34 +42,6 @@ pub struct Intervention {
     pub rule_id: u64,
 }
 
-/// Keyed values of one collection, in arrival order.
-type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
-
-/// Which stored list a slot refers to (for the transformation cache).
-#[derive(Clone, Copy)]
-enum Slot {
-    None,
-    Stable(u64),
-}
-
-/// One value produced for a target.
-struct Value<'a> {
-    var: Var,
-    key: Cow<'a, [u8]>,
-    value: Cow<'a, [u8]>,
-    slot: Slot,
-}
-
-impl Value<'_> {
-    fn name(&self) -> String {
-        if self.key.is_empty() || !self.var.is_collection() {
-            self.var.name().to_string()
-        } else {
-            format!("{}:{}", self.var.name(), String::from_utf8_lossy(&self.key))
-        }
-    }
-}
-
 /// A match recorded while a rule's values are evaluated.
 struct Hit {
     name: String,
@@ -75,61 +49,6 @@ struct Hit {
     caps: Option<Captures>,
     op_name: Arc<str>,
     op_param: Arc<str>,
-}
-
-/// Request and response data plus collections: everything variables read.
-#[derive(Debug, Default)]
-struct State {
-    unique_id: String,
-    client_ip: Vec<u8>,
-    client_port: u16,
-    server_ip: Vec<u8>,
-    server_port: u16,
-    server_name: Vec<u8>,
-    method: Vec<u8>,
-    protocol: Vec<u8>,
-    request_line: Vec<u8>,
-    uri_raw: Vec<u8>,
-    uri: Vec<u8>,
-    filename: Vec<u8>,
-    basename: Vec<u8>,
-    query: Vec<u8>,
-    args_get: Pairs,
-    args_post: Pairs,
-    /// Arguments from JSON bodies: in ARGS, not ARGS_POST (as ModSecurity v3).
-    args_json: Pairs,
-    headers: Pairs,
-    cookies: Pairs,
-    body: Vec<u8>,
-    /// REQUEST_BODY reads as empty (ModSecurity v2 when no processor filled it).
-    body_hidden: bool,
-    body_len: usize,
-    /// REQBODY_PROCESSOR: from Content-Type as headers arrive, then `ctl`, as in v3.
-    reqbody_processor: Vec<u8>,
-    files: Pairs,
-    files_sizes: Pairs,
-    files_combined: usize,
-    multipart_names: Pairs,
-    multipart_filenames: Pairs,
-    multipart_part_headers: Pairs,
-    flags: Vec<(Var, Vec<u8>)>,
-    xml: Option<body::xml::XmlDoc>,
-    resp_status: u16,
-    resp_protocol: Vec<u8>,
-    resp_headers: Pairs,
-    resp_body: Vec<u8>,
-    collections: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
-    env: BTreeMap<Vec<u8>, Vec<u8>>,
-    matched_var: Option<(String, Vec<u8>)>,
-    matched_vars: Vec<(String, Vec<u8>)>,
-    highest_severity: Option<u8>,
-    start: Option<Instant>,
-}
-
-/// The rule currently evaluating, for `%{RULE.*}` macros.
-struct RuleCtx<'a> {
-    state: &'a State,
-    rule: Option<&'a Rule>,
 }
 
 /// One request passing through the engine.
@@ -173,11 +92,6 @@ struct Cached {
     value: Option<Vec<u8>>,
     /// Bits of the gate of this transformation list, once scanned.
     bits: Option<Vec<u64>>,
-}
-
-/// Request-data slots: the collection in the high bits, the index below.
-fn slot(coll: u64, idx: usize, name: bool) -> Slot {
-    Slot::Stable((coll << 40) | ((idx as u64) << 1) | name as u64)
 }
 
 impl Transaction {
@@ -1027,295 +941,6 @@ fn strip_scheme_host(u: &[u8]) -> &[u8] {
     u
 }
 
-impl State {
-    /// Appends the values of one target to `out`.
-    fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
-        let start = out.len();
-        self.values(t.var, &t.selector, rule, out);
-        if !t.exclusions.is_empty() {
-            let mut i = start;
-            while i < out.len() {
-                if t.exclusions.iter().any(|e| e.matches(&out[i].key)) {
-                    out.remove(i);
-                } else {
-                    i += 1;
-                }
-            }
-        }
-        if t.count {
-            let n = out.len() - start;
-            out.truncate(start);
-            out.push(Value { var: t.var, key: Cow::Borrowed(&[]), value: Cow::Owned(n.to_string().into_bytes()), slot: Slot::None });
-        }
-    }
-
-    fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
-        let scalar = |out: &mut Vec<Value<'a>>, v: Cow<'a, [u8]>, slot: Slot| {
-            out.push(Value { var, key: Cow::Borrowed(&[]), value: v, slot });
-        };
-        let pairs = |out: &mut Vec<Value<'a>>, list: &'a Pairs, coll: u64, names: bool| {
-            for (i, (k, v)) in list.iter().enumerate() {
-                if sel.matches(k) {
-                    let value = if names { k } else { v };
-                    out.push(Value { var, key: Cow::Borrowed(k), value: Cow::Borrowed(value), slot: slot(coll, i, names) });
-                }
-            }
-        };
-        let b = |v: &'a [u8]| Cow::Borrowed(v);
-        let num = |n: usize| Cow::Owned(n.to_string().into_bytes());
-        match var {
-            Var::Args => {
-                pairs(out, &self.args_get, 1, false);
-                pairs(out, &self.args_post, 2, false);
-                pairs(out, &self.args_json, 11, false);
-            }
-            Var::ArgsGet => pairs(out, &self.args_get, 1, false),
-            Var::ArgsPost => pairs(out, &self.args_post, 2, false),
-            Var::ArgsNames => {
-                pairs(out, &self.args_get, 1, true);
-                pairs(out, &self.args_post, 2, true);
-                pairs(out, &self.args_json, 11, true);
-            }
-            Var::ArgsGetNames => pairs(out, &self.args_get, 1, true),
-            Var::ArgsPostNames => pairs(out, &self.args_post, 2, true),
-            Var::ArgsCombinedSize => {
-                let n: usize = self.args_get.iter().chain(&self.args_post).chain(&self.args_json).map(|(k, v)| k.len() + v.len()).sum();
-                scalar(out, num(n), Slot::None)
-            }
-            Var::RequestHeaders => pairs(out, &self.headers, 3, false),
-            Var::RequestHeadersNames => pairs(out, &self.headers, 3, true),
-            Var::RequestCookies => pairs(out, &self.cookies, 4, false),
-            Var::RequestCookiesNames => pairs(out, &self.cookies, 4, true),
-            Var::Files => pairs(out, &self.files, 5, false),
-            Var::FilesNames => pairs(out, &self.files, 5, true),
-            Var::FilesSizes => pairs(out, &self.files_sizes, 6, false),
-            Var::MultipartFilename => pairs(out, &self.multipart_filenames, 7, false),
-            Var::MultipartName => pairs(out, &self.multipart_names, 8, false),
-            Var::MultipartPartHeaders => pairs(out, &self.multipart_part_headers, 9, false),
-            Var::ResponseHeaders => pairs(out, &self.resp_headers, 10, false),
-            Var::ResponseHeadersNames => pairs(out, &self.resp_headers, 10, true),
-            Var::FilesCombinedSize => scalar(out, num(self.files_combined), Slot::None),
-            Var::RequestUri => scalar(out, b(&self.uri), slot(20, 0, false)),
-            Var::RequestUriRaw => scalar(out, b(&self.uri_raw), slot(21, 0, false)),
-            Var::RequestLine => scalar(out, b(&self.request_line), slot(22, 0, false)),
-            Var::RequestMethod => scalar(out, b(&self.method), slot(23, 0, false)),
-            Var::RequestProtocol => scalar(out, b(&self.protocol), slot(24, 0, false)),
-            Var::RequestFilename | Var::PathInfo => scalar(out, b(&self.filename), slot(25, 0, false)),
-            Var::RequestBasename => scalar(out, b(&self.basename), slot(26, 0, false)),
-            Var::QueryString => scalar(out, b(&self.query), slot(27, 0, false)),
-            Var::RequestBody => {
-                let body: &[u8] = if self.body_hidden { b"" } else { &self.body };
-                scalar(out, b(body), slot(28, 0, false))
-            }
-            Var::ReqbodyProcessor => scalar(out, b(&self.reqbody_processor), Slot::None),
-            Var::RequestBodyLength => scalar(out, num(self.body.len()), Slot::None),
-            Var::FullRequest => {
-                let mut f = self.request_line.clone();
-                f.extend_from_slice(b"\n");
-                for (k, v) in &self.headers {
-                    f.extend_from_slice(k);
-                    f.extend_from_slice(b": ");
-                    f.extend_from_slice(v);
-                    f.push(b'\n');
-                }
-                f.push(b'\n');
-                f.extend_from_slice(&self.body);
-                scalar(out, Cow::Owned(f), Slot::None)
-            }
-            Var::FullRequestLength => {
-                let n = self.request_line.len() + 1 + self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum::<usize>() + 1 + self.body.len();
-                scalar(out, num(n), Slot::None)
-            }
-            Var::ResponseStatus => {
-                if self.resp_status != 0 {
-                    scalar(out, num(self.resp_status as usize), Slot::None)
-                }
-            }
-            Var::ResponseProtocol => scalar(out, b(&self.resp_protocol), Slot::None),
-            Var::StatusLine => {
-                if self.resp_status != 0 {
-                    let mut l = self.resp_protocol.clone();
-                    l.extend_from_slice(format!(" {}", self.resp_status).as_bytes());
-                    scalar(out, Cow::Owned(l), Slot::None)
-                }
-            }
-            Var::ResponseBody => scalar(out, b(&self.resp_body), slot(29, 0, false)),
-            Var::ResponseContentType => {
-                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-type")) {
-                    scalar(out, b(v), Slot::None)
-                }
-            }
-            Var::ResponseContentLength => {
-                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-length")) {
-                    scalar(out, b(v), Slot::None)
-                }
-            }
-            Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource => {
-                if let Some(c) = self.collections.get(var.name()) {
-                    match sel {
-                        Selector::Key(k) => {
-                            if let Some(v) = c.get(k) {
-                                out.push(Value { var, key: Cow::Borrowed(k.as_slice()), value: b(v), slot: Slot::None });
-                            }
-                        }
-                        _ => {
-                            for (k, v) in c {
-                                if sel.matches(k) {
-                                    out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            Var::Env => {
-                for (k, v) in &self.env {
-                    if sel.matches(k) {
-                        out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
-                    }
-                }
-            }
-            Var::Rule => {
-                if let Some(r) = rule {
-                    let fields: [(&[u8], Cow<'a, [u8]>); 5] = [
-                        (b"id", num(r.id as usize)),
-                        (b"phase", num(r.phase as usize)),
-                        (b"rev", b(r.actions.rev.as_deref().unwrap_or("").as_bytes())),
-                        (b"ver", b(r.actions.ver.as_deref().unwrap_or("").as_bytes())),
-                        (b"severity", r.actions.severity.map_or(Cow::Borrowed(&b""[..]), |s| num(s as usize))),
-                    ];
-                    for (k, v) in fields {
-                        if sel.matches(k) {
-                            out.push(Value { var, key: b(k), value: v, slot: Slot::None });
-                        }
-                    }
-                    let ctx = RuleCtx { state: self, rule: Some(r) };
-                    for (k, m) in [(&b"msg"[..], &r.actions.msg), (b"logdata", &r.actions.logdata)] {
-                        if sel.matches(k) {
-                            if let Some(m) = m {
-                                out.push(Value { var, key: b(k), value: Cow::Owned(m.expand(&ctx).into_owned()), slot: Slot::None });
-                            }
-                        }
-                    }
-                }
-            }
-            Var::Xml => {
-                if let (Some(doc), Selector::Key(path)) = (&self.xml, sel) {
-                    if let Ok(xp) = body::xml::XPath::compile(path) {
-                        for v in xp.eval(doc, &[]) {
-                            out.push(Value { var, key: Cow::Borrowed(path.as_slice()), value: Cow::Owned(v), slot: Slot::None });
-                        }
-                    }
-                }
-            }
-            Var::RemoteAddr | Var::UserAgentIp => scalar(out, b(&self.client_ip), Slot::None),
-            Var::RemoteHost => scalar(out, b(&self.client_ip), Slot::None),
-            Var::RemotePort => scalar(out, num(self.client_port as usize), Slot::None),
-            Var::ServerAddr => scalar(out, b(&self.server_ip), Slot::None),
-            Var::ServerName => scalar(out, b(&self.server_name), Slot::None),
-            Var::ServerPort => scalar(out, num(self.server_port as usize), Slot::None),
-            Var::UniqueId => scalar(out, b(self.unique_id.as_bytes()), Slot::None),
-            Var::Duration => {
-                let us = self.start.map(|s| s.elapsed().as_micros() as usize).unwrap_or(0);
-                scalar(out, num(us), Slot::None)
-            }
-            Var::TimeEpoch | Var::Time | Var::TimeYear | Var::TimeMon | Var::TimeDay | Var::TimeHour | Var::TimeMin | Var::TimeSec | Var::TimeWday => {
-                let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-                scalar(out, Cow::Owned(time_field(var, secs).into_bytes()), Slot::None)
-            }
-            Var::MatchedVar => {
-                if let Some((_, v)) = &self.matched_var {
-                    scalar(out, b(v), Slot::None)
-                }
-            }
-            Var::MatchedVarName => {
-                if let Some((n, _)) = &self.matched_var {
-                    scalar(out, b(n.as_bytes()), Slot::None)
-                }
-            }
-            Var::MatchedVars | Var::MatchedVarsNames => {
-                for (n, v) in &self.matched_vars {
-                    if sel.matches(n.as_bytes()) {
-                        let value = if var == Var::MatchedVars { b(v) } else { b(n.as_bytes()) };
-                        out.push(Value { var, key: b(n.as_bytes()), value, slot: Slot::None });
-                    }
-                }
-            }
-            Var::HighestSeverity => {
-                scalar(out, num(self.highest_severity.map_or(255, usize::from)), Slot::None)
-            }
-            Var::WebAppId => scalar(out, b(b"default"), Slot::None),
-            Var::ModsecBuild => scalar(out, b(b"030009"), Slot::None),
-            Var::MscPcreLimitsExceeded => scalar(out, b(b"0"), Slot::None),
-            _ => {
-                // Flags set by body processing (multipart, reqbody, urlencoded errors).
-                let mut found = false;
-                for (v, val) in self.flags.iter().rev() {
-                    if *v == var {
-                        scalar(out, b(val), Slot::None);
-                        found = true;
-                        break;
-                    }
-                }
-                if !found && flag_defaults_to_zero(var) {
-                    scalar(out, b(b"0"), Slot::None);
-                }
-            }
-        }
-    }
-}
-
-/// Flag variables that read as 0 until set (so `@eq 0` and `!@eq 0` behave as in ModSecurity).
-fn flag_defaults_to_zero(v: Var) -> bool {
-    matches!(v, Var::ReqbodyError | Var::ReqbodyProcessorError | Var::UrlencodedError | Var::InboundDataError | Var::OutboundDataError)
-}
-
-fn time_field(var: Var, secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm), UTC.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(mo <= 2);
-    let wday = (days + 4) % 7;
-    match var {
-        Var::TimeEpoch => secs.to_string(),
-        Var::TimeYear => y.to_string(),
-        Var::TimeMon => format!("{:02}", mo),
-        Var::TimeDay => format!("{:02}", d),
-        Var::TimeHour => format!("{:02}", h),
-        Var::TimeMin => format!("{:02}", m),
-        Var::TimeSec => format!("{:02}", s),
-        Var::TimeWday => wday.to_string(),
-        _ => format!("{:02}:{:02}:{:02}", h, m, s),
-    }
-}
-
-impl MacroResolver for RuleCtx<'_> {
-    fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        let var = Var::from_name(name)?;
-        // Fast path for `%{tx.key}` and friends: keys are stored lower-cased, as macros parse them.
-        if matches!(var, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource) && !key.is_empty() && key[0] != b'/' {
-            return self.state.collections.get(var.name())?.get(key).map(|v| Cow::Borrowed(v.as_slice()));
-        }
-        let sel = match key {
-            [] => Selector::All,
-            [b'/', .., b'/'] if key.len() >= 2 => Selector::parse(Some(&String::from_utf8_lossy(key))).ok()?,
-            _ => Selector::Key(key.to_ascii_lowercase()),
-        };
-        let mut out = Vec::new();
-        self.state.values(var, &sel, self.rule, &mut out);
-        out.into_iter().next().map(|v| Cow::Owned(v.value.into_owned()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1325,7 +950,5 @@ mod tests {
         assert_eq!(percent_decode(b"/a%20b%zz%4"), b"/a b%zz%4");
         assert_eq!(strip_scheme_host(b"http://h:80/p?q"), b"/p?q");
         assert_eq!(strip_scheme_host(b"/p"), b"/p");
-        assert_eq!(time_field(Var::TimeYear, 1_700_000_000), "2023");
-        assert_eq!(time_field(Var::TimeMon, 1_700_000_000), "11");
     }
 }
