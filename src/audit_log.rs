@@ -80,11 +80,7 @@ fn open_append(path: &Path, mode: u32) -> std::io::Result<(File, (u64, u64))> {
 
 /// Opens the audit destination of `rules` (configuration time). None when the rule set
 /// never writes records; an error (nginx refuses the configuration) when it cannot.
-pub fn sink_for(
-    rules: &RuleSet,
-    prefix: &Path,
-    cache: &mut SinkCache,
-) -> Result<Option<Arc<AuditSink>>, String> {
+pub fn sink_for(rules: &RuleSet, prefix: &Path, cache: &mut SinkCache) -> Result<Option<Arc<AuditSink>>, String> {
     let Some(cfg) = rules.audit_destination()? else { return Ok(None) };
     let log = cfg.log.as_deref().map(|p| resolve(prefix, p));
     let storage = match cfg.log_type {
@@ -205,12 +201,15 @@ impl AuditSink {
                     .map_err(|e| format!("cannot open \"{}\": {}", path.display(), io_text(&e)))?;
                 f.write_all(&rec.text).map_err(|e| format!("cannot write \"{}\": {}", path.display(), io_text(&e)))?;
                 if let (Some(log), Some(line)) = (&self.log, rec.index_line(&path)) {
-                    log.append(&line).map_err(|e| format!("cannot write \"{}\": {}", log.path.display(), io_text(&e)))?;
+                    log.append(&line)
+                        .map_err(|e| format!("cannot write \"{}\": {}", log.path.display(), io_text(&e)))?;
                 }
                 Ok(())
             }
             _ => match &self.log {
-                Some(log) => log.append(&rec.text).map_err(|e| format!("cannot write \"{}\": {}", log.path.display(), io_text(&e))),
+                Some(log) => log
+                    .append(&rec.text)
+                    .map_err(|e| format!("cannot write \"{}\": {}", log.path.display(), io_text(&e))),
                 None => Ok(()),
             },
         }

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t,
-    ngx_http_core_srv_conf_t, ngx_http_handler_pt, ngx_str_t,
+    ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_loc_conf_t, ngx_http_core_srv_conf_t,
+    ngx_http_handler_pt, ngx_str_t,
 };
 use ward_auth::{parse_time, AuthConfig, AuthSettings, CookieSecure};
 
@@ -98,12 +98,7 @@ fn inherit<T: Clone>(own: &mut Option<T>, parent: &Option<T>) {
 
 /// Merges one level into its parent's values and loads the gate when this level uses it.
 /// `place` names the level for messages (`location "/x"`).
-pub fn merge(
-    conf: &mut AuthLoc,
-    prev: &AuthLoc,
-    cache: &mut AuthCache,
-    place: &str,
-) -> Result<(), String> {
+pub fn merge(conf: &mut AuthLoc, prev: &AuthLoc, cache: &mut AuthCache, place: &str) -> Result<(), String> {
     if conf.merged {
         return Ok(());
     }
@@ -142,8 +137,7 @@ pub fn merge(
 fn without_os_error(msg: &str) -> String {
     match msg.find(" (os error ") {
         Some(i) => {
-            let tail =
-                msg.get(i + 1..).and_then(|t| t.find(')')).map_or(msg.len(), |j| i + 1 + j + 1);
+            let tail = msg.get(i + 1..).and_then(|t| t.find(')')).map_or(msg.len(), |j| i + 1 + j + 1);
             format!("{}{}", msg.get(..i).unwrap_or(msg), msg.get(tail..).unwrap_or(""))
         }
         None => msg.to_string(),
@@ -159,9 +153,7 @@ unsafe fn core_loc_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut ngx_http_core
         if ctx.is_null() || (*ctx).loc_conf.is_null() {
             return None;
         }
-        (*(*ctx).loc_conf.add(ngx::ffi::ngx_http_core_module.ctx_index))
-            .cast::<ngx_http_core_loc_conf_t>()
-            .as_mut()
+        (*(*ctx).loc_conf.add(ngx::ffi::ngx_http_core_module.ctx_index)).cast::<ngx_http_core_loc_conf_t>().as_mut()
     }
 }
 
@@ -216,11 +208,7 @@ fn time_arg(args: &[ngx_str_t], directive: &str) -> Result<Duration, String> {
 }
 
 /// `ward_auth on | off;`
-pub unsafe extern "C" fn set_auth(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_auth(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth", |args, a| {
         let v = arg(args, 1);
         let on = parse_flag(v).ok_or_else(|| {
@@ -249,11 +237,7 @@ fn path_arg(cf: *mut ngx_conf_t, args: &[ngx_str_t], directive: &str) -> Result<
 }
 
 /// `ward_auth_key_file PATH;` (read at load, by the master).
-pub unsafe extern "C" fn set_key_file(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_key_file(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_key_file", |args, a| {
         let p = path_arg(cf, args, "ward_auth_key_file")?;
         once(&mut a.key_file, p, "ward_auth_key_file")
@@ -288,11 +272,7 @@ pub unsafe extern "C" fn set_token_ttl(
 }
 
 /// `ward_auth_leeway TIME;`
-pub unsafe extern "C" fn set_leeway(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_leeway(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_leeway", |args, a| {
         let t = time_arg(args, "ward_auth_leeway")?;
         if t > Duration::from_secs(86_400) {
@@ -305,20 +285,13 @@ pub unsafe extern "C" fn set_leeway(
 fn printable_arg(args: &[ngx_str_t], directive: &str) -> Result<String, String> {
     let v = text(args, 1, directive)?;
     if v.is_empty() || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
-        return Err(format!(
-            "\"{directive}\": \"{}\" must be non-empty printable text",
-            v.escape_debug()
-        ));
+        return Err(format!("\"{directive}\": \"{}\" must be non-empty printable text", v.escape_debug()));
     }
     Ok(v)
 }
 
 /// `ward_auth_issuer TEXT;`
-pub unsafe extern "C" fn set_issuer(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_issuer(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_issuer", |args, a| {
         let v = printable_arg(args, "ward_auth_issuer")?;
         once(&mut a.issuer, v, "ward_auth_issuer")
@@ -326,11 +299,7 @@ pub unsafe extern "C" fn set_issuer(
 }
 
 /// `ward_auth_audience TEXT;`
-pub unsafe extern "C" fn set_audience(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_audience(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_audience", |args, a| {
         let v = printable_arg(args, "ward_auth_audience")?;
         once(&mut a.audience, v, "ward_auth_audience")
@@ -355,20 +324,12 @@ pub unsafe extern "C" fn set_require_claim(
 }
 
 /// `ward_auth_cookie NAME;`
-pub unsafe extern "C" fn set_cookie(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_cookie(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_cookie", |args, a| {
         let v = text(args, 1, "ward_auth_cookie")?;
-        let token = !v.is_empty()
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+        let token = !v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
         if !token {
-            return Err(format!(
-                "\"ward_auth_cookie\": \"{}\" is not a valid cookie name",
-                v.escape_debug()
-            ));
+            return Err(format!("\"ward_auth_cookie\": \"{}\" is not a valid cookie name", v.escape_debug()));
         }
         if v == ward_auth::CSRF_COOKIE {
             return Err(format!("\"ward_auth_cookie\": \"{v}\" is reserved for the login form"));
@@ -399,32 +360,19 @@ fn set_content_handler(
     h: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t) -> ngx::ffi::ngx_int_t,
 ) -> Result<(), String> {
     if a.handler.is_some() {
-        return Err(format!(
-            "\"{directive}\": this location already has a ward_auth content handler"
-        ));
+        return Err(format!("\"{directive}\": this location already has a ward_auth content handler"));
     }
     // SAFETY: location-level directive: `cf->ctx` is the location's conf ctx.
-    let clcf =
-        unsafe { core_loc_conf(cf) }.ok_or_else(|| format!("\"{directive}\": no location"))?;
+    let clcf = unsafe { core_loc_conf(cf) }.ok_or_else(|| format!("\"{directive}\": no location"))?;
     clcf.handler = Some(h) as ngx_http_handler_pt;
     a.handler = Some(which);
     Ok(())
 }
 
 /// `ward_auth_login;` — the login page; its location's name becomes the server's login path.
-pub unsafe extern "C" fn set_login(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_login(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_login", |_, a| {
-        set_content_handler(
-            cf,
-            a,
-            Handler::Login,
-            "ward_auth_login",
-            crate::auth_handlers::login_handler,
-        )?;
+        set_content_handler(cf, a, Handler::Login, "ward_auth_login", crate::auth_handlers::login_handler)?;
         // SAFETY: location-level directive (see set_content_handler).
         let clcf = unsafe { core_loc_conf(cf) }.ok_or("\"ward_auth_login\": no location")?;
         let name = clcf.name.as_bytes();
@@ -434,15 +382,14 @@ pub unsafe extern "C" fn set_login(
                         \"location = /login\""
                 .into());
         }
-        let name = std::str::from_utf8(name)
-            .map_err(|_| "\"ward_auth_login\": location name is not UTF-8")?;
+        let name = std::str::from_utf8(name).map_err(|_| "\"ward_auth_login\": location name is not UTF-8")?;
         // SAFETY: inside a location `cf->ctx` is its conf ctx, whose srv_conf is the
         // enclosing server's; that server's own conf ctx holds the server-level LocConf.
         let server = unsafe { server_loc_conf(cf) }.ok_or("\"ward_auth_login\": no server")?;
         match &server.auth.login_path {
-            Some(existing) if existing != name => Err(format!(
-                "\"ward_auth_login\": this server already has its login page at \"{existing}\""
-            )),
+            Some(existing) if existing != name => {
+                Err(format!("\"ward_auth_login\": this server already has its login page at \"{existing}\""))
+            }
             _ => {
                 server.auth.login_path = Some(name.to_string());
                 Ok(())
@@ -462,8 +409,7 @@ unsafe fn server_loc_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut LocConf> {
         if ctx.is_null() || (*ctx).srv_conf.is_null() {
             return None;
         }
-        let cscf = (*(*ctx).srv_conf.add(ngx::ffi::ngx_http_core_module.ctx_index))
-            .cast::<ngx_http_core_srv_conf_t>();
+        let cscf = (*(*ctx).srv_conf.add(ngx::ffi::ngx_http_core_module.ctx_index)).cast::<ngx_http_core_srv_conf_t>();
         if cscf.is_null() || (*cscf).ctx.is_null() {
             return None;
         }
@@ -472,35 +418,15 @@ unsafe fn server_loc_conf<'a>(cf: *mut ngx_conf_t) -> Option<&'a mut LocConf> {
 }
 
 /// `ward_auth_logout;`
-pub unsafe extern "C" fn set_logout(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_logout(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_logout", |_, a| {
-        set_content_handler(
-            cf,
-            a,
-            Handler::Logout,
-            "ward_auth_logout",
-            crate::auth_handlers::logout_handler,
-        )
+        set_content_handler(cf, a, Handler::Logout, "ward_auth_logout", crate::auth_handlers::logout_handler)
     })
 }
 
 /// `ward_auth_verify;`
-pub unsafe extern "C" fn set_verify(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_verify(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth_verify", |_, a| {
-        set_content_handler(
-            cf,
-            a,
-            Handler::Verify,
-            "ward_auth_verify",
-            crate::auth_handlers::verify_handler,
-        )
+        set_content_handler(cf, a, Handler::Verify, "ward_auth_verify", crate::auth_handlers::verify_handler)
     })
 }

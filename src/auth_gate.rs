@@ -10,10 +10,9 @@
 use std::ffi::c_void;
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_DECLINED,
-    NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED,
-    NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX, NGX_LOG_INFO,
+    ngx_conf_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t,
+    ngx_str_t, ngx_table_elt_t, ngx_uint_t, NGX_DECLINED, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX, NGX_LOG_INFO,
 };
 use ward_auth::{claim_text, Claims, Decision, RequestView, TokenError};
 
@@ -30,11 +29,7 @@ const CLAIM_PREFIX: &str = "ward_jwt_claim_";
 
 /// Adds the gate's access handler; call after the WAF's so that it runs first.
 pub fn register(cf: *mut ngx_conf_t) -> Result<(), String> {
-    crate::handler::push_phase_handler(
-        cf,
-        ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize,
-        access_handler,
-    )
+    crate::handler::push_phase_handler(cf, ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize, access_handler)
 }
 
 // ------------------------------------------------------------------ request view
@@ -184,8 +179,7 @@ pub fn remember(req: Req<'_>, user: String, claims: Claims) {
     }
     // SAFETY: the request pool is live and outlives every reader of the value; on
     // allocation failure the variables are just "not found".
-    let _ =
-        unsafe { crate::pool::attach_with(req.pool(), AuthInfo { user, claims }, info_cleanup) };
+    let _ = unsafe { crate::pool::attach_with(req.pool(), AuthInfo { user, claims }, info_cleanup) };
 }
 
 /// The user recorded for this request, if any.
@@ -214,19 +208,10 @@ pub fn find<'r>(req: Req<'r>) -> Option<&'r mut AuthInfo> {
 /// Registers `$ward_auth_user` and the `$ward_jwt_claim_` prefix (preconfiguration).
 pub fn register_variables(cf: *mut ngx_conf_t) -> Result<(), String> {
     add_variable(cf, "ward_auth_user", NGX_HTTP_VAR_NOCACHEABLE as usize, get_user)?;
-    add_variable(
-        cf,
-        CLAIM_PREFIX,
-        (NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX) as usize,
-        get_claim,
-    )
+    add_variable(cf, CLAIM_PREFIX, (NGX_HTTP_VAR_NOCACHEABLE | NGX_HTTP_VAR_PREFIX) as usize, get_claim)
 }
 
-type GetFn = unsafe extern "C" fn(
-    *mut ngx_http_request_t,
-    *mut ngx_http_variable_value_t,
-    usize,
-) -> ngx_int_t;
+type GetFn = unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_http_variable_value_t, usize) -> ngx_int_t;
 
 fn add_variable(cf: *mut ngx_conf_t, name: &str, flags: usize, get: GetFn) -> Result<(), String> {
     let mut ngx_name = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };

@@ -6,14 +6,14 @@
 //! in the access phase (it inspects the login POST too), nginx hands it over at once.
 
 use ngx::ffi::{
-    ngx_chain_t, ngx_http_request_t, ngx_int_t, ngx_uint_t, off_t, NGX_DONE, NGX_ERROR,
-    NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
-    NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_WARN, NGX_OK,
+    ngx_chain_t, ngx_http_request_t, ngx_int_t, ngx_uint_t, off_t, NGX_DONE, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO,
+    NGX_LOG_WARN, NGX_OK,
 };
 use ward_auth::cookie::find_cookie;
 use ward_auth::{
-    AuthConfig, Decision, LoginFailure, LoginOutcome, LoginPage, TokenError, CHALLENGE_INVALID,
-    CHALLENGE_NO_TOKEN, CSRF_COOKIE, LOGIN_PAGE_HEADERS,
+    AuthConfig, Decision, LoginFailure, LoginOutcome, LoginPage, TokenError, CHALLENGE_INVALID, CHALLENGE_NO_TOKEN,
+    CSRF_COOKIE, LOGIN_PAGE_HEADERS,
 };
 
 use crate::auth_gate::{push_header, remember, set_www_authenticate, Incoming};
@@ -46,11 +46,7 @@ fn query(req: Req<'_>) -> &[u8] {
 }
 
 /// Runs a content handler body behind the panic guard.
-fn entry(
-    r: *mut ngx_http_request_t,
-    what: &str,
-    f: impl FnOnce(Req<'_>) -> ngx_int_t,
-) -> ngx_int_t {
+fn entry(r: *mut ngx_http_request_t, what: &str, f: impl FnOnce(Req<'_>) -> ngx_int_t) -> ngx_int_t {
     // SAFETY: nginx passes the live request to content handlers.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return ERROR };
     guard::catch(req.log(), what, SERVER_ERROR, || f(req))
@@ -70,13 +66,7 @@ fn discard_body(req: Req<'_>) -> Result<(), ngx_int_t> {
 
 /// Sends a complete response (headers, then `body` as one buffer) and returns what the
 /// caller finalizes the request with.
-fn send(
-    req: Req<'_>,
-    status: u16,
-    content_type: Option<&str>,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> ngx_int_t {
+fn send(req: Req<'_>, status: u16, content_type: Option<&str>, headers: &[(&str, &str)], body: &[u8]) -> ngx_int_t {
     let r = req.raw();
     for (k, v) in headers {
         if push_header(req, k.as_bytes(), v.as_bytes()).is_none() {
@@ -117,15 +107,9 @@ fn send(
 
 /// Sends a login page with its security headers and cookies.
 fn send_page(req: Req<'_>, page: &LoginPage) -> ngx_int_t {
-    let mut headers: Vec<(&str, &str)> = LOGIN_PAGE_HEADERS
-        .iter()
-        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
-        .copied()
-        .collect();
-    let content_type = LOGIN_PAGE_HEADERS
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| *v);
+    let mut headers: Vec<(&str, &str)> =
+        LOGIN_PAGE_HEADERS.iter().filter(|(k, _)| !k.eq_ignore_ascii_case("content-type")).copied().collect();
+    let content_type = LOGIN_PAGE_HEADERS.iter().find(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| *v);
     headers.extend(page.set_cookies.iter().map(|c| ("Set-Cookie", c.as_str())));
     send(req, page.status, content_type, &headers, page.body.as_bytes())
 }
@@ -210,8 +194,7 @@ fn login_post(req: Req<'_>) -> ngx_int_t {
                 LoginFailure::BadForm => "malformed login form",
                 LoginFailure::Unavailable => "login unavailable (no users file or signing key)",
             };
-            let level =
-                if reason == LoginFailure::Unavailable { NGX_LOG_ERR } else { NGX_LOG_WARN };
+            let level = if reason == LoginFailure::Unavailable { NGX_LOG_ERR } else { NGX_LOG_WARN };
             let msg = format!(
                 "ward_auth: failed login for user \"{}\" from {client}: {why}",
                 log_safe(user.as_deref().unwrap_or(""))
@@ -253,16 +236,10 @@ pub unsafe extern "C" fn verify_handler(r: *mut ngx_http_request_t) -> ngx_int_t
             }
             // A browser navigation is still answered 401 here: auth_request decides.
             Decision::Redirect { reason, .. } => {
-                let c = if reason == TokenError::Missing {
-                    CHALLENGE_NO_TOKEN
-                } else {
-                    CHALLENGE_INVALID
-                };
+                let c = if reason == TokenError::Missing { CHALLENGE_NO_TOKEN } else { CHALLENGE_INVALID };
                 (NGX_HTTP_UNAUTHORIZED as u16, Some(c))
             }
-            Decision::Unauthorized { www_authenticate, .. } => {
-                (NGX_HTTP_UNAUTHORIZED as u16, Some(www_authenticate))
-            }
+            Decision::Unauthorized { www_authenticate, .. } => (NGX_HTTP_UNAUTHORIZED as u16, Some(www_authenticate)),
             Decision::Forbidden { .. } => (NGX_HTTP_FORBIDDEN as u16, None),
         };
         if let Some(c) = challenge {

@@ -26,17 +26,11 @@ pub enum BodyRead {
 
 /// Starts reading the whole body; `on_done` runs (possibly before this returns) once it
 /// is complete and `r->request_body->bufs` holds it.
-pub fn read_request_body(
-    req: Req<'_>,
-    on_done: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t),
-) -> BodyRead {
+pub fn read_request_body(req: Req<'_>, on_done: unsafe extern "C" fn(*mut ngx::ffi::ngx_http_request_t)) -> BodyRead {
     // SAFETY: live main request; nginx keeps the body in r->request_body for later use
     // (proxy_pass re-sends it), so reading here does not consume it.
     let rc = unsafe {
-        ngx::ffi::ngx_http_read_client_request_body(
-            req.raw(),
-            Some(on_done) as ngx_http_client_body_handler_pt,
-        )
+        ngx::ffi::ngx_http_read_client_request_body(req.raw(), Some(on_done) as ngx_http_client_body_handler_pt)
     };
     // Only statuses come back with the request reference already dropped (as in nginx's
     // mirror module); anything else is balanced by the caller's NGX_DONE finalization.
@@ -67,10 +61,7 @@ pub struct ChainInfo {
 
 /// Calls `f` with the bytes of each buffer of `chain`, in order; stops early when `f`
 /// returns false. File-backed buffers are read in 64 KiB pieces.
-pub fn for_each_chunk(
-    chain: *mut ngx_chain_t,
-    mut f: impl FnMut(&[u8]) -> bool,
-) -> io::Result<ChainInfo> {
+pub fn for_each_chunk(chain: *mut ngx_chain_t, mut f: impl FnMut(&[u8]) -> bool) -> io::Result<ChainInfo> {
     let mut info = ChainInfo { last: false };
     let mut cl = chain;
     let mut scratch = Vec::new();

@@ -90,11 +90,7 @@ fn create<T: Default>(cf: *mut ngx_conf_t) -> *mut c_void {
     }
 }
 
-pub unsafe extern "C" fn merge_loc_conf(
-    cf: *mut ngx_conf_t,
-    prev: *mut c_void,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
     guard::catch_conf(cf, "merge", || {
         // SAFETY: nginx passes the parent's and this level's confs, both created by
         // create_loc_conf, distinct, and alive for the cycle.
@@ -103,11 +99,16 @@ pub unsafe extern "C" fn merge_loc_conf(
         let main = unsafe { main_conf(cf) }.ok_or("ward: no main configuration")?;
         // SAFETY: during merge `cf->ctx->loc_conf` is the level being merged.
         let place = unsafe { crate::auth::place(cf) };
-        let merged = crate::auth::merge(&mut conf.auth, &prev.auth, &mut main.auth_cache, &place).and_then(|()| merge(conf, prev, main));
+        let merged = crate::auth::merge(&mut conf.auth, &prev.auth, &mut main.auth_cache, &place)
+            .and_then(|()| merge(conf, prev, main));
         match merged {
             Ok(Some(summary)) => {
                 // SAFETY: during merge `cf->log` is the cycle's live log.
-                guard::log_bytes(unsafe { (*cf).log }, ngx::ffi::NGX_LOG_INFO as ngx::ffi::ngx_uint_t, summary.as_bytes());
+                guard::log_bytes(
+                    unsafe { (*cf).log },
+                    ngx::ffi::NGX_LOG_INFO as ngx::ffi::ngx_uint_t,
+                    summary.as_bytes(),
+                );
             }
             Ok(None) => {}
             Err(e) => {
@@ -175,7 +176,12 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
 
 /// Audit settings: inherited ones, and the files of this level's rule set (opened here,
 /// in the master, once per path and cycle).
-fn merge_audit(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf, prefix: &std::path::Path) -> Result<(), String> {
+fn merge_audit(
+    conf: &mut LocConf,
+    prev: &LocConf,
+    main: &mut MainConf,
+    prefix: &std::path::Path,
+) -> Result<(), String> {
     if conf.unique_id_header.is_none() {
         conf.unique_id_header = prev.unique_id_header.clone();
     }
@@ -187,9 +193,8 @@ fn merge_audit(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf, prefix: 
     }
     conf.audit_mask_cookies = names;
     conf.audit = match &conf.rules {
-        Some(rules) => crate::audit_log::sink_for(rules, prefix, &mut main.audit_sinks)?.map(|sink| {
-            crate::audit_log::AuditTarget { sink, masked_cookies: conf.audit_mask_cookies.clone().into() }
-        }),
+        Some(rules) => crate::audit_log::sink_for(rules, prefix, &mut main.audit_sinks)?
+            .map(|sink| crate::audit_log::AuditTarget { sink, masked_cookies: conf.audit_mask_cookies.clone().into() }),
         None => None,
     };
     Ok(())
@@ -275,11 +280,7 @@ pub(crate) unsafe fn loc<'a>(conf: *mut c_void) -> &'a mut LocConf {
 }
 
 /// `ward on|off;`
-pub unsafe extern "C" fn set_ward(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_ward(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     guard::catch_conf(cf, "ward directive", || {
         // SAFETY: setter contract (see `args` and `loc`).
         let (args, conf) = unsafe { (args(cf), loc(conf)) };
@@ -346,18 +347,13 @@ pub unsafe extern "C" fn set_rules_file(
 }
 
 /// `ward_rules '…';` — reported as the nginx file and the line the text starts on.
-pub unsafe extern "C" fn set_rules(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
+pub unsafe extern "C" fn set_rules(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     guard::catch_conf(cf, "ward_rules directive", || {
         // SAFETY: setter contract (see `args` and `loc`).
         let (args, conf) = unsafe { (args(cf), loc(conf)) };
         let text = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
-        let text = std::str::from_utf8(text)
-            .map_err(|_| "ward_rules: the rules are not valid UTF-8".to_string())?
-            .to_owned();
+        let text =
+            std::str::from_utf8(text).map_err(|_| "ward_rules: the rules are not valid UTF-8".to_string())?.to_owned();
         // SAFETY: while parsing, `cf->conf_file` is the file being read, `line` the
         // current (last) line of this directive.
         let (origin, end_line) = unsafe {

@@ -12,8 +12,8 @@
 use std::ptr::addr_of_mut;
 
 use ngx::ffi::{
-    ngx_chain_t, ngx_http_output_body_filter_pt, ngx_http_output_header_filter_pt,
-    ngx_http_request_t, ngx_int_t, NGX_ERROR,
+    ngx_chain_t, ngx_http_output_body_filter_pt, ngx_http_output_header_filter_pt, ngx_http_request_t, ngx_int_t,
+    NGX_ERROR,
 };
 use ward_engine::Disruptive;
 
@@ -65,13 +65,7 @@ fn next_body(r: *mut ngx_http_request_t, chain: *mut ngx_chain_t) -> ngx_int_t {
 fn replace_response(req: Req<'_>, status: ngx_int_t) -> ngx_int_t {
     // SAFETY: live request; nginx resets the output headers, keeps only our ctx, and
     // sends the error page through the filters again (our ctx marks it as intervened).
-    unsafe {
-        ngx::ffi::ngx_http_filter_finalize_request(
-            req.raw(),
-            addr_of_mut!(crate::ngx_http_ward_module),
-            status,
-        )
-    }
+    unsafe { ngx::ffi::ngx_http_filter_finalize_request(req.raw(), addr_of_mut!(crate::ngx_http_ward_module), status) }
 }
 
 unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {

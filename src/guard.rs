@@ -14,8 +14,8 @@ use std::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use ngx::ffi::{
-    ngx_conf_t, ngx_int_t, ngx_log_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_EMERG,
-    NGX_LOG_ERR, NGX_LOG_WARN, NGX_OK,
+    ngx_conf_t, ngx_int_t, ngx_log_t, ngx_uint_t, NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_WARN,
+    NGX_OK,
 };
 
 /// Runs `f`; on panic logs to `log` and returns `fallback`.
@@ -32,11 +32,7 @@ pub fn catch<R>(log: *mut ngx_log_t, what: &str, fallback: R, f: impl FnOnce() -
 
 /// For configuration callbacks returning `ngx_int_t`: an `Err(message)` or a panic is
 /// reported at `emerg` and becomes NGX_ERROR.
-pub fn catch_conf_status(
-    cf: *mut ngx_conf_t,
-    what: &str,
-    f: impl FnOnce() -> Result<(), String>,
-) -> ngx_int_t {
+pub fn catch_conf_status(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), String>) -> ngx_int_t {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => NGX_OK as ngx_int_t,
         Ok(Err(msg)) => {
@@ -52,11 +48,7 @@ pub fn catch_conf_status(
 
 /// For directive setters and merge callbacks (which return a `char *`): `Err(message)` or
 /// a panic is reported at `emerg` and becomes NGX_CONF_ERROR.
-pub fn catch_conf(
-    cf: *mut ngx_conf_t,
-    what: &str,
-    f: impl FnOnce() -> Result<(), String>,
-) -> *mut c_char {
+pub fn catch_conf(cf: *mut ngx_conf_t, what: &str, f: impl FnOnce() -> Result<(), String>) -> *mut c_char {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(())) => std::ptr::null_mut(), // NGX_CONF_OK
         Ok(Err(msg)) => {
@@ -81,7 +73,14 @@ pub fn catch_request<R>(f: impl FnOnce() -> R) -> Result<R, String> {
 
 /// Logs a request-time failure at `alert`, naming the unique id and what the failure mode
 /// does with the request (`answer` is e.g. "answering 500" or "passing the request").
-pub fn report_failure(log: *mut ngx_log_t, what: &str, detail: &str, unique_id: Option<&str>, open: bool, answer: &str) {
+pub fn report_failure(
+    log: *mut ngx_log_t,
+    what: &str,
+    detail: &str,
+    unique_id: Option<&str>,
+    open: bool,
+    answer: &str,
+) {
     let mode = if open { "open" } else { "closed" };
     let msg = format!(
         "ward: internal failure in {what} [unique_id \"{}\"]: {detail}; ward_failure_mode {mode}: {answer}",
@@ -127,14 +126,7 @@ pub fn conf_error(cf: *mut ngx_conf_t, msg: &str) {
     // SAFETY: nginx hands every configuration callback a valid `cf`; the format string is
     // NUL-terminated and `%*s` reads exactly `msg.len()` bytes of `msg`.
     unsafe {
-        ngx::ffi::ngx_conf_log_error(
-            NGX_LOG_EMERG as ngx_uint_t,
-            cf,
-            0,
-            c"%*s".as_ptr(),
-            msg.len(),
-            msg.as_ptr(),
-        );
+        ngx::ffi::ngx_conf_log_error(NGX_LOG_EMERG as ngx_uint_t, cf, 0, c"%*s".as_ptr(), msg.len(), msg.as_ptr());
     }
 }
 

@@ -10,9 +10,8 @@ use std::sync::Arc;
 
 use ngx::ffi::{
     ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_core_main_conf_t, ngx_http_handler_pt,
-    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_LOG_PHASE,
-    ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_DONE, NGX_HTTP_CLOSE,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_LOG_PHASE, ngx_http_request_t, ngx_int_t,
+    NGX_DECLINED, NGX_DONE, NGX_HTTP_CLOSE, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_OK,
 };
 use ward_engine::{Disruptive, Intervention, RuleSet};
 
@@ -41,10 +40,9 @@ pub(crate) fn push_phase_handler(
     // module's main conf holds the per-phase handler arrays of ngx_http_handler_pt.
     unsafe {
         let ctx = (*cf).ctx.cast::<ngx_http_conf_ctx_t>();
-        let cmcf = (*(*ctx).main_conf.add(ngx::ffi::ngx_http_core_module.ctx_index))
-            .cast::<ngx_http_core_main_conf_t>();
-        let slot = ngx::ffi::ngx_array_push(&mut (*cmcf).phases[phase].handlers)
-            .cast::<ngx_http_handler_pt>();
+        let cmcf =
+            (*(*ctx).main_conf.add(ngx::ffi::ngx_http_core_module.ctx_index)).cast::<ngx_http_core_main_conf_t>();
+        let slot = ngx::ffi::ngx_array_push(&mut (*cmcf).phases[phase].handlers).cast::<ngx_http_handler_pt>();
         if slot.is_null() {
             return Err("ward: cannot register phase handler".into());
         }
@@ -106,8 +104,7 @@ fn access(req: Req<'_>) -> ngx_int_t {
             }
         };
     }
-    let Some(rules) = req.loc_conf::<LocConf>(crate::module()).and_then(LocConf::active_rules)
-    else {
+    let Some(rules) = req.loc_conf::<LocConf>(crate::module()).and_then(LocConf::active_rules) else {
         return DECLINED;
     };
     start(req, rules.clone())

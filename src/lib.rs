@@ -19,9 +19,9 @@ use std::ffi::{c_char, c_void};
 use std::ptr::{addr_of, addr_of_mut};
 
 use ngx::ffi::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t,
-    NGX_CONF_FLAG, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_uint_t, NGX_CONF_FLAG, NGX_CONF_NOARGS,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE2, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MODULE,
+    NGX_HTTP_SRV_CONF,
 };
 use ngx::ngx_string;
 
@@ -132,8 +132,7 @@ mod exports {
 
     #[no_mangle]
     #[allow(non_upper_case_globals)]
-    pub static mut ngx_modules: [*const ngx_module_t; 2] =
-        [addr_of!(super::ngx_http_ward_module), null()];
+    pub static mut ngx_modules: [*const ngx_module_t; 2] = [addr_of!(super::ngx_http_ward_module), null()];
 
     #[no_mangle]
     #[allow(non_upper_case_globals)]

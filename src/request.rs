@@ -10,8 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
 
 use ngx::ffi::{
-    ngx_connection_local_sockaddr, ngx_http_request_t, ngx_int_t, ngx_list_t, ngx_log_t,
-    ngx_module_t, ngx_pool_t, ngx_str_t, ngx_table_elt_t, sockaddr, NGX_OK,
+    ngx_connection_local_sockaddr, ngx_http_request_t, ngx_int_t, ngx_list_t, ngx_log_t, ngx_module_t, ngx_pool_t,
+    ngx_str_t, ngx_table_elt_t, sockaddr, NGX_OK,
 };
 
 #[derive(Clone, Copy)]

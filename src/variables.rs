@@ -36,9 +36,7 @@ fn add_variable(cf: *mut ngx_conf_t, name: &str, data: usize) -> Result<(), Stri
     let mut ngx_name = ngx_str_t { len: name.len(), data: name.as_ptr() as *mut u8 };
     // SAFETY: preconfiguration `cf` is live; nginx copies the name into its own pool and
     // only reads it here.
-    let v = unsafe {
-        ngx::ffi::ngx_http_add_variable(cf, &mut ngx_name, NGX_HTTP_VAR_NOCACHEABLE as usize)
-    };
+    let v = unsafe { ngx::ffi::ngx_http_add_variable(cf, &mut ngx_name, NGX_HTTP_VAR_NOCACHEABLE as usize) };
     if v.is_null() {
         return Err(format!("ward: cannot add variable ${name}"));
     }
@@ -58,8 +56,7 @@ unsafe extern "C" fn get_variable(
     // SAFETY: nginx passes the live request.
     let Some(req) = (unsafe { Req::from_raw(r) }) else { return NGX_ERROR as ngx_int_t };
     guard::catch(req.log(), "variable", NGX_ERROR as ngx_int_t, || {
-        let value = ctx::get(req)
-            .and_then(|c| VARIABLES.get(data).map(|(_, get)| get(c)));
+        let value = ctx::get(req).and_then(|c| VARIABLES.get(data).map(|(_, get)| get(c)));
         set_value(req, v, value.as_deref())
     })
 }

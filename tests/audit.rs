@@ -74,11 +74,15 @@ fn access_by_uid(path: &Path) -> HashMap<String, (u16, String, String, String)> 
     let mut m = HashMap::new();
     for l in lines(path) {
         let mut it = l.splitn(4, ' ');
-        let (uid, status, action, rest) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let (uid, status, action, rest) =
+            (it.next().unwrap(), it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
         let ids = rest[1..rest.find(']').unwrap()].to_string();
         let after = &rest[rest.find("] [").unwrap() + 3..];
         let score = after[..after.find(']').unwrap()].to_string();
-        assert!(m.insert(uid.to_string(), (status.parse().unwrap(), action.to_string(), ids, score)).is_none(), "uid twice: {l}");
+        assert!(
+            m.insert(uid.to_string(), (status.parse().unwrap(), action.to_string(), ids, score)).is_none(),
+            "uid twice: {l}"
+        );
     }
     m
 }
@@ -170,7 +174,9 @@ SecAuditLog {p}/logs/all.log';
     assert_eq!(tr + ta, 1600);
     assert_eq!(nginx.worker_pids().len(), 4, "4 workers");
 
-    for (log, access, want) in [("logs/relevant.log", "logs/access-relevant.log", er), ("logs/all.log", "logs/access-all.log", ta)] {
+    for (log, access, want) in
+        [("logs/relevant.log", "logs/access-relevant.log", er), ("logs/all.log", "logs/access-all.log", ta)]
+    {
         let records = wait_lines(&nginx.path(log), want);
         assert_eq!(records.len(), want, "{log}: records");
         let access = access_by_uid(&nginx.path(access));
@@ -181,7 +187,8 @@ SecAuditLog {p}/logs/all.log';
             let t = &j["transaction"];
             let uid = t["unique_id"].as_str().unwrap().to_string();
             assert!(seen.insert(uid.clone()), "{log}: unique_id {uid} twice");
-            let (status, action, ids, score) = access.get(&uid).unwrap_or_else(|| panic!("{log}: {uid} not in the access log"));
+            let (status, action, ids, score) =
+                access.get(&uid).unwrap_or_else(|| panic!("{log}: {uid} not in the access log"));
             assert_eq!(t["response"]["http_code"].as_u64(), Some(u64::from(*status)), "{line}");
             assert_eq!(t["producer"]["secrules_engine"], "Enabled");
             let msgs = t["messages"].as_array().unwrap();
@@ -318,12 +325,19 @@ SecAuditLog logs/index.log';
     assert_eq!(t["response"]["http_code"], 200);
     let access = access_by_uid(&nginx.path("logs/access.log"));
     let uid = t["unique_id"].as_str().unwrap();
-    let (status, action, ids, score) = access.get(uid).unwrap_or_else(|| panic!("{uid} not in {access:?}\n{}", lines(&nginx.path("logs/access.log")).join("\n")));
-    assert_eq!((*status, action.as_str(), ids.as_str(), score.as_str()), (200, "detect", "1001", "inbound=5 outbound=0"));
+    let (status, action, ids, score) = access
+        .get(uid)
+        .unwrap_or_else(|| panic!("{uid} not in {access:?}\n{}", lines(&nginx.path("logs/access.log")).join("\n")));
+    assert_eq!(
+        (*status, action.as_str(), ids.as_str(), score.as_str()),
+        (200, "detect", "1001", "inbound=5 outbound=0")
+    );
 
     // Native: ModSecurity's sections.
     assert_eq!(get(native, SQLI).status, 403);
-    wait_until("native record", Duration::from_secs(5), || std::fs::read_to_string(nginx.path("logs/native.log")).unwrap_or_default().contains("---Z--"));
+    wait_until("native record", Duration::from_secs(5), || {
+        std::fs::read_to_string(nginx.path("logs/native.log")).unwrap_or_default().contains("---Z--")
+    });
     let text = std::fs::read_to_string(nginx.path("logs/native.log")).unwrap();
     let first = text.lines().next().unwrap();
     assert!(first.starts_with("---") && first.ends_with("---A--"), "{text}");
@@ -331,7 +345,10 @@ SecAuditLog logs/index.log';
     for s in ["B", "F", "H", "Z"] {
         assert!(text.contains(&format!("---{b}---{s}--")), "{s}: {text}");
     }
-    assert!(text.contains("ModSecurity: Access denied with code 403 (phase 2)") && text.contains("[id \"1001\"]"), "{text}");
+    assert!(
+        text.contains("ModSecurity: Access denied with code 403 (phase 2)") && text.contains("[id \"1001\"]"),
+        "{text}"
+    );
 
     // Concurrent: one file per record, an index line per record.
     assert_eq!(get(conc, "/c1").status, 200);

@@ -120,11 +120,7 @@ fn cookie_pair(set_cookie: &str) -> (&str, &str) {
 }
 
 fn set_cookies(r: &Response) -> Vec<&str> {
-    r.headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, v)| v.as_str())
-        .collect()
+    r.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie")).map(|(_, v)| v.as_str()).collect()
 }
 
 fn set_cookie_named<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
@@ -145,9 +141,7 @@ fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -185,8 +179,7 @@ fn write_secrets(nginx: &Nginx) -> Vec<u8> {
     let keys = nginx.path("keys");
     std::fs::create_dir_all(&keys).unwrap();
     openssl(&["rand", "-out", "hmac.key", "48"], &keys);
-    std::fs::set_permissions(keys.join("hmac.key"), std::fs::Permissions::from_mode(0o600))
-        .unwrap();
+    std::fs::set_permissions(keys.join("hmac.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
     let users = format!(
         "# test users\nalice:{}\nbob:{}\n",
         ward_auth::hash_password(ALICE_PASSWORD).unwrap(),
@@ -246,8 +239,7 @@ fn gate() -> Gate {
 
 impl Gate {
     fn get(&self, target: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.port, "GET", target, headers, b"")
-            .unwrap_or_else(|e| panic!("GET {target}: {e}"))
+        request(self.port, "GET", target, headers, b"").unwrap_or_else(|e| panic!("GET {target}: {e}"))
     }
 
     /// GET /api/data with `Authorization: Bearer <token>`.
@@ -266,10 +258,7 @@ impl Gate {
         let r = self.api(token);
         assert_eq!(r.status, 401, "{what}: {}", r.body_text());
         let challenge = r.header("WWW-Authenticate").unwrap_or_default();
-        assert!(
-            challenge.starts_with("Bearer") && challenge.contains("invalid_token"),
-            "{what}: {challenge}"
-        );
+        assert!(challenge.starts_with("Bearer") && challenge.contains("invalid_token"), "{what}: {challenge}");
         assert_eq!(self.upstream_hits("/api/data"), before, "{what}: reached the upstream");
     }
 
@@ -370,13 +359,9 @@ fn login_page_has_form_fields_and_csrf_cookie() {
     let r = g.get("/login?next=/app/home", &[BROWSER]);
     assert_eq!(r.status, 200);
     let html = r.body_text();
-    for field in [
-        "name=\"username\"",
-        "name=\"password\"",
-        "name=\"csrf_token\"",
-        "type=\"password\"",
-        "method=\"post\"",
-    ] {
+    for field in
+        ["name=\"username\"", "name=\"password\"", "name=\"csrf_token\"", "type=\"password\"", "method=\"post\""]
+    {
         assert!(html.contains(field), "{field} missing in\n{html}");
     }
     assert!(html.contains("name=\"next\" value=\"/app/home\""), "{html}");
@@ -384,17 +369,12 @@ fn login_page_has_form_fields_and_csrf_cookie() {
     assert_eq!(r.header("Content-Type"), Some("text/html; charset=utf-8"));
     assert_eq!(r.header("Cache-Control"), Some("no-store"));
     assert_eq!(r.header("X-Frame-Options"), Some("DENY"));
-    assert!(r
-        .header("Content-Security-Policy")
-        .unwrap_or_default()
-        .contains("frame-ancestors 'none'"));
+    assert!(r.header("Content-Security-Policy").unwrap_or_default().contains("frame-ancestors 'none'"));
     let cookie = set_cookie_named(&r, "ward_csrf").expect("CSRF cookie");
     assert_eq!(cookie_pair(cookie).1, form_csrf(&html), "double-submit: cookie = form field");
     let a = attrs(cookie);
     assert!(
-        a.contains(&"httponly".into())
-            && a.contains(&"samesite=strict".into())
-            && a.contains(&"path=/login".into()),
+        a.contains(&"httponly".into()) && a.contains(&"samesite=strict".into()) && a.contains(&"path=/login".into()),
         "{cookie}"
     );
     assert!(!a.contains(&"secure".into()), "plain HTTP: no Secure ({cookie})");
@@ -416,9 +396,8 @@ fn handler_locations_are_never_gated() {
     write_secrets(&nginx);
     let port = free_port();
     gate_conf(&nginx, port, upstream.port, &PLAIN);
-    let conf = std::fs::read_to_string(nginx.path("nginx.conf"))
-        .unwrap()
-        .replace(" ward_auth off; ward_auth_", " ward_auth_");
+    let conf =
+        std::fs::read_to_string(nginx.path("nginx.conf")).unwrap().replace(" ward_auth off; ward_auth_", " ward_auth_");
     assert!(!conf.contains("ward_auth off; ward_auth_"));
     nginx.write("nginx.conf", &conf);
     nginx.start(port);
@@ -452,8 +431,7 @@ fn login_post_sets_token_cookie_and_redirects() {
     // The cookie opens the application, and the token carries the issued claims.
     let token = cookie_pair(token_cookie).1;
     let payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap())
-            .unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     for claim in ["sub", "iat", "exp", "jti"] {
         assert!(payload.get(claim).is_some(), "{claim} missing in {payload}");
     }
@@ -463,11 +441,7 @@ fn login_post_sets_token_cookie_and_redirects() {
     assert_eq!(app.status, 200, "{}", app.body_text());
     let seen = g.upstream.requests_to("/app/discover");
     assert_eq!(seen.len(), 1);
-    assert!(
-        seen[0].headers.contains(&("x-ward-user".into(), "alice".into())),
-        "{:?}",
-        seen[0].headers
-    );
+    assert!(seen[0].headers.contains(&("x-ward-user".into(), "alice".into())), "{:?}", seen[0].headers);
 }
 
 #[test]
@@ -499,9 +473,8 @@ fn login_over_tls_sets_secure_cookie() {
         &keys,
     );
     let port = free_port();
-    let server = format!(
-        "listen 127.0.0.1:{tls_port} ssl;\n ssl_certificate keys/tls.crt;\n ssl_certificate_key keys/tls.key;"
-    );
+    let server =
+        format!("listen 127.0.0.1:{tls_port} ssl;\n ssl_certificate keys/tls.crt;\n ssl_certificate_key keys/tls.key;");
     gate_conf(&nginx, port, upstream.port, &Options { server: &server, ..PLAIN });
     nginx.start(port);
 
@@ -520,17 +493,8 @@ fn login_over_tls_sets_secure_cookie() {
     let csrf_cookie = set_cookie_named(&page, "ward_csrf").unwrap().to_string();
     assert!(attrs(&csrf_cookie).contains(&"secure".into()), "{csrf_cookie}");
     let csrf = cookie_pair(&csrf_cookie).1.to_string();
-    let body = format!(
-        "username=alice&password={}&csrf_token={csrf}&next=/app",
-        form_encode(ALICE_PASSWORD)
-    );
-    let r = curl(&[
-        "-H",
-        &format!("Cookie: ward_csrf={csrf}"),
-        "--data",
-        &body,
-        &format!("{base}/login"),
-    ]);
+    let body = format!("username=alice&password={}&csrf_token={csrf}&next=/app", form_encode(ALICE_PASSWORD));
+    let r = curl(&["-H", &format!("Cookie: ward_csrf={csrf}"), "--data", &body, &format!("{base}/login")]);
     assert_eq!(r.status, 303, "{}", r.body_text());
     let token_cookie = set_cookie_named(&r, "ward_token").expect("token cookie");
     let a = attrs(token_cookie);
@@ -548,13 +512,9 @@ fn parse(raw: &[u8]) -> Response {
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("HTTP head");
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
-    let status =
-        lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap();
-    let headers = lines
-        .filter_map(|l| {
-            l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        })
-        .collect();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).unwrap();
+    let headers =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
     Response { status, headers, body: raw[end + 4..].to_vec() }
 }
 
@@ -641,30 +601,8 @@ fn algorithm_confusion_hs256_with_public_key_refused() {
         return;
     }
     for (kind, genkey) in [
-        (
-            "RSA",
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-out",
-                "priv.pem",
-            ][..],
-        ),
-        (
-            "EC",
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                "priv.pem",
-            ][..],
-        ),
+        ("RSA", &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "priv.pem"][..]),
+        ("EC", &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "priv.pem"][..]),
     ] {
         let upstream = Upstream::start();
         let mut nginx = Nginx::prepare();
@@ -684,8 +622,7 @@ fn algorithm_confusion_hs256_with_public_key_refused() {
         let g = Gate { nginx, upstream, port, key: vec![] };
         let public_pem = std::fs::read(keys.join("pub.pem")).unwrap();
         for alg in ["HS256", "HS384", "HS512"] {
-            let forged =
-                hmac_token(json!({"alg": alg, "typ": "JWT"}), claims("alice"), &public_pem);
+            let forged = hmac_token(json!({"alg": alg, "typ": "JWT"}), claims("alice"), &public_pem);
             g.assert_refused(&forged, &format!("{alg} signed with the {kind} public key"));
         }
         if kind == "RSA" {
@@ -701,10 +638,7 @@ fn key_set_not_allowing_alg_refused() {
     }
     let g = gate();
     let keys = g.nginx.path("keys");
-    openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"],
-        &keys,
-    );
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rsa.pem"], &keys);
     // The key set is an HMAC secret: an RS256 token (validly signed by someone's RSA key) is
     // refused before any signature check.
     g.assert_refused(&rs256(claims("alice"), &keys.join("rsa.pem")), "RS256 against an HMAC key");
@@ -727,11 +661,9 @@ fn tampered_payload_refused() {
     let g = gate();
     let token = hs256(json!({"sub": "bob", "exp": now() + 600, "role": "viewer"}), &g.key);
     let parts: Vec<&str> = token.split('.').collect();
-    let evil =
-        b64(json!({"sub": "bob", "exp": now() + 600, "role": "admin"}).to_string().as_bytes());
+    let evil = b64(json!({"sub": "bob", "exp": now() + 600, "role": "admin"}).to_string().as_bytes());
     g.assert_refused(&format!("{}.{evil}.{}", parts[0], parts[2]), "role changed");
-    let other =
-        b64(json!({"sub": "alice", "exp": now() + 600, "role": "viewer"}).to_string().as_bytes());
+    let other = b64(json!({"sub": "alice", "exp": now() + 600, "role": "viewer"}).to_string().as_bytes());
     g.assert_refused(&format!("{}.{other}.{}", parts[0], parts[2]), "sub changed");
     g.assert_accepted(&token, "control");
 }
@@ -759,18 +691,9 @@ fn expired_token_refused() {
     }
     let g = gate(); // default leeway 30s
     let t = now();
-    g.assert_refused(
-        &hs256(json!({"sub": "alice", "exp": t - 3600}), &g.key),
-        "expired an hour ago",
-    );
-    g.assert_refused(
-        &hs256(json!({"sub": "alice", "exp": t - 120}), &g.key),
-        "expired beyond the leeway",
-    );
-    g.assert_accepted(
-        &hs256(json!({"sub": "alice", "exp": t - 5}), &g.key),
-        "expired within the 30s leeway",
-    );
+    g.assert_refused(&hs256(json!({"sub": "alice", "exp": t - 3600}), &g.key), "expired an hour ago");
+    g.assert_refused(&hs256(json!({"sub": "alice", "exp": t - 120}), &g.key), "expired beyond the leeway");
+    g.assert_accepted(&hs256(json!({"sub": "alice", "exp": t - 5}), &g.key), "expired within the 30s leeway");
     g.assert_refused(&hs256(json!({"sub": "alice"}), &g.key), "no exp at all");
     g.assert_refused(&hs256(json!({"sub": "alice", "exp": "never"}), &g.key), "exp not a number");
 }
@@ -782,18 +705,9 @@ fn nbf_in_future_refused_with_leeway() {
     }
     let g = gate_with(Options { server: "ward_auth_leeway 60s;", ..PLAIN });
     let t = now();
-    g.assert_refused(
-        &hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t + 600}), &g.key),
-        "nbf in 10 minutes",
-    );
-    g.assert_accepted(
-        &hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t + 20}), &g.key),
-        "nbf within the leeway",
-    );
-    g.assert_accepted(
-        &hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t - 10}), &g.key),
-        "nbf past",
-    );
+    g.assert_refused(&hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t + 600}), &g.key), "nbf in 10 minutes");
+    g.assert_accepted(&hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t + 20}), &g.key), "nbf within the leeway");
+    g.assert_accepted(&hs256(json!({"sub": "alice", "exp": t + 3600, "nbf": t - 10}), &g.key), "nbf past");
 }
 
 #[test]
@@ -801,24 +715,18 @@ fn wrong_issuer_or_audience_refused() {
     if !have_nginx() {
         return;
     }
-    let g = gate_with(Options {
-        server: "ward_auth_issuer https://sso.example; ward_auth_audience kibana;",
-        ..PLAIN
-    });
+    let g = gate_with(Options { server: "ward_auth_issuer https://sso.example; ward_auth_audience kibana;", ..PLAIN });
     let exp = now() + 600;
     let ok = json!({"sub": "alice", "exp": exp, "iss": "https://sso.example", "aud": "kibana"});
     g.assert_accepted(&hs256(ok, &g.key), "right iss and aud");
-    g.assert_accepted(&hs256(json!({"sub": "alice", "exp": exp, "iss": "https://sso.example", "aud": ["grafana", "kibana"]}), &g.key), "aud list");
+    g.assert_accepted(
+        &hs256(json!({"sub": "alice", "exp": exp, "iss": "https://sso.example", "aud": ["grafana", "kibana"]}), &g.key),
+        "aud list",
+    );
     let bad = [
-        (
-            json!({"sub": "alice", "exp": exp, "iss": "https://evil.example", "aud": "kibana"}),
-            "wrong iss",
-        ),
+        (json!({"sub": "alice", "exp": exp, "iss": "https://evil.example", "aud": "kibana"}), "wrong iss"),
         (json!({"sub": "alice", "exp": exp, "aud": "kibana"}), "missing iss"),
-        (
-            json!({"sub": "alice", "exp": exp, "iss": "https://sso.example", "aud": "grafana"}),
-            "wrong aud",
-        ),
+        (json!({"sub": "alice", "exp": exp, "iss": "https://sso.example", "aud": "grafana"}), "wrong aud"),
         (json!({"sub": "alice", "exp": exp, "iss": "https://sso.example"}), "missing aud"),
     ];
     for (c, what) in bad {
@@ -837,10 +745,7 @@ fn unknown_kid_refused() {
     }
     let g = gate();
     // Replace the key file with a JWK Set of two HMAC keys with kids, and reload.
-    let (k1, k2) = (
-        b"first secret of at least 32 bytes!!".to_vec(),
-        b"second secret of at least 32 bytes!".to_vec(),
-    );
+    let (k1, k2) = (b"first secret of at least 32 bytes!!".to_vec(), b"second secret of at least 32 bytes!".to_vec());
     let jwks = json!({"keys": [
         {"kty": "oct", "kid": "k1", "alg": "HS256", "k": b64(&k1)},
         {"kty": "oct", "kid": "k2", "alg": "HS256", "k": b64(&k2)},
@@ -853,12 +758,8 @@ fn unknown_kid_refused() {
         .replace(LOGIN_LOCATION, "");
     g.nginx.write("nginx.conf", &conf);
     g.reload();
-    let with_kid = |kid: &str, key: &[u8]| {
-        hmac_token(json!({"alg": "HS256", "kid": kid}), claims("alice"), key)
-    };
-    wait_until("the new key set", Duration::from_secs(10), || {
-        g.api(&with_kid("k1", &k1)).status == 200
-    });
+    let with_kid = |kid: &str, key: &[u8]| hmac_token(json!({"alg": "HS256", "kid": kid}), claims("alice"), key);
+    wait_until("the new key set", Duration::from_secs(10), || g.api(&with_kid("k1", &k1)).status == 200);
     g.assert_accepted(&with_kid("k2", &k2), "kid k2");
     g.assert_refused(&with_kid("k3", &k1), "unknown kid");
     g.assert_refused(&with_kid("k2", &k1), "kid k2 signed with k1");
@@ -877,10 +778,8 @@ fn malformed_tokens_refused() {
     let not_json = format!("{}.{p}", b64(b"{not json"));
     let not_json = format!("{not_json}.{}", b64(&hmac_sign("HS256", &g.key, not_json.as_bytes())));
     let payload_not_json = format!("{h}.{}", b64(b"[1,2"));
-    let payload_not_json = format!(
-        "{payload_not_json}.{}",
-        b64(&hmac_sign("HS256", &g.key, payload_not_json.as_bytes()))
-    );
+    let payload_not_json =
+        format!("{payload_not_json}.{}", b64(&hmac_sign("HS256", &g.key, payload_not_json.as_bytes())));
     let cases = [
         "garbage".to_string(),
         "a.b".to_string(),
@@ -968,8 +867,7 @@ fn wrong_password_and_unknown_user_look_the_same() {
     let g = gate();
     let (cookie, csrf) = g.login_form();
     let attempt = |user: &str, password: &str| -> (Response, Duration) {
-        let body =
-            format!("username={user}&password={}&csrf_token={csrf}&next=/", form_encode(password));
+        let body = format!("username={user}&password={}&csrf_token={csrf}&next=/", form_encode(password));
         let t = Instant::now();
         let r = g.login_post(&body, Some(&cookie));
         (r, t.elapsed())
@@ -988,11 +886,7 @@ fn wrong_password_and_unknown_user_look_the_same() {
     }
     assert_eq!(normalize(&wrong), normalize(&unknown), "same page");
     let names = |r: &Response| {
-        r.headers
-            .iter()
-            .map(|(k, _)| k.to_ascii_lowercase())
-            .filter(|k| k != "date")
-            .collect::<Vec<_>>()
+        r.headers.iter().map(|(k, _)| k.to_ascii_lowercase()).filter(|k| k != "date").collect::<Vec<_>>()
     };
     assert_eq!(names(&wrong), names(&unknown), "same headers");
 
@@ -1065,10 +959,7 @@ fn open_redirects_land_on_root() {
     let r = g.get("/login?next=//evil.com", &[BROWSER]);
     assert!(r.body_text().contains("name=\"next\" value=\"/\""));
     // A same-site path is kept.
-    assert_eq!(
-        g.login("alice", ALICE_PASSWORD, "/app/x?y=1#z").header("Location"),
-        Some("/app/x?y=1#z")
-    );
+    assert_eq!(g.login("alice", ALICE_PASSWORD, "/app/x?y=1#z").header("Location"), Some("/app/x?y=1#z"));
 }
 
 // ------------------------------------------------------------------ configuration
@@ -1086,10 +977,8 @@ fn world_readable_key_file_fails_config_test() {
     let out = nginx.test_config();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "nginx -t passed:\n{err}");
-    let want = format!(
-        "{}: the key file holds a secret (HMAC secret or private key) but is world-readable",
-        key.display()
-    );
+    let want =
+        format!("{}: the key file holds a secret (HMAC secret or private key) but is world-readable", key.display());
     assert!(err.contains(&want) && err.contains("chmod 600"), "{err}");
     // Fixed permissions: the same configuration passes.
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -1107,28 +996,12 @@ fn config_errors_fail_nginx_t_with_position() {
         ("ward_auth_token_ttl 8x;", "\"ward_auth_token_ttl\": \"8x\" is not a valid time", true),
         ("ward_auth_leeway 2d;", "\"ward_auth_leeway\" must be at most 1d", true),
         ("ward_auth_cookie_secure yes;", "\"yes\" is not one of on, off, auto", true),
-        (
-            "ward_auth_cookie \"a b\";",
-            "\"ward_auth_cookie\": \"a b\" is not a valid cookie name",
-            true,
-        ),
+        ("ward_auth_cookie \"a b\";", "\"ward_auth_cookie\": \"a b\" is not a valid cookie name", true),
         ("ward_auth maybe;", "invalid value \"maybe\" in \"ward_auth\" directive", true),
-        (
-            "ward_auth_require_claim role;",
-            "invalid number of arguments in \"ward_auth_require_claim\"",
-            true,
-        ),
+        ("ward_auth_require_claim role;", "invalid number of arguments in \"ward_auth_require_claim\"", true),
         ("ward_auth_verify;", "\"ward_auth_verify\" directive is not allowed here", true),
-        (
-            "ward_auth_token_ttl 1h; ward_auth_token_ttl 2h;",
-            "\"ward_auth_token_ttl\" directive is duplicate",
-            true,
-        ),
-        (
-            "ward_auth_key_file keys/missing.key;",
-            "keys/missing.key: No such file or directory",
-            false,
-        ),
+        ("ward_auth_token_ttl 1h; ward_auth_token_ttl 2h;", "\"ward_auth_token_ttl\" directive is duplicate", true),
+        ("ward_auth_key_file keys/missing.key;", "keys/missing.key: No such file or directory", false),
     ];
     for (directive, expected, positioned) in cases {
         let nginx = Nginx::prepare();
@@ -1149,10 +1022,7 @@ fn config_errors_fail_nginx_t_with_position() {
         assert!(!out.status.success(), "{directive}: nginx -t passed");
         assert!(err.contains(expected), "{directive}: want {expected:?} in\n{err}");
         if positioned {
-            assert!(
-                err.contains(&format!("nginx.conf:{line}")),
-                "{directive}: want line {line} in\n{err}"
-            );
+            assert!(err.contains(&format!("nginx.conf:{line}")), "{directive}: want line {line} in\n{err}");
         }
     }
     // Combinations checked at load: no key file, login without users file.
@@ -1165,11 +1035,7 @@ fn config_errors_fail_nginx_t_with_position() {
     assert!(err.contains("ward_auth_key_file is not set"), "{err}");
     nginx.write("nginx.conf", &conf.replace("ward_auth_users_file keys/users;", ""));
     let err = String::from_utf8_lossy(&nginx.test_config().stderr).into_owned();
-    assert!(
-        err.contains("ward_auth_login needs ward_auth_users_file")
-            && err.contains("location \"/login\""),
-        "{err}"
-    );
+    assert!(err.contains("ward_auth_login needs ward_auth_users_file") && err.contains("location \"/login\""), "{err}");
 }
 
 #[test]
@@ -1199,10 +1065,7 @@ fn rs256_token_from_external_issuer_accepted() {
     let mut nginx = Nginx::prepare();
     write_secrets(&nginx);
     let keys = nginx.path("keys");
-    openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "idp.pem"],
-        &keys,
-    );
+    openssl(&["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "idp.pem"], &keys);
     openssl(&["pkey", "-in", "idp.pem", "-pubout", "-out", "idp.pub"], &keys);
     // A public key may be world-readable: it is not a secret.
     std::fs::set_permissions(keys.join("idp.pub"), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -1215,14 +1078,8 @@ fn rs256_token_from_external_issuer_accepted() {
     nginx.write("nginx.conf", &conf);
     nginx.start(port);
     let g = Gate { nginx, upstream, port, key: vec![] };
-    g.assert_accepted(
-        &rs256(json!({"sub": "svc", "exp": now() + 600}), &keys.join("idp.pem")),
-        "RS256 from the IdP",
-    );
-    g.assert_refused(
-        &rs256(json!({"sub": "svc", "exp": now() - 600}), &keys.join("idp.pem")),
-        "expired RS256",
-    );
+    g.assert_accepted(&rs256(json!({"sub": "svc", "exp": now() + 600}), &keys.join("idp.pem")), "RS256 from the IdP");
+    g.assert_refused(&rs256(json!({"sub": "svc", "exp": now() - 600}), &keys.join("idp.pem")), "expired RS256");
 }
 
 // ------------------------------------------------------------------ composition
@@ -1249,10 +1106,8 @@ fn auth_request_with_ward_auth_verify() {
     let no = g.get("/verify", &[BROWSER]);
     assert_eq!(no.status, 401);
     assert_eq!(no.header("WWW-Authenticate"), Some("Bearer realm=\"ward\""));
-    let bad = g.get(
-        "/verify",
-        &[("Authorization", &bearer(&hs256(claims("alice"), b"not the key, but 32 bytes long!!")))],
-    );
+    let bad =
+        g.get("/verify", &[("Authorization", &bearer(&hs256(claims("alice"), b"not the key, but 32 bytes long!!")))]);
     assert_eq!(bad.status, 401);
     assert!(bad.header("WWW-Authenticate").unwrap_or_default().contains("invalid_token"));
 
@@ -1261,11 +1116,7 @@ fn auth_request_with_ward_auth_verify() {
     assert_eq!(r.status, 200, "{}", r.body_text());
     let seen = g.upstream.requests_to("/classic/x");
     assert_eq!(seen.len(), 1);
-    assert!(
-        seen[0].headers.contains(&("x-ward-user".into(), "alice".into())),
-        "{:?}",
-        seen[0].headers
-    );
+    assert!(seen[0].headers.contains(&("x-ward-user".into(), "alice".into())), "{:?}", seen[0].headers);
     let r = g.get("/classic/x", &[]);
     assert_eq!(r.status, 401);
     assert_eq!(r.header("WWW-Authenticate"), Some("Bearer realm=\"ward\""));
@@ -1279,11 +1130,7 @@ fn auth_request_with_ward_auth_verify() {
 }
 
 fn waf_gate() -> Gate {
-    gate_with(Options {
-        http: "client_max_body_size 1m;",
-        server: "ward on; ward_rules_file rules/waf.conf;",
-        ..PLAIN
-    })
+    gate_with(Options { http: "client_max_body_size 1m;", server: "ward on; ward_rules_file rules/waf.conf;", ..PLAIN })
 }
 
 #[test]
@@ -1351,10 +1198,7 @@ fn token_checked_before_waf_reads_body() {
         g.port,
         "POST",
         "/api/search",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Authorization", &bearer(&token)),
-        ],
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Authorization", &bearer(&token))],
         body.as_bytes(),
     )
     .unwrap();
@@ -1367,10 +1211,7 @@ fn failed_logins_logged_with_client_address() {
     if !have_nginx() {
         return;
     }
-    let g = gate_with(Options {
-        server: "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;",
-        ..PLAIN
-    });
+    let g = gate_with(Options { server: "set_real_ip_from 127.0.0.1; real_ip_header X-Forwarded-For;", ..PLAIN });
     let (cookie, csrf) = g.login_form();
     let body = format!("username=mallory%22%0aforged&password=guess&csrf_token={csrf}");
     let c = format!("ward_csrf={cookie}");
@@ -1378,11 +1219,7 @@ fn failed_logins_logged_with_client_address() {
         g.port,
         "POST",
         "/login",
-        &[
-            ("Content-Type", "application/x-www-form-urlencoded"),
-            ("Cookie", &c),
-            ("X-Forwarded-For", "203.0.113.9"),
-        ],
+        &[("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", &c), ("X-Forwarded-For", "203.0.113.9")],
         body.as_bytes(),
     )
     .unwrap();
@@ -1400,12 +1237,7 @@ fn failed_logins_logged_with_client_address() {
     // CSRF failures are logged too.
     let r = g.login_post("username=alice&password=x&csrf_token=nope", None);
     assert_eq!(r.status, 403);
-    assert_eq!(
-        g.nginx
-            .log_lines_with(&["[warn]", "failed login for user \"alice\" from 127.0.0.1", "CSRF"])
-            .len(),
-        1
-    );
+    assert_eq!(g.nginx.log_lines_with(&["[warn]", "failed login for user \"alice\" from 127.0.0.1", "CSRF"]).len(), 1);
 }
 
 // ------------------------------------------------------------------ ward tool
@@ -1413,11 +1245,7 @@ fn failed_logins_logged_with_client_address() {
 fn ward_bin() -> PathBuf {
     let so = module_path();
     let bin = so.parent().unwrap().join("ward");
-    assert!(
-        bin.exists(),
-        "{} not found: build with `cargo build --release --workspace`",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} not found: build with `cargo build --release --workspace`", bin.display());
     bin
 }
 
@@ -1465,20 +1293,7 @@ fn ward_tool_keygen_passwd_token_work_with_nginx() {
     assert!(!run(&["passwd", "users", "bad:name"], "x\n").status.success());
     assert!(!run(&["passwd", "users", "erin"], "\n").status.success(), "empty password");
     // token: accepted by nginx with the claims given.
-    let out = run(
-        &[
-            "token",
-            "--key-file",
-            "hmac.key",
-            "--sub",
-            "carol",
-            "--ttl",
-            "10m",
-            "--claim",
-            "role=admin",
-        ],
-        "",
-    );
+    let out = run(&["token", "--key-file", "hmac.key", "--sub", "carol", "--ttl", "10m", "--claim", "role=admin"], "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
 
@@ -1488,11 +1303,7 @@ fn ward_tool_keygen_passwd_token_work_with_nginx() {
     let g = Gate { nginx, upstream, port, key: vec![] };
     g.assert_accepted(&token, "ward token");
     let seen = g.upstream.requests_to("/api/data");
-    assert!(
-        seen[0].headers.contains(&("x-ward-role".into(), "admin".into())),
-        "{:?}",
-        seen[0].headers
-    );
+    assert!(seen[0].headers.contains(&("x-ward-role".into(), "admin".into())), "{:?}", seen[0].headers);
     // The updated password logs in; the old one does not.
     assert_eq!(g.login("carol", "second password", "/").status, 303);
     assert_eq!(g.login("carol", "first password", "/").status, 401);
@@ -1533,17 +1344,11 @@ fn kibana_example_config_passes_nginx_t_and_gates() {
     assert_eq!(g.get("/ui/favicons/favicon.png", &[]).status, 200);
     let ok = g.login("alice", ALICE_PASSWORD, "/app/discover");
     assert_eq!(ok.status, 303, "{}", ok.body_text());
-    let cookie =
-        format!("ward_token={}", cookie_pair(set_cookie_named(&ok, "ward_token").unwrap()).1);
+    let cookie = format!("ward_token={}", cookie_pair(set_cookie_named(&ok, "ward_token").unwrap()).1);
     assert_eq!(g.get("/app/discover", &[BROWSER, ("Cookie", &cookie)]).status, 200);
     let seen = g.upstream.requests_to("/app/discover");
-    assert!(
-        seen[0].headers.contains(&("x-forwarded-user".into(), "alice".into())),
-        "{:?}",
-        seen[0].headers
-    );
+    assert!(seen[0].headers.contains(&("x-forwarded-user".into(), "alice".into())), "{:?}", seen[0].headers);
     // limit_req on the login location: a burst of guesses is cut off with 429.
-    let statuses: Vec<u16> =
-        (0..12).map(|_| g.login_post("username=alice&password=x", None).status).collect();
+    let statuses: Vec<u16> = (0..12).map(|_| g.login_post("username=alice&password=x", None).status).collect();
     assert!(statuses.contains(&429), "{statuses:?}");
 }

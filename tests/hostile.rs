@@ -63,11 +63,21 @@ fn tail(log: &str) -> String {
 }
 
 fn send(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    request(port, method, target, headers, body).unwrap_or_else(|e| panic!("{method} {}: {e}", &target[..target.len().min(60)]))
+    request(port, method, target, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {}: {e}", &target[..target.len().min(60)]))
 }
 
 /// One hostile request: the status, then the same worker still answering.
-fn check(nginx: &Nginx, port: u16, what: &str, want: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) {
+fn check(
+    nginx: &Nginx,
+    port: u16,
+    what: &str,
+    want: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) {
     let workers = nginx.worker_pids();
     assert_eq!(workers.len(), 1, "one worker before {what}");
     let r = send(port, method, target, headers, body);
@@ -100,8 +110,16 @@ fn hostile_inputs_get_clear_answers_and_the_worker_lives() {
     let complete = format!("{parts}--B0undary--\r\n");
     check(&nginx, port, "multipart 10,000 parts", 400, "POST", "/mp", &mp, complete.as_bytes());
     // Missing final boundary: REQBODY_ERROR / MULTIPART_STRICT_ERROR.
-    check(&nginx, port, "multipart without final boundary", 400, "POST", "/mp", &mp,
-        b"--B0undary\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue\r\n");
+    check(
+        &nginx,
+        port,
+        "multipart without final boundary",
+        400,
+        "POST",
+        "/mp",
+        &mp,
+        b"--B0undary\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nvalue\r\n",
+    );
 
     // 10,000 arguments in the query string and in a form body.
     let args: String = (0..10_000).map(|i| format!("a{i}=1&")).collect();
@@ -137,8 +155,11 @@ fn failure_mode_closed_answers_500_open_passes_and_the_worker_lives() {
     let upstream = Upstream::start();
     let mut nginx = Nginx::prepare();
     let (closed, open, loc) = (free_port(), free_port(), free_port());
-    nginx.write("rules/r.conf", "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess On\n\
-        SecRule ARGS \"@contains attack\" \"id:1,phase:2,deny,status:403,log\"\n");
+    nginx.write(
+        "rules/r.conf",
+        "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess On\n\
+        SecRule ARGS \"@contains attack\" \"id:1,phase:2,deny,status:403,log\"\n",
+    );
     nginx.write_conf(&format!(
         r#"
 log_format ward '$request_uri uid=$ward_unique_id';
@@ -179,11 +200,16 @@ server {{
         let before = upstream.requests_to(&format!("/{point}-closed")).len();
         let r = send(closed, method, &format!("/{point}-closed"), &fault, body);
         assert_eq!(r.status, 500, "closed, fault at {point}: {}\n{}", r.body_text(), tail(&nginx.error_log()));
-        let lines = nginx.log_lines_with(&["[alert]", "ward: internal failure in", "ward_failure_mode closed: answering 500"]);
+        let lines =
+            nginx.log_lines_with(&["[alert]", "ward: internal failure in", "ward_failure_mode closed: answering 500"]);
         assert!(!lines.is_empty(), "closed, fault at {point}: alert logged\n{}", tail(&nginx.error_log()));
         assert!(lines.iter().all(|l| !l.contains("[unique_id \"-\"]")), "the unique id is logged: {lines:?}");
         if point != "header-filter" {
-            assert_eq!(upstream.requests_to(&format!("/{point}-closed")).len(), before, "closed: {point} never reached upstream");
+            assert_eq!(
+                upstream.requests_to(&format!("/{point}-closed")).len(),
+                before,
+                "closed: {point} never reached upstream"
+            );
         }
 
         let r = send(open, method, &format!("/{point}-open"), &fault, body);
@@ -291,13 +317,18 @@ server {{
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let json = [("Content-Type", "application/json")];
     let encode = |s: &str| -> String {
-        s.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
     };
     for (name, payload) in &shapes {
         let enc = encode(payload);
         for (what, r) in [
             ("form body", request(port, "POST", "/f", &form, format!("q={enc}").as_bytes())),
-            ("json body", request(port, "POST", "/j", &json, serde_json::json!({ "q": payload }).to_string().as_bytes())),
+            (
+                "json body",
+                request(port, "POST", "/j", &json, serde_json::json!({ "q": payload }).to_string().as_bytes()),
+            ),
             ("header", request(port, "GET", "/h", &[("X-Payload", &payload.replace(['\t'], " "))], b"")),
         ] {
             let r = r.unwrap_or_else(|e| panic!("{name} in a {what}: no answer within the harness timeout: {e}"));
@@ -305,7 +336,8 @@ server {{
         }
         // The query string is limited by the header buffers: 64 KiB of payload there.
         let q = encode(&payload[..payload.len().min(64 * 1024)]);
-        let r = request(port, "GET", &format!("/q?q={q}"), &[], b"").unwrap_or_else(|e| panic!("{name} in the query: {e}"));
+        let r =
+            request(port, "GET", &format!("/q?q={q}"), &[], b"").unwrap_or_else(|e| panic!("{name} in the query: {e}"));
         assert!(r.status < 500, "{name} in the query: {}", r.status);
         assert_eq!(nginx.worker_pids(), workers, "worker alive after {name}");
     }

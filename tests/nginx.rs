@@ -110,12 +110,9 @@ fn config_errors_fail_nginx_t_with_position() {
         let nginx = Nginx::prepare();
         // The directive sits on line 16 of the generated file (line 7 of the http body).
         nginx.write_conf(&format!("\n\n\n\n\n\n{directive}\n"));
-        let line = std::fs::read_to_string(nginx.path("nginx.conf"))
-            .unwrap()
-            .lines()
-            .position(|l| l == directive)
-            .unwrap()
-            + 1;
+        let line =
+            std::fs::read_to_string(nginx.path("nginx.conf")).unwrap().lines().position(|l| l == directive).unwrap()
+                + 1;
         let out = nginx.test_config();
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{directive}: nginx -t passed");
@@ -149,7 +146,8 @@ fn upstream_receives_unchanged_body() {
     for (port, name) in [(w.on, "on"), (w.det, "det"), (w.off, "off")] {
         for size in [100usize, 5000, body.len()] {
             let path = format!("/bin-{name}-{size}");
-            let r = request(port, "POST", &path, &[("Content-Type", "application/octet-stream")], &body[..size]).unwrap();
+            let r =
+                request(port, "POST", &path, &[("Content-Type", "application/octet-stream")], &body[..size]).unwrap();
             assert_upstream_ok(&r, size);
             let seen = w.upstream.requests_to(&path);
             assert_eq!(seen.len(), 1, "{path}");
@@ -331,7 +329,10 @@ fn rule_error_names_rule_file_and_line() {
     }
     let nginx = Nginx::prepare();
     nginx.write("rules/bad.conf", "SecRuleEngine On\nSecRule ARGS \"@nosuchop x\" \"id:1,deny\"\n");
-    nginx.write_conf(&format!("ward on;\nward_rules_file rules/bad.conf;\nserver {{ listen 127.0.0.1:{}; }}", free_port()));
+    nginx.write_conf(&format!(
+        "ward on;\nward_rules_file rules/bad.conf;\nserver {{ listen 127.0.0.1:{}; }}",
+        free_port()
+    ));
     let out = nginx.test_config();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "nginx -t passed with a bad rule:\n{err}");

@@ -152,7 +152,13 @@ impl Response {
 
 /// Sends one raw HTTP/1.1 request (`Connection: close`) and reads the whole answer.
 /// Err when the connection fails or closes without a status line (e.g. `drop`).
-pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<Response> {
+pub fn request(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(IO_TIMEOUT))?;
     s.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -187,9 +193,8 @@ fn parse_response(raw: &[u8]) -> std::io::Result<Response> {
     let head = String::from_utf8_lossy(&raw[..end]);
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|s| s.parse().ok()).ok_or_else(bad)?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
-        .collect();
+    let headers: Vec<(String, String)> =
+        lines.filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))).collect();
     let mut body = raw[end + 4..].to_vec();
     if headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")) {
         body = dechunk(&body);
@@ -272,7 +277,14 @@ impl Nginx {
 
     fn base_args(&self) -> Vec<String> {
         let p = self.prefix().display().to_string();
-        vec!["-p".into(), format!("{p}/"), "-c".into(), format!("{p}/nginx.conf"), "-e".into(), format!("{p}/logs/error.log")]
+        vec![
+            "-p".into(),
+            format!("{p}/"),
+            "-c".into(),
+            format!("{p}/nginx.conf"),
+            "-e".into(),
+            format!("{p}/logs/error.log"),
+        ]
     }
 
     /// `nginx -t` on the current config.

@@ -39,9 +39,7 @@ impl CookieSecure {
             "on" => Ok(CookieSecure::On),
             "off" => Ok(CookieSecure::Off),
             "auto" => Ok(CookieSecure::Auto),
-            _ => Err(AuthError::Config(format!(
-                "ward_auth_cookie_secure: \"{value}\" is not one of on, off, auto"
-            ))),
+            _ => Err(AuthError::Config(format!("ward_auth_cookie_secure: \"{value}\" is not one of on, off, auto"))),
         }
     }
 
@@ -58,11 +56,7 @@ impl CookieSecure {
 /// Parses an nginx-style time: `45s`, `30m`, `8h`, `1d`, `2w`, `1h30m`, `500ms`; a bare number
 /// is seconds (units as in nginx: ms s m h d w M=30d y=365d).
 pub fn parse_time(value: &str) -> Result<Duration, AuthError> {
-    let err = || {
-        AuthError::Config(format!(
-            "\"{value}\" is not a valid time (e.g. 45s, 30m, 8h, 1d)"
-        ))
-    };
+    let err = || AuthError::Config(format!("\"{value}\" is not a valid time (e.g. 45s, 30m, 8h, 1d)"));
     let mut total: u64 = 0; // milliseconds
     let mut rest = value.trim();
     if rest.is_empty() {
@@ -88,10 +82,7 @@ pub fn parse_time(value: &str) -> Result<Duration, AuthError> {
             "y" => 365 * 86_400_000,
             _ => return Err(err()),
         };
-        total = n
-            .checked_mul(ms)
-            .and_then(|v| total.checked_add(v))
-            .ok_or_else(err)?;
+        total = n.checked_mul(ms).and_then(|v| total.checked_add(v)).ok_or_else(err)?;
         rest = tail.trim_start();
     }
     Ok(Duration::from_millis(total))
@@ -162,9 +153,7 @@ pub struct AuthConfig {
 
 /// RFC 6265 cookie-name: an HTTP token.
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn printable(s: &str) -> bool {
@@ -174,10 +163,8 @@ fn printable(s: &str) -> bool {
 impl AuthConfig {
     /// Reads the key and users files and checks every setting.
     pub fn load(settings: &AuthSettings) -> Result<AuthConfig, AuthError> {
-        let key_file = settings
-            .key_file
-            .as_deref()
-            .ok_or_else(|| AuthError::Config("ward_auth_key_file is not set".into()))?;
+        let key_file =
+            settings.key_file.as_deref().ok_or_else(|| AuthError::Config("ward_auth_key_file is not set".into()))?;
         if !is_token(&settings.cookie_name) {
             return Err(AuthError::Config(format!(
                 "ward_auth_cookie: \"{}\" is not a valid cookie name",
@@ -185,16 +172,11 @@ impl AuthConfig {
             )));
         }
         if settings.cookie_name == CSRF_COOKIE {
-            return Err(AuthError::Config(format!(
-                "ward_auth_cookie: \"{CSRF_COOKIE}\" is reserved"
-            )));
+            return Err(AuthError::Config(format!("ward_auth_cookie: \"{CSRF_COOKIE}\" is reserved")));
         }
         let login_ok = settings.login_path.starts_with('/')
             && !settings.login_path.starts_with("//")
-            && settings
-                .login_path
-                .bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'?' && b != b';');
+            && settings.login_path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\' && b != b'?' && b != b';');
         if !login_ok {
             return Err(AuthError::Config(format!(
                 "the login path \"{}\" must be an absolute path like /login",
@@ -202,39 +184,26 @@ impl AuthConfig {
             )));
         }
         if settings.token_ttl.as_secs() == 0 {
-            return Err(AuthError::Config(
-                "ward_auth_token_ttl must be at least 1s".into(),
-            ));
+            return Err(AuthError::Config("ward_auth_token_ttl must be at least 1s".into()));
         }
-        for (what, value) in [
-            ("ward_auth_issuer", &settings.issuer),
-            ("ward_auth_audience", &settings.audience),
-        ] {
+        for (what, value) in [("ward_auth_issuer", &settings.issuer), ("ward_auth_audience", &settings.audience)] {
             if let Some(v) = value {
                 if v.is_empty() || !printable(v) {
-                    return Err(AuthError::Config(format!(
-                        "{what}: \"{v}\" must be non-empty printable text"
-                    )));
+                    return Err(AuthError::Config(format!("{what}: \"{v}\" must be non-empty printable text")));
                 }
             }
         }
         for (name, _) in &settings.required_claims {
             if name.is_empty() {
-                return Err(AuthError::Config(
-                    "ward_auth_require_claim: the claim name is empty".into(),
-                ));
+                return Err(AuthError::Config("ward_auth_require_claim: the claim name is empty".into()));
             }
         }
         // Also keeps `now - leeway` in the expiry check far from underflow.
         if settings.leeway > Duration::from_secs(86_400) {
-            return Err(AuthError::Config(
-                "ward_auth_leeway must be at most 1d".into(),
-            ));
+            return Err(AuthError::Config("ward_auth_leeway must be at most 1d".into()));
         }
         if settings.max_token_len < 64 {
-            return Err(AuthError::Config(
-                "the maximum token length is too small".into(),
-            ));
+            return Err(AuthError::Config("the maximum token length is too small".into()));
         }
 
         let mut keys = KeySet::load(key_file)?;
@@ -251,9 +220,7 @@ impl AuthConfig {
                 )));
             }
             if users.is_none() {
-                return Err(AuthError::Config(
-                    "ward_auth_login needs ward_auth_users_file".into(),
-                ));
+                return Err(AuthError::Config("ward_auth_login needs ward_auth_users_file".into()));
             }
         }
 
@@ -359,16 +326,9 @@ mod tests {
             ("auto", false, false),
         ];
         for (mode, tls, want) in cases {
-            assert_eq!(
-                CookieSecure::parse(mode).unwrap().applies(tls),
-                want,
-                "{mode} {tls}"
-            );
+            assert_eq!(CookieSecure::parse(mode).unwrap().applies(tls), want, "{mode} {tls}");
         }
-        assert!(CookieSecure::parse("yes")
-            .unwrap_err()
-            .to_string()
-            .contains("on, off, auto"));
+        assert!(CookieSecure::parse("yes").unwrap_err().to_string().contains("on, off, auto"));
     }
 
     #[test]
@@ -376,83 +336,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");
         crate::tests::write_mode(&key, &[1u8; 32], 0o600);
-        let base = AuthSettings {
-            key_file: Some(key.clone()),
-            ..AuthSettings::default()
-        };
+        let base = AuthSettings { key_file: Some(key.clone()), ..AuthSettings::default() };
         assert!(AuthConfig::load(&base).is_ok());
         let cases: Vec<(AuthSettings, &str)> = vec![
             (AuthSettings::default(), "ward_auth_key_file is not set"),
-            (
-                AuthSettings {
-                    cookie_name: "a b".into(),
-                    ..base.clone()
-                },
-                "not a valid cookie name",
-            ),
-            (
-                AuthSettings {
-                    cookie_name: CSRF_COOKIE.into(),
-                    ..base.clone()
-                },
-                "reserved",
-            ),
-            (
-                AuthSettings {
-                    login_path: "login".into(),
-                    ..base.clone()
-                },
-                "absolute path",
-            ),
-            (
-                AuthSettings {
-                    login_path: "//evil".into(),
-                    ..base.clone()
-                },
-                "absolute path",
-            ),
-            (
-                AuthSettings {
-                    token_ttl: Duration::ZERO,
-                    ..base.clone()
-                },
-                "at least 1s",
-            ),
-            (
-                AuthSettings {
-                    leeway: Duration::from_secs(86_401),
-                    ..base.clone()
-                },
-                "at most 1d",
-            ),
-            (
-                AuthSettings {
-                    issuer: Some(String::new()),
-                    ..base.clone()
-                },
-                "ward_auth_issuer",
-            ),
-            (
-                AuthSettings {
-                    required_claims: vec![(String::new(), "x".into())],
-                    ..base.clone()
-                },
-                "claim name",
-            ),
-            (
-                AuthSettings {
-                    login: true,
-                    ..base.clone()
-                },
-                "ward_auth_users_file",
-            ),
-            (
-                AuthSettings {
-                    key_file: Some(dir.path().join("missing")),
-                    ..base.clone()
-                },
-                "missing: No such file",
-            ),
+            (AuthSettings { cookie_name: "a b".into(), ..base.clone() }, "not a valid cookie name"),
+            (AuthSettings { cookie_name: CSRF_COOKIE.into(), ..base.clone() }, "reserved"),
+            (AuthSettings { login_path: "login".into(), ..base.clone() }, "absolute path"),
+            (AuthSettings { login_path: "//evil".into(), ..base.clone() }, "absolute path"),
+            (AuthSettings { token_ttl: Duration::ZERO, ..base.clone() }, "at least 1s"),
+            (AuthSettings { leeway: Duration::from_secs(86_401), ..base.clone() }, "at most 1d"),
+            (AuthSettings { issuer: Some(String::new()), ..base.clone() }, "ward_auth_issuer"),
+            (AuthSettings { required_claims: vec![(String::new(), "x".into())], ..base.clone() }, "claim name"),
+            (AuthSettings { login: true, ..base.clone() }, "ward_auth_users_file"),
+            (AuthSettings { key_file: Some(dir.path().join("missing")), ..base.clone() }, "missing: No such file"),
         ];
         for (s, want) in cases {
             let e = AuthConfig::load(&s).unwrap_err().to_string();
@@ -465,14 +362,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("key");
         crate::tests::write_mode(&key, &[1u8; 32], 0o644);
-        let s = AuthSettings {
-            key_file: Some(key),
-            ..AuthSettings::default()
-        };
+        let s = AuthSettings { key_file: Some(key), ..AuthSettings::default() };
         let e = AuthConfig::load(&s).unwrap_err().to_string();
-        assert!(
-            e.contains("world-readable") && e.contains("chmod 600") && e.contains("/key"),
-            "{e}"
-        );
+        assert!(e.contains("world-readable") && e.contains("chmod 600") && e.contains("/key"), "{e}");
     }
 }

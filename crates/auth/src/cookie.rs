@@ -10,23 +10,16 @@ pub const CSRF_MAX_AGE: u64 = 3600;
 /// Finds the first cookie named `name` in the `Cookie` header values (HTTP/2 may send several).
 /// Surrounding double quotes are removed from the value.
 pub fn find_cookie<'a>(headers: &[&'a [u8]], name: &str) -> Option<&'a [u8]> {
-    headers
-        .iter()
-        .flat_map(|h| h.split(|b| *b == b';'))
-        .find_map(|pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            let (k, v) = (pair.get(..eq)?, pair.get(eq + 1..)?);
-            if k.trim_ascii() != name.as_bytes() {
-                return None;
-            }
-            let v = v.trim_ascii();
-            Some(
-                v.strip_prefix(b"\"")
-                    .and_then(|v| v.strip_suffix(b"\""))
-                    .unwrap_or(v),
-            )
-        })
+    headers.iter().flat_map(|h| h.split(|b| *b == b';')).find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let eq = pair.iter().position(|b| *b == b'=')?;
+        let (k, v) = (pair.get(..eq)?, pair.get(eq + 1..)?);
+        if k.trim_ascii() != name.as_bytes() {
+            return None;
+        }
+        let v = v.trim_ascii();
+        Some(v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v))
+    })
 }
 
 fn attributes(path: &str, max_age: u64, secure: bool) -> String {
@@ -52,10 +45,7 @@ pub fn clear_cookie(name: &str, path: &str, secure: bool) -> String {
 
 /// `Set-Cookie` value for the CSRF cookie, scoped to the login path.
 pub fn csrf_cookie(name: &str, token: &str, login_path: &str, secure: bool) -> String {
-    format!(
-        "{name}={token}{}",
-        attributes(login_path, CSRF_MAX_AGE, secure)
-    )
+    format!("{name}={token}{}", attributes(login_path, CSRF_MAX_AGE, secure))
 }
 
 #[cfg(test)]
@@ -70,11 +60,7 @@ mod tests {
             (&[b"a=1; ward_token=abc; b=2"], "ward_token", Some(b"abc")),
             (&[b"a=1", b"ward_token=\"abc\""], "ward_token", Some(b"abc")),
             (&[b"ward_token_x=1; xward_token=2"], "ward_token", None),
-            (
-                &[b"ward_token=first; ward_token=second"],
-                "ward_token",
-                Some(b"first"),
-            ),
+            (&[b"ward_token=first; ward_token=second"], "ward_token", Some(b"first")),
             (&[b"ward_token="], "ward_token", Some(b"")),
             (&[b";;=;ward_token"], "ward_token", None),
             (&[], "ward_token", None),

@@ -41,21 +41,16 @@ impl StoredHash {
             return Ok(StoredHash::Argon2id(hash.to_string()));
         }
         if ["$2y$", "$2b$", "$2a$"].iter().any(|p| hash.starts_with(p)) {
-            hash.parse::<bcrypt::HashParts>()
-                .map_err(|e| format!("invalid bcrypt hash ({e})"))?;
+            hash.parse::<bcrypt::HashParts>().map_err(|e| format!("invalid bcrypt hash ({e})"))?;
             return Ok(StoredHash::Bcrypt(hash.to_string()));
         }
         if hash.is_empty() {
             return Err(format!("the password hash is empty; {hint}"));
         }
         if hash.starts_with('$') || hash.starts_with('{') {
-            return Err(format!(
-                "unsupported password hash format; only argon2id and bcrypt are accepted: {hint}"
-            ));
+            return Err(format!("unsupported password hash format; only argon2id and bcrypt are accepted: {hint}"));
         }
-        Err(format!(
-            "this looks like a plaintext password, which is refused; {hint}"
-        ))
+        Err(format!("this looks like a plaintext password, which is refused; {hint}"))
     }
 
     fn verify(&self, password: &[u8]) -> bool {
@@ -80,13 +75,8 @@ impl StoredHash {
                 Ok(StoredHash::Argon2id(argon2_hash(&a, &pw)?))
             }
             StoredHash::Bcrypt(s) => {
-                let cost = s
-                    .parse::<bcrypt::HashParts>()
-                    .map_err(|e| e.to_string())?
-                    .get_cost();
-                Ok(StoredHash::Bcrypt(
-                    bcrypt::hash(pw, cost).map_err(|e| e.to_string())?,
-                ))
+                let cost = s.parse::<bcrypt::HashParts>().map_err(|e| e.to_string())?.get_cost();
+                Ok(StoredHash::Bcrypt(bcrypt::hash(pw, cost).map_err(|e| e.to_string())?))
             }
         }
     }
@@ -96,9 +86,7 @@ fn argon2_hash(a: &Argon2<'_>, password: &[u8]) -> Result<String, String> {
     let mut salt = [0u8; 16];
     getrandom::getrandom(&mut salt).map_err(|e| format!("OS random generator: {e}"))?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-    a.hash_password(password, &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+    a.hash_password(password, &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
 }
 
 /// Hashes a password with argon2id (v19, m=19 MiB, t=2, p=1: OWASP's recommended minimum).
@@ -111,9 +99,7 @@ pub fn hash_password(password: &str) -> Result<String, AuthError> {
 pub fn valid_user_name(user: &str) -> bool {
     !user.is_empty()
         && user.len() <= MAX_USER_LEN
-        && !user
-            .chars()
-            .any(|c| c == ':' || c.is_whitespace() || c.is_control())
+        && !user.chars().any(|c| c == ':' || c.is_whitespace() || c.is_control())
 }
 
 /// One parsed line: `Ok(None)` for blank and `#` comment lines.
@@ -124,9 +110,7 @@ fn parse_line(line: &str) -> Result<Option<(&str, &str)>, String> {
     }
     let (user, hash) = line.split_once(':').ok_or("expected `user:hash`")?;
     if !valid_user_name(user) {
-        return Err(
-            "invalid user name (empty, too long, or with spaces or control characters)".into(),
-        );
+        return Err("invalid user name (empty, too long, or with spaces or control characters)".into());
     }
     Ok(Some((user, hash)))
 }
@@ -139,9 +123,7 @@ pub struct UserDb {
 
 impl std::fmt::Debug for UserDb {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserDb")
-            .field("users", &self.users.len())
-            .finish()
+        f.debug_struct("UserDb").field("users", &self.users.len()).finish()
     }
 }
 
@@ -151,20 +133,12 @@ impl UserDb {
         use std::io::Read;
         let file = std::fs::File::open(path).map_err(|e| AuthError::io(path, e))?;
         let mut bytes = Vec::new();
-        file.take(MAX_USERS_FILE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| AuthError::io(path, e))?;
+        file.take(MAX_USERS_FILE + 1).read_to_end(&mut bytes).map_err(|e| AuthError::io(path, e))?;
         if bytes.len() as u64 > MAX_USERS_FILE {
-            return Err(AuthError::file(
-                path,
-                "the users file is larger than 16 MiB",
-            ));
+            return Err(AuthError::file(path, "the users file is larger than 16 MiB"));
         }
         let text = std::str::from_utf8(&bytes).map_err(|e| {
-            let line = bytes
-                .get(..e.valid_up_to())
-                .map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
-                + 1;
+            let line = bytes.get(..e.valid_up_to()).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count()) + 1;
             AuthError::line(path, line, "the users file is not valid UTF-8")
         })?;
         Self::parse(text).map_err(|(line, m)| AuthError::line(path, line, m))
@@ -179,8 +153,7 @@ impl UserDb {
             let Some((user, hash)) = parse_line(line).map_err(|m| (n, m))? else {
                 continue;
             };
-            let stored =
-                StoredHash::parse(hash).map_err(|m| (n, format!("user \"{user}\": {m}")))?;
+            let stored = StoredHash::parse(hash).map_err(|m| (n, format!("user \"{user}\": {m}")))?;
             if first.is_none() {
                 first = Some(stored.clone());
             }
@@ -229,8 +202,7 @@ pub fn update_users_file(path: &Path, user: &str, hash: &str) -> Result<(), Auth
     }
     StoredHash::parse(hash).map_err(AuthError::Config)?;
     let old = match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b)
-            .map_err(|_| AuthError::file(path, "the users file is not valid UTF-8"))?,
+        Ok(b) => String::from_utf8(b).map_err(|_| AuthError::file(path, "the users file is not valid UTF-8"))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(AuthError::io(path, e)),
     };
@@ -252,24 +224,14 @@ pub fn update_users_file(path: &Path, user: &str, hash: &str) -> Result<(), Auth
         out.push_str(&format!("{user}:{hash}\n"));
     }
 
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| AuthError::file(path, "not a file path"))?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().ok_or_else(|| AuthError::file(path, "not a file path"))?;
     let mut rnd = [0u8; 6];
-    getrandom::getrandom(&mut rnd)
-        .map_err(|e| AuthError::Config(format!("OS random generator: {e}")))?;
+    getrandom::getrandom(&mut rnd).map_err(|e| AuthError::Config(format!("OS random generator: {e}")))?;
     let suffix: String = rnd.iter().map(|b| format!("{b:02x}")).collect();
     let tmp = dir.join(format!(".{}.{suffix}.tmp", name.to_string_lossy()));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         f.write_all(out.as_bytes())?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -286,11 +248,7 @@ pub(crate) mod tests {
 
     /// A cheap argon2id hash for tests (m=8 KiB, t=1): the dummy copies these params.
     pub(crate) fn cheap_hash(pw: &str) -> String {
-        let a = Argon2::new(
-            argon2::Algorithm::Argon2id,
-            argon2::Version::V0x13,
-            Params::new(8, 1, 1, None).unwrap(),
-        );
+        let a = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, Params::new(8, 1, 1, None).unwrap());
         argon2_hash(&a, pw.as_bytes()).unwrap()
     }
 
@@ -300,9 +258,7 @@ pub(crate) mod tests {
             "# comment\n\nalice:{}\nbob:{}\ncarol:{}\n",
             cheap_hash("secret1"),
             bcrypt::hash("secret2", 4).unwrap(),
-            bcrypt::hash("secret3", 4)
-                .unwrap()
-                .replacen("$2b$", "$2y$", 1),
+            bcrypt::hash("secret3", 4).unwrap().replacen("$2b$", "$2y$", 1),
         );
         let db = UserDb::parse(&text).unwrap();
         assert_eq!(db.len(), 3);
@@ -333,21 +289,9 @@ pub(crate) mod tests {
         let good = cheap_hash("x");
         let cases: Vec<(String, usize, &str)> = vec![
             ("alice:hunter2".into(), 1, "plaintext"),
-            (
-                format!("a:{good}\nbob:$apr1$abc$def"),
-                2,
-                "unsupported password hash format",
-            ),
-            (
-                "x:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(),
-                1,
-                "unsupported",
-            ),
-            (
-                "x:$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(),
-                1,
-                "unsupported",
-            ),
+            (format!("a:{good}\nbob:$apr1$abc$def"), 2, "unsupported password hash format"),
+            ("x:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=".into(), 1, "unsupported"),
+            ("x:$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2g".into(), 1, "unsupported"),
             ("x:$argon2id$garbage".into(), 1, "invalid argon2id"),
             ("x:$2y$99$bad".into(), 1, "invalid bcrypt"),
             ("x:".into(), 1, "empty"),
@@ -357,9 +301,7 @@ pub(crate) mod tests {
             (format!("a:{good}\na:{good}"), 2, "listed twice"),
         ];
         for (text, line, want) in cases {
-            let Err((l, m)) = UserDb::parse(&text) else {
-                panic!("{text} accepted")
-            };
+            let Err((l, m)) = UserDb::parse(&text) else { panic!("{text} accepted") };
             assert_eq!(l, line, "{text}: {m}");
             assert!(m.contains(want), "{text}: {m}");
             assert!(!m.contains("hunter2"));
@@ -389,23 +331,14 @@ pub(crate) mod tests {
         let p = dir.path().join("users");
         let (h1, h2, h3) = (cheap_hash("1"), cheap_hash("2"), cheap_hash("3"));
         update_users_file(&p, "alice", &h1).unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         std::fs::write(&p, format!("# keep me\nalice:{h1}\nbob:{h2}")).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         update_users_file(&p, "alice", &h3).unwrap();
         update_users_file(&p, "carol", &h1).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
-        assert_eq!(
-            text,
-            format!("# keep me\nalice:{h3}\nbob:{h2}\ncarol:{h1}\n")
-        );
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(text, format!("# keep me\nalice:{h3}\nbob:{h2}\ncarol:{h1}\n"));
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(update_users_file(&p, "a:b", &h1).is_err());

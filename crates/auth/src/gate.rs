@@ -35,15 +35,9 @@ pub enum Decision {
     /// Let the request through; `user` is the token's `sub`.
     Allow { user: String, claims: Claims },
     /// 302 to `location` (the login page with `next=`).
-    Redirect {
-        location: String,
-        reason: TokenError,
-    },
+    Redirect { location: String, reason: TokenError },
     /// 401 with `WWW-Authenticate: <www_authenticate>`.
-    Unauthorized {
-        www_authenticate: &'static str,
-        reason: TokenError,
-    },
+    Unauthorized { www_authenticate: &'static str, reason: TokenError },
     /// 403: the token is valid but a required claim is missing or different.
     Forbidden { user: String, reason: TokenError },
 }
@@ -54,17 +48,10 @@ pub const CHALLENGE_NO_TOKEN: &str = "Bearer realm=\"ward\"";
 pub const CHALLENGE_INVALID: &str = "Bearer realm=\"ward\", error=\"invalid_token\"";
 
 /// Characters escaped in the `next` query value (everything but unreserved and `/`).
-const NEXT_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
+const NEXT_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
 fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 /// The bearer token of an `Authorization` header (scheme case-insensitive).
@@ -88,11 +75,7 @@ impl AuthConfig {
     /// `Location` of the login page for a request: `<login_path>?next=<encoded original path>`.
     pub fn login_location(&self, uri: &[u8]) -> String {
         let next = std::str::from_utf8(uri).map_or("/", safe_next);
-        format!(
-            "{}?next={}",
-            self.login_path,
-            utf8_percent_encode(next, NEXT_ESCAPE)
-        )
+        format!("{}?next={}", self.login_path, utf8_percent_encode(next, NEXT_ESCAPE))
     }
 
     /// Decides the access phase for a request.
@@ -108,22 +91,11 @@ impl AuthConfig {
             },
             Err(e) => e,
         };
-        let navigation =
-            req.method == b"GET" && req.accept.is_some_and(|a| contains_ci(a, b"text/html"));
+        let navigation = req.method == b"GET" && req.accept.is_some_and(|a| contains_ci(a, b"text/html"));
         if navigation {
-            return Decision::Redirect {
-                location: self.login_location(req.uri),
-                reason,
-            };
+            return Decision::Redirect { location: self.login_location(req.uri), reason };
         }
-        let www_authenticate = if reason == TokenError::Missing {
-            CHALLENGE_NO_TOKEN
-        } else {
-            CHALLENGE_INVALID
-        };
-        Decision::Unauthorized {
-            www_authenticate,
-            reason,
-        }
+        let www_authenticate = if reason == TokenError::Missing { CHALLENGE_NO_TOKEN } else { CHALLENGE_INVALID };
+        Decision::Unauthorized { www_authenticate, reason }
     }
 }

@@ -30,14 +30,8 @@ pub const MIN_HMAC_SECRET: usize = 32;
 const MIN_RSA_BITS: usize = 2048;
 
 const HMAC_ALGS: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
-const RSA_ALGS: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
+const RSA_ALGS: &[Algorithm] =
+    &[Algorithm::RS256, Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
 
 /// One key able to verify tokens, with the algorithms it accepts.
 pub(crate) struct VerifyKey {
@@ -82,9 +76,7 @@ impl KeySet {
             return Err(AuthError::file(path, "the key file is not a regular file"));
         }
         let mut bytes = Vec::new();
-        file.take(MAX_KEY_FILE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| AuthError::io(path, e))?;
+        file.take(MAX_KEY_FILE + 1).read_to_end(&mut bytes).map_err(|e| AuthError::io(path, e))?;
         if bytes.len() as u64 > MAX_KEY_FILE {
             return Err(AuthError::file(path, "the key file is larger than 1 MiB"));
         }
@@ -146,12 +138,7 @@ fn placeholder_validation() -> Validation {
 }
 
 fn verify_key(kid: Option<String>, algs: Vec<Algorithm>, key: DecodingKey) -> VerifyKey {
-    VerifyKey {
-        kid,
-        algs,
-        key,
-        validation: placeholder_validation(),
-    }
+    VerifyKey { kid, algs, key, validation: placeholder_validation() }
 }
 
 fn parse_hmac(bytes: &[u8]) -> Result<KeySet, String> {
@@ -163,16 +150,8 @@ fn parse_hmac(bytes: &[u8]) -> Result<KeySet, String> {
         ));
     }
     Ok(KeySet {
-        verify: vec![verify_key(
-            None,
-            HMAC_ALGS.to_vec(),
-            DecodingKey::from_secret(bytes),
-        )],
-        sign: Some(SignKey {
-            kid: None,
-            alg: Algorithm::HS256,
-            key: EncodingKey::from_secret(bytes),
-        }),
+        verify: vec![verify_key(None, HMAC_ALGS.to_vec(), DecodingKey::from_secret(bytes))],
+        sign: Some(SignKey { kid: None, alg: Algorithm::HS256, key: EncodingKey::from_secret(bytes) }),
         secret: true,
     })
 }
@@ -183,14 +162,11 @@ fn pem_blocks(text: &str) -> Result<Vec<(&str, &str)>, String> {
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
         let after = &rest[start + 11..];
-        let label_end = after
-            .find("-----")
-            .ok_or("a PEM BEGIN line is not terminated")?;
+        let label_end = after.find("-----").ok_or("a PEM BEGIN line is not terminated")?;
         let label = &after[..label_end];
         let end_marker = format!("-----END {label}-----");
-        let end = rest[start..]
-            .find(&end_marker)
-            .ok_or_else(|| format!("the PEM block \"{label}\" has no END line"))?;
+        let end =
+            rest[start..].find(&end_marker).ok_or_else(|| format!("the PEM block \"{label}\" has no END line"))?;
         let block_end = start + end + end_marker.len();
         out.push((label, &rest[start..block_end]));
         rest = &rest[block_end..];
@@ -202,14 +178,9 @@ fn rsa_public(key: &rsa::RsaPublicKey) -> Result<DecodingKey, String> {
     use rsa::traits::PublicKeyParts;
     let bits = key.n().bits();
     if bits < MIN_RSA_BITS {
-        return Err(format!(
-            "the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"
-        ));
+        return Err(format!("the RSA key has {bits} bits; at least {MIN_RSA_BITS} are required"));
     }
-    Ok(DecodingKey::from_rsa_raw_components(
-        &key.n().to_bytes_be(),
-        &key.e().to_bytes_be(),
-    ))
+    Ok(DecodingKey::from_rsa_raw_components(&key.n().to_bytes_be(), &key.e().to_bytes_be()))
 }
 
 fn p256_public(key: &p256::PublicKey) -> DecodingKey {
@@ -227,31 +198,20 @@ fn parse_pem(text: &str) -> Result<KeySet, String> {
     use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
 
     let blocks = pem_blocks(text)?;
-    let mut set = KeySet {
-        verify: Vec::new(),
-        sign: None,
-        secret: false,
-    };
+    let mut set = KeySet { verify: Vec::new(), sign: None, secret: false };
     for (i, (label, block)) in blocks.iter().enumerate() {
         let n = i + 1;
-        let bad =
-            |what: &str, e: &dyn std::fmt::Display| format!("PEM block {n} ({label}): {what}: {e}");
+        let bad = |what: &str, e: &dyn std::fmt::Display| format!("PEM block {n} ({label}): {what}: {e}");
         match *label {
             "PUBLIC KEY" => {
                 let (algs, key) = if let Ok(k) = rsa::RsaPublicKey::from_public_key_pem(block) {
-                    (
-                        RSA_ALGS.to_vec(),
-                        rsa_public(&k).map_err(|e| format!("PEM block {n}: {e}"))?,
-                    )
+                    (RSA_ALGS.to_vec(), rsa_public(&k).map_err(|e| format!("PEM block {n}: {e}"))?)
                 } else if let Ok(k) = p256::PublicKey::from_public_key_pem(block) {
                     (vec![Algorithm::ES256], p256_public(&k))
                 } else if let Ok(k) = p384::PublicKey::from_public_key_pem(block) {
                     (vec![Algorithm::ES384], p384_public(&k))
                 } else if let Ok(k) = ed25519_dalek::VerifyingKey::from_public_key_pem(block) {
-                    (
-                        vec![Algorithm::EdDSA],
-                        DecodingKey::from_ed_der(k.as_bytes()),
-                    )
+                    (vec![Algorithm::EdDSA], DecodingKey::from_ed_der(k.as_bytes()))
                 } else {
                     return Err(format!(
                         "PEM block {n} (PUBLIC KEY): not an RSA, EC P-256/P-384 or Ed25519 public key"
@@ -260,58 +220,36 @@ fn parse_pem(text: &str) -> Result<KeySet, String> {
                 set.verify.push(verify_key(None, algs, key));
             }
             "RSA PUBLIC KEY" => {
-                let k = rsa::RsaPublicKey::from_pkcs1_pem(block)
-                    .map_err(|e| bad("invalid RSA public key", &e))?;
-                set.verify
-                    .push(verify_key(None, RSA_ALGS.to_vec(), rsa_public(&k)?));
+                let k = rsa::RsaPublicKey::from_pkcs1_pem(block).map_err(|e| bad("invalid RSA public key", &e))?;
+                set.verify.push(verify_key(None, RSA_ALGS.to_vec(), rsa_public(&k)?));
             }
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" => {
                 if set.sign.is_some() {
-                    return Err(format!(
-                        "PEM block {n} ({label}): only one private key is allowed"
-                    ));
+                    return Err(format!("PEM block {n} ({label}): only one private key is allowed"));
                 }
                 set.secret = true;
                 let (alg, verify, sign_key) = if *label == "RSA PRIVATE KEY" {
-                    let k = rsa::RsaPrivateKey::from_pkcs1_pem(block)
-                        .map_err(|e| bad("invalid RSA private key", &e))?;
+                    let k =
+                        rsa::RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| bad("invalid RSA private key", &e))?;
                     rsa_private(&k)?
                 } else if *label == "EC PRIVATE KEY" {
                     if let Ok(k) = p256::SecretKey::from_sec1_pem(block) {
                         let der = k.to_pkcs8_der().map_err(|e| bad("EC key", &e))?;
-                        (
-                            Algorithm::ES256,
-                            p256_public(&k.public_key()),
-                            EncodingKey::from_ec_der(der.as_bytes()),
-                        )
+                        (Algorithm::ES256, p256_public(&k.public_key()), EncodingKey::from_ec_der(der.as_bytes()))
                     } else if let Ok(k) = p384::SecretKey::from_sec1_pem(block) {
                         let der = k.to_pkcs8_der().map_err(|e| bad("EC key", &e))?;
-                        (
-                            Algorithm::ES384,
-                            p384_public(&k.public_key()),
-                            EncodingKey::from_ec_der(der.as_bytes()),
-                        )
+                        (Algorithm::ES384, p384_public(&k.public_key()), EncodingKey::from_ec_der(der.as_bytes()))
                     } else {
-                        return Err(format!(
-                            "PEM block {n} (EC PRIVATE KEY): not a P-256 or P-384 key"
-                        ));
+                        return Err(format!("PEM block {n} (EC PRIVATE KEY): not a P-256 or P-384 key"));
                     }
                 } else if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_pem(block) {
                     rsa_private(&k)?
                 } else if let Ok(k) = p256::SecretKey::from_pkcs8_pem(block) {
                     let der = k.to_pkcs8_der().map_err(|e| bad("EC key", &e))?;
-                    (
-                        Algorithm::ES256,
-                        p256_public(&k.public_key()),
-                        EncodingKey::from_ec_der(der.as_bytes()),
-                    )
+                    (Algorithm::ES256, p256_public(&k.public_key()), EncodingKey::from_ec_der(der.as_bytes()))
                 } else if let Ok(k) = p384::SecretKey::from_pkcs8_pem(block) {
                     let der = k.to_pkcs8_der().map_err(|e| bad("EC key", &e))?;
-                    (
-                        Algorithm::ES384,
-                        p384_public(&k.public_key()),
-                        EncodingKey::from_ec_der(der.as_bytes()),
-                    )
+                    (Algorithm::ES384, p384_public(&k.public_key()), EncodingKey::from_ec_der(der.as_bytes()))
                 } else if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_pem(block) {
                     let der = k.to_pkcs8_der().map_err(|e| bad("Ed25519 key", &e))?;
                     (
@@ -326,11 +264,7 @@ fn parse_pem(text: &str) -> Result<KeySet, String> {
                 };
                 // The private key verifies only the algorithm it signs with.
                 set.verify.push(verify_key(None, vec![alg], verify));
-                set.sign = Some(SignKey {
-                    kid: None,
-                    alg,
-                    key: sign_key,
-                });
+                set.sign = Some(SignKey { kid: None, alg, key: sign_key });
             }
             "ENCRYPTED PRIVATE KEY" => {
                 return Err(format!(
@@ -356,14 +290,8 @@ fn parse_pem(text: &str) -> Result<KeySet, String> {
 fn rsa_private(k: &rsa::RsaPrivateKey) -> Result<(Algorithm, DecodingKey, EncodingKey), String> {
     use rsa::pkcs1::EncodeRsaPrivateKey;
     let verify = rsa_public(&k.to_public_key())?;
-    let der = k
-        .to_pkcs1_der()
-        .map_err(|e| format!("RSA private key: {e}"))?;
-    Ok((
-        Algorithm::RS256,
-        verify,
-        EncodingKey::from_rsa_der(der.as_bytes()),
-    ))
+    let der = k.to_pkcs1_der().map_err(|e| format!("RSA private key: {e}"))?;
+    Ok((Algorithm::RS256, verify, EncodingKey::from_rsa_der(der.as_bytes())))
 }
 
 fn key_algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
@@ -391,15 +319,9 @@ fn parse_jwks(text: &str) -> Result<KeySet, String> {
         Some(serde_json::Value::Array(keys)) => keys.iter().collect(),
         Some(_) => return Err("\"keys\" must be an array of JWKs".into()),
         None if value.get("kty").is_some() => vec![&value],
-        None => {
-            return Err("a JSON key file must be a JWK Set ({\"keys\": [...]}) or a JWK".into())
-        }
+        None => return Err("a JSON key file must be a JWK Set ({\"keys\": [...]}) or a JWK".into()),
     };
-    let mut set = KeySet {
-        verify: Vec::new(),
-        sign: None,
-        secret: false,
-    };
+    let mut set = KeySet { verify: Vec::new(), sign: None, secret: false };
     for (i, entry) in entries.into_iter().enumerate() {
         let name = match entry.get("kid").and_then(|k| k.as_str()) {
             Some(kid) => format!("JWK {i} (kid \"{kid}\")"),
@@ -418,19 +340,11 @@ fn parse_jwks(text: &str) -> Result<KeySet, String> {
             AlgorithmParameters::EllipticCurve(p) => match p.curve {
                 EllipticCurve::P256 => vec![Algorithm::ES256],
                 EllipticCurve::P384 => vec![Algorithm::ES384],
-                _ => {
-                    return Err(format!(
-                        "{name}: unsupported EC curve (P-256 and P-384 are supported)"
-                    ))
-                }
+                _ => return Err(format!("{name}: unsupported EC curve (P-256 and P-384 are supported)")),
             },
             AlgorithmParameters::OctetKeyPair(p) => match p.curve {
                 EllipticCurve::Ed25519 => vec![Algorithm::EdDSA],
-                _ => {
-                    return Err(format!(
-                        "{name}: unsupported OKP curve (Ed25519 is supported)"
-                    ))
-                }
+                _ => return Err(format!("{name}: unsupported OKP curve (Ed25519 is supported)")),
             },
             AlgorithmParameters::OctetKey(_) => HMAC_ALGS.to_vec(),
         };
@@ -445,23 +359,18 @@ fn parse_jwks(text: &str) -> Result<KeySet, String> {
         let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("{name}: {e}"))?;
         if let AlgorithmParameters::OctetKey(_) = &jwk.algorithm {
             if key.as_bytes().len() < MIN_HMAC_SECRET {
-                return Err(format!(
-                    "{name}: the oct key is shorter than {MIN_HMAC_SECRET} bytes"
-                ));
+                return Err(format!("{name}: the oct key is shorter than {MIN_HMAC_SECRET} bytes"));
             }
         }
         if let AlgorithmParameters::RSA(_) = &jwk.algorithm {
             if let jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, .. } = key.kind() {
                 let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
                 if bits < MIN_RSA_BITS {
-                    return Err(format!(
-                        "{name}: the RSA key is shorter than {MIN_RSA_BITS} bits"
-                    ));
+                    return Err(format!("{name}: the RSA key is shorter than {MIN_RSA_BITS} bits"));
                 }
             }
         }
-        set.verify
-            .push(verify_key(jwk.common.key_id.clone(), algs, key));
+        set.verify.push(verify_key(jwk.common.key_id.clone(), algs, key));
     }
     if set.verify.is_empty() {
         return Err("the JWK Set holds no signature key".into());

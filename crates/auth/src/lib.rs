@@ -30,11 +30,8 @@ pub use token::{claim_text, issue_token, Claims, TokenError};
 pub fn generate_hmac_secret() -> Result<Vec<u8>, AuthError> {
     use base64::Engine;
     let mut b = [0u8; 48];
-    getrandom::getrandom(&mut b)
-        .map_err(|e| AuthError::Config(format!("OS random generator: {e}")))?;
-    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .encode(b)
-        .into_bytes())
+    getrandom::getrandom(&mut b).map_err(|e| AuthError::Config(format!("OS random generator: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b).into_bytes())
 }
 
 #[cfg(test)]

@@ -69,17 +69,9 @@ pub enum LoginFailure {
 pub enum LoginOutcome {
     /// Answer 303 See Other to `location` with every `set_cookies` value (token cookie, CSRF
     /// cookie cleared).
-    Success {
-        user: String,
-        location: String,
-        set_cookies: Vec<String>,
-    },
+    Success { user: String, location: String, set_cookies: Vec<String> },
     /// Answer `page`; `user` is the submitted user name (untrusted: escape it when logging).
-    Failure {
-        reason: LoginFailure,
-        user: Option<String>,
-        page: LoginPage,
-    },
+    Failure { reason: LoginFailure, user: Option<String>, page: LoginPage },
 }
 
 /// Escapes text for HTML element content and double-quoted attribute values.
@@ -107,26 +99,15 @@ struct Form {
 }
 
 fn form_decode(v: &[u8]) -> Vec<u8> {
-    let plus: Vec<u8> = v
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
+    let plus: Vec<u8> = v.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
     percent_decode(&plus).collect()
 }
 
 fn parse_form(body: &[u8]) -> Form {
-    let mut f = Form {
-        username: None,
-        password: None,
-        csrf_token: None,
-        next: None,
-    };
+    let mut f = Form { username: None, password: None, csrf_token: None, next: None };
     for pair in body.split(|b| *b == b'&') {
         let (k, v) = match pair.iter().position(|b| *b == b'=') {
-            Some(i) => (
-                pair.get(..i).unwrap_or_default(),
-                pair.get(i + 1..).unwrap_or_default(),
-            ),
+            Some(i) => (pair.get(..i).unwrap_or_default(), pair.get(i + 1..).unwrap_or_default()),
             None => (pair, &b""[..]),
         };
         let slot = match form_decode(k).as_slice() {
@@ -154,9 +135,7 @@ pub fn new_csrf_token() -> String {
 
 fn csrf_ok(form: Option<&[u8]>, cookie: Option<&str>) -> bool {
     match (form, cookie) {
-        (Some(f), Some(c)) if f.len() == CSRF_LEN && c.len() == CSRF_LEN => {
-            f.ct_eq(c.as_bytes()).into()
-        }
+        (Some(f), Some(c)) if f.len() == CSRF_LEN && c.len() == CSRF_LEN => f.ct_eq(c.as_bytes()).into(),
         _ => false,
     }
 }
@@ -175,17 +154,10 @@ impl AuthConfig {
         let next = escape_html(safe_next(next));
         let csrf = escape_html(csrf);
         let error = match error {
-            Some(m) => format!(
-                "<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\n",
-                escape_html(m)
-            ),
+            Some(m) => format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>\n", escape_html(m)),
             None => String::new(),
         };
-        let described = if error.is_empty() {
-            ""
-        } else {
-            " aria-describedby=\"error\""
-        };
+        let described = if error.is_empty() { "" } else { " aria-describedby=\"error\"" };
         format!(
             r#"<!DOCTYPE html>
 <html lang="en">
@@ -224,23 +196,12 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
         )
     }
 
-    fn page_with_new_csrf(
-        &self,
-        status: u16,
-        next: &str,
-        error: Option<&str>,
-        secure_request: bool,
-    ) -> LoginPage {
+    fn page_with_new_csrf(&self, status: u16, next: &str, error: Option<&str>, secure_request: bool) -> LoginPage {
         let csrf = new_csrf_token();
         LoginPage {
             status,
             body: self.login_page(next, &csrf, error),
-            set_cookies: vec![csrf_cookie(
-                CSRF_COOKIE,
-                &csrf,
-                &self.login_path,
-                self.cookie_secure(secure_request),
-            )],
+            set_cookies: vec![csrf_cookie(CSRF_COOKIE, &csrf, &self.login_path, self.cookie_secure(secure_request))],
         }
     }
 
@@ -253,12 +214,7 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
 
     /// POST on the login location: checks the CSRF token and the credentials, issues a token.
     /// `csrf_cookie` is the value of the `ward_csrf` cookie (see `cookie::find_cookie`).
-    pub fn handle_login_post(
-        &self,
-        form_body: &[u8],
-        csrf_cookie: Option<&str>,
-        secure_request: bool,
-    ) -> LoginOutcome {
+    pub fn handle_login_post(&self, form_body: &[u8], csrf_cookie: Option<&str>, secure_request: bool) -> LoginOutcome {
         let fail = |reason, user: Option<String>, status, next: &str, msg| LoginOutcome::Failure {
             reason,
             user,
@@ -272,10 +228,7 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
         }
         let form = parse_form(form_body);
         let next = next_of(form.next.as_deref());
-        let user_text = form
-            .username
-            .as_deref()
-            .map(|u| String::from_utf8_lossy(u).into_owned());
+        let user_text = form.username.as_deref().map(|u| String::from_utf8_lossy(u).into_owned());
         if !csrf_ok(form.csrf_token.as_deref(), csrf_cookie) {
             return fail(LoginFailure::Csrf, user_text, 403, &next, MSG_CSRF);
         }
@@ -288,13 +241,7 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
             .unwrap_or("");
         let password = form.password.as_deref().unwrap_or_default();
         if !users.verify(name, password) || name.is_empty() {
-            return fail(
-                LoginFailure::BadCredentials,
-                user_text,
-                401,
-                &next,
-                MSG_BAD_CREDENTIALS,
-            );
+            return fail(LoginFailure::BadCredentials, user_text, 401, &next, MSG_BAD_CREDENTIALS);
         }
         match self.issue_token(name, &Default::default(), None) {
             Ok(token) => {
@@ -308,13 +255,7 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
                     ],
                 }
             }
-            Err(_) => fail(
-                LoginFailure::Unavailable,
-                user_text,
-                503,
-                &next,
-                MSG_UNAVAILABLE,
-            ),
+            Err(_) => fail(LoginFailure::Unavailable, user_text, 503, &next, MSG_UNAVAILABLE),
         }
     }
 
@@ -325,12 +266,7 @@ button{{margin-top:1.5rem;width:100%;padding:.7rem;font-size:1rem;font-weight:60
 
     /// `Set-Cookie` value carrying a token (e.g. for an adapter issuing tokens itself).
     pub fn token_cookie(&self, token: &str, secure_request: bool) -> String {
-        set_cookie(
-            &self.cookie_name,
-            token,
-            self.ttl.as_secs(),
-            self.cookie_secure(secure_request),
-        )
+        set_cookie(&self.cookie_name, token, self.ttl.as_secs(), self.cookie_secure(secure_request))
     }
 }
 
@@ -340,17 +276,12 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(
-            escape_html("<a href=\"x\">'&'</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
+        assert_eq!(escape_html("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
     }
 
     #[test]
     fn form_parsing() {
-        let f = parse_form(
-            b"username=al%69ce&password=a+b%26c%3D&csrf_token=t&next=%2Fapp%3Fx%3D1&username=bob&x",
-        );
+        let f = parse_form(b"username=al%69ce&password=a+b%26c%3D&csrf_token=t&next=%2Fapp%3Fx%3D1&username=bob&x");
         assert_eq!(f.username.as_deref(), Some(&b"alice"[..]));
         assert_eq!(f.password.as_deref(), Some(&b"a b&c="[..]));
         assert_eq!(f.csrf_token.as_deref(), Some(&b"t"[..]));

@@ -18,9 +18,7 @@ const DECODE_ROUNDS: usize = 3;
 fn safe_bytes(p: &[u8]) -> bool {
     match p {
         [b'/', second, ..] if *second == b'/' || *second == b'\\' => false,
-        [b'/', ..] => p
-            .iter()
-            .all(|b| b.is_ascii_graphic() && !b"\\\"<>`".contains(b)),
+        [b'/', ..] => p.iter().all(|b| b.is_ascii_graphic() && !b"\\\"<>`".contains(b)),
         _ => false,
     }
 }
@@ -40,9 +38,7 @@ pub fn safe_next(path: &str) -> &str {
         // `//`, a backslash or control characters.
         let bad = matches!(decoded.as_slice(), [b'/', b'/' | b'\\', ..] | [])
             || decoded.first() != Some(&b'/')
-            || decoded
-                .iter()
-                .any(|b| *b == b'\\' || *b < 0x20 || *b == 0x7f);
+            || decoded.iter().any(|b| *b == b'\\' || *b < 0x20 || *b == 0x7f);
         if bad {
             return "/";
         }
@@ -60,10 +56,7 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("/", "/"),
             ("/app/kibana", "/app/kibana"),
-            (
-                "/app/discover?_g=(time:(from:now-15m))#/view",
-                "/app/discover?_g=(time:(from:now-15m))#/view",
-            ),
+            ("/app/discover?_g=(time:(from:now-15m))#/view", "/app/discover?_g=(time:(from:now-15m))#/view"),
             ("/a%20b", "/a%20b"),
             ("/caf%C3%A9", "/caf%C3%A9"),
             ("/redirect?u=https://x", "/redirect?u=https://x"),

@@ -21,12 +21,7 @@ pub(crate) fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::remove_file(path);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(path).unwrap();
     f.write_all(bytes).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -35,10 +30,7 @@ pub(crate) fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
 fn keys_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = PathBuf::from(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../target/ward-auth-test-keys"
-        ));
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/ward-auth-test-keys"));
         if dir.join("done").exists() {
             return dir;
         }
@@ -83,18 +75,11 @@ struct Env {
     cfg: AuthConfig,
 }
 
-fn env_with(
-    key_bytes: &[u8],
-    users: Option<&str>,
-    tweak: impl FnOnce(&mut AuthSettings),
-) -> Result<Env, AuthError> {
+fn env_with(key_bytes: &[u8], users: Option<&str>, tweak: impl FnOnce(&mut AuthSettings)) -> Result<Env, AuthError> {
     let dir = tempfile::tempdir().unwrap();
     let kp = dir.path().join("key");
     write_mode(&kp, key_bytes, 0o600);
-    let mut s = AuthSettings {
-        key_file: Some(kp),
-        ..AuthSettings::default()
-    };
+    let mut s = AuthSettings { key_file: Some(kp), ..AuthSettings::default() };
     if let Some(u) = users {
         let up = dir.path().join("users");
         write_mode(&up, u.as_bytes(), 0o600);
@@ -102,10 +87,7 @@ fn env_with(
         s.login = true;
     }
     tweak(&mut s);
-    Ok(Env {
-        cfg: AuthConfig::load(&s)?,
-        _dir: dir,
-    })
+    Ok(Env { cfg: AuthConfig::load(&s)?, _dir: dir })
 }
 
 fn hmac_env(tweak: impl FnOnce(&mut AuthSettings)) -> Env {
@@ -113,10 +95,7 @@ fn hmac_env(tweak: impl FnOnce(&mut AuthSettings)) -> Env {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn claims(v: Value) -> Claims {
@@ -158,14 +137,7 @@ fn hmac_issue_and_verify_roundtrip() {
         s.issuer = Some("ward".into());
         s.audience = Some("kibana".into());
     });
-    let t = env
-        .cfg
-        .issue_token(
-            "alice",
-            &claims(json!({"role": "admin", "sub": "mallory"})),
-            None,
-        )
-        .unwrap();
+    let t = env.cfg.issue_token("alice", &claims(json!({"role": "admin", "sub": "mallory"})), None).unwrap();
     let (sub, c) = env.cfg.verify_token(t.as_bytes()).unwrap();
     assert_eq!(sub, "alice", "extra claims cannot override sub");
     assert_eq!(c["iss"], "ward");
@@ -174,30 +146,14 @@ fn hmac_issue_and_verify_roundtrip() {
     let iat = c["iat"].as_u64().unwrap();
     assert_eq!(c["exp"].as_u64().unwrap(), iat + 8 * 3600);
     assert!(c["jti"].as_str().unwrap().len() >= 22);
-    let t2 = issue_token(
-        &env.cfg,
-        "alice",
-        &Claims::new(),
-        Some(Duration::from_secs(60)),
-    )
-    .unwrap();
+    let t2 = issue_token(&env.cfg, "alice", &Claims::new(), Some(Duration::from_secs(60))).unwrap();
     let (_, c2) = env.cfg.verify_token(t2.as_bytes()).unwrap();
     assert_ne!(c2["jti"], c["jti"]);
-    assert_eq!(
-        c2["exp"].as_u64().unwrap() - c2["iat"].as_u64().unwrap(),
-        60
-    );
+    assert_eq!(c2["exp"].as_u64().unwrap() - c2["iat"].as_u64().unwrap(), 60);
     // Every HMAC size is allowed for an HMAC secret.
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         assert_eq!(
-            verify(
-                &env,
-                &hs(
-                    alg,
-                    None,
-                    json!({"sub":"a","exp":now()+60,"iss":"ward","aud":"kibana"})
-                )
-            ),
+            verify(&env, &hs(alg, None, json!({"sub":"a","exp":now()+60,"iss":"ward","aud":"kibana"}))),
             Ok("a".into())
         );
     }
@@ -212,10 +168,7 @@ fn attack_alg_none() {
         for sig in ["", "AAAA"] {
             let t = format!("{header}.{payload}.{sig}");
             let e = verify(&env, &t).unwrap_err();
-            assert!(
-                matches!(e, TokenError::Algorithm | TokenError::Malformed),
-                "{alg}: {e:?}"
-            );
+            assert!(matches!(e, TokenError::Algorithm | TokenError::Malformed), "{alg}: {e:?}");
         }
     }
     // Unknown algorithm names are reported as such (for the logs).
@@ -234,17 +187,8 @@ fn attack_algorithm_confusion_hs256_with_public_key() {
         // The classic attack: HMAC keyed with the public key file as the verifier would read it.
         for secret in [pem.clone(), pem.trim_ascii_end().to_vec()] {
             for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
-                let t = encode(
-                    &Header::new(alg),
-                    &valid_claims(),
-                    &EncodingKey::from_secret(&secret),
-                )
-                .unwrap();
-                assert_eq!(
-                    verify(&env, &t),
-                    Err(TokenError::Algorithm),
-                    "{public} {alg:?}"
-                );
+                let t = encode(&Header::new(alg), &valid_claims(), &EncodingKey::from_secret(&secret)).unwrap();
+                assert_eq!(verify(&env, &t), Err(TokenError::Algorithm), "{public} {alg:?}");
             }
         }
     }
@@ -258,25 +202,18 @@ fn attack_key_does_not_allow_alg() {
     // Same token with the header claiming ES384 (P-256 key allows ES256 only).
     let parts: Vec<&str> = t.split('.').collect();
     let h384 = b64(&json!({"alg": "ES384", "typ": "JWT"}));
-    assert_eq!(
-        verify(&ec, &format!("{h384}.{}.{}", parts[1], parts[2])),
-        Err(TokenError::Algorithm)
-    );
+    assert_eq!(verify(&ec, &format!("{h384}.{}.{}", parts[1], parts[2])), Err(TokenError::Algorithm));
     // An RS256 header against an HMAC secret.
     let hm = hmac_env(|_| {});
     let hrs = b64(&json!({"alg": "RS256"}));
-    assert_eq!(
-        verify(&hm, &format!("{hrs}.{}.{}", parts[1], parts[2])),
-        Err(TokenError::Algorithm)
-    );
+    assert_eq!(verify(&hm, &format!("{hrs}.{}.{}", parts[1], parts[2])), Err(TokenError::Algorithm));
     // A JWK restricted to RS256 refuses PS256 even though the key is RSA.
     let jwks = rsa_jwks(Some("RS256"));
     let env = env_with(jwks.as_bytes(), None, |_| {}).unwrap();
     let der = {
         use rsa::pkcs1::EncodeRsaPrivateKey;
         use rsa::pkcs8::DecodePrivateKey;
-        let k = rsa::RsaPrivateKey::from_pkcs8_pem(std::str::from_utf8(&key("rsa.pem")).unwrap())
-            .unwrap();
+        let k = rsa::RsaPrivateKey::from_pkcs8_pem(std::str::from_utf8(&key("rsa.pem")).unwrap()).unwrap();
         k.to_pkcs1_der().unwrap().as_bytes().to_vec()
     };
     let mut h = Header::new(Algorithm::PS256);
@@ -299,39 +236,20 @@ fn attack_tampered_payload_and_signature() {
     let t = hs(Algorithm::HS256, None, valid_claims());
     let parts: Vec<&str> = t.split('.').collect();
     let evil = b64(&json!({"sub": "admin", "exp": now() + 600}));
-    assert_eq!(
-        verify(&env, &format!("{}.{evil}.{}", parts[0], parts[2])),
-        Err(TokenError::Signature)
-    );
+    assert_eq!(verify(&env, &format!("{}.{evil}.{}", parts[0], parts[2])), Err(TokenError::Signature));
     let mut sig = parts[2].as_bytes().to_vec();
     sig[3] = if sig[3] == b'A' { b'B' } else { b'A' };
-    let t2 = format!(
-        "{}.{}.{}",
-        parts[0],
-        parts[1],
-        String::from_utf8(sig).unwrap()
-    );
+    let t2 = format!("{}.{}.{}", parts[0], parts[1], String::from_utf8(sig).unwrap());
     assert_eq!(verify(&env, &t2), Err(TokenError::Signature));
-    assert_eq!(
-        verify(&env, &format!("{}.{}.", parts[0], parts[1])),
-        Err(TokenError::Signature)
-    );
+    assert_eq!(verify(&env, &format!("{}.{}.", parts[0], parts[1])), Err(TokenError::Signature));
     // Signed with another secret.
-    let other = encode(
-        &Header::default(),
-        &valid_claims(),
-        &EncodingKey::from_secret(&[b'x'; 32]),
-    )
-    .unwrap();
+    let other = encode(&Header::default(), &valid_claims(), &EncodingKey::from_secret(&[b'x'; 32])).unwrap();
     assert_eq!(verify(&env, &other), Err(TokenError::Signature));
     // Asymmetric keys too.
     let ed = env_with(&key("ed.pem"), None, |_| {}).unwrap();
     let t = ed.cfg.issue_token("alice", &Claims::new(), None).unwrap();
     let p: Vec<&str> = t.split('.').collect();
-    assert_eq!(
-        verify(&ed, &format!("{}.{evil}.{}", p[0], p[2])),
-        Err(TokenError::Signature)
-    );
+    assert_eq!(verify(&ed, &format!("{}.{evil}.{}", p[0], p[2])), Err(TokenError::Signature));
 }
 
 #[test]
@@ -341,57 +259,22 @@ fn attack_expired_and_nbf_with_leeway() {
     let cases: &[(Value, Result<&str, TokenError>)] = &[
         (json!({"sub":"a","exp":n-100}), Err(TokenError::Expired)),
         (json!({"sub":"a","exp":n-10}), Ok("a")),
-        (
-            json!({"sub":"a","exp":n+60,"nbf":n+100}),
-            Err(TokenError::NotYetValid),
-        ),
+        (json!({"sub":"a","exp":n+60,"nbf":n+100}), Err(TokenError::NotYetValid)),
         (json!({"sub":"a","exp":n+60,"nbf":n+10}), Ok("a")),
         (json!({"sub":"a","exp":n+60,"nbf":n-10}), Ok("a")),
-        (
-            json!({"sub":"a"}),
-            Err(TokenError::MissingClaim("exp".into())),
-        ),
-        (
-            json!({"sub":"a","exp":"tomorrow"}),
-            Err(TokenError::MissingClaim("exp".into())),
-        ),
-        (
-            json!({"exp":n+60}),
-            Err(TokenError::MissingClaim("sub".into())),
-        ),
-        (
-            json!({"sub":"","exp":n+60}),
-            Err(TokenError::MissingClaim("sub".into())),
-        ),
-        (
-            json!({"sub":7,"exp":n+60}),
-            Err(TokenError::MissingClaim("sub".into())),
-        ),
+        (json!({"sub":"a"}), Err(TokenError::MissingClaim("exp".into()))),
+        (json!({"sub":"a","exp":"tomorrow"}), Err(TokenError::MissingClaim("exp".into()))),
+        (json!({"exp":n+60}), Err(TokenError::MissingClaim("sub".into()))),
+        (json!({"sub":"","exp":n+60}), Err(TokenError::MissingClaim("sub".into()))),
+        (json!({"sub":7,"exp":n+60}), Err(TokenError::MissingClaim("sub".into()))),
     ];
     for (c, want) in cases {
-        assert_eq!(
-            verify(&env, &hs(Algorithm::HS256, None, c.clone())),
-            want.clone().map(String::from),
-            "{c}"
-        );
+        assert_eq!(verify(&env, &hs(Algorithm::HS256, None, c.clone())), want.clone().map(String::from), "{c}");
     }
     let strict = hmac_env(|s| s.leeway = Duration::ZERO);
+    assert_eq!(verify(&strict, &hs(Algorithm::HS256, None, json!({"sub":"a","exp":n-10}))), Err(TokenError::Expired));
     assert_eq!(
-        verify(
-            &strict,
-            &hs(Algorithm::HS256, None, json!({"sub":"a","exp":n-10}))
-        ),
-        Err(TokenError::Expired)
-    );
-    assert_eq!(
-        verify(
-            &strict,
-            &hs(
-                Algorithm::HS256,
-                None,
-                json!({"sub":"a","exp":n+60,"nbf":n+10})
-            )
-        ),
+        verify(&strict, &hs(Algorithm::HS256, None, json!({"sub":"a","exp":n+60,"nbf":n+10}))),
         Err(TokenError::NotYetValid)
     );
 }
@@ -404,51 +287,20 @@ fn attack_wrong_iss_aud() {
     });
     let n = now() + 60;
     let cases: &[(Value, Result<&str, TokenError>)] = &[
-        (
-            json!({"sub":"a","exp":n,"iss":"https://idp","aud":"kibana"}),
-            Ok("a"),
-        ),
-        (
-            json!({"sub":"a","exp":n,"iss":"https://idp","aud":["x","kibana"]}),
-            Ok("a"),
-        ),
-        (
-            json!({"sub":"a","exp":n,"iss":"https://evil","aud":"kibana"}),
-            Err(TokenError::Issuer),
-        ),
-        (
-            json!({"sub":"a","exp":n,"iss":"https://idp","aud":"grafana"}),
-            Err(TokenError::Audience),
-        ),
-        (
-            json!({"sub":"a","exp":n,"iss":"https://idp","aud":["grafana"]}),
-            Err(TokenError::Audience),
-        ),
-        (
-            json!({"sub":"a","exp":n,"aud":"kibana"}),
-            Err(TokenError::MissingClaim("iss".into())),
-        ),
-        (
-            json!({"sub":"a","exp":n,"iss":"https://idp"}),
-            Err(TokenError::MissingClaim("aud".into())),
-        ),
+        (json!({"sub":"a","exp":n,"iss":"https://idp","aud":"kibana"}), Ok("a")),
+        (json!({"sub":"a","exp":n,"iss":"https://idp","aud":["x","kibana"]}), Ok("a")),
+        (json!({"sub":"a","exp":n,"iss":"https://evil","aud":"kibana"}), Err(TokenError::Issuer)),
+        (json!({"sub":"a","exp":n,"iss":"https://idp","aud":"grafana"}), Err(TokenError::Audience)),
+        (json!({"sub":"a","exp":n,"iss":"https://idp","aud":["grafana"]}), Err(TokenError::Audience)),
+        (json!({"sub":"a","exp":n,"aud":"kibana"}), Err(TokenError::MissingClaim("iss".into()))),
+        (json!({"sub":"a","exp":n,"iss":"https://idp"}), Err(TokenError::MissingClaim("aud".into()))),
     ];
     for (c, want) in cases {
-        assert_eq!(
-            verify(&env, &hs(Algorithm::HS256, None, c.clone())),
-            want.clone().map(String::from),
-            "{c}"
-        );
+        assert_eq!(verify(&env, &hs(Algorithm::HS256, None, c.clone())), want.clone().map(String::from), "{c}");
     }
     // Without a configured audience, any aud is accepted.
     let open = hmac_env(|_| {});
-    assert_eq!(
-        verify(
-            &open,
-            &hs(Algorithm::HS256, None, json!({"sub":"a","exp":n,"aud":"x"}))
-        ),
-        Ok("a".into())
-    );
+    assert_eq!(verify(&open, &hs(Algorithm::HS256, None, json!({"sub":"a","exp":n,"aud":"x"}))), Ok("a".into()));
 }
 
 /// A JWKS with the test RSA key as kid "r1" (optionally restricted to `alg`), the EC key as
@@ -457,10 +309,8 @@ fn rsa_jwks(alg: Option<&str>) -> String {
     use p256::elliptic_curve::sec1::ToEncodedPoint;
     use rsa::pkcs8::DecodePublicKey;
     use rsa::traits::PublicKeyParts;
-    let rsa = rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&key("rsa.pub")).unwrap())
-        .unwrap();
-    let ec =
-        p256::PublicKey::from_public_key_pem(std::str::from_utf8(&key("ec.pub")).unwrap()).unwrap();
+    let rsa = rsa::RsaPublicKey::from_public_key_pem(std::str::from_utf8(&key("rsa.pub")).unwrap()).unwrap();
+    let ec = p256::PublicKey::from_public_key_pem(std::str::from_utf8(&key("ec.pub")).unwrap()).unwrap();
     let pt = ec.to_encoded_point(false);
     let mut r = json!({"kty":"RSA","kid":"r1","use":"sig",
         "n": URL_SAFE_NO_PAD.encode(rsa.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(rsa.e().to_bytes_be())});
@@ -483,8 +333,7 @@ fn attack_unknown_kid_and_kid_selection() {
     // Sign with the EC private key, labelling the token with each kid.
     let der = {
         use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
-        let k =
-            p256::SecretKey::from_pkcs8_pem(std::str::from_utf8(&key("ec.pem")).unwrap()).unwrap();
+        let k = p256::SecretKey::from_pkcs8_pem(std::str::from_utf8(&key("ec.pem")).unwrap()).unwrap();
         k.to_pkcs8_der().unwrap().as_bytes().to_vec()
     };
     let with_kid = |kid: Option<&str>| {
@@ -493,19 +342,10 @@ fn attack_unknown_kid_and_kid_selection() {
         encode(&h, &valid_claims(), &EncodingKey::from_ec_der(&der)).unwrap()
     };
     assert_eq!(verify(&env, &with_kid(Some("e1"))), Ok("alice".into()));
-    assert_eq!(
-        verify(&env, &with_kid(Some("nope"))),
-        Err(TokenError::UnknownKid)
-    );
-    assert_eq!(
-        verify(&env, &with_kid(Some("enc1"))),
-        Err(TokenError::UnknownKid)
-    );
+    assert_eq!(verify(&env, &with_kid(Some("nope"))), Err(TokenError::UnknownKid));
+    assert_eq!(verify(&env, &with_kid(Some("enc1"))), Err(TokenError::UnknownKid));
     // kid of the RSA key: that key does not allow ES256.
-    assert_eq!(
-        verify(&env, &with_kid(Some("r1"))),
-        Err(TokenError::Algorithm)
-    );
+    assert_eq!(verify(&env, &with_kid(Some("r1"))), Err(TokenError::Algorithm));
     // No kid: every key allowing the algorithm is tried.
     assert_eq!(verify(&env, &with_kid(None)), Ok("alice".into()));
 }
@@ -529,22 +369,11 @@ fn attack_malformed_base64_and_json() {
         format!("{}.{}.{}", "A", p[1], p[2]),
         format!("{}=.{}.{}", p[0], p[1], p[2]),
         format!("{}.{}.{}", p[0], p[1], "A"),
-        format!(
-            "{}.{}.{}",
-            b64(&json!({"alg":"HS256","crit":5,"kid":[1]})),
-            p[1],
-            p[2]
-        ),
+        format!("{}.{}.{}", b64(&json!({"alg":"HS256","crit":5,"kid":[1]})), p[1], p[2]),
     ];
     for t in cases {
         let e = verify(&env, &t).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                TokenError::Malformed | TokenError::Signature | TokenError::Algorithm
-            ),
-            "{t}: {e:?}"
-        );
+        assert!(matches!(e, TokenError::Malformed | TokenError::Signature | TokenError::Algorithm), "{t}: {e:?}");
     }
     // Payload not JSON but correctly signed: still malformed, never accepted.
     let msg = format!("{}.{not_json}", p[0]);
@@ -554,20 +383,13 @@ fn attack_malformed_base64_and_json() {
         m.update(msg.as_bytes());
         URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
     };
-    assert_eq!(
-        verify(&env, &format!("{msg}.{sig}")),
-        Err(TokenError::Malformed)
-    );
+    assert_eq!(verify(&env, &format!("{msg}.{sig}")), Err(TokenError::Malformed));
 }
 
 #[test]
 fn attack_oversized_token() {
     let env = hmac_env(|_| {});
-    let big = hs(
-        Algorithm::HS256,
-        None,
-        json!({"sub":"a","exp":now()+60,"pad":"x".repeat(16 * 1024)}),
-    );
+    let big = hs(Algorithm::HS256, None, json!({"sub":"a","exp":now()+60,"pad":"x".repeat(16 * 1024)}));
     assert!(big.len() > 16 * 1024);
     assert_eq!(verify(&env, &big), Err(TokenError::TooLarge));
     let junk = "a".repeat(16 * 1024);
@@ -606,10 +428,7 @@ fn attack_query_string_token_ignored() {
         let d = env.cfg.check(&req("GET", &uri, None, None, &[]));
         assert_eq!(
             d,
-            Decision::Unauthorized {
-                www_authenticate: CHALLENGE_NO_TOKEN,
-                reason: TokenError::Missing
-            },
+            Decision::Unauthorized { www_authenticate: CHALLENGE_NO_TOKEN, reason: TokenError::Missing },
             "{uri}"
         );
     }
@@ -619,16 +438,8 @@ fn attack_query_string_token_ignored() {
 #[test]
 fn decisions() {
     let env = hmac_env(|s| s.required_claims = vec![("role".into(), "admin".into())]);
-    let admin = hs(
-        Algorithm::HS256,
-        None,
-        json!({"sub":"alice","exp":now()+60,"role":["user","admin"]}),
-    );
-    let user = hs(
-        Algorithm::HS256,
-        None,
-        json!({"sub":"bob","exp":now()+60,"role":"user"}),
-    );
+    let admin = hs(Algorithm::HS256, None, json!({"sub":"alice","exp":now()+60,"role":["user","admin"]}));
+    let user = hs(Algorithm::HS256, None, json!({"sub":"bob","exp":now()+60,"role":"user"}));
     let cookie = format!("theme=dark; ward_token={admin}");
     let cookies: [&[u8]; 1] = [cookie.as_bytes()];
     let bearer_admin = format!("Bearer {admin}");
@@ -637,34 +448,18 @@ fn decisions() {
 
     // Valid token in the cookie, or in Authorization: Bearer.
     let d = env.cfg.check(&req("GET", "/app", html, None, &cookies));
-    assert!(
-        matches!(&d, Decision::Allow { user, claims } if user == "alice" && claim_text(claims, "role").is_some())
-    );
-    let d = env
-        .cfg
-        .check(&req("POST", "/api", None, Some(&bearer_admin), &[]));
+    assert!(matches!(&d, Decision::Allow { user, claims } if user == "alice" && claim_text(claims, "role").is_some()));
+    let d = env.cfg.check(&req("POST", "/api", None, Some(&bearer_admin), &[]));
     assert!(matches!(&d, Decision::Allow { user, .. } if user == "alice"));
     // Cookie first: a Bearer header is not consulted when the cookie is present.
-    let d = env
-        .cfg
-        .check(&req("POST", "/api", None, Some(&bearer_user), &cookies));
+    let d = env.cfg.check(&req("POST", "/api", None, Some(&bearer_user), &cookies));
     assert!(matches!(&d, Decision::Allow { user, .. } if user == "alice"));
     // Other schemes are not tokens.
-    let d = env
-        .cfg
-        .check(&req("POST", "/api", None, Some("Basic YTpi"), &[]));
-    assert_eq!(
-        d,
-        Decision::Unauthorized {
-            www_authenticate: CHALLENGE_NO_TOKEN,
-            reason: TokenError::Missing
-        }
-    );
+    let d = env.cfg.check(&req("POST", "/api", None, Some("Basic YTpi"), &[]));
+    assert_eq!(d, Decision::Unauthorized { www_authenticate: CHALLENGE_NO_TOKEN, reason: TokenError::Missing });
 
     // Browser navigation without token: redirect with the original path.
-    let d = env
-        .cfg
-        .check(&req("GET", "/app/discover?x=1&y=%20", html, None, &[]));
+    let d = env.cfg.check(&req("GET", "/app/discover?x=1&y=%20", html, None, &[]));
     assert_eq!(
         d,
         Decision::Redirect {
@@ -676,52 +471,19 @@ fn decisions() {
     let d = env.cfg.check(&req("GET", "//evil.com/x", html, None, &[]));
     assert!(matches!(d, Decision::Redirect { location, .. } if location == "/login?next=/"));
     // Not a navigation: 401 (POST with text/html, GET without text/html, XHR JSON).
-    for (m, a) in [
-        ("POST", html),
-        ("GET", Some("application/json")),
-        ("GET", None),
-        ("HEAD", html),
-    ] {
+    for (m, a) in [("POST", html), ("GET", Some("application/json")), ("GET", None), ("HEAD", html)] {
         let d = env.cfg.check(&req(m, "/app", a, None, &[]));
-        assert!(
-            matches!(
-                d,
-                Decision::Unauthorized {
-                    www_authenticate: CHALLENGE_NO_TOKEN,
-                    ..
-                }
-            ),
-            "{m} {a:?}"
-        );
+        assert!(matches!(d, Decision::Unauthorized { www_authenticate: CHALLENGE_NO_TOKEN, .. }), "{m} {a:?}");
     }
     // Invalid token: the challenge says invalid_token.
-    let d = env
-        .cfg
-        .check(&req("GET", "/app", None, Some("Bearer a.b.c"), &[]));
-    assert!(matches!(
-        d,
-        Decision::Unauthorized {
-            www_authenticate: CHALLENGE_INVALID,
-            reason: TokenError::Malformed
-        }
-    ));
+    let d = env.cfg.check(&req("GET", "/app", None, Some("Bearer a.b.c"), &[]));
+    assert!(matches!(d, Decision::Unauthorized { www_authenticate: CHALLENGE_INVALID, reason: TokenError::Malformed }));
     // Valid token without the required claim: 403, also for navigations.
     for a in [None, html] {
-        let d = env
-            .cfg
-            .check(&req("GET", "/app", a, Some(&bearer_user), &[]));
-        assert_eq!(
-            d,
-            Decision::Forbidden {
-                user: "bob".into(),
-                reason: TokenError::Forbidden("role".into())
-            }
-        );
+        let d = env.cfg.check(&req("GET", "/app", a, Some(&bearer_user), &[]));
+        assert_eq!(d, Decision::Forbidden { user: "bob".into(), reason: TokenError::Forbidden("role".into()) });
     }
-    assert_eq!(
-        env.cfg.verify_token(user.as_bytes()).unwrap_err(),
-        TokenError::Forbidden("role".into())
-    );
+    assert_eq!(env.cfg.verify_token(user.as_bytes()).unwrap_err(), TokenError::Forbidden("role".into()));
 }
 
 #[test]
@@ -736,26 +498,15 @@ fn pem_keys_sign_and_verify() {
     ] {
         let signer = env_with(&key(private), None, |_| {}).unwrap();
         assert!(signer.cfg.can_issue(), "{private}");
-        let t = signer
-            .cfg
-            .issue_token("alice", &Claims::new(), None)
-            .unwrap();
-        let header: Value = serde_json::from_slice(
-            &URL_SAFE_NO_PAD
-                .decode(t.split('.').next().unwrap())
-                .unwrap(),
-        )
-        .unwrap();
+        let t = signer.cfg.issue_token("alice", &Claims::new(), None).unwrap();
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(t.split('.').next().unwrap()).unwrap()).unwrap();
         assert_eq!(header["alg"], alg, "{private}");
         assert_eq!(verify(&signer, &t), Ok("alice".into()), "{private}");
         // ec1.pem is another key: its tokens must not verify with ec.pub.
         let verifier = env_with(&key(public), None, |_| {}).unwrap();
         assert!(!verifier.cfg.can_issue());
-        let want = if private == "ec1.pem" {
-            Err(TokenError::Signature)
-        } else {
-            Ok("alice".into())
-        };
+        let want = if private == "ec1.pem" { Err(TokenError::Signature) } else { Ok("alice".into()) };
         assert_eq!(verify(&verifier, &t), want, "{private} -> {public}");
     }
     // Several public keys in one file (rotation without kid): each one verifies its tokens.
@@ -763,11 +514,7 @@ fn pem_keys_sign_and_verify() {
     both.extend(key("ed.pub"));
     let env = env_with(&both, None, |_| {}).unwrap();
     for private in ["ec.pem", "ed.pem"] {
-        let t = env_with(&key(private), None, |_| {})
-            .unwrap()
-            .cfg
-            .issue_token("a", &Claims::new(), None)
-            .unwrap();
+        let t = env_with(&key(private), None, |_| {}).unwrap().cfg.issue_token("a", &Claims::new(), None).unwrap();
         assert_eq!(verify(&env, &t), Ok("a".into()));
     }
 }
@@ -778,10 +525,7 @@ fn key_file_policies() {
     let load = |name: &str, bytes: &[u8], mode: u32| {
         let p = dir.path().join(name);
         write_mode(&p, bytes, mode);
-        AuthConfig::load(&AuthSettings {
-            key_file: Some(p),
-            ..AuthSettings::default()
-        })
+        AuthConfig::load(&AuthSettings { key_file: Some(p), ..AuthSettings::default() })
     };
     // Secrets must not be world-readable; public keys may be.
     for (name, bytes) in [("hmac", SECRET.to_vec()), ("priv", key("ed.pem"))] {
@@ -791,40 +535,21 @@ fn key_file_policies() {
     }
     assert!(load("pub", &key("rsa.pub"), 0o644).is_ok());
     assert!(load("jwks", rsa_jwks(None).as_bytes(), 0o644).is_ok());
-    let oct =
-        json!({"keys":[{"kty":"oct","kid":"h","k":URL_SAFE_NO_PAD.encode(SECRET)}]}).to_string();
-    assert!(load("oct", oct.as_bytes(), 0o644)
-        .unwrap_err()
-        .to_string()
-        .contains("world-readable"));
+    let oct = json!({"keys":[{"kty":"oct","kid":"h","k":URL_SAFE_NO_PAD.encode(SECRET)}]}).to_string();
+    assert!(load("oct", oct.as_bytes(), 0o644).unwrap_err().to_string().contains("world-readable"));
     // Weak RSA keys are refused.
-    let e = load("weak", &key("rsa1024.pem"), 0o600)
-        .unwrap_err()
-        .to_string();
+    let e = load("weak", &key("rsa1024.pem"), 0o600).unwrap_err().to_string();
     assert!(e.contains("1024 bits") && e.contains("weak"), "{e}");
     // Two private keys in one file.
     let mut two = key("ec.pem");
     two.extend(key("ed.pem"));
-    assert!(load("two", &two, 0o600)
-        .unwrap_err()
-        .to_string()
-        .contains("only one private key"));
+    assert!(load("two", &two, 0o600).unwrap_err().to_string().contains("only one private key"));
     // The login needs a signing key.
-    let e = env_with(
-        &key("rsa.pub"),
-        Some(&format!(
-            "a:{}\n",
-            crate::credentials::tests::cheap_hash("x")
-        )),
-        |_| {},
-    )
-    .err()
-    .unwrap()
-    .to_string();
-    assert!(
-        e.contains("ward_auth_login needs an HMAC secret or a private key"),
-        "{e}"
-    );
+    let e = env_with(&key("rsa.pub"), Some(&format!("a:{}\n", crate::credentials::tests::cheap_hash("x"))), |_| {})
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("ward_auth_login needs an HMAC secret or a private key"), "{e}");
 }
 
 #[test]
@@ -848,12 +573,7 @@ fn users() -> String {
 /// The CSRF token set by a login GET (from its Set-Cookie).
 fn csrf_of(page: &LoginPage) -> String {
     let c = &page.set_cookies[0];
-    c.strip_prefix("ward_csrf=")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
+    c.strip_prefix("ward_csrf=").unwrap().split(';').next().unwrap().to_string()
 }
 
 fn post(env: &Env, body: &str, csrf: Option<&str>) -> LoginOutcome {
@@ -870,64 +590,34 @@ fn login_flow() {
     let page = env.cfg.login_get(b"next=%2Fapp%2Fdiscover%3Fa%3D1", false);
     assert_eq!(page.status, 200);
     let csrf = csrf_of(&page);
-    assert_eq!(
-        page.set_cookies[0],
-        format!("ward_csrf={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600")
-    );
-    for field in [
-        "name=\"username\"",
-        "name=\"password\"",
-        "name=\"csrf_token\"",
-        "name=\"next\"",
-        "action=\"/login\"",
-    ] {
+    assert_eq!(page.set_cookies[0], format!("ward_csrf={csrf}; HttpOnly; SameSite=Strict; Path=/login; Max-Age=3600"));
+    for field in ["name=\"username\"", "name=\"password\"", "name=\"csrf_token\"", "name=\"next\"", "action=\"/login\""]
+    {
         assert!(page.body.contains(field), "{field}");
     }
     assert!(page.body.contains(&format!("value=\"{csrf}\"")));
     assert!(page.body.contains("value=\"/app/discover?a=1\""));
-    assert!(
-        !page.body.contains("http://") && !page.body.contains("https://"),
-        "no external assets"
-    );
+    assert!(!page.body.contains("http://") && !page.body.contains("https://"), "no external assets");
 
     for (user, pw) in [("alice", "wonderland"), ("bob", "builder")] {
-        let body = format!(
-            "username={user}&password={pw}&csrf_token={csrf}&next=%2Fapp%2Fdiscover%3Fa%3D1"
-        );
-        let LoginOutcome::Success {
-            user: u,
-            location,
-            set_cookies,
-        } = post(&env, &body, Some(&csrf))
-        else {
+        let body = format!("username={user}&password={pw}&csrf_token={csrf}&next=%2Fapp%2Fdiscover%3Fa%3D1");
+        let LoginOutcome::Success { user: u, location, set_cookies } = post(&env, &body, Some(&csrf)) else {
             panic!("{user} login failed")
         };
         assert_eq!(u, user);
         assert_eq!(location, "/app/discover?a=1");
         let token_cookie = &set_cookies[0];
-        assert!(
-            token_cookie.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800; Secure"),
-            "{token_cookie}"
-        );
+        assert!(token_cookie.ends_with("; HttpOnly; SameSite=Strict; Path=/; Max-Age=28800; Secure"), "{token_cookie}");
         assert!(set_cookies[1].starts_with("ward_csrf=; ") && set_cookies[1].contains("Max-Age=0"));
         // The cookie opens the gate.
         let cookie = token_cookie.split(';').next().unwrap().to_string();
         let cookies: [&[u8]; 1] = [cookie.as_bytes()];
-        let d = env
-            .cfg
-            .check(&req("GET", "/app", Some("text/html"), None, &cookies));
-        assert!(
-            matches!(d, Decision::Allow { user: u, claims } if u == user && claims["iss"] == "ward")
-        );
+        let d = env.cfg.check(&req("GET", "/app", Some("text/html"), None, &cookies));
+        assert!(matches!(d, Decision::Allow { user: u, claims } if u == user && claims["iss"] == "ward"));
     }
 
     // Open redirects are refused: next falls back to "/".
-    for next in [
-        "%2F%2Fevil.com",
-        "https%3A%2F%2Fevil.com",
-        "%2F%5Cevil.com",
-        "%2F%252F%252Fevil.com",
-    ] {
+    for next in ["%2F%2Fevil.com", "https%3A%2F%2Fevil.com", "%2F%5Cevil.com", "%2F%252F%252Fevil.com"] {
         let body = format!("username=alice&password=wonderland&csrf_token={csrf}&next={next}");
         assert!(
             matches!(post(&env, &body, Some(&csrf)), LoginOutcome::Success { location, .. } if location == "/"),
@@ -957,9 +647,7 @@ fn login_csrf() {
         (format!("{creds}&csrf_token=x"), Some("x")),
     ];
     for (body, cookie) in cases {
-        let LoginOutcome::Failure { reason, page, .. } = post(&env, &body, cookie) else {
-            panic!("{body} accepted")
-        };
+        let LoginOutcome::Failure { reason, page, .. } = post(&env, &body, cookie) else { panic!("{body} accepted") };
         assert_eq!(reason, LoginFailure::Csrf, "{body}");
         assert_eq!(page.status, 403);
         assert!(page.body.contains(crate::login::MSG_CSRF));
@@ -978,12 +666,7 @@ fn attack_unknown_user_and_wrong_password_look_the_same() {
             argon2::Version::V0x13,
             argon2::Params::new(512, 2, 1, None).unwrap(),
         );
-        a.hash_password(
-            b"wonderland",
-            &SaltString::encode_b64(b"saltsaltsaltsalt").unwrap(),
-        )
-        .unwrap()
-        .to_string()
+        a.hash_password(b"wonderland", &SaltString::encode_b64(b"saltsaltsaltsalt").unwrap()).unwrap().to_string()
     };
     let env = env_with(SECRET, Some(&format!("alice:{hash}\n")), |_| {}).unwrap();
     let csrf = crate::login::new_csrf_token();
@@ -996,12 +679,7 @@ fn attack_unknown_user_and_wrong_password_look_the_same() {
     let normalize = |o: LoginOutcome| match o {
         LoginOutcome::Failure { reason, page, .. } => {
             let token = csrf_of(&page);
-            (
-                reason,
-                page.status,
-                page.body.replace(&token, "CSRF"),
-                page.set_cookies.len(),
-            )
+            (reason, page.status, page.body.replace(&token, "CSRF"), page.set_cookies.len())
         }
         LoginOutcome::Success { .. } => panic!("accepted"),
     };
@@ -1010,14 +688,9 @@ fn attack_unknown_user_and_wrong_password_look_the_same() {
     assert_eq!(wrong.1, 401);
     assert!(wrong.2.contains(crate::login::MSG_BAD_CREDENTIALS));
     assert!(wrong.2.contains("value=\"/app\""));
-    for (u, p) in [
-        ("mallory", "nope"),
-        ("mallory", "wonderland"),
-        ("", "x"),
-        ("a%20b", "x"),
-        ("%ff", "x"),
-        ("alice", ""),
-    ] {
+    for (u, p) in
+        [("mallory", "nope"), ("mallory", "wonderland"), ("", "x"), ("a%20b", "x"), ("%ff", "x"), ("alice", "")]
+    {
         assert_eq!(normalize(outcome(u, p).0), wrong, "{u}");
     }
     let missing = post(&env, &format!("csrf_token={csrf}&next=%2Fapp"), Some(&csrf));
@@ -1031,10 +704,7 @@ fn attack_unknown_user_and_wrong_password_look_the_same() {
     };
     let (known, unknown) = (median("alice"), median("mallory"));
     let ratio = unknown.as_secs_f64() / known.as_secs_f64();
-    assert!(
-        (0.5..2.0).contains(&ratio),
-        "known {known:?} unknown {unknown:?}"
-    );
+    assert!((0.5..2.0).contains(&ratio), "known {known:?} unknown {unknown:?}");
 }
 
 #[test]
@@ -1042,45 +712,28 @@ fn login_unavailable_and_bad_form() {
     // No users file: the POST answers 503, never a token.
     let env = hmac_env(|_| {});
     let csrf = crate::login::new_csrf_token();
-    let o = post(
-        &env,
-        &format!("username=a&password=b&csrf_token={csrf}"),
-        Some(&csrf),
-    );
+    let o = post(&env, &format!("username=a&password=b&csrf_token={csrf}"), Some(&csrf));
     assert!(matches!(
         o,
-        LoginOutcome::Failure {
-            reason: LoginFailure::Unavailable,
-            page: LoginPage { status: 503, .. },
-            ..
-        }
+        LoginOutcome::Failure { reason: LoginFailure::Unavailable, page: LoginPage { status: 503, .. }, .. }
     ));
     let env = env_with(SECRET, Some(&users()), |_| {}).unwrap();
     let big = "x".repeat(crate::login::MAX_FORM_LEN + 1);
     let o = post(&env, &big, Some(&csrf));
     assert!(matches!(
         o,
-        LoginOutcome::Failure {
-            reason: LoginFailure::BadForm,
-            page: LoginPage { status: 400, .. },
-            ..
-        }
+        LoginOutcome::Failure { reason: LoginFailure::BadForm, page: LoginPage { status: 400, .. }, .. }
     ));
 }
 
 #[test]
 fn login_page_escapes() {
     let env = hmac_env(|_| {});
-    let html = env
-        .cfg
-        .login_page("/a\"><script>", "c\"sr<f", Some("<b>bad</b>"));
+    let html = env.cfg.login_page("/a\"><script>", "c\"sr<f", Some("<b>bad</b>"));
     assert!(!html.contains("<script>") && !html.contains("<b>"));
     assert!(html.contains("&lt;b&gt;bad&lt;/b&gt;") && html.contains("role=\"alert\""));
     assert!(html.contains("value=\"c&quot;sr&lt;f\""));
     // An unsafe next is replaced, not only escaped.
     assert!(html.contains("name=\"next\" value=\"/\""));
-    assert!(!env
-        .cfg
-        .login_page("/", "c", None)
-        .contains("role=\"alert\""));
+    assert!(!env.cfg.login_page("/", "c", None).contains("role=\"alert\""));
 }

@@ -73,20 +73,14 @@ fn map_error(kind: &ErrorKind) -> TokenError {
         ErrorKind::ImmatureSignature => TokenError::NotYetValid,
         ErrorKind::InvalidIssuer => TokenError::Issuer,
         ErrorKind::InvalidAudience => TokenError::Audience,
-        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => {
-            TokenError::MissingClaim(c.clone())
+        ErrorKind::MissingRequiredClaim(c) | ErrorKind::InvalidClaimFormat(c) => TokenError::MissingClaim(c.clone()),
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            TokenError::Algorithm
         }
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::MissingAlgorithm
-        | ErrorKind::InvalidAlgorithmName => TokenError::Algorithm,
         // Keys that cannot be built for this algorithm (e.g. EC key with ES384 token) or a
         // signature of the wrong length also land here.
-        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) => {
-            TokenError::Signature
-        }
-        ErrorKind::Provider(_) | ErrorKind::Signing(_) | ErrorKind::RsaFailedSigning => {
-            TokenError::Signature
-        }
+        ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey | ErrorKind::InvalidRsaKey(_) => TokenError::Signature,
+        ErrorKind::Provider(_) | ErrorKind::Signing(_) | ErrorKind::RsaFailedSigning => TokenError::Signature,
         _ => TokenError::Malformed,
     }
 }
@@ -98,9 +92,7 @@ fn well_formed(token: &[u8]) -> bool {
         parts += 1;
         let sig_may_be_empty = parts == 3;
         if (part.is_empty() && !sig_may_be_empty)
-            || !part
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            || !part.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
         {
             return false;
         }
@@ -111,9 +103,7 @@ fn well_formed(token: &[u8]) -> bool {
 fn claim_matches(value: &Value, want: &str) -> bool {
     match value {
         Value::String(s) => s == want,
-        Value::Array(items) => items
-            .iter()
-            .any(|v| matches!(v, Value::String(s) if s == want)),
+        Value::Array(items) => items.iter().any(|v| matches!(v, Value::String(s) if s == want)),
         Value::Bool(b) => want == if *b { "true" } else { "false" },
         Value::Number(n) => n.to_string() == want,
         _ => false,
@@ -138,15 +128,12 @@ fn subject(claims: Claims) -> Result<(String, Claims), TokenError> {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 fn random_id() -> Result<String, AuthError> {
     let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b)
-        .map_err(|e| AuthError::Issue(format!("OS random generator: {e}")))?;
+    getrandom::getrandom(&mut b).map_err(|e| AuthError::Issue(format!("OS random generator: {e}")))?;
     Ok(URL_SAFE_NO_PAD.encode(b))
 }
 
@@ -171,9 +158,7 @@ impl AuthConfig {
         }
         let header = decode_header(token).map_err(|e| match e.kind() {
             // Unknown algorithm names (`none`, `HS1`, ...) fail header parsing.
-            ErrorKind::Json(err) if err.to_string().contains("unknown variant") => {
-                TokenError::Algorithm
-            }
+            ErrorKind::Json(err) if err.to_string().contains("unknown variant") => TokenError::Algorithm,
             k => map_error(k),
         })?;
         // Keys for this kid (keys without a kid accept any); a kid nobody has is refused.
@@ -191,9 +176,7 @@ impl AuthConfig {
             match decode::<Claims>(token, &key.key, &key.validation) {
                 Ok(data) => return subject(data.claims),
                 // Another key may have signed it (rotation without kid).
-                Err(e) if matches!(map_error(e.kind()), TokenError::Signature) => {
-                    last = TokenError::Signature
-                }
+                Err(e) if matches!(map_error(e.kind()), TokenError::Signature) => last = TokenError::Signature,
                 Err(e) => return Err(map_error(e.kind())),
             }
         }
@@ -213,16 +196,9 @@ impl AuthConfig {
     /// Issues a signed token for `sub` valid for `ttl` (the configured TTL when `None`), with
     /// `iat`, `exp`, `iss`/`aud` when configured, a random `jti`, and `extra` claims (which
     /// cannot override those).
-    pub fn issue_token(
-        &self,
-        sub: &str,
-        extra: &Claims,
-        ttl: Option<Duration>,
-    ) -> Result<String, AuthError> {
+    pub fn issue_token(&self, sub: &str, extra: &Claims, ttl: Option<Duration>) -> Result<String, AuthError> {
         let key = self.keys.sign.as_ref().ok_or_else(|| {
-            AuthError::Issue(
-                "the key file holds no HMAC secret or private key to sign tokens with".into(),
-            )
+            AuthError::Issue("the key file holds no HMAC secret or private key to sign tokens with".into())
         })?;
         if sub.is_empty() {
             return Err(AuthError::Issue("the token subject is empty".into()));
@@ -242,18 +218,12 @@ impl AuthConfig {
         }
         let mut header = Header::new(key.alg);
         header.kid = key.kid.clone();
-        encode(&header, &claims, &key.key)
-            .map_err(|e| AuthError::Issue(format!("signing failed: {e}")))
+        encode(&header, &claims, &key.key).map_err(|e| AuthError::Issue(format!("signing failed: {e}")))
     }
 }
 
 /// Free-function form of [`AuthConfig::issue_token`] for the CLI.
-pub fn issue_token(
-    config: &AuthConfig,
-    sub: &str,
-    extra: &Claims,
-    ttl: Option<Duration>,
-) -> Result<String, AuthError> {
+pub fn issue_token(config: &AuthConfig, sub: &str, extra: &Claims, ttl: Option<Duration>) -> Result<String, AuthError> {
     config.issue_token(sub, extra, ttl)
 }
 

@@ -55,12 +55,21 @@ fn gate() -> &'static AuthConfig {
 /// JSON-ish object text for token headers and payloads.
 fn json_part() -> impl Strategy<Value = String> {
     let value = prop_oneof![
-        Just("\"HS256\"".to_string()), Just("\"none\"".to_string()), Just("\"RS256\"".to_string()),
-        Just("\"alice\"".to_string()), Just("9999999999".to_string()), Just("-1".to_string()),
-        Just("1e400".to_string()), Just("null".to_string()), Just("[\"ward\",1]".to_string()),
-        Just("{\"a\":{}}".to_string()), "\"[a-z\\\\\"]{0,8}\"",
+        Just("\"HS256\"".to_string()),
+        Just("\"none\"".to_string()),
+        Just("\"RS256\"".to_string()),
+        Just("\"alice\"".to_string()),
+        Just("9999999999".to_string()),
+        Just("-1".to_string()),
+        Just("1e400".to_string()),
+        Just("null".to_string()),
+        Just("[\"ward\",1]".to_string()),
+        Just("{\"a\":{}}".to_string()),
+        "\"[a-z\\\\\"]{0,8}\"",
     ];
-    let key = prop::sample::select(vec!["alg", "typ", "kid", "sub", "exp", "nbf", "iat", "iss", "aud", "role", "crit", "jku", ""]);
+    let key = prop::sample::select(vec![
+        "alg", "typ", "kid", "sub", "exp", "nbf", "iat", "iss", "aud", "role", "crit", "jku", "",
+    ]);
     prop_oneof![
         prop::collection::vec((key, value), 0..6).prop_map(|kv| {
             format!("{{{}}}", kv.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","))
@@ -73,13 +82,20 @@ fn json_part() -> impl Strategy<Value = String> {
 /// text, random signatures, stray characters.
 fn token() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        (json_part(), json_part(), prop::collection::vec(any::<u8>(), 0..48), any::<bool>()).prop_map(|(h, p, sig, pad)| {
-            let mut t = format!("{}.{}.{}", URL_SAFE_NO_PAD.encode(h), URL_SAFE_NO_PAD.encode(p), URL_SAFE_NO_PAD.encode(sig));
-            if pad {
-                t.push('=');
+        (json_part(), json_part(), prop::collection::vec(any::<u8>(), 0..48), any::<bool>()).prop_map(
+            |(h, p, sig, pad)| {
+                let mut t = format!(
+                    "{}.{}.{}",
+                    URL_SAFE_NO_PAD.encode(h),
+                    URL_SAFE_NO_PAD.encode(p),
+                    URL_SAFE_NO_PAD.encode(sig)
+                );
+                if pad {
+                    t.push('=');
+                }
+                t.into_bytes()
             }
-            t.into_bytes()
-        }),
+        ),
         "[A-Za-z0-9_\\-.=+/ ]{0,80}".prop_map(String::into_bytes),
         prop::collection::vec(any::<u8>(), 0..80),
     ]
@@ -165,18 +181,41 @@ proptest! {
 /// Key-file-shaped text: JWKS JSON, PEM armour around garbage, raw bytes.
 fn key_file() -> impl Strategy<Value = Vec<u8>> {
     let jwk_field = prop::sample::select(vec![
-        "\"kty\":\"oct\"", "\"kty\":\"RSA\"", "\"kty\":\"EC\"", "\"kty\":\"OKP\"", "\"crv\":\"P-256\"",
-        "\"crv\":\"Ed25519\"", "\"k\":\"c2VjcmV0\"", "\"k\":\"\"", "\"n\":\"AQAB\"", "\"e\":\"AQAB\"",
-        "\"x\":\"AA\"", "\"y\":\"AA\"", "\"d\":\"AA\"", "\"alg\":\"HS256\"", "\"alg\":\"none\"", "\"kid\":1",
-        "\"use\":\"sig\"", "\"keys\":[]",
+        "\"kty\":\"oct\"",
+        "\"kty\":\"RSA\"",
+        "\"kty\":\"EC\"",
+        "\"kty\":\"OKP\"",
+        "\"crv\":\"P-256\"",
+        "\"crv\":\"Ed25519\"",
+        "\"k\":\"c2VjcmV0\"",
+        "\"k\":\"\"",
+        "\"n\":\"AQAB\"",
+        "\"e\":\"AQAB\"",
+        "\"x\":\"AA\"",
+        "\"y\":\"AA\"",
+        "\"d\":\"AA\"",
+        "\"alg\":\"HS256\"",
+        "\"alg\":\"none\"",
+        "\"kid\":1",
+        "\"use\":\"sig\"",
+        "\"keys\":[]",
     ]);
     prop_oneof![
         prop::collection::vec(prop::collection::vec(jwk_field, 0..6), 0..4).prop_map(|keys| {
             let ks: Vec<String> = keys.iter().map(|k| format!("{{{}}}", k.join(","))).collect();
             format!("{{\"keys\":[{}]}}", ks.join(",")).into_bytes()
         }),
-        (prop::sample::select(vec!["PUBLIC KEY", "PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY", "CERTIFICATE", "X"]),
-         "[A-Za-z0-9+/=\\n]{0,200}")
+        (
+            prop::sample::select(vec![
+                "PUBLIC KEY",
+                "PRIVATE KEY",
+                "RSA PRIVATE KEY",
+                "EC PRIVATE KEY",
+                "CERTIFICATE",
+                "X"
+            ]),
+            "[A-Za-z0-9+/=\\n]{0,200}"
+        )
             .prop_map(|(label, body)| format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n").into_bytes()),
         prop::collection::vec(any::<u8>(), 0..96),
     ]

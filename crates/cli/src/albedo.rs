@@ -148,7 +148,8 @@ fn read_chunked(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
         let mut size_line = String::new();
         reader.by_ref().take(1024).read_line(&mut size_line)?;
         let size_hex = size_line.trim().split(';').next().unwrap_or("");
-        let size = usize::from_str_radix(size_hex, 16).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
+        let size =
+            usize::from_str_radix(size_hex, 16).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidData))?;
         if size == 0 {
             // Trailers end with an empty line.
             loop {
@@ -231,12 +232,28 @@ fn build_response(status: u16, headers: &BTreeMap<String, String>, body: &[u8], 
 fn sniff_content_type(body: &[u8]) -> &'static str {
     let data = &body[..body.len().min(512)];
     let trimmed = {
-        let start = data.iter().position(|b| !matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')).unwrap_or(data.len());
+        let start =
+            data.iter().position(|b| !matches!(b, b'\t' | b'\n' | b'\x0c' | b'\r' | b' ')).unwrap_or(data.len());
         &data[start..]
     };
     const HTML_TAGS: [&[u8]; 17] = [
-        b"<!DOCTYPE HTML", b"<HTML", b"<HEAD", b"<SCRIPT", b"<IFRAME", b"<H1", b"<DIV", b"<FONT", b"<TABLE", b"<A",
-        b"<STYLE", b"<TITLE", b"<B", b"<BODY", b"<BR", b"<P", b"<!--",
+        b"<!DOCTYPE HTML",
+        b"<HTML",
+        b"<HEAD",
+        b"<SCRIPT",
+        b"<IFRAME",
+        b"<H1",
+        b"<DIV",
+        b"<FONT",
+        b"<TABLE",
+        b"<A",
+        b"<STYLE",
+        b"<TITLE",
+        b"<B",
+        b"<BODY",
+        b"<BR",
+        b"<P",
+        b"<!--",
     ];
     for tag in HTML_TAGS {
         if trimmed.len() > tag.len()

@@ -20,18 +20,14 @@ fn read_password() -> Result<String, String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         let first = rpassword::prompt_password("Password: ").map_err(|e| format!("prompt: {e}"))?;
-        let again =
-            rpassword::prompt_password("Password again: ").map_err(|e| format!("prompt: {e}"))?;
+        let again = rpassword::prompt_password("Password again: ").map_err(|e| format!("prompt: {e}"))?;
         if first != again {
             return Err("the passwords do not match".into());
         }
         return Ok(first);
     }
     let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(|e| format!("reading stdin: {e}"))?;
+    stdin.lock().read_line(&mut line).map_err(|e| format!("reading stdin: {e}"))?;
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
@@ -48,10 +44,6 @@ pub fn run(args: PasswdArgs) -> Result<ExitCode, String> {
     }
     let hash = ward_auth::hash_password(&password).map_err(|e| e.to_string())?;
     ward_auth::update_users_file(&args.file, &args.user, &hash).map_err(|e| e.to_string())?;
-    eprintln!(
-        "ward: user \"{}\" updated in {} (reload nginx to apply)",
-        args.user,
-        args.file.display()
-    );
+    eprintln!("ward: user \"{}\" updated in {} (reload nginx to apply)", args.user, args.file.display());
     Ok(ExitCode::SUCCESS)
 }

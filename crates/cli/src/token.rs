@@ -34,14 +34,11 @@ pub struct TokenArgs {
 fn parse_claim(arg: &str) -> Result<(String, Value), String> {
     if let Some((k, v)) = arg.split_once(":=") {
         if !k.contains('=') {
-            let v =
-                serde_json::from_str(v).map_err(|e| format!("--claim {arg}: invalid JSON: {e}"))?;
+            let v = serde_json::from_str(v).map_err(|e| format!("--claim {arg}: invalid JSON: {e}"))?;
             return Ok((k.to_string(), v));
         }
     }
-    let (k, v) = arg
-        .split_once('=')
-        .ok_or_else(|| format!("--claim {arg}: expected NAME=VALUE"))?;
+    let (k, v) = arg.split_once('=').ok_or_else(|| format!("--claim {arg}: expected NAME=VALUE"))?;
     if k.is_empty() {
         return Err(format!("--claim {arg}: empty claim name"));
     }
@@ -85,11 +82,7 @@ mod tests {
         ];
         for (arg, want) in cases {
             let got = parse_claim(arg).ok();
-            assert_eq!(
-                got.as_ref().map(|(k, v)| (k.as_str(), v.clone())),
-                want.clone(),
-                "{arg}"
-            );
+            assert_eq!(got.as_ref().map(|(k, v)| (k.as_str(), v.clone())), want.clone(), "{arg}");
         }
     }
 }

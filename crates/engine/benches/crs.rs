@@ -70,9 +70,27 @@ fn shapes() -> Vec<Shape> {
             content_type: None,
             body: vec![],
         },
-        Shape { name: "post_form_2k", method: "POST", uri: "/submit".into(), content_type: Some("application/x-www-form-urlencoded"), body: form.into_bytes()[..2048].to_vec() },
-        Shape { name: "post_json_16k", method: "POST", uri: "/internal/search/es".into(), content_type: Some("application/json"), body: json.into_bytes() },
-        Shape { name: "post_form_1m", method: "POST", uri: "/upload".into(), content_type: Some("application/x-www-form-urlencoded"), body: big.into_bytes() },
+        Shape {
+            name: "post_form_2k",
+            method: "POST",
+            uri: "/submit".into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: form.into_bytes()[..2048].to_vec(),
+        },
+        Shape {
+            name: "post_json_16k",
+            method: "POST",
+            uri: "/internal/search/es".into(),
+            content_type: Some("application/json"),
+            body: json.into_bytes(),
+        },
+        Shape {
+            name: "post_form_1m",
+            method: "POST",
+            uri: "/upload".into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: big.into_bytes(),
+        },
     ]
 }
 
@@ -81,7 +99,10 @@ fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
     tx.process_connection("127.0.0.1", 40000, "127.0.0.1", 80);
     tx.process_uri(s.uri.as_bytes(), s.method.as_bytes(), b"HTTP/1.1");
     tx.add_request_header(b"Host", b"localhost");
-    tx.add_request_header(b"User-Agent", b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36");
+    tx.add_request_header(
+        b"User-Agent",
+        b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+    );
     tx.add_request_header(b"Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
     tx.add_request_header(b"Accept-Language", b"en-US,en;q=0.5");
     tx.add_request_header(b"Accept-Encoding", b"gzip, deflate");

@@ -215,7 +215,10 @@ impl Default for AuditConfig {
 
 /// Octal permission bits (`0640`).
 pub fn parse_mode(v: &str) -> Result<u32, String> {
-    u32::from_str_radix(v.trim(), 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| format!("invalid file mode '{v}' (octal, e.g. 0640)"))
+    u32::from_str_radix(v.trim(), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("invalid file mode '{v}' (octal, e.g. 0640)"))
 }
 
 impl RuleSet {
@@ -227,14 +230,18 @@ impl RuleSet {
     /// or a rule can turn it on with `ctl:auditEngine`); an error when they cannot work.
     pub fn audit_destination(&self) -> Result<Option<&AuditConfig>, String> {
         let a = self.audit();
-        let ctl_on = || self.rules().flat_map(Rule::links).any(|r| r.actions.ctls.iter().any(|c| matches!(c, Ctl::AuditEngine(_))));
+        let ctl_on = || {
+            self.rules().flat_map(Rule::links).any(|r| r.actions.ctls.iter().any(|c| matches!(c, Ctl::AuditEngine(_))))
+        };
         if a.engine == AuditEngine::Off && (!ctl_on() || (a.log.is_none() && a.storage_dir.is_none())) {
             // Off, and either no rule can turn it on or there is nowhere to write
             // (CRS rules carry ctl:auditEngine; they must load without audit settings).
             return Ok(None);
         }
         match a.log_type {
-            AuditLogType::Serial if a.log.is_none() => Err("SecAuditEngine is enabled but SecAuditLog is not set".into()),
+            AuditLogType::Serial if a.log.is_none() => {
+                Err("SecAuditEngine is enabled but SecAuditLog is not set".into())
+            }
             AuditLogType::Concurrent if a.storage_dir.is_none() => {
                 Err("SecAuditLogType Concurrent needs SecAuditLogStorageDir".into())
             }
@@ -266,7 +273,14 @@ pub struct AuditMessage {
 }
 
 impl AuditMessage {
-    pub(crate) fn new(rule: &Rule, phase: u8, denied_with: Option<u16>, matched: &MatchInfo, msg: &[u8], data: &[u8]) -> Self {
+    pub(crate) fn new(
+        rule: &Rule,
+        phase: u8,
+        denied_with: Option<u16>,
+        matched: &MatchInfo,
+        msg: &[u8],
+        data: &[u8],
+    ) -> Self {
         let a = &rule.actions;
         AuditMessage {
             rule_id: rule.id,
@@ -462,7 +476,10 @@ impl Transaction {
     /// back to 3.3's `anomaly_score` / `outbound_anomaly_score`): for `$ward_anomaly_score`.
     pub fn anomaly_scores(&self) -> String {
         let score = |keys: &[&str]| {
-            keys.iter().find_map(|k| self.tx(k)).map(|v| String::from_utf8_lossy(v).trim().to_string()).unwrap_or_else(|| "0".into())
+            keys.iter()
+                .find_map(|k| self.tx(k))
+                .map(|v| String::from_utf8_lossy(v).trim().to_string())
+                .unwrap_or_else(|| "0".into())
         };
         format!(
             "inbound={} outbound={}",
@@ -583,7 +600,8 @@ impl<'e> Secrets<'e> {
 
     fn request_body<'a>(&self, v: &TxView, body: &'a [u8]) -> Cow<'a, [u8]> {
         let form = v.headers.iter().any(|(k, val)| {
-            k.eq_ignore_ascii_case(b"content-type") && val.to_ascii_lowercase().starts_with(b"application/x-www-form-urlencoded")
+            k.eq_ignore_ascii_case(b"content-type")
+                && val.to_ascii_lowercase().starts_with(b"application/x-www-form-urlencoded")
         });
         if form && !self.args.is_empty() {
             return Cow::Owned(self.scrub(&mask_pairs(body, b'&', self.args)).into_owned());
@@ -650,7 +668,9 @@ fn to_hex_if_needed(b: &[u8], escape_spec: bool) -> Vec<u8> {
 /// ModSecurity's `limitTo`: the first `n` bytes and a note of how many were left out.
 fn limit_to(n: usize, b: &[u8]) -> Cow<'_, [u8]> {
     match b.get(..n) {
-        Some(head) if b.len() > n => Cow::Owned([head, format!(" ({} characters omitted)", b.len() - n).as_bytes()].concat()),
+        Some(head) if b.len() > n => {
+            Cow::Owned([head, format!(" ({} characters omitted)", b.len() - n).as_bytes()].concat())
+        }
         _ => Cow::Borrowed(b),
     }
 }
@@ -673,7 +693,8 @@ fn utf8(b: &[u8]) -> Cow<'_, str> {
 /// Time of the transaction in the server's zone.
 fn local_time(t: SystemTime, offset_secs: i32) -> time::OffsetDateTime {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let utc = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let utc = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     match time::UtcOffset::from_whole_seconds(offset_secs) {
         Ok(off) => utc.to_offset(off),
         Err(_) => utc,
@@ -686,7 +707,16 @@ fn short(name: impl std::fmt::Display) -> String {
 
 /// `%c` in the C locale: `Tue Nov 14 22:13:20 2023`.
 fn asc_time(t: &time::OffsetDateTime) -> String {
-    format!("{} {} {:>2} {:02}:{:02}:{:02} {}", short(t.weekday()), short(t.month()), t.day(), t.hour(), t.minute(), t.second(), t.year())
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        short(t.weekday()),
+        short(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.year()
+    )
 }
 
 /// `[14/Nov/2023:22:13:20 +0000]`.
@@ -847,18 +877,30 @@ impl Render<'_> {
     }
 
     fn request_headers(&self) -> HeaderList<'_> {
-        self.v.headers.iter().map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.request_header(k, val))).collect()
+        self.v
+            .headers
+            .iter()
+            .map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.request_header(k, val)))
+            .collect()
     }
 
     fn response_headers(&self) -> HeaderList<'_> {
-        self.v.resp_headers.iter().map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.response_header(k, val))).collect()
+        self.v
+            .resp_headers
+            .iter()
+            .map(|(k, val)| (Cow::Borrowed(k.as_slice()), self.secrets.response_header(k, val)))
+            .collect()
     }
 
     fn json(&self) -> Vec<u8> {
         let v = self.v;
         let p = self.parts;
         let to_json_headers = |h: HeaderList| {
-            Headers(h.into_iter().map(|(k, val)| (Cow::Owned(utf8(&k).into_owned()), Cow::Owned(utf8(&val).into_owned()))).collect())
+            Headers(
+                h.into_iter()
+                    .map(|(k, val)| (Cow::Owned(utf8(&k).into_owned()), Cow::Owned(utf8(&val).into_owned())))
+                    .collect(),
+            )
         };
         let version = std::str::from_utf8(http_version(v.protocol))
             .ok()
@@ -929,7 +971,9 @@ impl Render<'_> {
         let v = self.v;
         let mut s = Vec::with_capacity(512);
         match m.denied_with {
-            Some(_) => s.extend_from_slice(format!("ModSecurity: Access denied with code {} (phase {}). ", self.status, m.phase).as_bytes()),
+            Some(_) => s.extend_from_slice(
+                format!("ModSecurity: Access denied with code {} (phase {}). ", self.status, m.phase).as_bytes(),
+            ),
             None => s.extend_from_slice(b"ModSecurity: Warning. "),
         }
         s.extend_from_slice(&m.match_text());
@@ -1045,7 +1089,12 @@ impl Render<'_> {
         let day = format!("{:04}{:02}{:02}", t.year(), u8::from(t.month()), t.day());
         let minute = format!("{day}-{:02}{:02}", t.hour(), t.minute());
         // The id comes from the server; keep it a single safe file-name component.
-        let id: String = self.v.unique_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' }).collect();
+        let id: String = self
+            .v
+            .unique_id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+            .collect();
         PathBuf::from(format!("{day}/{minute}/{minute}{:02}-{id}", t.second()))
     }
 
@@ -1053,7 +1102,12 @@ impl Render<'_> {
     fn index_parts(&self) -> (String, String) {
         let v = self.v;
         let header = |name: &[u8]| {
-            v.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, val)| self.clean(val)).filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into())
+            v.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, val)| self.clean(val))
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| "-".into())
         };
         let dash = |b: &[u8]| if b.is_empty() { "-".to_string() } else { self.clean(b) };
         let head = format!(
@@ -1074,7 +1128,6 @@ impl Render<'_> {
         (head, String::new())
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -1098,7 +1151,13 @@ mod tests {
     const SQLI_RULE: &str = r#"SecRule ARGS "@rx (?i)union\s+select" "id:1001,phase:2,deny,status:403,log,msg:'SQLi',logdata:'Matched Data: %{MATCHED_VAR}',severity:CRITICAL,tag:'attack-sqli',tag:'paranoia-level/1',ver:'X/1',rev:'2',t:none,t:urlDecodeUni""#;
 
     /// One request through all phases: extra headers, an optional form body, a response.
-    fn run(rs: &Arc<RuleSet>, uri: &str, headers: &[(&str, &str)], body: Option<&str>, resp: (u16, &[(&str, &str)], &str)) -> Transaction {
+    fn run(
+        rs: &Arc<RuleSet>,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+        resp: (u16, &[(&str, &str)], &str),
+    ) -> Transaction {
         let mut tx = Transaction::new(rs.clone(), "uid-1");
         tx.process_connection("10.0.0.1", 5555, "127.0.0.1", 8080);
         let method: &[u8] = if body.is_some() { b"POST" } else { b"GET" };
@@ -1187,10 +1246,28 @@ mod tests {
         assert_eq!(d["reference"], "");
         assert_eq!(d["tags"], serde_json::json!(["attack-sqli", "paranoia-level/1"]));
         assert!(d["data"].as_str().unwrap().starts_with("Matched Data: admin' UNION SELECT"), "{}", d["data"]);
-        assert!(d["match"].as_str().unwrap().starts_with("Matched \"Operator `Rx' with parameter `(?i)union\\s+select' against variable `ARGS:user'"), "{}", d["match"]);
+        assert!(
+            d["match"].as_str().unwrap().starts_with(
+                "Matched \"Operator `Rx' with parameter `(?i)union\\s+select' against variable `ARGS:user'"
+            ),
+            "{}",
+            d["match"]
+        );
         // Key order is ModSecurity's (yajl writes in insertion order).
         let text = String::from_utf8(rec.text.clone()).unwrap();
-        let order = ["\"client_ip\"", "\"time_stamp\"", "\"server_id\"", "\"client_port\"", "\"host_ip\"", "\"host_port\"", "\"unique_id\"", "\"request\"", "\"response\"", "\"producer\"", "\"messages\""];
+        let order = [
+            "\"client_ip\"",
+            "\"time_stamp\"",
+            "\"server_id\"",
+            "\"client_port\"",
+            "\"host_ip\"",
+            "\"host_port\"",
+            "\"unique_id\"",
+            "\"request\"",
+            "\"response\"",
+            "\"producer\"",
+            "\"messages\"",
+        ];
         let pos: Vec<usize> = order.iter().map(|k| text.find(k).unwrap()).collect();
         assert!(pos.windows(2).all(|w| w[0] < w[1]), "{text}");
     }
@@ -1199,8 +1276,10 @@ mod tests {
     fn secrets_are_masked_everywhere() {
         let rule = r#"SecRule REQUEST_COOKIES|REQUEST_HEADERS:Authorization|ARGS "@rx secret" "id:7,phase:2,pass,log,msg:'seen',logdata:'%{MATCHED_VAR}'""#;
         let rs = rules(&format!("SecRuleEngine On\nSecRequestBodyAccess On\nSecAuditEngine On\nSecAuditLog /tmp/a.log\nSecAuditLogFormat JSON\nSecAuditLogParts ABCEFHZ\n{rule}"));
-        let headers = [("Authorization", "Bearer secret.jwt.value"), ("Cookie", "theme=dark; ward_token=secrettoken123; b=2")];
-        let resp: (u16, &[(&str, &str)], &str) = (200, &[("Set-Cookie", "ward_token=secretnew456; HttpOnly; Path=/"), ("Set-Cookie", "theme=dark")], "");
+        let headers =
+            [("Authorization", "Bearer secret.jwt.value"), ("Cookie", "theme=dark; ward_token=secrettoken123; b=2")];
+        let resp: (u16, &[(&str, &str)], &str) =
+            (200, &[("Set-Cookie", "ward_token=secretnew456; HttpOnly; Path=/"), ("Set-Cookie", "theme=dark")], "");
         let tx = run(&rs, "/p?q=1&password=secretpw1", &headers, Some("user=a&password=secretpw2%21"), resp);
         let rec = tx.audit_record(&AuditEnv::default()).unwrap();
         let text = String::from_utf8(rec.text.clone()).unwrap();
@@ -1228,7 +1307,11 @@ mod tests {
             ("ABZ", &["request.headers"], &["request.body", "response.headers", "producer"]),
             ("ACZ", &["request.body"], &["request.headers"]),
             ("AEZ", &["response.body"], &["response.headers"]),
-            ("AFHZ", &["response.headers", "producer", "messages"], &["request.headers", "request.body", "response.body"]),
+            (
+                "AFHZ",
+                &["response.headers", "producer", "messages"],
+                &["request.headers", "request.body", "response.body"],
+            ),
         ];
         for (parts, present, absent) in cases {
             let rs = rules(&format!("{base}SecAuditLogParts {parts}"));
@@ -1262,7 +1345,9 @@ mod tests {
     fn relevant_only() {
         let base = "SecRuleEngine On\nSecAuditEngine RelevantOnly\nSecAuditLog /tmp/a.log\nSecAuditLogFormat JSON\nSecAuditLogRelevantStatus \"^(?:5|4(?!04))\"\n";
         let rs = rules(&format!("{base}{SQLI_RULE}\nSecRule ARGS:quiet \"@streq 1\" \"id:2,phase:1,pass,log,noauditlog\"\nSecRule ARGS:silent \"@streq 1\" \"id:3,phase:1,pass,nolog\""));
-        let status = |uri: &str, s: u16| run(&rs, uri, &[], None, ok()).audit_record(&AuditEnv { status: s, ..AuditEnv::default() }).is_some();
+        let status = |uri: &str, s: u16| {
+            run(&rs, uri, &[], None, ok()).audit_record(&AuditEnv { status: s, ..AuditEnv::default() }).is_some()
+        };
         assert!(!status("/", 200));
         assert!(status("/", 500));
         assert!(status("/", 403));
@@ -1300,7 +1385,9 @@ mod tests {
 
     #[test]
     fn native_format_sections() {
-        let rs = rules(&format!("SecRuleEngine On\nSecAuditEngine On\nSecAuditLog /tmp/a.log\nSecAuditLogParts ABCFHZ\n{SQLI_RULE}"));
+        let rs = rules(&format!(
+            "SecRuleEngine On\nSecAuditEngine On\nSecAuditLog /tmp/a.log\nSecAuditLogParts ABCFHZ\n{SQLI_RULE}"
+        ));
         let tx = run(&rs, SQLI, &[("Authorization", "Basic c2VjcmV0")], None, ok());
         let rec = tx.audit_record(&AuditEnv { status: 403, ..AuditEnv::default() }).unwrap();
         let text = String::from_utf8(rec.text).unwrap();
@@ -1311,10 +1398,16 @@ mod tests {
             assert!(text.contains(&format!("---{b}---{s}--\n")), "{s}: {text}");
         }
         assert!(!text.contains(&format!("---{b}---C--")), "no body, no C section");
-        assert!(text.contains(&format!("GET {SQLI} HTTP/1.1\nHost: example.com\nAuthorization: Basic ********\n")), "{text}");
+        assert!(
+            text.contains(&format!("GET {SQLI} HTTP/1.1\nHost: example.com\nAuthorization: Basic ********\n")),
+            "{text}"
+        );
         assert!(text.contains("\nHTTP/1.1 403\n"), "{text}");
         assert!(text.contains("ModSecurity: Access denied with code 403 (phase 2). Matched \"Operator `Rx'"), "{text}");
-        assert!(text.contains("[id \"1001\"]") && text.contains("[tag \"attack-sqli\"]") && text.contains("[ref \"\"]"), "{text}");
+        assert!(
+            text.contains("[id \"1001\"]") && text.contains("[tag \"attack-sqli\"]") && text.contains("[ref \"\"]"),
+            "{text}"
+        );
         assert!(text.ends_with(&format!("---{b}---Z--\n\n")), "{text}");
         let line2 = text.lines().nth(1).unwrap();
         assert!(line2.starts_with('[') && line2.ends_with(" uid-1 10.0.0.1 5555 127.0.0.1 8080"), "{line2}");
@@ -1335,18 +1428,26 @@ mod tests {
         assert!(rules("SecAuditLog /x").audit_destination().unwrap().is_none());
         let rs = rules("SecAuditEngine RelevantOnly\nSecAuditLog x.log\nSecAuditLogParts ABZ\nSecAuditLogFileMode 0600\nSecAuditLogDirMode 0700");
         let a = rs.audit_destination().unwrap().unwrap();
-        assert_eq!((a.engine, a.parts.letters(), a.file_mode, a.dir_mode), (AuditEngine::RelevantOnly, "ABZ".to_string(), 0o600, 0o700));
+        assert_eq!(
+            (a.engine, a.parts.letters(), a.file_mode, a.dir_mode),
+            (AuditEngine::RelevantOnly, "ABZ".to_string(), 0o600, 0o700)
+        );
         assert_eq!(Parts::DEFAULT.letters(), "ABCFHZ");
     }
 
     #[test]
     fn concurrent_file_and_index() {
         let rs = rules("SecRuleEngine On\nSecAuditEngine On\nSecAuditLogType Concurrent\nSecAuditLogStorageDir /tmp/audit\nSecAuditLog /tmp/index");
-        let rec = run(&rs, "/a?b", &[("User-Agent", "ua")], None, ok()).audit_record(&AuditEnv { status: 200, ..AuditEnv::default() }).unwrap();
+        let rec = run(&rs, "/a?b", &[("User-Agent", "ua")], None, ok())
+            .audit_record(&AuditEnv { status: 200, ..AuditEnv::default() })
+            .unwrap();
         let f = rec.concurrent_file.clone().unwrap();
         let parts: Vec<String> = f.iter().map(|c| c.to_string_lossy().into_owned()).collect();
         assert_eq!(parts.len(), 3, "{f:?}");
-        assert!(parts[2].starts_with(&parts[1]) && parts[1].starts_with(&parts[0]) && parts[2].ends_with("-uid-1"), "{f:?}");
+        assert!(
+            parts[2].starts_with(&parts[1]) && parts[1].starts_with(&parts[0]) && parts[2].ends_with("-uid-1"),
+            "{f:?}"
+        );
         let line = String::from_utf8(rec.index_line(Path::new("/tmp/audit/x")).unwrap()).unwrap();
         assert!(line.starts_with("example.com 10.0.0.1 - ["), "{line}");
         assert!(line.contains("\"GET /a?b HTTP/1.1\" 200 12 - \"ua\" uid-1 - /tmp/audit/x 0 "), "{line}");
@@ -1355,7 +1456,8 @@ mod tests {
 
     #[test]
     fn anomaly_scores_and_helpers() {
-        let rs = rules("SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,setvar:tx.blocking_inbound_anomaly_score=5\"");
+        let rs =
+            rules("SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,setvar:tx.blocking_inbound_anomaly_score=5\"");
         assert_eq!(run(&rs, "/", &[], None, ok()).anomaly_scores(), "inbound=5 outbound=0");
         let rs = rules("SecRuleEngine On\nSecAction \"id:1,phase:1,pass,nolog,setvar:tx.anomaly_score=8,setvar:tx.outbound_anomaly_score=4\"");
         assert_eq!(run(&rs, "/", &[], None, ok()).anomaly_scores(), "inbound=8 outbound=4");

@@ -83,7 +83,14 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
 }
 
 fn default_actions(phase: u8) -> Actions {
-    Actions { phase: Some(phase), log: Some(true), auditlog: Some(true), save_message: Some(true), disruptive: Some(DisruptiveAction::Pass), ..Actions::default() }
+    Actions {
+        phase: Some(phase),
+        log: Some(true),
+        auditlog: Some(true),
+        save_message: Some(true),
+        disruptive: Some(DisruptiveAction::Pass),
+        ..Actions::default()
+    }
 }
 
 fn err(d: &Directive, msg: impl Into<String>) -> Error {
@@ -158,7 +165,10 @@ impl Compiler {
                 let full = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
                 let full_s = full.to_string_lossy().to_string();
                 let mut paths: Vec<PathBuf> = if full_s.contains(['*', '?', '[']) {
-                    glob::glob(&full_s).map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?.filter_map(Result::ok).collect()
+                    glob::glob(&full_s)
+                        .map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?
+                        .filter_map(Result::ok)
+                        .collect()
                 } else {
                     vec![full]
                 };
@@ -175,7 +185,9 @@ impl Compiler {
             "secrequestbodylimitaction" => cfg.request_body_limit_action = limit_action(d)?,
             "secresponsebodylimit" => cfg.response_body_limit = number(d)? as usize,
             "secresponsebodylimitaction" => cfg.response_body_limit_action = limit_action(d)?,
-            "secresponsebodymimetype" => cfg.response_body_mime_types.extend(d.args.iter().map(|s| s.to_ascii_lowercase())),
+            "secresponsebodymimetype" => {
+                cfg.response_body_mime_types.extend(d.args.iter().map(|s| s.to_ascii_lowercase()))
+            }
             "secresponsebodymimetypesclear" => cfg.response_body_mime_types.clear(),
             "secargumentslimit" => cfg.arguments_limit = number(d)? as usize,
             "secrequestbodyjsondepthlimit" => cfg.json_depth_limit = number(d)? as usize,
@@ -192,8 +204,9 @@ impl Compiler {
             "secwebappid" => cfg.web_app_id = one_arg(d)?.to_string(),
             "wardcompatibility" => {
                 let v = one_arg(d)?;
-                cfg.dialect = Dialect::parse(v)
-                    .ok_or_else(|| err(d, format!("WardCompatibility: expected ModSecurity2 or ModSecurity3, got '{v}'")))?;
+                cfg.dialect = Dialect::parse(v).ok_or_else(|| {
+                    err(d, format!("WardCompatibility: expected ModSecurity2 or ModSecurity3, got '{v}'"))
+                })?;
             }
             "secauditengine" => cfg.audit.engine = audit::AuditEngine::parse(one_arg(d)?).map_err(|e| err(d, e))?,
             "secauditlog" => cfg.audit.log = Some(PathBuf::from(one_arg(d)?)),
@@ -207,23 +220,63 @@ impl Compiler {
             "secauditlogfilemode" => cfg.audit.file_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
             "secauditlogdirmode" => cfg.audit.dir_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
             // Accepted; without effect in Ward (documented in README).
-            "secpcrematchlimitrecursion" | "sectmpdir" | "secdatadir" | "secuploaddir" | "secuploadfilemode"
-            | "secuploadkeepfiles" | "sectmpsaveuploadedfiles" | "secunicodemapfile" | "seccollectiontimeout"
-            | "secdebuglog" | "secdebugloglevel" | "secstatusengine" | "secserversignature" | "seccookieformat"
-            | "secauditlog2" | "secrequestbodyinmemorylimit"
-            | "secxmlexternalentity" | "secconnengine" | "secgeolookupdb" | "sechttpblkey" | "secremoterules"
-            | "secremoterulesfailaction" | "secruleperftime" | "secsensorid" | "secconnreadstatelimit"
-            | "secconnwritestatelimit" | "seccachetransformations" | "secchrootdir" | "secinterceptonerror"
-            | "secstreaminbodyinspection" | "secstreamoutbodyinspection" | "secunicodecodepage" | "sechashengine"
-            | "sechashkey" | "sechashparam" | "sechashmethodrx" | "sechashmethodpm" | "secauditlogprefix" => {}
+            "secpcrematchlimitrecursion"
+            | "sectmpdir"
+            | "secdatadir"
+            | "secuploaddir"
+            | "secuploadfilemode"
+            | "secuploadkeepfiles"
+            | "sectmpsaveuploadedfiles"
+            | "secunicodemapfile"
+            | "seccollectiontimeout"
+            | "secdebuglog"
+            | "secdebugloglevel"
+            | "secstatusengine"
+            | "secserversignature"
+            | "seccookieformat"
+            | "secauditlog2"
+            | "secrequestbodyinmemorylimit"
+            | "secxmlexternalentity"
+            | "secconnengine"
+            | "secgeolookupdb"
+            | "sechttpblkey"
+            | "secremoterules"
+            | "secremoterulesfailaction"
+            | "secruleperftime"
+            | "secsensorid"
+            | "secconnreadstatelimit"
+            | "secconnwritestatelimit"
+            | "seccachetransformations"
+            | "secchrootdir"
+            | "secinterceptonerror"
+            | "secstreaminbodyinspection"
+            | "secstreamoutbodyinspection"
+            | "secunicodecodepage"
+            | "sechashengine"
+            | "sechashkey"
+            | "sechashparam"
+            | "sechashmethodrx"
+            | "sechashmethodpm"
+            | "secauditlogprefix" => {}
             "secdefaultaction" => {
                 let a = Actions::parse(&split_actions(one_arg(d)?).map_err(|e| err(d, e))?).map_err(|e| err(d, e))?;
                 let phase = a.phase.ok_or_else(|| err(d, "SecDefaultAction must specify a phase"))?;
                 if matches!(a.disruptive, None | Some(DisruptiveAction::Block)) {
                     return Err(err(d, "SecDefaultAction must specify a disruptive action"));
                 }
-                if a.id.is_some() || a.msg.is_some() || a.logdata.is_some() || a.chain || a.skip_after.is_some() || a.skip > 0 || a.rev.is_some() || a.ver.is_some() {
-                    return Err(err(d, "SecDefaultAction may not carry id, msg, logdata, rev, ver, chain or skip actions"));
+                if a.id.is_some()
+                    || a.msg.is_some()
+                    || a.logdata.is_some()
+                    || a.chain
+                    || a.skip_after.is_some()
+                    || a.skip > 0
+                    || a.rev.is_some()
+                    || a.ver.is_some()
+                {
+                    return Err(err(
+                        d,
+                        "SecDefaultAction may not carry id, msg, logdata, rev, ver, chain or skip actions",
+                    ));
                 }
                 if self.default_set[usize::from(phase - 1)] {
                     return Err(err(d, format!("SecDefaultAction for phase {phase} is already set")));
@@ -240,7 +293,12 @@ impl Compiler {
                 let (vars, op, acts) = match d.args.as_slice() {
                     [v, o] => (v, o, ""),
                     [v, o, a] => (v, o, a.as_str()),
-                    _ => return Err(err(d, format!("SecRule takes VARIABLES OPERATOR [ACTIONS], got {} arguments", d.args.len()))),
+                    _ => {
+                        return Err(err(
+                            d,
+                            format!("SecRule takes VARIABLES OPERATOR [ACTIONS], got {} arguments", d.args.len()),
+                        ))
+                    }
                 };
                 self.rule(d, Some(vars), Some(op), acts)?;
             }
@@ -277,7 +335,12 @@ impl Compiler {
                     [i, a] => (i, a),
                     _ => return Err(err(d, "SecRuleUpdateActionById takes a rule id and actions")),
                 };
-                let id: u64 = id.split(':').next().unwrap_or("").parse().map_err(|_| err(d, format!("invalid rule id '{id}'")))?;
+                let id: u64 = id
+                    .split(':')
+                    .next()
+                    .unwrap_or("")
+                    .parse()
+                    .map_err(|_| err(d, format!("invalid rule id '{id}'")))?;
                 self.exceptions.update_actions.push((id, acts.clone(), d.file.clone(), d.line));
             }
             "secrulescript" => return Err(err(d, "SecRuleScript (Lua) is not supported by Ward")),
@@ -298,11 +361,8 @@ impl Compiler {
             None => None,
         };
         let is_link = self.pending.as_ref().is_some_and(|p| p.open_chain);
-        let phase = if is_link {
-            self.pending.as_ref().map(|p| p.rule.phase).unwrap_or(2)
-        } else {
-            actions.phase.unwrap_or(2)
-        };
+        let phase =
+            if is_link { self.pending.as_ref().map(|p| p.rule.phase).unwrap_or(2) } else { actions.phase.unwrap_or(2) };
         let id = if is_link {
             self.pending.as_ref().map(|p| p.rule.id).unwrap_or(0)
         } else {
@@ -474,13 +534,17 @@ impl Compiler {
             }
         }
         for list in phases.iter_mut() {
-            let markers: Vec<(usize, String)> =
-                list.iter().enumerate().filter_map(|(i, e)| if let Entry::Marker(m) = e { Some((i, m.clone())) } else { None }).collect();
+            let markers: Vec<(usize, String)> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| if let Entry::Marker(m) = e { Some((i, m.clone())) } else { None })
+                .collect();
             let len = list.len();
             for (i, e) in list.iter_mut().enumerate() {
                 if let Entry::Rule { rule, skip_after_to } = e {
                     if let Some(name) = &rule.actions.skip_after {
-                        *skip_after_to = Some(markers.iter().find(|(j, m)| *j > i && m == name).map(|(j, _)| j + 1).unwrap_or(len));
+                        *skip_after_to =
+                            Some(markers.iter().find(|(j, m)| *j > i && m == name).map(|(j, _)| j + 1).unwrap_or(len));
                     }
                 }
             }

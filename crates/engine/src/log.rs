@@ -60,10 +60,19 @@ pub fn error_line(m: &Message) -> String {
     out.push_str(&format!(" [data \"{}\"]", clean(m.data, 200)));
     out.push_str(&format!(" [severity \"{}\"]", r.actions.severity.unwrap_or(0)));
     out.push_str(&format!(" [ver \"{}\"]", clean(r.actions.ver.as_deref().unwrap_or("").as_bytes(), 200)));
-    out.push_str(&format!(" [maturity \"{}\"] [accuracy \"{}\"]", r.actions.maturity.unwrap_or(0), r.actions.accuracy.unwrap_or(0)));
+    out.push_str(&format!(
+        " [maturity \"{}\"] [accuracy \"{}\"]",
+        r.actions.maturity.unwrap_or(0),
+        r.actions.accuracy.unwrap_or(0)
+    ));
     for t in &r.actions.tags {
         out.push_str(&format!(" [tag \"{}\"]", clean(t.as_bytes(), 200)));
     }
-    out.push_str(&format!(" [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]", clean(m.hostname, 200), clean(m.uri, 200), m.unique_id));
+    out.push_str(&format!(
+        " [hostname \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+        clean(m.hostname, 200),
+        clean(m.uri, 200),
+        m.unique_id
+    ));
     out
 }

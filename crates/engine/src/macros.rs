@@ -15,7 +15,10 @@ pub struct Macro {
 enum Part {
     Literal(Vec<u8>),
     /// Upper-cased collection or variable name and lower-cased key (may be empty).
-    Var { name: String, key: Vec<u8> },
+    Var {
+        name: String,
+        key: Vec<u8>,
+    },
 }
 
 /// Resolves one macro reference to its value (first value if several).
@@ -40,7 +43,10 @@ impl Macro {
                         Some(p) => (&inner[..p], &inner[p + 1..]),
                         None => (inner, ""),
                     };
-                    parts.push(Part::Var { name: name.trim().to_ascii_uppercase(), key: key.trim().to_ascii_lowercase().into_bytes() });
+                    parts.push(Part::Var {
+                        name: name.trim().to_ascii_uppercase(),
+                        key: key.trim().to_ascii_lowercase().into_bytes(),
+                    });
                     i += end + 3;
                     continue;
                 }

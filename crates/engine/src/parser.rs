@@ -57,7 +57,12 @@ pub fn parse(text: &str, file: &Arc<Path>, first_line: usize) -> Result<Vec<Dire
 
 /// [`parse`] starting in `dialect`; a `WardCompatibility` directive in `text` switches it
 /// for the lines after it (and leaves it switched for the caller).
-pub fn parse_dialect(text: &str, file: &Arc<Path>, first_line: usize, dialect: &mut Dialect) -> Result<Vec<Directive>, Error> {
+pub fn parse_dialect(
+    text: &str,
+    file: &Arc<Path>,
+    first_line: usize,
+    dialect: &mut Dialect,
+) -> Result<Vec<Directive>, Error> {
     let mut out = Vec::new();
     let mut logical = String::new();
     let mut start_line = first_line;
@@ -124,7 +129,12 @@ fn apache_unescape(raw: &str, quote: Option<u8>) -> String {
     out
 }
 
-fn tokenize_directive(line: &str, file: &Arc<Path>, line_no: usize, dialect: Dialect) -> Result<Option<Directive>, Error> {
+fn tokenize_directive(
+    line: &str,
+    file: &Arc<Path>,
+    line_no: usize,
+    dialect: Dialect,
+) -> Result<Option<Directive>, Error> {
     let v2 = dialect == Dialect::ModSecurity2;
     let mut words = Vec::new();
     let bytes = line.as_bytes();
@@ -314,7 +324,10 @@ pub fn split_variables(s: &str) -> Result<Vec<VariableItem>, String> {
         let mut selector = None;
         // `TX.key` is accepted for collections, as ModSecurity does.
         if let Some((coll, key)) = name.split_once('.') {
-            if ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "GEO", "ENV"].iter().any(|c| c.eq_ignore_ascii_case(coll)) {
+            if ["TX", "IP", "GLOBAL", "SESSION", "USER", "RESOURCE", "GEO", "ENV"]
+                .iter()
+                .any(|c| c.eq_ignore_ascii_case(coll))
+            {
                 selector = Some(key.to_string());
                 name = coll.to_string();
             }

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use ward_engine::{RuleSet, RuleSource, Transaction};
 
 fn rules(text: &str) -> Arc<RuleSet> {
-    Arc::new(RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }]).unwrap())
+    Arc::new(
+        RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }])
+            .unwrap(),
+    )
 }
 
 /// POSTs `body` with `content_type` (none when empty) and returns the ids that matched.
@@ -50,7 +53,13 @@ fn request_body_variable_per_dialect_and_processor() {
         // ModSecurity v2: only URLENCODED, or no processor with the variable forced.
         ("WardCompatibility ModSecurity2", true, "application/xml", xml, false),
         ("WardCompatibility ModSecurity2", true, "application/json", json, false),
-        ("WardCompatibility ModSecurity2", true, "multipart/form-data; boundary=b", "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\njava.x\r\n--b--\r\n", false),
+        (
+            "WardCompatibility ModSecurity2",
+            true,
+            "multipart/form-data; boundary=b",
+            "--b\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\njava.x\r\n--b--\r\n",
+            false,
+        ),
         ("WardCompatibility ModSecurity2", true, "application/x-www-form-urlencoded", "a=java.x", true),
         ("WardCompatibility ModSecurity2", true, "text/plain", "java.x", true),
         ("WardCompatibility ModSecurity2", true, "", "java.x", true),
@@ -116,9 +125,13 @@ fn backslash_pairs_per_dialect() {
 
 #[test]
 fn unknown_dialect_is_a_load_error() {
-    let e = RuleSet::compile(&[RuleSource::Inline { text: "WardCompatibility v9".into(), origin: PathBuf::from("/t/x.conf"), line: 1 }])
-        .unwrap_err()
-        .to_string();
+    let e = RuleSet::compile(&[RuleSource::Inline {
+        text: "WardCompatibility v9".into(),
+        origin: PathBuf::from("/t/x.conf"),
+        line: 1,
+    }])
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("WardCompatibility") && e.contains("x.conf"), "{e}");
 }
 

@@ -6,7 +6,10 @@ use std::sync::Arc;
 use ward_engine::{EngineMode, RuleSet, RuleSource, Transaction};
 
 fn rules(text: &str) -> Arc<RuleSet> {
-    Arc::new(RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }]).unwrap())
+    Arc::new(
+        RuleSet::compile(&[RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/inline.conf"), line: 1 }])
+            .unwrap(),
+    )
 }
 
 fn compile_err(text: &str) -> String {
@@ -39,7 +42,8 @@ fn run(rs: &Arc<RuleSet>, uri: &str, body: Option<&str>) -> (Option<u16>, Vec<St
 }
 
 const SQLI: &str = "/login?user=admin%27%20UNION%20SELECT%201%2C%20sqlite_version%28%29%2C%201%20--";
-const RULE: &str = r#"SecRule ARGS "@rx (?i)union\s+select" "id:1001,phase:2,deny,status:403,log,msg:'SQLi',t:none,t:urlDecodeUni""#;
+const RULE: &str =
+    r#"SecRule ARGS "@rx (?i)union\s+select" "id:1001,phase:2,deny,status:403,log,msg:'SQLi',t:none,t:urlDecodeUni""#;
 
 #[test]
 fn engine_on_blocks_and_logs() {
@@ -47,8 +51,16 @@ fn engine_on_blocks_and_logs() {
     let (status, msgs, tx) = run(&rs, SQLI, None);
     assert_eq!(status, Some(403));
     assert_eq!(msgs.len(), 1, "{msgs:?}");
-    assert!(msgs[0].starts_with("ModSecurity: Access denied with code 403 (phase 2). Matched \"Operator `Rx'"), "{}", msgs[0]);
-    assert!(msgs[0].contains("[id \"1001\"]") && msgs[0].contains("[msg \"SQLi\"]") && msgs[0].contains("[file \"/t/inline.conf\"] [line \"3\"]"));
+    assert!(
+        msgs[0].starts_with("ModSecurity: Access denied with code 403 (phase 2). Matched \"Operator `Rx'"),
+        "{}",
+        msgs[0]
+    );
+    assert!(
+        msgs[0].contains("[id \"1001\"]")
+            && msgs[0].contains("[msg \"SQLi\"]")
+            && msgs[0].contains("[file \"/t/inline.conf\"] [line \"3\"]")
+    );
     assert!(msgs[0].contains("against variable `ARGS:user'"), "{}", msgs[0]);
     assert_eq!(tx.outcome(), "block");
     assert_eq!(tx.matched_ids(), "1001");

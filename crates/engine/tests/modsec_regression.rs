@@ -76,10 +76,26 @@ fn run_case(case: &Value, data_dir: &Path) -> Outcome {
     if code.is_none() && err_log.is_none() && parser_error.is_none() {
         return Outcome::NotApplicable("expects only ModSecurity debug-log wording");
     }
-    let rules_text: String = case["rules"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n")).unwrap_or_default();
-    for unsupported in ["SecRuleScript", "@inspectFile", "@fuzzyHash", "@validateDTD", "@validateSchema", "@geoLookup", "@rbl", "SecRemoteRules", "exec:", "GEO"] {
+    let rules_text: String = case["rules"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default();
+    for unsupported in [
+        "SecRuleScript",
+        "@inspectFile",
+        "@fuzzyHash",
+        "@validateDTD",
+        "@validateSchema",
+        "@geoLookup",
+        "@rbl",
+        "SecRemoteRules",
+        "exec:",
+        "GEO",
+    ] {
         if rules_text.contains(unsupported) {
-            return Outcome::NotApplicable("feature outside Ward (Lua, exec, GeoIP, remote rules, DTD/schema, fuzzy hash)");
+            return Outcome::NotApplicable(
+                "feature outside Ward (Lua, exec, GeoIP, remote rules, DTD/schema, fuzzy hash)",
+            );
         }
     }
     // Rules name data files as test-cases/data/...; resolve them from the shared data dir.
@@ -95,7 +111,12 @@ fn run_case(case: &Value, data_dir: &Path) -> Outcome {
     let mut tx = Transaction::new(rs, "regression-uid");
     let client = &case["client"];
     let server = &case["server"];
-    tx.process_connection(s(client, "ip"), client["port"].as_u64().unwrap_or(0) as u16, s(server, "ip"), server["port"].as_u64().unwrap_or(0) as u16);
+    tx.process_connection(
+        s(client, "ip"),
+        client["port"].as_u64().unwrap_or(0) as u16,
+        s(server, "ip"),
+        server["port"].as_u64().unwrap_or(0) as u16,
+    );
     let req = &case["request"];
     let ver = match s(req, "http_version") {
         "" => "1.1".to_string(),
@@ -175,7 +196,8 @@ fn modsecurity_regression_cases() {
         let fname = f.file_name().unwrap().to_string_lossy().to_string();
         for (i, case) in cases.iter().enumerate() {
             let key = format!("{fname}#{i}");
-            let outcome = std::panic::catch_unwind(|| run_case(case, &data_dir)).unwrap_or_else(|_| Outcome::Fail("panicked".into()));
+            let outcome = std::panic::catch_unwind(|| run_case(case, &data_dir))
+                .unwrap_or_else(|_| Outcome::Fail("panicked".into()));
             match outcome {
                 Outcome::NotApplicable(why) => *na.entry(why).or_default() += 1,
                 Outcome::Pass => {

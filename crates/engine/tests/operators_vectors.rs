@@ -34,15 +34,12 @@ fn harness_input(s: &str) -> Vec<u8> {
     }
     for (marker, digits) in [(b'x', 2), (b'u', 4)] {
         // Like json2bin: take the first escape, replace all its occurrences, repeat.
-        while let Some(at) = v.windows(2 + digits).position(|w| {
-            w[0] == b'\\' && w[1] == marker && w[2..].iter().all(u8::is_ascii_alphanumeric)
-        }) {
+        while let Some(at) = v
+            .windows(2 + digits)
+            .position(|w| w[0] == b'\\' && w[1] == marker && w[2..].iter().all(u8::is_ascii_alphanumeric))
+        {
             let text = v[at..at + 2 + digits].to_vec();
-            let hex: String = text[2..]
-                .iter()
-                .map(|&b| b as char)
-                .take_while(char::is_ascii_hexdigit)
-                .collect();
+            let hex: String = text[2..].iter().map(|&b| b as char).take_while(char::is_ascii_hexdigit).collect();
             let byte = u32::from_str_radix(&hex, 16).unwrap_or(0) as u8;
             let mut out = Vec::with_capacity(v.len());
             let mut i = 0;
@@ -73,9 +70,7 @@ fn secrules_language_test_vectors() {
         return;
     }
     let data_dir = dir.join("op");
-    let ctx = OperatorContext {
-        base_dir: &data_dir,
-    };
+    let ctx = OperatorContext { base_dir: &data_dir };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -90,18 +85,10 @@ fn secrules_language_test_vectors() {
         let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
         for (n, case) in cases.iter().enumerate() {
             let name = case["name"].as_str().unwrap();
-            let mut param = case
-                .get("param")
-                .and_then(|p| p.as_str())
-                .unwrap_or("")
-                .to_string();
+            let mut param = case.get("param").and_then(|p| p.as_str()).unwrap_or("").to_string();
             if name.eq_ignore_ascii_case("pmFromFile") {
                 // Paths are written relative to ModSecurity's source tree; the files are in op/.
-                param = Path::new(&param)
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
+                param = Path::new(&param).file_name().unwrap().to_string_lossy().into_owned();
             }
             let input = harness_input(case["input"].as_str().unwrap());
             let want = case["ret"].as_i64().unwrap() == 1;
@@ -109,17 +96,16 @@ fn secrules_language_test_vectors() {
             entry.1 += 1;
             let outcome = create(name, &param, &ctx).map(|op| {
                 let mut caps = Captures::new();
-                (
-                    op.evaluate(&input, Some(&mut caps)),
-                    op.evaluate(&input, None),
-                    caps,
-                )
+                (op.evaluate(&input, Some(&mut caps)), op.evaluate(&input, None), caps)
             });
             let problem = match &outcome {
                 // ModSecurity's harness ignores init errors and evaluates the half-built
                 // operator; here a bad parameter is a load error, which matches nothing.
                 Err(e) if !want => {
-                    notes.push(format!("{}#{n} @{name} {param:?}: load error ({e}), counted as no match", file.file_name().unwrap().to_string_lossy()));
+                    notes.push(format!(
+                        "{}#{n} @{name} {param:?}: load error ({e}), counted as no match",
+                        file.file_name().unwrap().to_string_lossy()
+                    ));
                     None
                 }
                 Err(e) => Some(format!("create failed: {e}")),
@@ -158,12 +144,7 @@ fn secrules_language_test_vectors() {
     for note in &notes {
         println!("note: {note}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing vectors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failing vectors:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The operator string of a `SecRule VARIABLES "OPERATOR" ...` line (continuations joined),
@@ -218,9 +199,7 @@ fn rx_patterns(dir: &Path) -> Vec<(String, String)> {
             if let Some(op) = operator_of(&logical) {
                 let op = op.strip_prefix('!').unwrap_or(&op);
                 let pattern = match op.strip_prefix("@rx") {
-                    Some(p) if p.starts_with([' ', '\t']) => {
-                        Some(p.trim_start_matches([' ', '\t']))
-                    }
+                    Some(p) if p.starts_with([' ', '\t']) => Some(p.trim_start_matches([' ', '\t'])),
                     Some(_) => None,
                     None if !op.starts_with('@') => Some(op),
                     None => None,
@@ -239,14 +218,9 @@ fn rx_patterns(dir: &Path) -> Vec<(String, String)> {
 fn crs_rx_patterns_compile() {
     let sets = [
         ("CRS v4", shared().join("crs/v4/rules")),
-        (
-            "CRS 3.3 (Debian)",
-            PathBuf::from("/usr/share/modsecurity-crs/rules"),
-        ),
+        ("CRS 3.3 (Debian)", PathBuf::from("/usr/share/modsecurity-crs/rules")),
     ];
-    let ctx = OperatorContext {
-        base_dir: Path::new("."),
-    };
+    let ctx = OperatorContext { base_dir: Path::new(".") };
     let mut failures = Vec::new();
     for (label, dir) in sets {
         if !dir.is_dir() {
@@ -279,19 +253,12 @@ fn crs_rx_patterns_compile() {
                 Err(e) => failures.push(format!("{at}: {e}")),
             }
         }
-        println!(
-            "{label}: {} @rx patterns ({with_macros} with macros): {counts:?}",
-            patterns.len()
-        );
+        println!("{label}: {} @rx patterns ({with_macros} with macros): {counts:?}", patterns.len());
         for line in on_pcre2 {
             println!("{line}");
         }
     }
-    assert!(
-        failures.is_empty(),
-        "patterns that do not compile:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "patterns that do not compile:\n{}", failures.join("\n"));
 }
 
 /// Replaces each `%{...}` with `x`.
@@ -319,10 +286,7 @@ fn expand_placeholder(pattern: &str) -> String {
 /// regression tests, as written and percent-decoded.
 fn crs_test_inputs() -> Vec<Vec<u8>> {
     let mut inputs = std::collections::BTreeSet::new();
-    let mut stack = vec![
-        shared().join("crs/v4/tests"),
-        shared().join("crs/v3.3/tests"),
-    ];
+    let mut stack = vec![shared().join("crs/v4/tests"), shared().join("crs/v3.3/tests")];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
@@ -357,11 +321,7 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < s.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            s[i],
-            s.get(i + 1).copied().and_then(hex),
-            s.get(i + 2).copied().and_then(hex),
-        ) {
+        match (s[i], s.get(i + 1).copied().and_then(hex), s.get(i + 2).copied().and_then(hex)) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -415,8 +375,7 @@ fn translated_patterns_agree_with_pcre2() {
             let a = ours.groups_at(input, 0);
             let b = match pcre.captures_read(&mut pcre_locs, input) {
                 Ok(m) => m.map(|_| {
-                    let mut spans: Vec<_> =
-                        (0..pcre_locs.len()).map(|i| pcre_locs.get(i)).collect();
+                    let mut spans: Vec<_> = (0..pcre_locs.len()).map(|i| pcre_locs.get(i)).collect();
                     while spans.len() > 1 && spans.last() == Some(&None) {
                         spans.pop();
                     }
@@ -425,10 +384,7 @@ fn translated_patterns_agree_with_pcre2() {
                 Err(_) => continue, // PCRE2 limit: not a semantic comparison
             };
             if a != b {
-                differences.push(format!(
-                    "{at}: input {:?}: ours {a:?} pcre2 {b:?}",
-                    String::from_utf8_lossy(input)
-                ));
+                differences.push(format!("{at}: input {:?}: ours {a:?} pcre2 {b:?}", String::from_utf8_lossy(input)));
             }
         }
     }
@@ -440,9 +396,7 @@ fn translated_patterns_agree_with_pcre2() {
     );
     let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
     for d in &differences {
-        *per_rule
-            .entry(d.split(": input").next().unwrap_or_default())
-            .or_default() += 1;
+        *per_rule.entry(d.split(": input").next().unwrap_or_default()).or_default() += 1;
     }
     for (at, n) in &per_rule {
         println!("{n:6} {at}");

@@ -38,44 +38,171 @@ fn apply(name: &str, input: &[u8]) -> Vec<u8> {
 // ---------------------------------------------------------------- generators
 
 const VARIABLES: &[&str] = &[
-    "ARGS", "ARGS_NAMES", "ARGS_GET", "ARGS_POST:foo", "REQUEST_HEADERS", "REQUEST_HEADERS:User-Agent",
-    "REQUEST_COOKIES", "REQUEST_COOKIES_NAMES", "REQUEST_URI", "REQUEST_FILENAME", "REQUEST_BODY",
-    "REQUEST_LINE", "REQUEST_METHOD", "QUERY_STRING", "XML:/*", "FILES", "FILES_NAMES", "TX:score",
-    "&ARGS", "!ARGS:x", "ARGS:/^a.*$/", "REQBODY_ERROR", "MULTIPART_STRICT_ERROR", "RESPONSE_BODY",
-    "IP:foo", "GLOBAL:x", "MATCHED_VAR", "MATCHED_VARS", "UNIQUE_ID", "DURATION", "TIME", "ENV:x",
-    "REQUEST_HEADERS|ARGS", "ARGS:'quoted'", "&TX:missing", "RULE:id", "WEBSERVER_ERROR_LOG",
+    "ARGS",
+    "ARGS_NAMES",
+    "ARGS_GET",
+    "ARGS_POST:foo",
+    "REQUEST_HEADERS",
+    "REQUEST_HEADERS:User-Agent",
+    "REQUEST_COOKIES",
+    "REQUEST_COOKIES_NAMES",
+    "REQUEST_URI",
+    "REQUEST_FILENAME",
+    "REQUEST_BODY",
+    "REQUEST_LINE",
+    "REQUEST_METHOD",
+    "QUERY_STRING",
+    "XML:/*",
+    "FILES",
+    "FILES_NAMES",
+    "TX:score",
+    "&ARGS",
+    "!ARGS:x",
+    "ARGS:/^a.*$/",
+    "REQBODY_ERROR",
+    "MULTIPART_STRICT_ERROR",
+    "RESPONSE_BODY",
+    "IP:foo",
+    "GLOBAL:x",
+    "MATCHED_VAR",
+    "MATCHED_VARS",
+    "UNIQUE_ID",
+    "DURATION",
+    "TIME",
+    "ENV:x",
+    "REQUEST_HEADERS|ARGS",
+    "ARGS:'quoted'",
+    "&TX:missing",
+    "RULE:id",
+    "WEBSERVER_ERROR_LOG",
 ];
 
 const OPERATORS: &[&str] = &[
-    "@rx ^a+$", "@rx (?i)union\\s+select", "@rx (a+)+$", "@rx [", "@pm foo bar baz", "@pmFromFile none.data",
-    "@streq x", "@contains x", "@beginsWith /", "@endsWith .php", "@within GET POST", "@eq 0", "@ge 5",
-    "@gt %{tx.x}", "@lt -1", "@le 99999999999999999999", "@ipMatch 127.0.0.1,10.0.0.0/8", "@ipMatch ::1/200",
-    "@validateByteRange 1-255", "@validateByteRange 300-2", "@validateUrlEncoding", "@validateUtf8Encoding",
-    "@detectSQLi", "@detectXSS", "@unconditionalMatch", "@noMatch", "@strmatch abc", "@verifyCC \\d{13,16}",
-    "@rxGlobal a", "@containsWord x", "@geoLookup", "@rbl x", "!@rx x", "", "@", "@unknownOp x",
+    "@rx ^a+$",
+    "@rx (?i)union\\s+select",
+    "@rx (a+)+$",
+    "@rx [",
+    "@pm foo bar baz",
+    "@pmFromFile none.data",
+    "@streq x",
+    "@contains x",
+    "@beginsWith /",
+    "@endsWith .php",
+    "@within GET POST",
+    "@eq 0",
+    "@ge 5",
+    "@gt %{tx.x}",
+    "@lt -1",
+    "@le 99999999999999999999",
+    "@ipMatch 127.0.0.1,10.0.0.0/8",
+    "@ipMatch ::1/200",
+    "@validateByteRange 1-255",
+    "@validateByteRange 300-2",
+    "@validateUrlEncoding",
+    "@validateUtf8Encoding",
+    "@detectSQLi",
+    "@detectXSS",
+    "@unconditionalMatch",
+    "@noMatch",
+    "@strmatch abc",
+    "@verifyCC \\d{13,16}",
+    "@rxGlobal a",
+    "@containsWord x",
+    "@geoLookup",
+    "@rbl x",
+    "!@rx x",
+    "",
+    "@",
+    "@unknownOp x",
 ];
 
 const ACTIONS: &[&str] = &[
-    "id:1", "id:2", "id:900", "phase:1", "phase:2", "phase:5", "phase:request", "deny", "pass", "block",
-    "drop", "allow", "status:403", "log", "nolog", "auditlog", "msg:'hello %{MATCHED_VAR}'", "t:none",
-    "t:lowercase", "t:urlDecodeUni", "t:bogus", "chain", "skip:1", "skipAfter:END", "setvar:tx.a=1",
-    "setvar:tx.a=+%{tx.b}", "setvar:!tx.a", "setvar:'tx.%{tx.x}=1'", "ctl:ruleEngine=Off",
-    "ctl:ruleRemoveById=1-99", "ctl:requestBodyProcessor=JSON", "ctl:ruleRemoveTargetById=1;ARGS:x",
-    "capture", "multiMatch", "severity:CRITICAL", "severity:9", "tag:'a/b'", "ver:'x'", "rev:1",
-    "logdata:'%{TX.0}'", "initcol:ip=%{REMOTE_ADDR}", "expirevar:tx.a=10", "exec:/bin/true", "redirect:http://x",
-    "xmlns:a=http://x", "sanitiseArg:x", "accuracy:9", "maturity:1", "id:", "phase:9", "status:", "'", "\"",
+    "id:1",
+    "id:2",
+    "id:900",
+    "phase:1",
+    "phase:2",
+    "phase:5",
+    "phase:request",
+    "deny",
+    "pass",
+    "block",
+    "drop",
+    "allow",
+    "status:403",
+    "log",
+    "nolog",
+    "auditlog",
+    "msg:'hello %{MATCHED_VAR}'",
+    "t:none",
+    "t:lowercase",
+    "t:urlDecodeUni",
+    "t:bogus",
+    "chain",
+    "skip:1",
+    "skipAfter:END",
+    "setvar:tx.a=1",
+    "setvar:tx.a=+%{tx.b}",
+    "setvar:!tx.a",
+    "setvar:'tx.%{tx.x}=1'",
+    "ctl:ruleEngine=Off",
+    "ctl:ruleRemoveById=1-99",
+    "ctl:requestBodyProcessor=JSON",
+    "ctl:ruleRemoveTargetById=1;ARGS:x",
+    "capture",
+    "multiMatch",
+    "severity:CRITICAL",
+    "severity:9",
+    "tag:'a/b'",
+    "ver:'x'",
+    "rev:1",
+    "logdata:'%{TX.0}'",
+    "initcol:ip=%{REMOTE_ADDR}",
+    "expirevar:tx.a=10",
+    "exec:/bin/true",
+    "redirect:http://x",
+    "xmlns:a=http://x",
+    "sanitiseArg:x",
+    "accuracy:9",
+    "maturity:1",
+    "id:",
+    "phase:9",
+    "status:",
+    "'",
+    "\"",
 ];
 
 const DIRECTIVES: &[&str] = &[
-    "SecRuleEngine On", "SecRuleEngine DetectionOnly", "SecRuleEngine Maybe", "SecRequestBodyAccess On",
-    "SecRequestBodyLimit 13107200", "SecRequestBodyLimit -1", "SecArgumentsLimit 1000", "SecPcreMatchLimit 100",
-    "SecDefaultAction \"phase:1,log,auditlog,pass\"", "SecDefaultAction \"phase:2,deny\"",
-    "SecMarker END", "SecMarker \"END\"", "SecComponentSignature \"x\"", "SecRuleRemoveById 1",
-    "SecRuleRemoveById 1-", "SecRuleRemoveByTag x", "SecRuleUpdateTargetById 1 \"!ARGS:x\"",
-    "SecRuleUpdateActionById 1 \"t:none\"", "SecCollectionTimeout 600", "SecAuditEngine RelevantOnly",
-    "SecAuditLogParts ABCFHZ", "SecUnicodeMapFile unicode.mapping 20127", "SecArgumentSeparator &",
-    "SecWebAppId x", "Include /nonexistent/*.conf", "Include", "SecRequestBodyJsonDepthLimit 0",
-    "SecResponseBodyMimeType text/plain", "SecStatusEngine On", "SecUnknownDirective x",
+    "SecRuleEngine On",
+    "SecRuleEngine DetectionOnly",
+    "SecRuleEngine Maybe",
+    "SecRequestBodyAccess On",
+    "SecRequestBodyLimit 13107200",
+    "SecRequestBodyLimit -1",
+    "SecArgumentsLimit 1000",
+    "SecPcreMatchLimit 100",
+    "SecDefaultAction \"phase:1,log,auditlog,pass\"",
+    "SecDefaultAction \"phase:2,deny\"",
+    "SecMarker END",
+    "SecMarker \"END\"",
+    "SecComponentSignature \"x\"",
+    "SecRuleRemoveById 1",
+    "SecRuleRemoveById 1-",
+    "SecRuleRemoveByTag x",
+    "SecRuleUpdateTargetById 1 \"!ARGS:x\"",
+    "SecRuleUpdateActionById 1 \"t:none\"",
+    "SecCollectionTimeout 600",
+    "SecAuditEngine RelevantOnly",
+    "SecAuditLogParts ABCFHZ",
+    "SecUnicodeMapFile unicode.mapping 20127",
+    "SecArgumentSeparator &",
+    "SecWebAppId x",
+    "Include /nonexistent/*.conf",
+    "Include",
+    "SecRequestBodyJsonDepthLimit 0",
+    "SecResponseBodyMimeType text/plain",
+    "SecStatusEngine On",
+    "SecUnknownDirective x",
 ];
 
 /// One SecRule/SecAction/other directive from the pieces above, with random quoting.
@@ -127,7 +254,12 @@ fn crs_lines() -> &'static [String] {
         files
             .iter()
             .filter_map(|f| std::fs::read_to_string(f).ok())
-            .flat_map(|t| t.lines().filter(|l| !l.trim().is_empty() && !l.starts_with('#')).map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|t| {
+                t.lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .collect()
     })
 }
@@ -135,7 +267,11 @@ fn crs_lines() -> &'static [String] {
 /// A window of consecutive CRS lines (so chains and continuations stay together), then
 /// byte-level mutations: delete, insert, duplicate, flip.
 fn mutated_crs() -> impl Strategy<Value = String> {
-    (any::<prop::sample::Index>(), 1usize..8, prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u8>()), 0..6))
+    (
+        any::<prop::sample::Index>(),
+        1usize..8,
+        prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u8>()), 0..6),
+    )
         .prop_map(|(start, n, muts)| {
             let lines = crs_lines();
             if lines.is_empty() {
@@ -233,34 +369,40 @@ fn multipart_body() -> impl Strategy<Value = Vec<u8>> {
         "",
     ]);
     let part = (prop::collection::vec(header, 0..4), body_bytes(), any::<bool>());
-    (prop::collection::vec(part, 0..6), any::<bool>(), any::<bool>(), body_bytes()).prop_map(|(parts, crlf, close, tail)| {
-        let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
-        let mut b = Vec::new();
-        for (headers, content, dashdash) in parts {
-            b.extend_from_slice(if dashdash { b"--B0undary" } else { b"--B0undar" });
-            b.extend_from_slice(nl);
-            for h in headers {
-                b.extend_from_slice(h.as_bytes());
+    (prop::collection::vec(part, 0..6), any::<bool>(), any::<bool>(), body_bytes()).prop_map(
+        |(parts, crlf, close, tail)| {
+            let nl: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            let mut b = Vec::new();
+            for (headers, content, dashdash) in parts {
+                b.extend_from_slice(if dashdash { b"--B0undary" } else { b"--B0undar" });
+                b.extend_from_slice(nl);
+                for h in headers {
+                    b.extend_from_slice(h.as_bytes());
+                    b.extend_from_slice(nl);
+                }
+                b.extend_from_slice(nl);
+                b.extend_from_slice(&content);
                 b.extend_from_slice(nl);
             }
-            b.extend_from_slice(nl);
-            b.extend_from_slice(&content);
-            b.extend_from_slice(nl);
-        }
-        if close {
-            b.extend_from_slice(b"--B0undary--");
-            b.extend_from_slice(nl);
-        }
-        b.extend_from_slice(&tail);
-        b
-    })
+            if close {
+                b.extend_from_slice(b"--B0undary--");
+                b.extend_from_slice(nl);
+            }
+            b.extend_from_slice(&tail);
+            b
+        },
+    )
 }
 
 /// Nested JSON-ish text, valid or not.
 fn json_text() -> impl Strategy<Value = Vec<u8>> {
     let leaf = prop_oneof![
-        Just("1".to_string()), Just("-0.5e9".to_string()), Just("true".to_string()), Just("null".to_string()),
-        "\"[a-z\\\\\"\\x00-\\x1f\u{e9}]{0,8}\"", "[\\[\\]{}:,\"0-9a-z ]{0,6}",
+        Just("1".to_string()),
+        Just("-0.5e9".to_string()),
+        Just("true".to_string()),
+        Just("null".to_string()),
+        "\"[a-z\\\\\"\\x00-\\x1f\u{e9}]{0,8}\"",
+        "[\\[\\]{}:,\"0-9a-z ]{0,6}",
     ];
     let tree = leaf.prop_recursive(6, 64, 6, |inner| {
         prop_oneof![
@@ -276,10 +418,32 @@ fn json_text() -> impl Strategy<Value = Vec<u8>> {
 /// XML-ish text: elements, attributes, namespaces, entities, CDATA, declarations.
 fn xml_text() -> impl Strategy<Value = Vec<u8>> {
     let piece = prop::sample::select(vec![
-        "<a>", "</a>", "<b x=\"1\">", "</b>", "<c/>", "<ns:d xmlns:ns=\"urn:x\">", "</ns:d>", "text", "&amp;",
-        "&bogus;", "&#x41;", "&#99999999;", "<![CDATA[x]]>", "<!-- c -->", "<?pi x?>", "<?xml version=\"1.0\"?>",
-        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>", "<!DOCTYPE a [<!ENTITY e \"v\">]>", "&e;", "<", ">",
-        "\"", "\u{feff}", "\r\n", "<a b=\"1\" b=\"2\">", "\u{e9}",
+        "<a>",
+        "</a>",
+        "<b x=\"1\">",
+        "</b>",
+        "<c/>",
+        "<ns:d xmlns:ns=\"urn:x\">",
+        "</ns:d>",
+        "text",
+        "&amp;",
+        "&bogus;",
+        "&#x41;",
+        "&#99999999;",
+        "<![CDATA[x]]>",
+        "<!-- c -->",
+        "<?pi x?>",
+        "<?xml version=\"1.0\"?>",
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>",
+        "<!DOCTYPE a [<!ENTITY e \"v\">]>",
+        "&e;",
+        "<",
+        ">",
+        "\"",
+        "\u{feff}",
+        "\r\n",
+        "<a b=\"1\" b=\"2\">",
+        "\u{e9}",
     ]);
     prop_oneof![
         prop::collection::vec(piece, 0..24).prop_map(|v| v.concat().into_bytes()),
@@ -352,7 +516,9 @@ fn transform_bytes() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..128),
         prop::collection::vec(
-            prop::sample::select(b"%uU+&#;x\\0123456789abcdefABCDEF/.*-'\"\t\n\x0b \x00\x80\xc0\xc3\xe0\xf0\xff".to_vec()),
+            prop::sample::select(
+                b"%uU+&#;x\\0123456789abcdefABCDEF/.*-'\"\t\n\x0b \x00\x80\xc0\xc3\xe0\xf0\xff".to_vec()
+            ),
             0..128
         ),
     ]
@@ -476,7 +642,8 @@ fn ruleset() -> Arc<RuleSet> {
 
 fn method() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        prop::sample::select(vec!["GET", "POST", "PUT", "HEAD", "OPTIONS", "PROPFIND", ""]).prop_map(|m| m.as_bytes().to_vec()),
+        prop::sample::select(vec!["GET", "POST", "PUT", "HEAD", "OPTIONS", "PROPFIND", ""])
+            .prop_map(|m| m.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..12),
     ]
 }
@@ -492,15 +659,33 @@ fn uri() -> impl Strategy<Value = Vec<u8>> {
 
 fn headers() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
     let name = prop_oneof![
-        prop::sample::select(vec!["Host", "Cookie", "Content-Type", "Content-Length", "User-Agent", "Referer", "X-Forwarded-For", "Transfer-Encoding", "Accept"])
-            .prop_map(|n| n.as_bytes().to_vec()),
+        prop::sample::select(vec![
+            "Host",
+            "Cookie",
+            "Content-Type",
+            "Content-Length",
+            "User-Agent",
+            "Referer",
+            "X-Forwarded-For",
+            "Transfer-Encoding",
+            "Accept"
+        ])
+        .prop_map(|n| n.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..16),
     ];
     let value = prop_oneof![
         prop::sample::select(vec![
-            "application/json", "application/x-www-form-urlencoded", "multipart/form-data; boundary=B0undary",
-            "text/xml", "a=1; b=2; =; ;c", "$Version=1; a=\"x\"", "-1", "99999999999999999999", "chunked",
-        ]).prop_map(|v| v.as_bytes().to_vec()),
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=B0undary",
+            "text/xml",
+            "a=1; b=2; =; ;c",
+            "$Version=1; a=\"x\"",
+            "-1",
+            "99999999999999999999",
+            "chunked",
+        ])
+        .prop_map(|v| v.as_bytes().to_vec()),
         prop::collection::vec(any::<u8>(), 0..48),
     ];
     prop::collection::vec((name, value), 0..8)

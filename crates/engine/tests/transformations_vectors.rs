@@ -25,13 +25,7 @@ use ward_engine::transformations::lookup;
 /// Transformations whose v2 `ret` may be 1 for an unchanged value (v2 reported
 /// "changed" for any input, or any non-empty input); only "changed implies ret 1"
 /// is checked for them.
-const RET_ALWAYS_ONE: &[&str] = &[
-    "cmdLine",
-    "hexDecode",
-    "hexEncode",
-    "removeComments",
-    "removeCommentsChar",
-];
+const RET_ALWAYS_ONE: &[&str] = &["cmdLine", "hexDecode", "hexEncode", "removeComments", "removeCommentsChar"];
 
 /// Single vectors whose `ret` cannot hold, with the reason.
 const RET_EXCEPTIONS: &[(&str, usize, &str)] = &[(
@@ -71,16 +65,12 @@ fn json2bin_full(s: &str) -> Vec<u8> {
 /// occurrence of that exact text with the byte its leading hex digits give.
 fn replace_escapes(bytes: &mut Vec<u8>, tag: u8, width: usize, last: &mut u32) {
     loop {
-        let found = bytes.windows(width + 2).position(|w| {
-            w[0] == b'\\' && w[1] == tag && w[2..].iter().all(u8::is_ascii_alphanumeric)
-        });
+        let found = bytes
+            .windows(width + 2)
+            .position(|w| w[0] == b'\\' && w[1] == tag && w[2..].iter().all(u8::is_ascii_alphanumeric));
         let Some(start) = found else { return };
         let pattern = bytes[start..start + width + 2].to_vec();
-        let digits: String = pattern[2..]
-            .iter()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .map(|&c| c as char)
-            .collect();
+        let digits: String = pattern[2..].iter().take_while(|c| c.is_ascii_hexdigit()).map(|&c| c as char).collect();
         if let Ok(v) = u32::from_str_radix(&digits, 16) {
             *last = v;
         }
@@ -88,10 +78,7 @@ fn replace_escapes(bytes: &mut Vec<u8>, tag: u8, width: usize, last: &mut u32) {
         // Replace all occurrences, resuming at the inserted byte (as the runner's
         // `replaceAll` does).
         let mut pos = 0;
-        while let Some(off) = bytes[pos..]
-            .windows(pattern.len())
-            .position(|w| w == pattern.as_slice())
-        {
+        while let Some(off) = bytes[pos..].windows(pattern.len()).position(|w| w == pattern.as_slice()) {
             let at = pos + off;
             bytes.splice(at..at + pattern.len(), [byte]);
             pos = at;
@@ -100,15 +87,7 @@ fn replace_escapes(bytes: &mut Vec<u8>, tag: u8, width: usize, last: &mut u32) {
 }
 
 fn show(b: &[u8]) -> String {
-    b.iter()
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                (c as char).to_string()
-            } else {
-                format!("\\x{c:02x}")
-            }
-        })
-        .collect()
+    b.iter().map(|&c| if (0x20..0x7f).contains(&c) { (c as char).to_string() } else { format!("\\x{c:02x}") }).collect()
 }
 
 #[test]
@@ -128,9 +107,7 @@ fn all_transformation_vectors() {
         "/../../../shared/modsec-tests/secrules-language-tests/transformations"
     ));
     if !dir.is_dir() {
-        println!(
-            "SKIPPED: ../shared/modsec-tests/secrules-language-tests/transformations not found"
-        );
+        println!("SKIPPED: ../shared/modsec-tests/secrules-language-tests/transformations not found");
         return;
     }
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -150,11 +127,7 @@ fn all_transformation_vectors() {
         for (n, v) in vectors.iter().enumerate() {
             assert_eq!(v.kind, "tfn", "{}", file.display());
             // The runner instantiates by class name; SecLang spells it `cmdLine`.
-            let name = if v.name == "cmd_line" {
-                "cmdLine"
-            } else {
-                v.name.as_str()
-            };
+            let name = if v.name == "cmd_line" { "cmdLine" } else { v.name.as_str() };
             let f = lookup(name).unwrap_or_else(|| panic!("no transformation {name}"));
             let input = json2bin(&v.input);
             let want = json2bin(&v.output);
@@ -186,20 +159,13 @@ fn all_transformation_vectors() {
                 continue;
             }
             if result.as_deref() == Some(input.as_slice()) {
-                failures.push(format!(
-                    "{where_} {name}: Some(..) returned for an unchanged value"
-                ));
+                failures.push(format!("{where_} {name}: Some(..) returned for an unchanged value"));
                 continue;
             }
             let reported = result.is_some();
-            let ret_ok = if RET_ALWAYS_ONE.contains(&name) {
-                !reported || v.ret == 1
-            } else {
-                (v.ret == 1) == reported
-            };
-            let excused = RET_EXCEPTIONS
-                .iter()
-                .any(|&(f, i, _)| f == file_name && i == n);
+            let ret_ok =
+                if RET_ALWAYS_ONE.contains(&name) { !reported || v.ret == 1 } else { (v.ret == 1) == reported };
+            let excused = RET_EXCEPTIONS.iter().any(|&(f, i, _)| f == file_name && i == n);
             if !ret_ok && !excused {
                 failures.push(format!(
                     "{where_} {name}: ret {} but changed={reported} for input {:?}",
@@ -225,10 +191,5 @@ fn all_transformation_vectors() {
     for note in &notes {
         println!("NOTE {note}");
     }
-    assert!(
-        failures.is_empty(),
-        "{} failing vectors:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} failing vectors:\n{}", failures.len(), failures.join("\n"));
 }

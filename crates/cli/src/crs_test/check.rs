@@ -108,7 +108,12 @@ mod tests {
                 Some("status 200 not in [403, 400]"),
             ),
             (out(&|o| o.match_regex = Some(r#"id "942100""#.into())), ok(200), vec![], None),
-            (out(&|o| o.no_match_regex = Some(r#"id "942100""#.into())), ok(200), vec![], Some(r#"log matches forbidden 'id "942100"'"#)),
+            (
+                out(&|o| o.no_match_regex = Some(r#"id "942100""#.into())),
+                ok(200),
+                vec![],
+                Some(r#"log matches forbidden 'id "942100"'"#),
+            ),
             (out(&|o| o.expect_error = true), Err("timeout".into()), vec![], None),
             (out(&|o| o.expect_error = true), ok(400), vec![], Some("expected an error, got status 400")),
             (Output::default(), Err("x".into()), vec![], Some("unexpected error: x")),

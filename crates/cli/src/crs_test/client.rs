@@ -90,7 +90,9 @@ fn finish(buf: Vec<u8>, head: Option<(usize, u16, Framing)>, err: &str) -> Resul
         Some((_, status, _)) => Ok(Response { status, raw: buf }),
         None if buf.is_empty() => Err(err.to_string()),
         // A status line without the blank line after the headers (e.g. closed early).
-        None => parse_status(&buf).map(|status| Response { status, raw: buf }).ok_or_else(|| "malformed response".to_string()),
+        None => parse_status(&buf)
+            .map(|status| Response { status, raw: buf })
+            .ok_or_else(|| "malformed response".to_string()),
     }
 }
 

@@ -171,7 +171,8 @@ pub fn load_file(path: &Path, display: String) -> Result<TestFile, String> {
     if raw_tests.is_empty() {
         return Err("no tests in file".into());
     }
-    let file_rule = map.get("rule_id").and_then(Value::as_u64).map(|v| v as u32).unwrap_or_else(|| rule_id_from_name(path));
+    let file_rule =
+        map.get("rule_id").and_then(Value::as_u64).map(|v| v as u32).unwrap_or_else(|| rule_id_from_name(path));
     let legacy = raw_tests.first().and_then(|t| t.get("test_title")).is_some();
     let mut tests = Vec::new();
     for (index, raw) in raw_tests.into_iter().enumerate() {
@@ -232,7 +233,11 @@ fn convert_input(raw: RawInput, legacy: bool) -> Result<Input, String> {
     let raw_bytes = match (raw.encoded_request.filter(|s| !s.is_empty()), raw.raw_request) {
         (Some(enc), _) => {
             let compact: String = enc.chars().filter(|c| !c.is_whitespace()).collect();
-            Some(base64::engine::general_purpose::STANDARD.decode(compact).map_err(|e| format!("encoded_request: {e}"))?)
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(compact)
+                    .map_err(|e| format!("encoded_request: {e}"))?,
+            )
         }
         (None, Some(raw)) if legacy => Some(ftw1_raw_request(&raw)),
         (None, Some(raw)) => Some(latin1_or_utf8(&raw)),
@@ -354,7 +359,10 @@ fn render_template(data: &str) -> Option<Vec<u8>> {
     if !data.contains("{{") {
         return Some(data.as_bytes().to_vec());
     }
-    let re = regex::Regex::new(r#"^\s*"((?:[^"\\]|\\.)*)"\s*\|\s*repeat\s+(\d+)\s*$|^\s*repeat\s+(\d+)\s+"((?:[^"\\]|\\.)*)"\s*$"#).ok()?;
+    let re = regex::Regex::new(
+        r#"^\s*"((?:[^"\\]|\\.)*)"\s*\|\s*repeat\s+(\d+)\s*$|^\s*repeat\s+(\d+)\s+"((?:[^"\\]|\\.)*)"\s*$"#,
+    )
+    .ok()?;
     let mut out = String::new();
     let mut rest = data;
     while let Some(start) = rest.find("{{") {
@@ -388,7 +396,11 @@ mod tests {
             ("{{ .Unknown }}", None),
         ];
         for (input, want) in cases {
-            assert_eq!(render_template(input).map(|v| String::from_utf8(v).unwrap()), want.map(String::from), "{input}");
+            assert_eq!(
+                render_template(input).map(|v| String::from_utf8(v).unwrap()),
+                want.map(String::from),
+                "{input}"
+            );
         }
     }
 
@@ -406,7 +418,10 @@ mod tests {
 
     #[test]
     fn categories() {
-        assert_eq!(category_of(Path::new("x/REQUEST-920-PROTOCOL-ENFORCEMENT/920100.yaml")), "920 PROTOCOL-ENFORCEMENT");
+        assert_eq!(
+            category_of(Path::new("x/REQUEST-920-PROTOCOL-ENFORCEMENT/920100.yaml")),
+            "920 PROTOCOL-ENFORCEMENT"
+        );
         assert_eq!(rule_id_from_name(Path::new("x/y/942100.yaml")), 942100);
     }
 }

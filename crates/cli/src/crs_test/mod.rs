@@ -160,7 +160,11 @@ impl Worker {
             }
             stages.push(result);
         }
-        let errored = stages.iter().any(|s| s.reason.as_deref().is_some_and(|r| r.starts_with("can't find log marker") || r.starts_with("marker request failed")));
+        let errored = stages.iter().any(|s| {
+            s.reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("can't find log marker") || r.starts_with("marker request failed"))
+        });
         let result = match (&failure, errored) {
             (None, _) => "pass",
             (Some(_), true) => "error",
@@ -372,7 +376,8 @@ pub fn run(args: CrsTestArgs) -> Result<ExitCode, String> {
                     "reason": s.reason.clone().unwrap_or_default(),
                 });
                 if s.reason.is_some() {
-                    v["log_lines"] = s.lines.iter().map(|l| Value::from(String::from_utf8_lossy(l).into_owned())).collect();
+                    v["log_lines"] =
+                        s.lines.iter().map(|l| Value::from(String::from_utf8_lossy(l).into_owned())).collect();
                 }
                 v
             })
@@ -388,10 +393,9 @@ pub fn run(args: CrsTestArgs) -> Result<ExitCode, String> {
             "duration_s": (result.duration * 10000.0).round() / 10000.0,
         }));
     }
-    let tally_json = |t: &Tally| {
-        json!({"total": t.total, "passed": t.passed, "failed": t.failed, "errors": t.errors, "skipped": 0, "pass_pct": pct(t.passed, t.total)})
-    };
-    let per_category: serde_json::Map<String, Value> = per_cat.iter().map(|(k, t)| (k.clone(), tally_json(t))).collect();
+    let tally_json = |t: &Tally| json!({"total": t.total, "passed": t.passed, "failed": t.failed, "errors": t.errors, "skipped": 0, "pass_pct": pct(t.passed, t.total)});
+    let per_category: serde_json::Map<String, Value> =
+        per_cat.iter().map(|(k, t)| (k.clone(), tally_json(t))).collect();
     let mut summary = tally_json(&all);
     summary["skipped"] = json!(skipped_count);
     summary["per_category"] = Value::Object(per_category);
@@ -428,7 +432,10 @@ pub fn run(args: CrsTestArgs) -> Result<ExitCode, String> {
         elapsed
     );
     if abort.load(Ordering::SeqCst) {
-        eprintln!("crs-test: aborted: the marker rule's log line (999999, header {}) was not found in the error log", args.marker_header);
+        eprintln!(
+            "crs-test: aborted: the marker rule's log line (999999, header {}) was not found in the error log",
+            args.marker_header
+        );
         return Ok(ExitCode::from(2));
     }
     if let Some(min) = args.min_pass {

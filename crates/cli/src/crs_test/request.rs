@@ -33,9 +33,9 @@ pub fn build(input: &Input) -> Vec<u8> {
         }
         data = encode_data_parameters(&headers, data);
     }
-    let multipart = headers
-        .iter()
-        .any(|(n, v)| n.eq_ignore_ascii_case("Content-Type") && v.to_ascii_lowercase().contains("multipart/form-data;"));
+    let multipart = headers.iter().any(|(n, v)| {
+        n.eq_ignore_ascii_case("Content-Type") && v.to_ascii_lowercase().contains("multipart/form-data;")
+    });
     if multipart && !input.data_is_crlf_list {
         data = replace_lf_with_crlf(&data);
     }
@@ -80,7 +80,9 @@ fn build_legacy(input: &Input) -> Vec<u8> {
         if content_type(&headers).is_none() {
             headers.push(("Content-Type".into(), "application/x-www-form-urlencoded".into()));
         }
-        if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded") && !has_valid_percent_escape(&data) {
+        if content_type(&headers).as_deref() == Some("application/x-www-form-urlencoded")
+            && !has_valid_percent_escape(&data)
+        {
             if let Some(encoded) = python_urlencode_parse_qsl(&data) {
                 data = encoded;
             }

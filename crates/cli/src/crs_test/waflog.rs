@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use regex::bytes::Regex;
 
 /// go-ftw's `stdLogIdRegex` and `jsonLogIdRegex` (the second only when the first finds nothing on a line).
-pub const ID_REGEXES: [&str; 2] = [r#"\[(?:id |\\?"id\\?":)\\?"(\d+)\\?"\]"#, r#"(?:\{|,)\s*"(?:id|ruleId)":\s*"?(\d+)"?"#];
+pub const ID_REGEXES: [&str; 2] =
+    [r#"\[(?:id |\\?"id\\?":)\\?"(\d+)\\?"\]"#, r#"(?:\{|,)\s*"(?:id|ruleId)":\s*"?(\d+)"?"#];
 
 pub struct IdExtractor {
     std: Regex,

@@ -121,11 +121,15 @@ impl Ctl {
             "ruleremovebytag" => Ctl::RuleRemoveByTag(value.to_string()),
             "ruleremovebymsg" => Ctl::RuleRemoveByMsg(value.to_string()),
             "ruleremovetargetbyid" => {
-                let (ids, target) = value.split_once(';').ok_or_else(|| format!("ctl:ruleRemoveTargetById needs ID;VARIABLE, got '{value}'"))?;
+                let (ids, target) = value
+                    .split_once(';')
+                    .ok_or_else(|| format!("ctl:ruleRemoveTargetById needs ID;VARIABLE, got '{value}'"))?;
                 Ctl::RuleRemoveTargetById(id_list(ids)?, TargetRef::parse(target)?)
             }
             "ruleremovetargetbytag" => {
-                let (tag, target) = value.split_once(';').ok_or_else(|| format!("ctl:ruleRemoveTargetByTag needs TAG;VARIABLE, got '{value}'"))?;
+                let (tag, target) = value
+                    .split_once(';')
+                    .ok_or_else(|| format!("ctl:ruleRemoveTargetByTag needs TAG;VARIABLE, got '{value}'"))?;
                 Ctl::RuleRemoveTargetByTag(tag.to_string(), TargetRef::parse(target)?)
             }
             "requestbodyprocessor" => Ctl::RequestBodyProcessor(
@@ -136,7 +140,9 @@ impl Ctl {
             "forcerequestbodyvariable" => Ctl::ForceRequestBodyVariable(on_off(value)?),
             "auditengine" => Ctl::AuditEngine(value.to_string()),
             "auditlogparts" => Ctl::AuditLogParts(value.to_string()),
-            "debugloglevel" | "hashengine" | "hashenforcement" | "requestbodylimit" | "parsexmlintoargs" => Ctl::Ignored,
+            "debugloglevel" | "hashengine" | "hashenforcement" | "requestbodylimit" | "parsexmlintoargs" => {
+                Ctl::Ignored
+            }
             other => return Err(format!("unknown ctl option '{other}'")),
         })
     }
@@ -161,7 +167,10 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        assert!(matches!(Ctl::parse("requestBodyProcessor=JSON").unwrap(), Ctl::RequestBodyProcessor(BodyProcessor::Json)));
+        assert!(matches!(
+            Ctl::parse("requestBodyProcessor=JSON").unwrap(),
+            Ctl::RequestBodyProcessor(BodyProcessor::Json)
+        ));
         assert!(Ctl::parse("requestBodyProcessor=YAML").is_err());
         assert!(Ctl::parse("nonsense=1").is_err());
         assert!(Ctl::parse("ruleEngine=maybe").is_err());

@@ -51,7 +51,10 @@ mod tests {
     #[test]
     fn table() {
         assert_eq!(DisruptiveAction::parse("deny", None).unwrap(), Some(DisruptiveAction::Deny));
-        assert_eq!(DisruptiveAction::parse("allow", Some("phase")).unwrap(), Some(DisruptiveAction::Allow(AllowScope::Phase)));
+        assert_eq!(
+            DisruptiveAction::parse("allow", Some("phase")).unwrap(),
+            Some(DisruptiveAction::Allow(AllowScope::Phase))
+        );
         assert_eq!(DisruptiveAction::parse("allow", None).unwrap(), Some(DisruptiveAction::Allow(AllowScope::All)));
         assert!(DisruptiveAction::parse("allow", Some("x")).is_err());
         assert!(DisruptiveAction::parse("redirect", None).is_err());

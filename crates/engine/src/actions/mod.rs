@@ -114,7 +114,12 @@ impl Actions {
                 "accuracy" => a.accuracy = need(it)?.parse().ok(),
                 "status" => {
                     let v = need(it)?;
-                    a.status = Some(v.parse().ok().filter(|s| (100..=999).contains(s)).ok_or_else(|| format!("invalid status '{v}'"))?);
+                    a.status = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|s| (100..=999).contains(s))
+                            .ok_or_else(|| format!("invalid status '{v}'"))?,
+                    );
                 }
                 "log" => (a.log, a.save_message) = (Some(true), Some(true)),
                 "nolog" => (a.log, a.save_message) = (Some(false), Some(false)),
@@ -147,21 +152,39 @@ impl Actions {
                 }
                 "expirevar" => {
                     let v = need(it)?;
-                    let (k, secs) = v.split_once('=').ok_or_else(|| format!("expirevar needs NAME=SECONDS, got '{v}'"))?;
+                    let (k, secs) =
+                        v.split_once('=').ok_or_else(|| format!("expirevar needs NAME=SECONDS, got '{v}'"))?;
                     a.expirevars.push((k.to_string(), Macro::parse(secs)));
                 }
                 "initcol" => {
                     let v = need(it)?;
-                    let (k, val) = v.split_once('=').ok_or_else(|| format!("initcol needs COLLECTION=KEY, got '{v}'"))?;
+                    let (k, val) =
+                        v.split_once('=').ok_or_else(|| format!("initcol needs COLLECTION=KEY, got '{v}'"))?;
                     a.initcols.push((k.to_ascii_uppercase(), Macro::parse(val)));
                 }
                 // Accepted for compatibility; they change nothing Ward evaluates.
-                "sanitisearg" | "sanitizearg" | "sanitisematched" | "sanitizematched" | "sanitisematchedbytes"
-                | "sanitizematchedbytes" | "sanitiserequestheader" | "sanitizerequestheader" | "sanitiseresponseheader"
-                | "sanitizeresponseheader" | "setuid" | "setsid" | "setrsc" | "xmlns" | "deprecatevar" | "append"
-                | "prepend" | "exec" | "proxy" => {}
+                "sanitisearg"
+                | "sanitizearg"
+                | "sanitisematched"
+                | "sanitizematched"
+                | "sanitisematchedbytes"
+                | "sanitizematchedbytes"
+                | "sanitiserequestheader"
+                | "sanitizerequestheader"
+                | "sanitiseresponseheader"
+                | "sanitizeresponseheader"
+                | "setuid"
+                | "setsid"
+                | "setrsc"
+                | "xmlns"
+                | "deprecatevar"
+                | "append"
+                | "prepend"
+                | "exec"
+                | "proxy" => {}
                 _ => match DisruptiveAction::parse(&name, it.value.as_deref())? {
-                    Some(DisruptiveAction::Block) if a.disruptive.as_ref().is_some_and(|d| *d != DisruptiveAction::Block) => {}
+                    Some(DisruptiveAction::Block)
+                        if a.disruptive.as_ref().is_some_and(|d| *d != DisruptiveAction::Block) => {}
                     Some(d) => a.disruptive = Some(d),
                     None => return Err(format!("unknown action '{}'", it.name)),
                 },

@@ -54,11 +54,8 @@ const CANCELLED: &str = "client cancelled parse via callback return value";
 pub fn parse(body: &[u8], limits: &JsonLimits, out: &mut Vec<(Vec<u8>, Vec<u8>)>) -> JsonOutcome {
     let mut p = Parser { text: body, pos: 0, sink: Sink::new(limits, out) };
     let err = p.run();
-    let mut outcome = JsonOutcome {
-        error: None,
-        depth_exceeded: p.sink.depth_exceeded,
-        limit_reached: p.sink.limit_reached,
-    };
+    let mut outcome =
+        JsonOutcome { error: None, depth_exceeded: p.sink.depth_exceeded, limit_reached: p.sink.limit_reached };
     if let Some(mut e) = err {
         if !body.is_empty() {
             if outcome.depth_exceeded {
@@ -454,9 +451,7 @@ impl<'t, 'a> Parser<'t, 'a> {
                         for _ in 0..4 {
                             let Some(h) = self.at(self.pos) else { return Ok(Tok::Eof) };
                             if !is_hex(h) {
-                                return Err(Fail::Lex(
-                                    "invalid (non-hex) character occurs after '\\u' inside string.",
-                                ));
+                                return Err(Fail::Lex("invalid (non-hex) character occurs after '\\u' inside string."));
                             }
                             self.pos += 1;
                         }
@@ -563,9 +558,8 @@ impl<'t, 'a> Parser<'t, 'a> {
                 0
             }
         };
-        let hex4 = |i: usize| -> u32 {
-            (0..4).fold(0u32, |v, k| v << 4 | (at(i + k) as char).to_digit(16).unwrap_or(0))
-        };
+        let hex4 =
+            |i: usize| -> u32 { (0..4).fold(0u32, |v, k| v << 4 | (at(i + k) as char).to_digit(16).unwrap_or(0)) };
         let mut out = Vec::with_capacity(s.len());
         let mut beg = 0;
         let mut end = 0;
@@ -625,11 +619,7 @@ fn utf32_to_utf8(cp: u32, out: &mut Vec<u8>) {
     } else if cp < 0x800 {
         out.extend_from_slice(&[(cp >> 6) as u8 | 0xC0, (cp & 0x3F) as u8 | 0x80]);
     } else if cp < 0x10000 {
-        out.extend_from_slice(&[
-            (cp >> 12) as u8 | 0xE0,
-            ((cp >> 6) & 0x3F) as u8 | 0x80,
-            (cp & 0x3F) as u8 | 0x80,
-        ]);
+        out.extend_from_slice(&[(cp >> 12) as u8 | 0xE0, ((cp >> 6) & 0x3F) as u8 | 0x80, (cp & 0x3F) as u8 | 0x80]);
     } else if cp < 0x200000 {
         out.extend_from_slice(&[
             (cp >> 18) as u8 | 0xF0,
@@ -664,7 +654,10 @@ mod tests {
             (br#"{"a":{"b":1}}"#, &[("json.a.b", b"1")]),
             (br#"{"a":[1,2]}"#, &[("json.a.array_0", b"1"), ("json.a.array_1", b"2")]),
             (br#"[1,"x"]"#, &[("json.array_0", b"1"), ("json.array_1", b"x")]),
-            (br#"{"a":[[1],[2,3]]}"#, &[("json.a.array_0.array_0", b"1"), ("json.a.array_1.array_0", b"2"), ("json.a.array_1.array_1", b"3")]),
+            (
+                br#"{"a":[[1],[2,3]]}"#,
+                &[("json.a.array_0.array_0", b"1"), ("json.a.array_1.array_0", b"2"), ("json.a.array_1.array_1", b"3")],
+            ),
             (br#"{"a":[{"b":1},{"c":true}]}"#, &[("json.a.array_0.b", b"1"), ("json.a.array_1.c", b"true")]),
             (br#"{"":null,"x":false}"#, &[("json.empty-key", b""), ("json.x", b"false")]),
             (br#""top""#, &[("json", b"top")]),
@@ -678,7 +671,10 @@ mod tests {
             (br#"{"k":"\ud800"}"#, &[("json.k", b"?")]),
             (br#"{"k\"q":1}"#, &[("json.k\"q", b"1")]),
             // yajl's UTF-8 check is structural only
-            (b"{\"k\":\"\xc0\x80\xed\xa0\x80\xf5\x80\x80\x80\"}", &[("json.k", b"\xc0\x80\xed\xa0\x80\xf5\x80\x80\x80")]),
+            (
+                b"{\"k\":\"\xc0\x80\xed\xa0\x80\xf5\x80\x80\x80\"}",
+                &[("json.k", b"\xc0\x80\xed\xa0\x80\xf5\x80\x80\x80")],
+            ),
             // an open string after a complete value is EOF, not garbage
             (b"{} \"abc", &[]),
         ];

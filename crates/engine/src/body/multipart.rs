@@ -222,11 +222,9 @@ fn count_boundary_params(s: &[u8]) -> usize {
 }
 
 fn boundary_characters_valid(b: &[u8]) -> bool {
-    b.iter().enumerate().all(|(i, &c)| {
-        c.is_ascii_alphanumeric()
-            || (c == b' ' && i + 1 != b.len())
-            || b"'()+_,-./:=?".contains(&c)
-    })
+    b.iter()
+        .enumerate()
+        .all(|(i, &c)| c.is_ascii_alphanumeric() || (c == b' ' && i + 1 != b.len()) || b"'()+_,-./:=?".contains(&c))
 }
 
 fn is_token_char(c: u8) -> bool {
@@ -466,9 +464,7 @@ impl<'l> Parser<'l> {
                 }
                 self.out.flags.unmatched_boundary = 1;
             }
-        } else if self.buf_contains_line
-            && self.finder.as_ref().is_some_and(|f| f.find(line).is_some())
-        {
+        } else if self.buf_contains_line && self.finder.as_ref().is_some_and(|f| f.find(line).is_some()) {
             self.out.flags.unmatched_boundary = 1;
         }
 
@@ -602,11 +598,7 @@ impl<'l> Parser<'l> {
             part.index.insert(key, part.headers.len());
             part.last_header = Some(part.headers.len());
             part.headers.push((name.to_vec(), value.to_vec()));
-            part.last_line = if without_eol > 0 {
-                LastLine::Raw(line[..without_eol].to_vec())
-            } else {
-                LastLine::None
-            };
+            part.last_line = if without_eol > 0 { LastLine::Raw(line[..without_eol].to_vec()) } else { LastLine::None };
         }
         true
     }
@@ -1090,13 +1082,19 @@ world\n\
         assert!(m.flags.error);
         assert_eq!(m.error.as_deref(), Some(&b"Multipart: Final boundary missing."[..]));
         // Long data lines are fine; size counts every byte.
-        let body = crlf(&format!("--XyZ\nContent-Disposition: form-data; name=f; filename=x\n\n{long}\n{long}\n--XyZ--\n"));
+        let body =
+            crlf(&format!("--XyZ\nContent-Disposition: form-data; name=f; filename=x\n\n{long}\n{long}\n--XyZ--\n"));
         let m = run(CT, &body);
         assert_eq!(m.error, None);
         assert_eq!(m.files[0].size, 4100 * 2 + 2);
         // CR at the 4096th byte stays with its LF.
         let data = format!("{}\r\n", "b".repeat(4095));
-        let body = [&crlf("--XyZ\nContent-Disposition: form-data; name=f; filename=x\n\n")[..], data.as_bytes(), b"z\r\n--XyZ--\r\n"].concat();
+        let body = [
+            &crlf("--XyZ\nContent-Disposition: form-data; name=f; filename=x\n\n")[..],
+            data.as_bytes(),
+            b"z\r\n--XyZ--\r\n",
+        ]
+        .concat();
         let m = run(CT, &body);
         assert_eq!(m.error, None);
         assert_eq!(m.files[0].size, 4095 + 2 + 1);

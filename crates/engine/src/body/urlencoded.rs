@@ -44,28 +44,16 @@ pub fn parse(input: &[u8], out: &mut Vec<(Vec<u8>, Vec<u8>)>) -> UrlencodedOutco
 }
 
 /// Like [`parse`] with a custom separator (SecArgumentSeparator).
-pub fn parse_with_separator(
-    input: &[u8],
-    separator: u8,
-    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
-) -> UrlencodedOutcome {
+pub fn parse_with_separator(input: &[u8], separator: u8, out: &mut Vec<(Vec<u8>, Vec<u8>)>) -> UrlencodedOutcome {
     split(input, separator, |k, v| out.push((k.into_owned(), v.into_owned())))
 }
 
 /// Like [`parse_with_separator`], but borrows from `input` where nothing was encoded.
-pub fn parse_borrowed<'a>(
-    input: &'a [u8],
-    separator: u8,
-    out: &mut Vec<CowPair<'a>>,
-) -> UrlencodedOutcome {
+pub fn parse_borrowed<'a>(input: &'a [u8], separator: u8, out: &mut Vec<CowPair<'a>>) -> UrlencodedOutcome {
     split(input, separator, |k, v| out.push((k, v)))
 }
 
-fn split<'a>(
-    input: &'a [u8],
-    separator: u8,
-    mut emit: impl FnMut(Cow<'a, [u8]>, Cow<'a, [u8]>),
-) -> UrlencodedOutcome {
+fn split<'a>(input: &'a [u8], separator: u8, mut emit: impl FnMut(Cow<'a, [u8]>, Cow<'a, [u8]>)) -> UrlencodedOutcome {
     let mut outcome = UrlencodedOutcome::default();
     let mut rest = input;
     // getline semantics: stop when nothing is left, so a trailing separator adds nothing.
@@ -167,8 +155,7 @@ mod tests {
         for (input, want, bad_v, bad_n) in cases {
             let mut out = Vec::new();
             let o = parse(input, &mut out);
-            let want: Vec<(Vec<u8>, Vec<u8>)> =
-                want.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            let want: Vec<(Vec<u8>, Vec<u8>)> = want.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
             assert_eq!(out, want, "input {:?}", String::from_utf8_lossy(input));
             assert_eq!(o.invalid_encoding, *bad_v, "input {:?}", String::from_utf8_lossy(input));
             assert_eq!(o.invalid_encoding_names, *bad_n);

@@ -82,7 +82,13 @@ fn transcode(body: &[u8]) -> Result<String, String> {
         std::str::from_utf8(rest).map_err(|_| "Input is not proper UTF-8".to_string())?.to_string()
     } else if body.starts_with(b"\xFF\xFE") || body.starts_with(b"\xFE\xFF") {
         let le = body[0] == 0xFF;
-        let units = body[2..].chunks_exact(2).map(|c| if le { u16::from_le_bytes([c[0], c[1]]) } else { u16::from_be_bytes([c[0], c[1]]) });
+        let units = body[2..].chunks_exact(2).map(|c| {
+            if le {
+                u16::from_le_bytes([c[0], c[1]])
+            } else {
+                u16::from_be_bytes([c[0], c[1]])
+            }
+        });
         char::decode_utf16(units).collect::<Result<String, _>>().map_err(|_| "invalid UTF-16".to_string())?
     } else if declares_latin1(body) {
         body.iter().map(|&c| c as char).collect()
@@ -192,7 +198,8 @@ impl Builder {
                         if a.value.contains(&b'<') {
                             return Err("Unescaped '<' not allowed in attributes values".into());
                         }
-                        let raw: Vec<u8> = a.value.iter().map(|&c| if matches!(c, b'\t' | b'\n') { b' ' } else { c }).collect();
+                        let raw: Vec<u8> =
+                            a.value.iter().map(|&c| if matches!(c, b'\t' | b'\n') { b' ' } else { c }).collect();
                         let value = self.unescape(&raw, 0)?;
                         let (rns, rlocal) = r.resolve_attribute(a.key);
                         let ns = match rns {
@@ -219,7 +226,12 @@ impl Builder {
                     let raw = t.as_ref();
                     if self.stack.is_empty() {
                         if raw.iter().any(|c| !matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
-                            return Err(if root_done { "Extra content at the end of the document" } else { "Start tag expected" }.into());
+                            return Err(if root_done {
+                                "Extra content at the end of the document"
+                            } else {
+                                "Start tag expected"
+                            }
+                            .into());
                         }
                         continue;
                     }
@@ -288,7 +300,9 @@ impl Builder {
             rest = &rest[ws..];
             match rest.first() {
                 Some(&q) if q == b'"' || q == b'\'' => {
-                    let Some(end) = memchr::memchr(q, &rest[1..]) else { return Err("EntityValue: \" or ' expected".into()) };
+                    let Some(end) = memchr::memchr(q, &rest[1..]) else {
+                        return Err("EntityValue: \" or ' expected".into());
+                    };
                     let value = rest[1..1 + end].to_vec();
                     rest = &rest[1 + end..];
                     self.entities.entry(name).or_insert(Some(value));
@@ -640,7 +654,9 @@ impl XPath {
                             .iter()
                             .copied()
                             .filter(|&c| match (test, doc.nodes.get(c)) {
-                                (Test::Element(_, l), Some(Node::Element { local, ns: ens, .. })) => local == l && *ens == ns,
+                                (Test::Element(_, l), Some(Node::Element { local, ns: ens, .. })) => {
+                                    local == l && *ens == ns
+                                }
                                 (Test::AnyElement, Some(Node::Element { .. })) => true,
                                 (Test::Text, Some(Node::Text(_))) => true,
                                 (Test::Node, Some(_)) => true,

@@ -16,9 +16,7 @@ pub struct Contains {
 
 impl Contains {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(Contains {
-            needle: Finder::new(param.as_bytes()).into_owned(),
-        }))
+        Ok(Box::new(Contains { needle: Finder::new(param.as_bytes()).into_owned() }))
     }
 }
 
@@ -35,21 +33,12 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
-        for (param, input, want) in [
-            ("", "", true),
-            ("def", "abcdefghi", true),
-            ("x", "", false),
-            ("gij", "abcdefghi", false),
-        ] {
+        let ctx = OperatorContext { base_dir: Path::new(".") };
+        for (param, input, want) in
+            [("", "", true), ("def", "abcdefghi", true), ("x", "", false), ("gij", "abcdefghi", false)]
+        {
             let op = Contains::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

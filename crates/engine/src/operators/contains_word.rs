@@ -18,16 +18,13 @@ pub struct ContainsWord {
 
 impl ContainsWord {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(ContainsWord {
-            word: Finder::new(param.as_bytes()).into_owned(),
-        }))
+        Ok(Box::new(ContainsWord { word: Finder::new(param.as_bytes()).into_owned() }))
     }
 }
 
 /// A boundary byte next to the word: present and not an ASCII letter.
 fn boundary_at(input: &[u8], pos: Option<usize>) -> bool {
-    pos.and_then(|p| input.get(p))
-        .is_some_and(|b| !b.is_ascii_alphabetic())
+    pos.and_then(|p| input.get(p)).is_some_and(|b| !b.is_ascii_alphabetic())
 }
 
 impl Operator for ContainsWord {
@@ -65,9 +62,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (param, input, want) in [
             ("", "", true),
             ("abc", "", false),
@@ -80,11 +75,7 @@ mod tests {
             ("aa", "aaa", false),
         ] {
             let op = ContainsWord::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

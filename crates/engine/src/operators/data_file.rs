@@ -11,18 +11,12 @@ use super::OperatorContext;
 /// The bytes of the file `param` names.
 pub fn read(param: &str, ctx: &OperatorContext) -> Result<Vec<u8>, String> {
     if param.starts_with("https://") {
-        return Err(format!(
-            "cannot load {param}: downloading data files is not supported"
-        ));
+        return Err(format!("cannot load {param}: downloading data files is not supported"));
     }
     let as_given = Path::new(param);
     std::fs::read(as_given).or_else(|_| {
         let beside = ctx.base_dir.join(param);
-        std::fs::read(&beside).map_err(|e| {
-            format!(
-                "failed to open file {param} (looked at {param}, {}): {e}",
-                beside.display()
-            )
-        })
+        std::fs::read(&beside)
+            .map_err(|e| format!("failed to open file {param} (looked at {param}, {}): {e}", beside.display()))
     })
 }

@@ -30,11 +30,7 @@ impl Operator for DetectSqli {
         if !result.is_injection() {
             return false;
         }
-        let fingerprint = result
-            .fingerprint
-            .as_ref()
-            .map(|f| f.as_str().as_bytes())
-            .unwrap_or_default();
+        let fingerprint = result.fingerprint.as_ref().map(|f| f.as_str().as_bytes()).unwrap_or_default();
         capture_one(caps, fingerprint);
         true
     }

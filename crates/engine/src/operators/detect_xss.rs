@@ -24,8 +24,7 @@ impl DetectXss {
 impl Operator for DetectXss {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
         // The port still indexes slices; a panic there must not take the worker down.
-        let is_xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(input).is_injection())
-            .unwrap_or(false);
+        let is_xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(input).is_injection()).unwrap_or(false);
         if is_xss {
             capture_one(caps, input);
         }
@@ -45,11 +44,7 @@ mod tests {
             ("<a href=\"javascript:alert(1)\">)", true),
             ("<script>alert(1)</script>", true),
         ] {
-            assert_eq!(
-                DetectXss.evaluate(input.as_bytes(), None),
-                want,
-                "{input:?}"
-            );
+            assert_eq!(DetectXss.evaluate(input.as_bytes(), None), want, "{input:?}");
         }
     }
 }

@@ -14,9 +14,7 @@ pub struct EndsWith {
 
 impl EndsWith {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(EndsWith {
-            suffix: param.as_bytes().to_vec(),
-        }))
+        Ok(Box::new(EndsWith { suffix: param.as_bytes().to_vec() }))
     }
 }
 
@@ -33,21 +31,11 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
-        for (param, input, want) in [
-            ("", "", true),
-            ("def", "abcdef", true),
-            ("abc", "bc", false),
-            ("b", "abc", false),
-        ] {
+        let ctx = OperatorContext { base_dir: Path::new(".") };
+        for (param, input, want) in [("", "", true), ("def", "abcdef", true), ("abc", "bc", false), ("b", "abc", false)]
+        {
             let op = EndsWith::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

@@ -25,8 +25,7 @@ impl IpSet {
     /// Adds the comma-separated entries of one parameter or file line.
     pub fn add_list(&mut self, list: &str) -> Result<(), String> {
         for entry in list.split(',').filter(|e| !e.is_empty()) {
-            self.add(entry)
-                .ok_or_else(|| format!("could not add entry {entry:?} from: {list}"))?;
+            self.add(entry).ok_or_else(|| format!("could not add entry {entry:?} from: {list}"))?;
         }
         Ok(())
     }
@@ -103,11 +102,7 @@ fn atoi(s: &str) -> i64 {
         Some(b'+') => (1, t.get(1..).unwrap_or_default()),
         _ => (1, t),
     };
-    let n = digits
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .take(12)
-        .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
+    let n = digits.bytes().take_while(u8::is_ascii_digit).take(12).fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'));
     sign * n
 }
 
@@ -137,9 +132,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (param, input, want) in [
             ("10.10.10.10", "10.10.10.10", true),
             ("10.10.10.0/21", "10.10.15.254", true),
@@ -151,20 +144,9 @@ mod tests {
             ("10.0.0.0/8", "10.1.2.3\0junk", true),
         ] {
             let op = IpMatch::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
-        for bad in [
-            "10.0.0.0/0",
-            "1.2.3.4/33",
-            " 1.2.3.4",
-            "::1/128",
-            "1.2.3.4/255.0.0.0",
-            "::/0",
-        ] {
+        for bad in ["10.0.0.0/0", "1.2.3.4/33", " 1.2.3.4", "::1/128", "1.2.3.4/255.0.0.0", "::/0"] {
             assert!(IpMatch::create(bad, &ctx).is_err(), "{bad:?}");
         }
     }

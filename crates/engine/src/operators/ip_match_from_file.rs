@@ -23,8 +23,7 @@ impl IpMatchFromFile {
         let mut set = IpSet::default();
         for (n, line) in text.split('\n').enumerate() {
             let line = line.split('#').next().unwrap_or_default();
-            set.add_list(line)
-                .map_err(|e| format!("{param}:{}: {e}", n + 1))?;
+            set.add_list(line).map_err(|e| format!("{param}:{}: {e}", n + 1))?;
         }
         Ok(Box::new(IpMatchFromFile { set }))
     }
@@ -44,20 +43,11 @@ mod tests {
     fn loads_and_matches() {
         let dir = std::env::temp_dir().join(format!("ward-ipf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(
-            dir.join("ips.txt"),
-            "# blocked\n10.0.0.0/8\n192.168.1.1,::1# two\n\n",
-        )
-        .unwrap();
+        std::fs::write(dir.join("ips.txt"), "# blocked\n10.0.0.0/8\n192.168.1.1,::1# two\n\n").unwrap();
         std::fs::write(dir.join("bad.txt"), "10.0.0.1 \n").unwrap();
         let ctx = OperatorContext { base_dir: &dir };
         let op = IpMatchFromFile::create("ips.txt", &ctx).unwrap();
-        for (input, want) in [
-            ("10.2.3.4", true),
-            ("192.168.1.1", true),
-            ("::1", true),
-            ("11.0.0.1", false),
-        ] {
+        for (input, want) in [("10.2.3.4", true), ("192.168.1.1", true), ("::1", true), ("11.0.0.1", false)] {
             assert_eq!(op.evaluate(input.as_bytes(), None), want, "{input}");
         }
         assert!(IpMatchFromFile::create("bad.txt", &ctx).is_err());

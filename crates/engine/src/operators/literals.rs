@@ -108,7 +108,10 @@ fn req(h: &Hir) -> Option<Vec<Vec<u8>>> {
             // joined into one longer literal) is a valid necessary condition.
             let mut best: Option<Vec<Vec<u8>>> = None;
             let mut consider = |cand: Vec<Vec<u8>>| {
-                if best.as_ref().is_none_or(|b| score(&cand) > score(b) || (score(&cand) == score(b) && cand.len() < b.len())) {
+                if best
+                    .as_ref()
+                    .is_none_or(|b| score(&cand) > score(b) || (score(&cand) == score(b) && cand.len() < b.len()))
+                {
                     best = Some(cand);
                 }
             };
@@ -159,15 +162,31 @@ mod tests {
     /// The set is a necessary condition: whenever the regex matches, a literal occurs.
     #[test]
     fn necessary_condition_on_samples() {
-        let pats = [r"(?i)union\s+(?:all\s+)?select", r"<script[^>]*>", r"(?:etc/passwd|boot\.ini)", r"\bjava\.lang\.(?:runtime|processbuilder)"];
-        let inputs: [&[u8]; 6] = [b"1 UNION ALL SELECT 2", b"<SCRIPT src=x>", b"../../etc/passwd", b"java.lang.Runtime", b"benign", b"BOOT.INI"];
+        let pats = [
+            r"(?i)union\s+(?:all\s+)?select",
+            r"<script[^>]*>",
+            r"(?:etc/passwd|boot\.ini)",
+            r"\bjava\.lang\.(?:runtime|processbuilder)",
+        ];
+        let inputs: [&[u8]; 6] = [
+            b"1 UNION ALL SELECT 2",
+            b"<SCRIPT src=x>",
+            b"../../etc/passwd",
+            b"java.lang.Runtime",
+            b"benign",
+            b"BOOT.INI",
+        ];
         for p in pats {
             let set = required(p).unwrap();
             let re = regex::bytes::RegexBuilder::new(p).unicode(false).build().unwrap();
             for i in inputs {
                 if re.is_match(i) {
                     let low = i.to_ascii_lowercase();
-                    assert!(set.iter().any(|l| low.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))), "{p} on {:?}", String::from_utf8_lossy(i));
+                    assert!(
+                        set.iter().any(|l| low.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))),
+                        "{p} on {:?}",
+                        String::from_utf8_lossy(i)
+                    );
                 }
             }
         }

@@ -18,9 +18,9 @@ mod ends_with;
 mod geo_lookup;
 mod ip_match;
 mod ip_match_from_file;
+pub mod literals;
 mod no_match;
 mod numeric;
-pub mod literals;
 pub mod pattern;
 mod phrases;
 mod pm;
@@ -84,10 +84,7 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("gt", numeric::Numeric::create_gt),
     ("ipmatch", ip_match::IpMatch::create),
     ("ipmatchf", ip_match_from_file::IpMatchFromFile::create),
-    (
-        "ipmatchfromfile",
-        ip_match_from_file::IpMatchFromFile::create,
-    ),
+    ("ipmatchfromfile", ip_match_from_file::IpMatchFromFile::create),
     ("le", numeric::Numeric::create_le),
     ("lt", numeric::Numeric::create_lt),
     ("nomatch", no_match::NoMatch::create),
@@ -99,22 +96,10 @@ pub const REGISTRY: &[(&str, Constructor)] = &[
     ("rxglobal", rx_global::RxGlobal::create),
     ("streq", streq::StrEq::create),
     ("strmatch", strmatch::StrMatch::create),
-    (
-        "unconditionalmatch",
-        unconditional_match::UnconditionalMatch::create,
-    ),
-    (
-        "validatebyterange",
-        validate_byte_range::ValidateByteRange::create,
-    ),
-    (
-        "validateurlencoding",
-        validate_url_encoding::ValidateUrlEncoding::create,
-    ),
-    (
-        "validateutf8encoding",
-        validate_utf8_encoding::ValidateUtf8Encoding::create,
-    ),
+    ("unconditionalmatch", unconditional_match::UnconditionalMatch::create),
+    ("validatebyterange", validate_byte_range::ValidateByteRange::create),
+    ("validateurlencoding", validate_url_encoding::ValidateUrlEncoding::create),
+    ("validateutf8encoding", validate_utf8_encoding::ValidateUtf8Encoding::create),
     ("verifycc", verify_cc::VerifyCc::create),
     ("verifycpf", verify_cpf::VerifyCpf::create),
     ("verifyssn", verify_ssn::VerifySsn::create),
@@ -147,14 +132,10 @@ mod tests {
 
     #[test]
     fn names_are_case_insensitive_and_unknown_is_an_error() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         assert!(create("beginsWith", "a", &ctx).is_ok());
         assert!(create("RX", "a", &ctx).is_ok());
         assert!(create("pmf", "/nonexistent", &ctx).is_err());
-        assert!(create("nosuch", "", &ctx)
-            .unwrap_err()
-            .contains("unknown operator"));
+        assert!(create("nosuch", "", &ctx).unwrap_err().contains("unknown operator"));
     }
 }

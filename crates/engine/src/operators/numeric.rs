@@ -54,9 +54,7 @@ impl Numeric {
 /// `strtol`-style prefix parse: `None` without digits, magnitude saturated far past i64.
 fn c_integer(bytes: &[u8]) -> Option<i128> {
     // C's isspace: space, \t, \n, \v, \f, \r.
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))?;
     let rest = bytes.get(start..)?;
     let (negative, digits) = match rest.first() {
         Some(b'-') => (true, rest.get(1..)?),
@@ -67,9 +65,8 @@ fn c_integer(bytes: &[u8]) -> Option<i128> {
     if count == 0 {
         return None;
     }
-    let magnitude = digits[..count].iter().fold(0i128, |acc, d| {
-        (acc * 10 + i128::from(d - b'0')).min(i128::from(u64::MAX))
-    });
+    let magnitude =
+        digits[..count].iter().fold(0i128, |acc, d| (acc * 10 + i128::from(d - b'0')).min(i128::from(u64::MAX)));
     Some(if negative { -magnitude } else { magnitude })
 }
 
@@ -78,13 +75,9 @@ fn read_number(comparison: Comparison, bytes: &[u8]) -> i64 {
     let value = c_integer(bytes);
     match comparison {
         // std::stoi: invalid or out of int range throws, and ModSecurity uses 0.
-        Comparison::Eq => value
-            .and_then(|v| i32::try_from(v).ok())
-            .map_or(0, i64::from),
+        Comparison::Eq => value.and_then(|v| i32::try_from(v).ok()).map_or(0, i64::from),
         // atoll (glibc strtoll): saturates.
-        _ => value.map_or(0, |v| {
-            v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-        }),
+        _ => value.map_or(0, |v| v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64),
     }
 }
 
@@ -109,9 +102,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         type Ctor = fn(&str, &OperatorContext) -> Result<Box<dyn Operator>, String>;
         let cases: &[(Ctor, &str, &str, bool)] = &[
             (Numeric::create_eq, "0", "", true),
@@ -129,11 +120,7 @@ mod tests {
         ];
         for (ctor, param, input, want) in cases {
             let op = ctor(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                *want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), *want, "{param:?} {input:?}");
         }
     }
 }

@@ -61,11 +61,7 @@ impl Pattern {
                 .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
                 .build();
             if let Ok(re) = built {
-                let caret_twin = if caret {
-                    Some(pcre2_compile(pcre)?)
-                } else {
-                    None
-                };
+                let caret_twin = if caret { Some(pcre2_compile(pcre)?) } else { None };
                 return Ok(Pattern {
                     engine: Engine::Regex(re),
                     literals: super::literals::required(&translated),
@@ -73,11 +69,7 @@ impl Pattern {
                 });
             }
         }
-        Ok(Pattern {
-            engine: Engine::Pcre2(pcre2_compile(pcre)?),
-            literals: None,
-            caret_twin: None,
-        })
+        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre)?), literals: None, caret_twin: None })
     }
 
     /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
@@ -181,16 +173,12 @@ impl Pattern {
             };
             any = true;
             let whole = spans.first().copied().flatten().unwrap_or((start, start));
-            caps.extend(spans.into_iter().map(|span| {
-                span.and_then(|(s, e)| input.get(s..e))
-                    .map(<[u8]>::to_vec)
-                    .unwrap_or_default()
-            }));
-            start = if whole.1 > whole.0 {
-                whole.1
-            } else {
-                whole.1 + 1
-            };
+            caps.extend(
+                spans
+                    .into_iter()
+                    .map(|span| span.and_then(|(s, e)| input.get(s..e)).map(<[u8]>::to_vec).unwrap_or_default()),
+            );
+            start = if whole.1 > whole.0 { whole.1 } else { whole.1 + 1 };
         }
         any
     }
@@ -221,16 +209,8 @@ impl Pattern {
     /// `len - 1`, `search_all` on the suffix `input[i..]` (a fresh subject, so `^` and
     /// `\b` see its start), returning the first candidate `check` accepts. Quadratic in
     /// the value's length, like the original.
-    pub fn first_verified<'s>(
-        &self,
-        input: &'s [u8],
-        check: impl Fn(&[u8]) -> bool,
-    ) -> Option<&'s [u8]> {
-        (0..input.len().saturating_sub(1)).find_map(|i| {
-            self.search_all(input.get(i..)?)
-                .into_iter()
-                .find(|c| check(c))
-        })
+    pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
+        (0..input.len().saturating_sub(1)).find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
     }
 }
 
@@ -246,12 +226,7 @@ pub fn translate(pcre: &str) -> Result<String, NeedsPcre> {
 
 /// [`translate`], also saying whether the pattern has a `^` anchor.
 fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
-    let mut t = Translator {
-        src: pcre.as_bytes(),
-        pos: 0,
-        out: String::with_capacity(pcre.len() + 16),
-        caret: false,
-    };
+    let mut t = Translator { src: pcre.as_bytes(), pos: 0, out: String::with_capacity(pcre.len() + 16), caret: false };
     t.run()?;
     Ok((t.out, t.caret))
 }
@@ -327,8 +302,7 @@ impl Translator<'_> {
                             return Err(NeedsPcre("stacked quantifier"));
                         }
                         let q = self.src.get(self.pos..self.pos + len).unwrap_or_default();
-                        self.out
-                            .push_str(std::str::from_utf8(q).unwrap_or_default());
+                        self.out.push_str(std::str::from_utf8(q).unwrap_or_default());
                         self.pos += len;
                         after_quantifier = true;
                     } else {
@@ -405,8 +379,7 @@ impl Translator<'_> {
                     }
                 }
                 let text = &self.src[self.pos - 1..=self.pos + i];
-                self.out
-                    .push_str(std::str::from_utf8(text).unwrap_or_default());
+                self.out.push_str(std::str::from_utf8(text).unwrap_or_default());
                 self.pos += i + 1;
             }
             None => return Err(NeedsPcre("unterminated group")),
@@ -475,25 +448,15 @@ impl Translator<'_> {
                 v as u8
             }
             b'o' if self.peek() == Some(b'{') => {
-                let end = self
-                    .rest()
-                    .iter()
-                    .position(|&b| b == b'}')
-                    .ok_or(NeedsPcre("\\o{"))?;
-                let digits =
-                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
+                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\o{"))?;
+                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\o{"))?;
                 let v = u32::from_str_radix(digits, 8).map_err(|_| NeedsPcre("\\o{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
             }
             b'x' if self.peek() == Some(b'{') => {
-                let end = self
-                    .rest()
-                    .iter()
-                    .position(|&b| b == b'}')
-                    .ok_or(NeedsPcre("\\x{"))?;
-                let digits =
-                    std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
+                let end = self.rest().iter().position(|&b| b == b'}').ok_or(NeedsPcre("\\x{"))?;
+                let digits = std::str::from_utf8(&self.rest()[1..end]).map_err(|_| NeedsPcre("\\x{"))?;
                 let v = u32::from_str_radix(digits, 16).map_err(|_| NeedsPcre("\\x{"))?;
                 self.pos += end + 1;
                 u8::try_from(v).map_err(|_| NeedsPcre("code point above 0xff"))?
@@ -513,10 +476,7 @@ impl Translator<'_> {
                 v
             }
             b'c' => {
-                let x = self
-                    .peek()
-                    .filter(|x| x.is_ascii_graphic() || *x == b' ')
-                    .ok_or(NeedsPcre("\\c"))?;
+                let x = self.peek().filter(|x| x.is_ascii_graphic() || *x == b' ').ok_or(NeedsPcre("\\c"))?;
                 self.pos += 1;
                 x.to_ascii_uppercase() ^ 0x40
             }
@@ -583,9 +543,7 @@ impl Translator<'_> {
                 // `[.x.]`, `[=x=]` or an unknown `[:name:]`: a PCRE2 compile error.
                 return Err(NeedsPcre("POSIX collating element or unknown class"));
             };
-            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default())
-                .unwrap_or_default()
-                .to_string();
+            let s = std::str::from_utf8(self.rest().get(..len).unwrap_or_default()).unwrap_or_default().to_string();
             self.pos += len;
             return Ok(ClassAtom::Set(s));
         }
@@ -622,9 +580,7 @@ impl Translator<'_> {
                         _ => break,
                     }
                 }
-                return u8::try_from(v)
-                    .map(ClassAtom::Byte)
-                    .map_err(|_| NeedsPcre("octal above 0xff"));
+                return u8::try_from(v).map(ClassAtom::Byte).map_err(|_| NeedsPcre("octal above 0xff"));
             }
             _ => return self.literal_escape().map(ClassAtom::Byte),
         };
@@ -690,8 +646,8 @@ fn posix_class_len(s: &[u8]) -> Option<usize> {
         i += 1;
     }
     const NAMES: [&[u8]; 14] = [
-        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph",
-        b"print", b"punct", b"space", b"word", b"xdigit",
+        b"alpha", b"lower", b"upper", b"alnum", b"ascii", b"blank", b"cntrl", b"digit", b"graph", b"print", b"punct",
+        b"space", b"word", b"xdigit",
     ];
     let known = s.get(start..i).is_some_and(|name| NAMES.contains(&name));
     (known && s.get(i) == Some(&b':') && s.get(i + 1) == Some(&b']')).then_some(i + 2)
@@ -768,8 +724,6 @@ mod tests {
         assert!(Pattern::new("[é]").unwrap().is_match(b"\xa9"));
         // PCRE's multiline `^` does not match after a final newline.
         let p = Pattern::new("^0?$").unwrap();
-        assert!(
-            p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n")
-        );
+        assert!(p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n"));
     }
 }

@@ -31,11 +31,7 @@ impl PhraseSet {
             .build(&phrases)
             .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
         let literals = (!phrases.is_empty() && phrases.iter().all(|p| p.len() >= 3)).then(|| phrases.clone());
-        Ok(PhraseSet {
-            prefilter,
-            acmp: Acmp::new(phrases),
-            literals,
-        })
+        Ok(PhraseSet { prefilter, acmp: Acmp::new(phrases), literals })
     }
 
     /// See [`super::Operator::required_literals`].
@@ -93,11 +89,7 @@ impl Acmp {
                     Some(child) => child,
                     None => {
                         let child = nodes.len();
-                        nodes.push(Node {
-                            text_of: index,
-                            depth: i + 1,
-                            ..Node::default()
-                        });
+                        nodes.push(Node { text_of: index, depth: i + 1, ..Node::default() });
                         let children = &mut nodes[at].children;
                         let slot = children.partition_point(|&(l, _)| l < letter);
                         children.insert(slot, (letter, child));
@@ -110,11 +102,7 @@ impl Acmp {
             }
         }
         // Failure links level by level: the parent's failure node's child, else the root.
-        let mut level: Vec<(usize, usize, u8)> = nodes[ROOT]
-            .children
-            .iter()
-            .map(|&(l, c)| (ROOT, c, l))
-            .collect();
+        let mut level: Vec<(usize, usize, u8)> = nodes[ROOT].children.iter().map(|&(l, c)| (ROOT, c, l)).collect();
         while !level.is_empty() {
             let mut next = Vec::new();
             for &(parent, node, letter) in &level {
@@ -142,11 +130,7 @@ impl Acmp {
 
     fn child_in(nodes: &[Node], node: usize, letter: u8) -> Option<usize> {
         let children = &nodes.get(node)?.children;
-        children
-            .binary_search_by_key(&letter, |&(l, _)| l)
-            .ok()
-            .and_then(|i| children.get(i))
-            .map(|&(_, c)| c)
+        children.binary_search_by_key(&letter, |&(l, _)| l).ok().and_then(|i| children.get(i)).map(|&(_, c)| c)
     }
 
     fn text(&self, node: usize) -> &[u8] {
@@ -197,11 +181,7 @@ mod tests {
     fn matches_and_match_text_as_modsecurity() {
         let mut caps = Captures::new();
         let cases: &[(&[&str], &str, Option<&str>)] = &[
-            (
-                &["Select", "abcd", "bc", "select"],
-                "xx SELECT yy",
-                Some("Select"),
-            ),
+            (&["Select", "abcd", "bc", "select"], "xx SELECT yy", Some("Select")),
             // The state reached is "abc" (a prefix of abcd); "bc" is reported by it.
             (&["Select", "abcd", "bc", "select"], "abc", Some("abc")),
             (&["Select", "abcd", "bc", "select"], "xbcx", Some("bc")),

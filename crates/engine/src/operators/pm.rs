@@ -20,14 +20,8 @@ pub struct Pm {
 impl Pm {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
         let content = parse_content(param.as_bytes());
-        let phrases = content
-            .split(|b| is_c_space(*b))
-            .filter(|p| !p.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        Ok(Box::new(Pm {
-            phrases: PhraseSet::new(phrases)?,
-        }))
+        let phrases = content.split(|b| is_c_space(*b)).filter(|p| !p.is_empty()).map(<[u8]>::to_vec).collect();
+        Ok(Box::new(Pm { phrases: PhraseSet::new(phrases)? }))
     }
 }
 
@@ -103,19 +97,13 @@ mod tests {
             ("a\\nb", "a\\nb"), // unsupported escape: used as written
             ("   ", "   "),
         ] {
-            assert_eq!(
-                parse_content(param.as_bytes()),
-                want.as_bytes(),
-                "{param:?}"
-            );
+            assert_eq!(parse_content(param.as_bytes()), want.as_bytes(), "{param:?}");
         }
     }
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (param, input, want) in [
             ("abc def ghi", "xxxDEFyyy", true),
             ("abc def ghi", "xxxyyy", false),
@@ -124,11 +112,7 @@ mod tests {
             ("a|20|b", "xa by", true),
         ] {
             let op = Pm::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

@@ -18,25 +18,17 @@ pub struct PmFromFile {
 impl PmFromFile {
     pub fn create(param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
         let data = data_file::read(param, ctx)?;
-        let phrases = data
-            .split(|&b| b == b'\n')
-            .filter(|line| !is_comment(line))
-            .map(<[u8]>::to_vec)
-            .collect();
-        Ok(Box::new(PmFromFile {
-            phrases: PhraseSet::new(phrases)?,
-        }))
+        let phrases = data.split(|&b| b == b'\n').filter(|line| !is_comment(line)).map(<[u8]>::to_vec).collect();
+        Ok(Box::new(PmFromFile { phrases: PhraseSet::new(phrases)? }))
     }
 }
 
 /// Empty, or `#` after nothing but whitespace.
 fn is_comment(line: &[u8]) -> bool {
     match line.iter().position(|&b| b == b'#') {
-        Some(hash) => line
-            .get(..hash)
-            .unwrap_or_default()
-            .iter()
-            .all(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')),
+        Some(hash) => {
+            line.get(..hash).unwrap_or_default().iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        }
         None => line.is_empty(),
     }
 }
@@ -57,14 +49,8 @@ mod tests {
 
     #[test]
     fn comments() {
-        for (line, want) in [
-            ("", true),
-            ("# x", true),
-            ("  # x", true),
-            ("a # x", false),
-            ("abc", false),
-            (" ", false),
-        ] {
+        for (line, want) in [("", true), ("# x", true), ("  # x", true), ("a # x", false), ("abc", false), (" ", false)]
+        {
             assert_eq!(is_comment(line.as_bytes()), want, "{line:?}");
         }
     }

@@ -18,9 +18,7 @@ pub struct Rbl {
 
 impl Rbl {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(Rbl {
-            zone: param.trim().to_string(),
-        }))
+        Ok(Box::new(Rbl { zone: param.trim().to_string() }))
     }
 }
 
@@ -37,9 +35,7 @@ mod tests {
 
     #[test]
     fn loads_and_never_matches() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         let op = Rbl::create("sbl-xbl.spamhaus.org", &ctx).unwrap();
         assert!(!op.evaluate(b"127.0.0.2", None));
     }

@@ -20,11 +20,7 @@ pub struct Rx {
 
 impl Rx {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() {
-            None
-        } else {
-            Some(Pattern::new(param)?)
-        };
+        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
         Ok(Box::new(Rx { pattern }))
     }
 }
@@ -59,9 +55,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         let cases: &[(&str, &[u8], &[&str])] = &[
             ("", b"anything", &[]),
             ("def", b"abcdefghi", &["def"]),

@@ -17,11 +17,7 @@ pub struct RxGlobal {
 
 impl RxGlobal {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() {
-            None
-        } else {
-            Some(Pattern::new(param)?)
-        };
+        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
         Ok(Box::new(RxGlobal { pattern }))
     }
 }
@@ -52,15 +48,9 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         let cases: &[(&str, &str, &[&str])] = &[
-            (
-                "(^|a)(b|c)(d)",
-                "bdacd",
-                &["bd", "", "b", "d", "acd", "a", "c", "d"],
-            ),
+            ("(^|a)(b|c)(d)", "bdacd", &["bd", "", "b", "d", "acd", "a", "c", "d"]),
             ("[a-z]+", "aaa0bbb", &["aaa", "bbb"]),
             ("([a-z]*)", "", &["", ""]),
         ];

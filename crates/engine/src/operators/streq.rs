@@ -14,9 +14,7 @@ pub struct StrEq {
 
 impl StrEq {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(StrEq {
-            expected: param.as_bytes().to_vec(),
-        }))
+        Ok(Box::new(StrEq { expected: param.as_bytes().to_vec() }))
     }
 }
 
@@ -33,21 +31,12 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
-        for (param, input, want) in [
-            ("", "", true),
-            ("abc", "abc", true),
-            ("abc", "ABC", false),
-            ("abc", "abcd", false),
-        ] {
+        let ctx = OperatorContext { base_dir: Path::new(".") };
+        for (param, input, want) in
+            [("", "", true), ("abc", "abc", true), ("abc", "ABC", false), ("abc", "abcd", false)]
+        {
             let op = StrEq::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

@@ -17,9 +17,7 @@ pub struct StrMatch {
 
 impl StrMatch {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(StrMatch {
-            needle: Finder::new(param.as_bytes()).into_owned(),
-        }))
+        Ok(Box::new(StrMatch { needle: Finder::new(param.as_bytes()).into_owned() }))
     }
 }
 
@@ -36,20 +34,11 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
-        for (param, input, want) in [
-            ("TestCase", "", false),
-            ("ghi", "abcdefghi", true),
-            ("ghij", "abcdefghi", false),
-        ] {
+        let ctx = OperatorContext { base_dir: Path::new(".") };
+        for (param, input, want) in [("TestCase", "", false), ("ghi", "abcdefghi", true), ("ghij", "abcdefghi", false)]
+        {
             let op = StrMatch::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

@@ -24,11 +24,7 @@ fn stoi(text: &str) -> Option<i64> {
     };
     let end = digits.bytes().take_while(u8::is_ascii_digit).count();
     // Long digit runs overflow int in stoi, which throws.
-    digits
-        .get(..end)
-        .filter(|d| !d.is_empty() && d.len() <= 10)
-        .and_then(|d| d.parse::<i64>().ok())
-        .map(|v| sign * v)
+    digits.get(..end).filter(|d| !d.is_empty() && d.len() <= 10).and_then(|d| d.parse::<i64>().ok()).map(|v| sign * v)
 }
 
 impl ValidateByteRange {
@@ -39,9 +35,8 @@ impl ValidateByteRange {
                 None => {
                     // ModSecurity does not range-check a single value (it writes past its
                     // table); values outside 0..=255 are simply ignored here.
-                    if let Some(slot) = stoi(entry)
-                        .and_then(|v| usize::try_from(v).ok())
-                        .and_then(|v| allowed.get_mut(v))
+                    if let Some(slot) =
+                        stoi(entry).and_then(|v| usize::try_from(v).ok()).and_then(|v| allowed.get_mut(v))
                     {
                         *slot = true;
                     }
@@ -74,9 +69,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (param, input, want) in [
             ("32-126", "", false),
             ("32-126", "abc def", false),
@@ -88,11 +81,7 @@ mod tests {
             ("0-255", "\u{0}\u{7f}", false),
         ] {
             let op = ValidateByteRange::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

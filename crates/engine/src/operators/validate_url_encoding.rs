@@ -50,11 +50,7 @@ mod tests {
             ("a%4g", true),
             ("%%41", true),
         ] {
-            assert_eq!(
-                ValidateUrlEncoding.evaluate(input.as_bytes(), None),
-                want,
-                "{input:?}"
-            );
+            assert_eq!(ValidateUrlEncoding.evaluate(input.as_bytes(), None), want, "{input:?}");
         }
     }
 }

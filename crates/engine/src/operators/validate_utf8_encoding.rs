@@ -79,11 +79,7 @@ mod tests {
             (b"\x80", true),
         ];
         for (input, want) in cases {
-            assert_eq!(
-                ValidateUtf8Encoding.evaluate(input, None),
-                *want,
-                "{input:?}"
-            );
+            assert_eq!(ValidateUtf8Encoding.evaluate(input, None), *want, "{input:?}");
         }
     }
 }

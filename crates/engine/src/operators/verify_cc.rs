@@ -17,9 +17,7 @@ pub struct VerifyCc {
 
 impl VerifyCc {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(VerifyCc {
-            pattern: Pattern::new(param)?,
-        }))
+        Ok(Box::new(VerifyCc { pattern: Pattern::new(param)? }))
     }
 }
 
@@ -27,10 +25,7 @@ impl VerifyCc {
 fn luhn(number: &[u8]) -> bool {
     // Doubled digit with its digits summed.
     const DOUBLED: [u32; 10] = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
-    let digits = number
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .map(|b| u32::from(b - b'0'));
+    let digits = number.iter().filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0'));
     // Summing both weightings from the left avoids knowing the parity in advance.
     let (mut sums, mut odd, mut count) = ([0u32; 2], 0usize, 0usize);
     for d in digits {
@@ -70,16 +65,11 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         let pattern = r"\b\d{4}-?\d{4}-?\d{4}-?\d{4}\b";
-        for (input, want) in [
-            ("4111111111111111", true),
-            ("4111111111111112", false),
-            ("card: 4111-1111-1111-1111.", true),
-            ("", false),
-        ] {
+        for (input, want) in
+            [("4111111111111111", true), ("4111111111111112", false), ("card: 4111-1111-1111-1111.", true), ("", false)]
+        {
             let op = VerifyCc::create(pattern, &ctx).unwrap();
             assert_eq!(op.evaluate(input.as_bytes(), None), want, "{input:?}");
         }

@@ -33,11 +33,7 @@ pub struct VerifyCpf {
 
 impl VerifyCpf {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() {
-            None
-        } else {
-            Some(Pattern::new(param)?)
-        };
+        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
         Ok(Box::new(VerifyCpf { pattern }))
     }
 }
@@ -45,28 +41,14 @@ impl VerifyCpf {
 fn is_cpf(candidate: &[u8]) -> bool {
     // ModSecurity reads the candidate as a C string: it ends at a NUL.
     let text = candidate.split(|&b| b == 0).next().unwrap_or_default();
-    let digits: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(u8::is_ascii_digit)
-        .take(11)
-        .collect();
-    if digits.len() != 11
-        || INVALID
-            .iter()
-            .any(|bad| bad.as_slice() == digits.as_slice())
-    {
+    let digits: Vec<u8> = text.iter().copied().filter(u8::is_ascii_digit).take(11).collect();
+    if digits.len() != 11 || INVALID.iter().any(|bad| bad.as_slice() == digits.as_slice()) {
         return false;
     }
     let d: Vec<u32> = digits.iter().map(|b| u32::from(b - b'0')).collect();
     let check = |n: usize| {
         // Weights n+1 down to 2 over the first n digits.
-        let sum: u32 = d
-            .iter()
-            .take(n)
-            .zip((2..=n as u32 + 1).rev())
-            .map(|(x, w)| x * w)
-            .sum();
+        let sum: u32 = d.iter().take(n).zip((2..=n as u32 + 1).rev()).map(|(x, w)| x * w).sum();
         let r = sum % 11;
         if r < 2 {
             0
@@ -76,13 +58,7 @@ fn is_cpf(candidate: &[u8]) -> bool {
     };
     let first = check(9);
     // The second check digit is computed over the first nine and the computed first one.
-    let sum2: u32 = d
-        .iter()
-        .take(9)
-        .zip((3..=11).rev())
-        .map(|(x, w)| x * w)
-        .sum::<u32>()
-        + first * 2;
+    let sum2: u32 = d.iter().take(9).zip((3..=11).rev()).map(|(x, w)| x * w).sum::<u32>() + first * 2;
     let second = if sum2 % 11 < 2 { 0 } else { 11 - sum2 % 11 };
     d.get(9) == Some(&first) && d.get(10) == Some(&second)
 }
@@ -109,9 +85,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (input, want) in [
             ("asdf 010.817.514-60 asdf", true),
             ("asdf 010.817.514-61 asdf", false),

@@ -18,21 +18,13 @@ pub struct VerifySsn {
 
 impl VerifySsn {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() {
-            None
-        } else {
-            Some(Pattern::new(param)?)
-        };
+        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
         Ok(Box::new(VerifySsn { pattern }))
     }
 }
 
 fn is_ssn(candidate: &[u8]) -> bool {
-    let digits: Vec<u32> = candidate
-        .iter()
-        .filter(|b| b.is_ascii_digit())
-        .map(|b| u32::from(b - b'0'))
-        .collect();
+    let digits: Vec<u32> = candidate.iter().filter(|b| b.is_ascii_digit()).map(|b| u32::from(b - b'0')).collect();
     let [a0, a1, a2, g0, g1, s0, s1, s2, s3] = digits[..] else {
         return false;
     };
@@ -66,9 +58,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (input, want) in [
             ("574-57-8065", true),
             ("asdf 574-57-8065 asdf", true),

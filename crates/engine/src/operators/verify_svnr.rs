@@ -34,28 +34,15 @@ pub struct VerifySvnr {
 
 impl VerifySvnr {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() {
-            None
-        } else {
-            Some(Pattern::new(param)?)
-        };
+        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
         Ok(Box::new(VerifySvnr { pattern }))
     }
 }
 
 fn is_svnr(candidate: &[u8]) -> bool {
     let text = candidate.split(|&b| b == 0).next().unwrap_or_default();
-    let digits: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(u8::is_ascii_digit)
-        .take(10)
-        .collect();
-    if digits.len() != 10
-        || INVALID
-            .iter()
-            .any(|bad| bad.as_slice() == digits.as_slice())
-    {
+    let digits: Vec<u8> = text.iter().copied().filter(u8::is_ascii_digit).take(10).collect();
+    if digits.len() != 10 || INVALID.iter().any(|bad| bad.as_slice() == digits.as_slice()) {
         return false;
     }
     let d: Vec<u32> = digits.iter().map(|b| u32::from(b - b'0')).collect();
@@ -85,9 +72,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (input, want) in [
             ("1237010180", true),
             ("asdf 1237 010180 asdf", true),

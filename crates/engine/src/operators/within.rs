@@ -15,9 +15,7 @@ pub struct Within {
 
 impl Within {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Ok(Box::new(Within {
-            haystack: param.as_bytes().to_vec(),
-        }))
+        Ok(Box::new(Within { haystack: param.as_bytes().to_vec() }))
     }
 }
 
@@ -34,9 +32,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext {
-            base_dir: Path::new("."),
-        };
+        let ctx = OperatorContext { base_dir: Path::new(".") };
         for (param, input, want) in [
             ("", "", true),
             ("abc", "", true),
@@ -45,11 +41,7 @@ mod tests {
             ("GET POST", "PUT", false),
         ] {
             let op = Within::create(param, &ctx).unwrap();
-            assert_eq!(
-                op.evaluate(input.as_bytes(), None),
-                want,
-                "{param:?} {input:?}"
-            );
+            assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
     }
 }

@@ -98,7 +98,8 @@ impl Transaction {
     /// Starts a transaction; `unique_id` appears in logs as `[unique_id "…"]`.
     pub fn new(rules: Arc<RuleSet>, unique_id: &str) -> Self {
         let cfg = rules.config();
-        let (engine, body_access, response_body_access) = (cfg.engine, cfg.request_body_access, cfg.response_body_access);
+        let (engine, body_access, response_body_access) =
+            (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let mut s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
         s.collections.insert("TX".into(), BTreeMap::new());
         Transaction {
@@ -313,7 +314,11 @@ impl Transaction {
                 None
             }
             BodyProcessor::Json => {
-                let limits = body::json::JsonLimits { max_depth: cfg.json_depth_limit as u64, max_args: Some(room), ..Default::default() };
+                let limits = body::json::JsonLimits {
+                    max_depth: cfg.json_depth_limit as u64,
+                    max_args: Some(room),
+                    ..Default::default()
+                };
                 body::json::parse(&s.body, &limits, &mut s.args_json).error.map(|e| format!("JSON parsing error: {e}"))
             }
             BodyProcessor::Xml => {
@@ -351,7 +356,10 @@ impl Transaction {
 
     fn no_files_limit_exceeded(&mut self) {
         self.s.flags.push((Var::ReqbodyError, b"1".to_vec()));
-        self.s.flags.push((Var::ReqbodyErrorMsg, b"Request body excluding files is bigger than the maximum expected.".to_vec()));
+        self.s.flags.push((
+            Var::ReqbodyErrorMsg,
+            b"Request body excluding files is bigger than the maximum expected.".to_vec(),
+        ));
         self.s.flags.push((Var::InboundDataError, b"1".to_vec()));
     }
 
@@ -607,7 +615,13 @@ impl Transaction {
             return false;
         }
         let hits = match &link.operator {
-            None => vec![Hit { name: String::new(), value: Vec::new(), caps: None, op_name: "Unconditional".into(), op_param: "".into() }],
+            None => vec![Hit {
+                name: String::new(),
+                value: Vec::new(),
+                caps: None,
+                op_name: "Unconditional".into(),
+                op_param: "".into(),
+            }],
             Some(_) => self.collect_hits(starter, link),
         };
         if hits.is_empty() {
@@ -699,7 +713,13 @@ impl Transaction {
                     }
                     for st in stages {
                         if op_impl.evaluate(&st, caps.as_mut()) != op.negated {
-                            hits.push(Hit { name: v.name(), value: st, caps: caps.take(), op_name: op.display_name(), op_param: param.clone() });
+                            hits.push(Hit {
+                                name: v.name(),
+                                value: st,
+                                caps: caps.take(),
+                                op_name: op.display_name(),
+                                op_param: param.clone(),
+                            });
                         }
                     }
                     continue;
@@ -711,9 +731,10 @@ impl Transaction {
                         } else {
                             // One lookup gives both the transformed value and the gate scan
                             // (a gate belongs to exactly one transformation list).
-                            let e = cache
-                                .entry((slot, link.transform_key))
-                                .or_insert_with(|| Cached { value: apply_transforms(&link.transforms, &v.value), bits: None });
+                            let e = cache.entry((slot, link.transform_key)).or_insert_with(|| Cached {
+                                value: apply_transforms(&link.transforms, &v.value),
+                                bits: None,
+                            });
                             let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
                             if let Some((g, bit)) = link.gate {
                                 let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
@@ -732,13 +753,25 @@ impl Transaction {
                         };
                         if r != op.negated {
                             let value = owned.unwrap_or_else(|| v.value.to_vec());
-                            hits.push(Hit { name: v.name(), value, caps, op_name: op.display_name(), op_param: param.clone() });
+                            hits.push(Hit {
+                                name: v.name(),
+                                value,
+                                caps,
+                                op_name: op.display_name(),
+                                op_param: param.clone(),
+                            });
                         }
                         continue;
                     }
                 };
                 if op_impl.evaluate(transformed, caps.as_mut()) != op.negated {
-                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps, op_name: op.display_name(), op_param: param.clone() });
+                    hits.push(Hit {
+                        name: v.name(),
+                        value: transformed.to_vec(),
+                        caps,
+                        op_name: op.display_name(),
+                        op_param: param.clone(),
+                    });
                 }
             }
         }
@@ -750,14 +783,22 @@ impl Transaction {
             let ctx = RuleCtx { state: &self.s, rule: Some(link) };
             let key = sv.key.expand(&ctx);
             // Literal keys were lower-cased at load; expanded ones may carry upper case.
-            let key: Cow<[u8]> = if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
+            let key: Cow<[u8]> =
+                if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
             let new = match &sv.op {
                 SetVarOp::Delete => None,
                 SetVarOp::Set(m) => Some(m.expand(&ctx).into_owned()),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                    let cur = self.s.collections.get(&sv.collection).and_then(|c| c.get(key.as_ref())).map(|v| to_int(v)).unwrap_or(0);
+                    let cur = self
+                        .s
+                        .collections
+                        .get(&sv.collection)
+                        .and_then(|c| c.get(key.as_ref()))
+                        .map(|v| to_int(v))
+                        .unwrap_or(0);
                     let n = to_int(&m.expand(&ctx));
-                    let r = if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
+                    let r =
+                        if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
                     Some(r.to_string().into_bytes())
                 }
             };

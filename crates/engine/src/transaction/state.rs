@@ -116,7 +116,12 @@ impl State {
         if t.count {
             let n = out.len() - start;
             out.truncate(start);
-            out.push(Value { var: t.var, key: Cow::Borrowed(&[]), value: Cow::Owned(n.to_string().into_bytes()), slot: Slot::None });
+            out.push(Value {
+                var: t.var,
+                key: Cow::Borrowed(&[]),
+                value: Cow::Owned(n.to_string().into_bytes()),
+                slot: Slot::None,
+            });
         }
     }
 
@@ -128,7 +133,12 @@ impl State {
             for (i, (k, v)) in list.iter().enumerate() {
                 if sel.matches(k) {
                     let value = if names { k } else { v };
-                    out.push(Value { var, key: Cow::Borrowed(k), value: Cow::Borrowed(value), slot: slot(coll, i, names) });
+                    out.push(Value {
+                        var,
+                        key: Cow::Borrowed(k),
+                        value: Cow::Borrowed(value),
+                        slot: slot(coll, i, names),
+                    });
                 }
             }
         };
@@ -150,7 +160,13 @@ impl State {
             Var::ArgsGetNames => pairs(out, &self.args_get, 1, true),
             Var::ArgsPostNames => pairs(out, &self.args_post, 2, true),
             Var::ArgsCombinedSize => {
-                let n: usize = self.args_get.iter().chain(&self.args_post).chain(&self.args_json).map(|(k, v)| k.len() + v.len()).sum();
+                let n: usize = self
+                    .args_get
+                    .iter()
+                    .chain(&self.args_post)
+                    .chain(&self.args_json)
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum();
                 scalar(out, num(n), Slot::None)
             }
             Var::RequestHeaders => pairs(out, &self.headers, 3, false),
@@ -194,7 +210,11 @@ impl State {
                 scalar(out, Cow::Owned(f), Slot::None)
             }
             Var::FullRequestLength => {
-                let n = self.request_line.len() + 1 + self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum::<usize>() + 1 + self.body.len();
+                let n = self.request_line.len()
+                    + 1
+                    + self.headers.iter().map(|(k, v)| k.len() + v.len() + 3).sum::<usize>()
+                    + 1
+                    + self.body.len();
                 scalar(out, num(n), Slot::None)
             }
             Var::ResponseStatus => {
@@ -217,7 +237,8 @@ impl State {
                 }
             }
             Var::ResponseContentLength => {
-                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-length")) {
+                if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+                {
                     scalar(out, b(v), Slot::None)
                 }
             }
@@ -226,7 +247,12 @@ impl State {
                     match sel {
                         Selector::Key(k) => {
                             if let Some(v) = c.get(k) {
-                                out.push(Value { var, key: Cow::Borrowed(k.as_slice()), value: b(v), slot: Slot::None });
+                                out.push(Value {
+                                    var,
+                                    key: Cow::Borrowed(k.as_slice()),
+                                    value: b(v),
+                                    slot: Slot::None,
+                                });
                             }
                         }
                         _ => {
@@ -264,7 +290,12 @@ impl State {
                     for (k, m) in [(&b"msg"[..], &r.actions.msg), (b"logdata", &r.actions.logdata)] {
                         if sel.matches(k) {
                             if let Some(m) = m {
-                                out.push(Value { var, key: b(k), value: Cow::Owned(m.expand(&ctx).into_owned()), slot: Slot::None });
+                                out.push(Value {
+                                    var,
+                                    key: b(k),
+                                    value: Cow::Owned(m.expand(&ctx).into_owned()),
+                                    slot: Slot::None,
+                                });
                             }
                         }
                     }
@@ -274,7 +305,12 @@ impl State {
                 if let (Some(doc), Selector::Key(path)) = (&self.xml, sel) {
                     if let Ok(xp) = body::xml::XPath::compile(path) {
                         for v in xp.eval(doc, &[]) {
-                            out.push(Value { var, key: Cow::Borrowed(path.as_slice()), value: Cow::Owned(v), slot: Slot::None });
+                            out.push(Value {
+                                var,
+                                key: Cow::Borrowed(path.as_slice()),
+                                value: Cow::Owned(v),
+                                slot: Slot::None,
+                            });
                         }
                     }
                 }
@@ -290,7 +326,15 @@ impl State {
                 let us = self.start.map(|s| s.elapsed().as_micros() as usize).unwrap_or(0);
                 scalar(out, num(us), Slot::None)
             }
-            Var::TimeEpoch | Var::Time | Var::TimeYear | Var::TimeMon | Var::TimeDay | Var::TimeHour | Var::TimeMin | Var::TimeSec | Var::TimeWday => {
+            Var::TimeEpoch
+            | Var::Time
+            | Var::TimeYear
+            | Var::TimeMon
+            | Var::TimeDay
+            | Var::TimeHour
+            | Var::TimeMin
+            | Var::TimeSec
+            | Var::TimeWday => {
                 let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
                 scalar(out, Cow::Owned(time_field(var, secs).into_bytes()), Slot::None)
             }
@@ -312,9 +356,7 @@ impl State {
                     }
                 }
             }
-            Var::HighestSeverity => {
-                scalar(out, num(self.highest_severity.map_or(255, usize::from)), Slot::None)
-            }
+            Var::HighestSeverity => scalar(out, num(self.highest_severity.map_or(255, usize::from)), Slot::None),
             Var::WebAppId => scalar(out, b(b"default"), Slot::None),
             Var::ModsecBuild => scalar(out, b(b"030009"), Slot::None),
             Var::MscPcreLimitsExceeded => scalar(out, b(b"0"), Slot::None),
@@ -338,7 +380,14 @@ impl State {
 
 /// Flag variables that read as 0 until set (so `@eq 0` and `!@eq 0` behave as in ModSecurity).
 fn flag_defaults_to_zero(v: Var) -> bool {
-    matches!(v, Var::ReqbodyError | Var::ReqbodyProcessorError | Var::UrlencodedError | Var::InboundDataError | Var::OutboundDataError)
+    matches!(
+        v,
+        Var::ReqbodyError
+            | Var::ReqbodyProcessorError
+            | Var::UrlencodedError
+            | Var::InboundDataError
+            | Var::OutboundDataError
+    )
 }
 
 fn time_field(var: Var, secs: u64) -> String {
@@ -373,7 +422,10 @@ impl MacroResolver for RuleCtx<'_> {
     fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let var = Var::from_name(name)?;
         // Fast path for `%{tx.key}` and friends: keys are stored lower-cased, as macros parse them.
-        if matches!(var, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource) && !key.is_empty() && key[0] != b'/' {
+        if matches!(var, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource)
+            && !key.is_empty()
+            && key[0] != b'/'
+        {
             return self.state.collections.get(var.name())?.get(key).map(|v| Cow::Borrowed(v.as_slice()));
         }
         let sel = match key {
@@ -386,7 +438,6 @@ impl MacroResolver for RuleCtx<'_> {
         out.into_iter().next().map(|v| Cow::Owned(v.value.into_owned()))
     }
 }
-
 
 #[cfg(test)]
 mod tests {

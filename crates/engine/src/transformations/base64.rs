@@ -59,12 +59,7 @@ fn significant_chars(value: &[u8]) -> Option<Vec<u8>> {
     let mut equals = 0;
     let mut i = 0;
     while i < value.len() {
-        let spaces = value
-            .get(i..)
-            .unwrap_or_default()
-            .iter()
-            .take_while(|&&c| c == b' ')
-            .count();
+        let spaces = value.get(i..).unwrap_or_default().iter().take_while(|&&c| c == b' ').count();
         i += spaces;
         let Some(&c) = value.get(i) else { break }; // spaces at the end are fine
         if c == b'\n' || (c == b'\r' && value.get(i + 1) == Some(&b'\n')) {
@@ -142,10 +137,7 @@ mod tests {
 
     #[test]
     fn encode_table() {
-        check(
-            base64_encode,
-            &[(b"", b""), (b"TestCase", b"VGVzdENhc2U="), (b"\0", b"AA==")],
-        );
+        check(base64_encode, &[(b"", b""), (b"TestCase", b"VGVzdENhc2U="), (b"\0", b"AA==")]);
     }
 
     #[test]
@@ -179,10 +171,7 @@ mod tests {
                 (b"YWJjZA==", b"abcd"),
                 (b"YWJjZA", b"abcd"),
                 (b"Y.W!J j", b"abc"),
-                (
-                    b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==",
-                    b"<script>alert(1)</script>",
-                ),
+                (b"P.HNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", b"<script>alert(1)</script>"),
                 (b"YWJjZ=", b""),  // '=' after 4n+1 digits
                 (b"YWJjZ==", b""), // the second = is followed by the end
                 (b"YWJj9", b""),   // ends on '9' after 4n+1 digits

@@ -3,18 +3,12 @@
 
 /// `t:lowercase`.
 pub fn lowercase(input: &[u8]) -> Option<Vec<u8>> {
-    input
-        .iter()
-        .any(u8::is_ascii_uppercase)
-        .then(|| input.to_ascii_lowercase())
+    input.iter().any(u8::is_ascii_uppercase).then(|| input.to_ascii_lowercase())
 }
 
 /// `t:uppercase`.
 pub fn uppercase(input: &[u8]) -> Option<Vec<u8>> {
-    input
-        .iter()
-        .any(u8::is_ascii_lowercase)
-        .then(|| input.to_ascii_uppercase())
+    input.iter().any(u8::is_ascii_lowercase).then(|| input.to_ascii_uppercase())
 }
 
 #[cfg(test)]
@@ -24,21 +18,7 @@ mod tests {
 
     #[test]
     fn table() {
-        check(
-            lowercase,
-            &[
-                (b"", b""),
-                (b"abc1", b"abc1"),
-                (b"AbC\xc3\x89", b"abc\xc3\x89"),
-            ],
-        );
-        check(
-            uppercase,
-            &[
-                (b"", b""),
-                (b"ABC1", b"ABC1"),
-                (b"aBc\xc3\xa9", b"ABC\xc3\xa9"),
-            ],
-        );
+        check(lowercase, &[(b"", b""), (b"abc1", b"abc1"), (b"AbC\xc3\x89", b"abc\xc3\x89")]);
+        check(uppercase, &[(b"", b""), (b"ABC1", b"ABC1"), (b"aBc\xc3\xa9", b"ABC\xc3\xa9")]);
     }
 }

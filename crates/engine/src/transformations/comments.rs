@@ -102,13 +102,7 @@ mod tests {
     fn replace_table() {
         check(
             replace_comments,
-            &[
-                (b"", b""),
-                (b"a*/b", b"a*/b"),
-                (b"a/*x*/b/**/c", b"a b c"),
-                (b"a/*x", b"a "),
-                (b"/*/", b" "),
-            ],
+            &[(b"", b""), (b"a*/b", b"a*/b"), (b"a/*x*/b/**/c", b"a b c"), (b"a/*x", b"a "), (b"/*/", b" ")],
         );
     }
 

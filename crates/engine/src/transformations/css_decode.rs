@@ -25,11 +25,7 @@ pub fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
         i += 1; // the backslash itself is never kept
         let Some(&next) = input.get(i) else { break };
         let tail = input.get(i..).unwrap_or_default();
-        let digits = tail
-            .iter()
-            .take(6)
-            .take_while(|c| c.is_ascii_hexdigit())
-            .count();
+        let digits = tail.iter().take(6).take_while(|c| c.is_ascii_hexdigit()).count();
         if digits > 0 {
             let d = |k: usize| tail.get(k).copied().unwrap_or(0);
             let last_two = || x2c(d(digits - 2), d(digits - 1));

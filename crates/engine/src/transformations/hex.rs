@@ -40,15 +40,6 @@ mod tests {
     #[test]
     fn table() {
         check(hex_encode, &[(b"", b""), (b"A\x00\xff", b"4100ff")]);
-        check(
-            hex_decode,
-            &[
-                (b"", b""),
-                (b"4142", b"AB"),
-                (b"414", b"A"),
-                (b"a", b""),
-                (b"0z", b"#"),
-            ],
-        );
+        check(hex_decode, &[(b"", b""), (b"4142", b"AB"), (b"414", b"A"), (b"a", b""), (b"0z", b"#")]);
     }
 }

@@ -56,13 +56,7 @@ fn entity(input: &[u8], i: usize) -> Entity {
     // Skips an optional `;` at `j`.
     let after = |j: usize| if at(j) == Some(b';') { j + 1 } else { j };
     let run = |from: usize, max: usize, pred: fn(&u8) -> bool| {
-        input
-            .get(from..)
-            .unwrap_or_default()
-            .iter()
-            .take(max)
-            .take_while(|c| pred(c))
-            .count()
+        input.get(from..).unwrap_or_default().iter().take(max).take_while(|c| pred(c)).count()
     };
 
     if at(i + 1) == Some(b'#') {
@@ -92,13 +86,7 @@ fn entity(input: &[u8], i: usize) -> Entity {
             return Entity::Copy(1);
         }
         let name = input.get(k..k + n).unwrap_or_default();
-        const NAMES: &[(&[u8], u8)] = &[
-            (b"quot", b'"'),
-            (b"amp", b'&'),
-            (b"lt", b'<'),
-            (b"gt", b'>'),
-            (b"nbsp", 0xa0),
-        ];
+        const NAMES: &[(&[u8], u8)] = &[(b"quot", b'"'), (b"amp", b'&'), (b"lt", b'<'), (b"gt", b'>'), (b"nbsp", 0xa0)];
         match NAMES.iter().find(|(p, _)| name.eq_ignore_ascii_case(p)) {
             Some(&(_, byte)) => Entity::Decoded(byte, after(k + n)),
             None => Entity::Copy(n + 1),

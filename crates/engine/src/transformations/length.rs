@@ -13,9 +13,6 @@ mod tests {
 
     #[test]
     fn table() {
-        check(
-            length,
-            &[(b"", b"0"), (b"abc", b"3"), (b"1", b"1"), (b"\0\0", b"2")],
-        );
+        check(length, &[(b"", b"0"), (b"abc", b"3"), (b"1", b"1"), (b"\0\0", b"2")]);
     }
 }

@@ -80,10 +80,7 @@ const TABLE: &[(&str, Transform)] = &[
 /// Looks up a transformation by name (case-insensitive). `none` is handled by the
 /// compiler (it clears the chain) and is not in this table.
 pub fn lookup(name: &str) -> Option<Transform> {
-    TABLE
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|&(_, f)| f)
+    TABLE.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, f)| f)
 }
 
 /// Names of all transformations in the table, for diagnostics.
@@ -141,12 +138,7 @@ fn check(f: Transform, cases: &[(&[u8], &[u8])]) {
     for &(input, want) in cases {
         let got = f(input);
         if let Some(out) = &got {
-            assert_ne!(
-                out.as_slice(),
-                input,
-                "Some(unchanged) for {:?}",
-                String::from_utf8_lossy(input)
-            );
+            assert_ne!(out.as_slice(), input, "Some(unchanged) for {:?}", String::from_utf8_lossy(input));
         }
         let got = got.unwrap_or_else(|| input.to_vec());
         assert_eq!(
@@ -187,7 +179,8 @@ mod tests {
     /// decoders care about: no panics, and `Some` only for a changed value.
     #[test]
     fn no_panics_and_none_contract() {
-        const ALPHABET: &[u8] = b"%uUxX0123456789aAbBfFzZ&#;\\/.*-<!>=+ \t\n\r\x0b\x00\x80\xc2\xa0\xc3\xe2\xed\xf0\xf5\xff[]qlgtnsp\"'^,()";
+        const ALPHABET: &[u8] =
+            b"%uUxX0123456789aAbBfFzZ&#;\\/.*-<!>=+ \t\n\r\x0b\x00\x80\xc2\xa0\xc3\xe2\xed\xf0\xf5\xff[]qlgtnsp\"'^,()";
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = || {
             state ^= state << 13;
@@ -197,9 +190,7 @@ mod tests {
         };
         for _ in 0..4000 {
             let len = (next() % 24) as usize;
-            let input: Vec<u8> = (0..len)
-                .map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize])
-                .collect();
+            let input: Vec<u8> = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
             for &(name, f) in TABLE {
                 if let Some(out) = f(&input) {
                     assert_ne!(out, input, "{name} returned Some for an unchanged value");

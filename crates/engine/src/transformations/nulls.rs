@@ -13,12 +13,7 @@ pub fn replace_nulls(input: &[u8]) -> Option<Vec<u8>> {
     if !input.contains(&0) {
         return None;
     }
-    Some(
-        input
-            .iter()
-            .map(|&c| if c == 0 { b' ' } else { c })
-            .collect(),
-    )
+    Some(input.iter().map(|&c| if c == 0 { b' ' } else { c }).collect())
 }
 
 #[cfg(test)]
@@ -28,13 +23,7 @@ mod tests {
 
     #[test]
     fn table() {
-        check(
-            remove_nulls,
-            &[(b"", b""), (b"ab", b"ab"), (b"\0a\0\0b\0", b"ab")],
-        );
-        check(
-            replace_nulls,
-            &[(b"", b""), (b"ab", b"ab"), (b"\0a\0\0b\0", b" a  b ")],
-        );
+        check(remove_nulls, &[(b"", b""), (b"ab", b"ab"), (b"\0a\0\0b\0", b"ab")]);
+        check(replace_nulls, &[(b"", b""), (b"ab", b"ab"), (b"\0a\0\0b\0", b" a  b ")]);
     }
 }

@@ -41,22 +41,8 @@ mod tests {
 
     #[test]
     fn table() {
-        check(
-            parity_even_7bit,
-            &[
-                (b"", b""),
-                (b"A", b"A"),
-                (b"C", b"\xc3"),
-                (b"\x80", b"\x80"),
-            ],
-        );
-        check(
-            parity_odd_7bit,
-            &[(b"", b""), (b"A", b"\xc1"), (b"C", b"C")],
-        );
-        check(
-            parity_zero_7bit,
-            &[(b"", b""), (b"abc", b"abc"), (b"\xc1\xff", b"A\x7f")],
-        );
+        check(parity_even_7bit, &[(b"", b""), (b"A", b"A"), (b"C", b"\xc3"), (b"\x80", b"\x80")]);
+        check(parity_odd_7bit, &[(b"", b""), (b"A", b"\xc1"), (b"C", b"C")]);
+        check(parity_zero_7bit, &[(b"", b""), (b"abc", b"abc"), (b"\xc1\xff", b"A\x7f")]);
     }
 }

@@ -19,19 +19,13 @@ pub fn php_args_names(input: &[u8]) -> Option<Vec<u8>> {
 
 fn mangle(input: &[u8]) -> Vec<u8> {
     let name = input.split(|&c| c == 0).next().unwrap_or_default();
-    let name = name
-        .get(name.iter().take_while(|&&c| c == b' ').count()..)
-        .unwrap_or_default();
+    let name = name.get(name.iter().take_while(|&&c| c == b' ').count()..).unwrap_or_default();
 
     let base_len = name.iter().position(|&c| c == b'[').unwrap_or(name.len());
     if base_len == 0 {
         return Vec::new();
     }
-    let mut out: Vec<u8> = name
-        .iter()
-        .take(base_len)
-        .map(|&c| if c == b' ' || c == b'.' { b'_' } else { c })
-        .collect();
+    let mut out: Vec<u8> = name.iter().take(base_len).map(|&c| if c == b' ' || c == b'.' { b'_' } else { c }).collect();
 
     // `rest` starts at a `[` on every turn of the loop.
     let mut rest = name.get(base_len..).unwrap_or_default();
@@ -47,10 +41,7 @@ fn mangle(input: &[u8]) -> Vec<u8> {
             (&b""[..], probe.get(1..).unwrap_or_default())
         } else if let Some(close) = memchr::memchr(b']', probe) {
             let close = close + (inner.len() - probe.len());
-            (
-                inner.get(..close).unwrap_or_default(),
-                inner.get(close + 1..).unwrap_or_default(),
-            )
+            (inner.get(..close).unwrap_or_default(), inner.get(close + 1..).unwrap_or_default())
         } else {
             if level == 1 {
                 // Not an index after all: the `[` becomes part of the name.

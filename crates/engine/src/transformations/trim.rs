@@ -40,22 +40,8 @@ mod tests {
 
     #[test]
     fn table() {
-        check(
-            trim,
-            &[
-                (b"", b""),
-                (b"a b", b"a b"),
-                (b" \t\x0ba b\r\n ", b"a b"),
-                (b"   ", b""),
-            ],
-        );
-        check(
-            trim_left,
-            &[(b"", b""), (b" \x0ca b ", b"a b "), (b"\xa0a", b"\xa0a")],
-        );
-        check(
-            trim_right,
-            &[(b"", b""), (b" a b \x0c", b" a b"), (b"   ", b"")],
-        );
+        check(trim, &[(b"", b""), (b"a b", b"a b"), (b" \t\x0ba b\r\n ", b"a b"), (b"   ", b"")]);
+        check(trim_left, &[(b"", b""), (b" \x0ca b ", b"a b "), (b"\xa0a", b"\xa0a")]);
+        check(trim_right, &[(b"", b""), (b" a b \x0c", b" a b"), (b"   ", b"")]);
     }
 }

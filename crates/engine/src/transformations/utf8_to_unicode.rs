@@ -12,11 +12,7 @@
 
 /// `t:utf8toUnicode`.
 pub fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
-    if input.is_ascii()
-        && !input
-            .split_last()
-            .is_some_and(|(_, head)| head.contains(&0))
-    {
+    if input.is_ascii() && !input.split_last().is_some_and(|(_, head)| head.contains(&0)) {
         return None;
     }
     // Bytes past the end read as 0, as ModSecurity reads its NUL terminator.
@@ -39,9 +35,7 @@ pub fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
             }
         } else if c & 0xf0 == 0xe0 {
             if continuation(i + 1) && continuation(i + 2) {
-                let d = (u32::from(c & 0x0f) << 12)
-                    | (u32::from(at(i + 1) & 0x3f) << 6)
-                    | u32::from(at(i + 2) & 0x3f);
+                let d = (u32::from(c & 0x0f) << 12) | (u32::from(at(i + 1) & 0x3f) << 6) | u32::from(at(i + 2) & 0x3f);
                 seq = Some((3, d));
             }
         } else if c & 0xf8 == 0xf0 {

@@ -60,13 +60,7 @@ mod tests {
     fn compress_table() {
         check(
             compress_whitespace,
-            &[
-                (b"", b""),
-                (b"a b", b"a b"),
-                (b"a \t\r\n\x0b\x0cb", b"a b"),
-                (b"\ta", b" a"),
-                (b"a\xa0b", b"a\xa0b"),
-            ],
+            &[(b"", b""), (b"a b", b"a b"), (b"a \t\r\n\x0b\x0cb", b"a b"), (b"\ta", b" a"), (b"a\xa0b", b"a\xa0b")],
         );
     }
 }

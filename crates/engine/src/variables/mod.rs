@@ -408,7 +408,8 @@ mod tests {
 
     #[test]
     fn exclusions_attach_to_same_variable() {
-        let t = compile_targets(&split_variables("ARGS|REQUEST_HEADERS|!ARGS:foo|!REQUEST_HEADERS:/^x-/").unwrap()).unwrap();
+        let t = compile_targets(&split_variables("ARGS|REQUEST_HEADERS|!ARGS:foo|!REQUEST_HEADERS:/^x-/").unwrap())
+            .unwrap();
         assert_eq!(t.len(), 2);
         assert!(t[0].exclusions[0].matches(b"FOO"));
         assert!(t[1].exclusions[0].matches(b"X-Forwarded-For"));
