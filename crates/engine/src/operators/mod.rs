@@ -34,6 +34,7 @@ mod unconditional_match;
 mod validate_byte_range;
 mod validate_url_encoding;
 mod validate_utf8_encoding;
+mod verified;
 mod verify_cc;
 mod verify_cpf;
 mod verify_ssn;

@@ -8,8 +8,8 @@
 //! Returns: true when a candidate passes; captures it into TX:0.
 //! Example: `SecRule ARGS "@verifyCPF ([0-9]{3}\.){2}[0-9]{3}-[0-9]{2}" "id:1,deny,capture"`
 
-use super::pattern::Pattern;
-use super::{capture_one, Captures, Operator, OperatorContext};
+use super::verified::Verified;
+use super::{Operator, OperatorContext};
 
 /// Sequences ModSecurity rejects outright.
 const INVALID: [&[u8; 11]; 11] = [
@@ -26,15 +26,11 @@ const INVALID: [&[u8; 11]; 11] = [
     b"99999999999",
 ];
 
-#[derive(Debug)]
-pub struct VerifyCpf {
-    pattern: Option<Pattern>,
-}
+pub struct VerifyCpf;
 
 impl VerifyCpf {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
-        Ok(Box::new(VerifyCpf { pattern }))
+        Verified::create(param, is_cpf)
     }
 }
 
@@ -61,21 +57,6 @@ fn is_cpf(candidate: &[u8]) -> bool {
     let sum2: u32 = d.iter().take(9).zip((3..=11).rev()).map(|(x, w)| x * w).sum::<u32>() + first * 2;
     let second = if sum2 % 11 < 2 { 0 } else { 11 - sum2 % 11 };
     d.get(9) == Some(&first) && d.get(10) == Some(&second)
-}
-
-impl Operator for VerifyCpf {
-    fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(pattern) = &self.pattern else {
-            return false;
-        };
-        match pattern.first_verified(input, is_cpf) {
-            Some(found) => {
-                capture_one(caps, found);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]

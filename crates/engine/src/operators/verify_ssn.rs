@@ -8,18 +8,14 @@
 //! Returns: true when a candidate passes; captures it into TX:0.
 //! Example: `SecRule ARGS "@verifySSN \d{3}-?\d{2}-?\d{4}" "id:1,deny,capture"`
 
-use super::pattern::Pattern;
-use super::{capture_one, Captures, Operator, OperatorContext};
+use super::verified::Verified;
+use super::{Operator, OperatorContext};
 
-#[derive(Debug)]
-pub struct VerifySsn {
-    pattern: Option<Pattern>,
-}
+pub struct VerifySsn;
 
 impl VerifySsn {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
-        Ok(Box::new(VerifySsn { pattern }))
+        Verified::create(param, is_ssn)
     }
 }
 
@@ -34,21 +30,6 @@ fn is_ssn(candidate: &[u8]) -> bool {
     let group = g0 * 10 + g1;
     let serial = s0 * 1000 + s1 * 100 + s2 * 10 + s3;
     !ascending && !repeated && area != 0 && group != 0 && serial != 0 && area < 740 && area != 666
-}
-
-impl Operator for VerifySsn {
-    fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(pattern) = &self.pattern else {
-            return false;
-        };
-        match pattern.first_verified(input, is_ssn) {
-            Some(found) => {
-                capture_one(caps, found);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@
 //! Returns: true when a candidate passes; captures it into TX:0.
 //! Example: `SecRule ARGS "@verifySVNR ([0-9]{4} ?[0-9]{6})" "id:1,deny,capture"`
 
-use super::pattern::Pattern;
-use super::{capture_one, Captures, Operator, OperatorContext};
+use super::verified::Verified;
+use super::{Operator, OperatorContext};
 
 /// The sequences ModSecurity compares against (its table has two more that its loop
 /// never reaches: 8888888888 and 9999999999 are not rejected).
@@ -27,15 +27,11 @@ const INVALID: [&[u8; 10]; 10] = [
 ];
 const WEIGHTS: [u32; 10] = [3, 7, 9, 0, 5, 8, 4, 2, 1, 6];
 
-#[derive(Debug)]
-pub struct VerifySvnr {
-    pattern: Option<Pattern>,
-}
+pub struct VerifySvnr;
 
 impl VerifySvnr {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
-        Ok(Box::new(VerifySvnr { pattern }))
+        Verified::create(param, is_svnr)
     }
 }
 
@@ -48,21 +44,6 @@ fn is_svnr(candidate: &[u8]) -> bool {
     let d: Vec<u32> = digits.iter().map(|b| u32::from(b - b'0')).collect();
     let sum = d.iter().zip(WEIGHTS).map(|(x, w)| x * w).sum::<u32>() % 11;
     d.get(3) == Some(&(if sum == 10 { 0 } else { sum }))
-}
-
-impl Operator for VerifySvnr {
-    fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        let Some(pattern) = &self.pattern else {
-            return false;
-        };
-        match pattern.first_verified(input, is_svnr) {
-            Some(found) => {
-                capture_one(caps, found);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]
