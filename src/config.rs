@@ -159,7 +159,7 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     let started = std::time::Instant::now();
     let rules = Arc::new(RuleSet::compile(&conf.sources).map_err(|e| e.to_string())?);
     let s = rules.stats();
-    let summary = format!(
+    let mut summary = format!(
         "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {})",
         s.rules,
         conf.sources.len(),
@@ -169,6 +169,10 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
         s.regex_on_pcre2,
         s.dynamic_operators
     );
+    if let Some(note) = rules.unavailable_summary() {
+        summary.push_str("; ");
+        summary.push_str(&note);
+    }
     main.cache.insert(conf.sources.clone(), rules.clone());
     conf.rules = Some(rules);
     Ok(Some(summary))

@@ -31,6 +31,9 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 s.gated_links,
                 t.elapsed().as_secs_f64() * 1000.0
             );
+            if let Some(note) = rs.unavailable_summary() {
+                println!("info: {note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

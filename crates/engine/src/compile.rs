@@ -520,6 +520,9 @@ impl Compiler {
                     for l in r.links() {
                         if let Some(op) = &l.operator {
                             match &op.imp {
+                                OperatorImpl::Static(o) if o.unavailable().is_some() => {
+                                    stats.unavailable.extend(o.unavailable().map(|why| (r.id, why)));
+                                }
                                 OperatorImpl::Static(o) => match o.backend() {
                                     Some("pcre2") => stats.regex_on_pcre2 += 1,
                                     Some(_) => stats.regex_on_regex_crate += 1,

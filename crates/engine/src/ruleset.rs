@@ -129,6 +129,8 @@ pub struct Stats {
     pub dynamic_operators: usize,
     /// Rule links the prefilter can skip.
     pub gated_links: usize,
+    /// Rules whose operator Ward cannot evaluate (they never match): (id, why).
+    pub unavailable: Vec<(u64, &'static str)>,
 }
 
 impl RuleSet {
@@ -149,6 +151,23 @@ impl RuleSet {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// One line naming the rules that can never match in Ward and why, if any.
+    pub fn unavailable_summary(&self) -> Option<String> {
+        let u = &self.stats.unavailable;
+        if u.is_empty() {
+            return None;
+        }
+        let mut whys: Vec<&str> = u.iter().map(|(_, w)| *w).collect();
+        whys.dedup();
+        let ids: Vec<String> = u.iter().map(|(id, _)| id.to_string()).collect();
+        Some(format!(
+            "{} rule(s) use operators Ward cannot evaluate and never match: {} (rules {})",
+            u.len(),
+            whys.join(", "),
+            ids.join(", ")
+        ))
     }
 
     /// Every rule (chain starters), in phase order.

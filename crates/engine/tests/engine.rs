@@ -235,3 +235,12 @@ fn multimatch_chain_starter_logs_each_match_even_when_the_chain_fails() {
     let rs = rules("SecRuleEngine On\nSecRule ARGS \"@contains x\" \"id:8,phase:1,pass,log,chain\"\n    SecRule ARGS \"@contains never\" \"t:none\"");
     assert!(run(&rs, "/?a=x", None).1.is_empty());
 }
+
+#[test]
+fn unavailable_operators_load_and_are_explained() {
+    let rs = rules("SecRule REMOTE_ADDR \"@rbl sbl-xbl.spamhaus.org\" \"id:50,phase:1,deny\"\nSecRule REMOTE_ADDR \"@geoLookup\" \"id:51,phase:1,pass,nolog\"");
+    let note = rs.unavailable_summary().unwrap();
+    assert!(note.contains("@rbl") && note.contains("@geoLookup") && note.contains("50, 51"), "{note}");
+    assert_eq!(run(&rs, "/", None).0, None);
+    assert!(rules("SecRule ARGS \"@rx a\" \"id:1\"").unavailable_summary().is_none());
+}

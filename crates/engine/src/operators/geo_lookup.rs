@@ -22,6 +22,10 @@ impl Operator for GeoLookup {
     fn evaluate(&self, _: &[u8], _: Option<&mut Captures>) -> bool {
         false
     }
+
+    fn unavailable(&self) -> Option<&'static str> {
+        Some("@geoLookup (Ward has no GeoIP database)")
+    }
 }
 
 #[cfg(test)]

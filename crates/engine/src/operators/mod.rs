@@ -66,6 +66,12 @@ pub trait Operator: Send + Sync + Debug {
     fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         None
     }
+
+    /// Why this operator can never match in Ward (a feature Ward does not have), for the
+    /// load summary; `None` for every operator that really evaluates.
+    fn unavailable(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Builds one operator from its parameter.

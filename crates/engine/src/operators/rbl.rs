@@ -26,6 +26,10 @@ impl Operator for Rbl {
     fn evaluate(&self, _: &[u8], _: Option<&mut Captures>) -> bool {
         false
     }
+
+    fn unavailable(&self) -> Option<&'static str> {
+        Some("@rbl (Ward has no DNS blocklist client)")
+    }
 }
 
 #[cfg(test)]
