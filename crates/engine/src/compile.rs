@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
-use crate::variables::{compile_targets, Selector, Target, Var};
+use crate::variables::{attach_exclusions, compile_targets, split_targets, Selector, Target, Var};
 
 const MAX_INCLUDE_DEPTH: usize = 32;
 
@@ -451,13 +451,7 @@ impl Compiler {
         }
         for (sel, targets, file, line) in &ex.update_targets {
             let items = split_variables(targets).map_err(|e| Error::new(file.as_ref(), *line, e))?;
-            let extra = compile_targets(&items).map_err(|e| Error::new(file.as_ref(), *line, e))?;
-            let excl: Vec<(Var, Selector)> = items
-                .iter()
-                .filter(|i| i.exclude)
-                .map(|i| Ok((Var::from_name(&i.name).unwrap_or(Var::Args), Selector::parse(i.selector.as_deref())?)))
-                .collect::<Result<_, String>>()
-                .map_err(|e| Error::new(file.as_ref(), *line, e))?;
+            let (extra, excl) = split_targets(&items).map_err(|e| Error::new(file.as_ref(), *line, e))?;
             for it in rules.iter_mut() {
                 let Item::Rule(r) = it else { continue };
                 let hit = match sel {
@@ -567,12 +561,7 @@ fn msg_text(m: &crate::macros::Macro) -> String {
 }
 
 fn update_targets(r: &mut Rule, extra: &[Target], excl: &[(Var, Selector)]) {
-    for (var, sel) in excl {
-        let any = matches!(sel, Selector::Regex(_));
-        for t in r.targets.iter_mut().filter(|t| any || t.var == *var) {
-            t.exclusions.push(sel.clone());
-        }
-    }
+    attach_exclusions(&mut r.targets, excl);
     for t in extra {
         if !r.targets.iter().any(|x| x.var == t.var && x.selector.same_as(&t.selector) && x.count == t.count) {
             r.targets.push(t.clone());
@@ -581,31 +570,21 @@ fn update_targets(r: &mut Rule, extra: &[Target], excl: &[(Var, Selector)]) {
 }
 
 fn apply_action_update(r: &mut Rule, u: Actions) {
+    /// An action given in the update replaces the rule's own.
+    fn replace<T>(slot: &mut Option<T>, new: Option<T>) {
+        if new.is_some() {
+            *slot = new;
+        }
+    }
     let a = &mut r.actions;
-    if u.disruptive.is_some() {
-        a.disruptive = u.disruptive;
-    }
-    if u.msg.is_some() {
-        a.msg = u.msg;
-    }
-    if u.logdata.is_some() {
-        a.logdata = u.logdata;
-    }
-    if u.severity.is_some() {
-        a.severity = u.severity;
-    }
-    if u.status.is_some() {
-        a.status = u.status;
-    }
-    if u.log.is_some() {
-        a.log = u.log;
-    }
-    if u.auditlog.is_some() {
-        a.auditlog = u.auditlog;
-    }
-    if u.save_message.is_some() {
-        a.save_message = u.save_message;
-    }
+    replace(&mut a.disruptive, u.disruptive);
+    replace(&mut a.msg, u.msg);
+    replace(&mut a.logdata, u.logdata);
+    replace(&mut a.severity, u.severity);
+    replace(&mut a.status, u.status);
+    replace(&mut a.log, u.log);
+    replace(&mut a.auditlog, u.auditlog);
+    replace(&mut a.save_message, u.save_message);
     a.tags.extend(u.tags);
     a.setvars.extend(u.setvars);
     a.ctls.extend(u.ctls);

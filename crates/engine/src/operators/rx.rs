@@ -16,12 +16,19 @@ use super::{Captures, Operator, OperatorContext};
 pub struct Rx {
     /// `None` for the empty pattern, which ModSecurity matches without running it.
     pattern: Option<Pattern>,
+    /// `@rxGlobal`: capture every match, not just the first.
+    global: bool,
 }
 
 impl Rx {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        Self::build(param, false)
+    }
+
+    /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture.
+    pub(super) fn build(param: &str, global: bool) -> Result<Box<dyn Operator>, String> {
         let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
-        Ok(Box::new(Rx { pattern }))
+        Ok(Box::new(Rx { pattern, global }))
     }
 }
 
@@ -35,6 +42,7 @@ impl Operator for Rx {
                 true
             }
             (Some(p), None) => p.is_match(input),
+            (Some(p), Some(caps)) if self.global => p.captures_global(input, caps),
             (Some(p), Some(caps)) => p.captures(input, caps),
         }
     }

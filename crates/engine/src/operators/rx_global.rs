@@ -7,43 +7,22 @@
 //! Returns: true when there is at least one match; an empty pattern matches everything.
 //! Example: `SecRule ARGS "@rxGlobal [a-z]+" "id:1,pass,capture"`
 
-use super::pattern::Pattern;
-use super::{Captures, Operator, OperatorContext};
+use super::rx::Rx;
+use super::{Operator, OperatorContext};
 
-#[derive(Debug)]
-pub struct RxGlobal {
-    pattern: Option<Pattern>,
-}
+/// `@rxGlobal` is `@rx` that captures every match.
+pub struct RxGlobal;
 
 impl RxGlobal {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
-        Ok(Box::new(RxGlobal { pattern }))
-    }
-}
-
-impl Operator for RxGlobal {
-    fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        match (&self.pattern, caps) {
-            (None, caps) => {
-                if let Some(caps) = caps {
-                    caps.clear();
-                }
-                true
-            }
-            (Some(p), None) => p.is_match(input),
-            (Some(p), Some(caps)) => p.captures_global(input, caps),
-        }
-    }
-
-    fn backend(&self) -> Option<&'static str> {
-        Some(self.pattern.as_ref().map_or("regex", Pattern::backend))
+        Rx::build(param, true)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operators::Captures;
     use std::path::Path;
 
     #[test]

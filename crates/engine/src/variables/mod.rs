@@ -363,6 +363,13 @@ pub struct Target {
 
 /// Turns a variable list into targets: exclusions attach to every target of the same variable.
 pub fn compile_targets(items: &[crate::parser::VariableItem]) -> Result<Vec<Target>, String> {
+    let (mut targets, excl) = split_targets(items)?;
+    attach_exclusions(&mut targets, &excl);
+    Ok(targets)
+}
+
+/// The targets of a variable list and, apart, its `!VAR:key` exclusions.
+pub fn split_targets(items: &[crate::parser::VariableItem]) -> Result<(Vec<Target>, Vec<(Var, Selector)>), String> {
     let mut targets: Vec<Target> = Vec::new();
     let mut excl: Vec<(Var, Selector)> = Vec::new();
     for it in items {
@@ -383,14 +390,18 @@ pub fn compile_targets(items: &[crate::parser::VariableItem]) -> Result<Vec<Targ
         };
         targets.push(Target { var, selector: sel, count: it.count, exclusions: Vec::new(), display });
     }
+    Ok((targets, excl))
+}
+
+/// Adds exclusions to targets: a key exclusion to the targets of the same variable, a
+/// regex exclusion to every target (ModSecurity v3 matches it against any key).
+pub fn attach_exclusions(targets: &mut [Target], excl: &[(Var, Selector)]) {
     for (var, sel) in excl {
-        // A regex exclusion removes matching keys from every target (ModSecurity v3).
         let any = matches!(sel, Selector::Regex(_));
-        for t in targets.iter_mut().filter(|t| any || t.var == var) {
+        for t in targets.iter_mut().filter(|t| any || t.var == *var) {
             t.exclusions.push(sel.clone());
         }
     }
-    Ok(targets)
 }
 
 #[cfg(test)]
