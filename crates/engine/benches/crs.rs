@@ -2,122 +2,13 @@
 //! CRS v4 (../shared/crs/v4) at paranoia level 1, plus rule-set compilation.
 //! Run: `cargo bench -p ward-engine --bench crs`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ward_engine::{RuleSet, RuleSource, Transaction};
+use ward_engine::RuleSet;
 
-fn crs_dir() -> Option<PathBuf> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/crs/v4");
-    p.is_dir().then_some(p)
-}
-
-fn sources(crs: &Path, paranoia: u8) -> Vec<RuleSource> {
-    let mut s = vec![
-        RuleSource::Inline {
-            text: "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess Off\n\
-                   SecRule REQUEST_HEADERS:Content-Type \"^application/json\" \"id:200001,phase:1,t:none,pass,nolog,ctl:requestBodyProcessor=JSON\""
-                .into(),
-            origin: PathBuf::from("bench-base.conf"),
-            line: 1,
-        },
-        RuleSource::File(crs.join("crs-setup.conf.example")),
-        RuleSource::Inline {
-            text: format!("SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\""),
-            origin: PathBuf::from("bench-pl.conf"),
-            line: 1,
-        },
-    ];
-    let mut rules: Vec<PathBuf> = std::fs::read_dir(crs.join("rules"))
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
-        .collect();
-    rules.sort();
-    s.extend(rules.into_iter().map(RuleSource::File));
-    s
-}
-
-pub struct Shape {
-    pub name: &'static str,
-    pub method: &'static str,
-    pub uri: String,
-    pub content_type: Option<&'static str>,
-    pub body: Vec<u8>,
-}
-
-fn shapes() -> Vec<Shape> {
-    let form: String = (0..60).map(|i| format!("field{i}=value+number+{i}+with+some+text&")).collect::<String>();
-    let mut json = String::from("{\"size\":500,\"query\":{\"bool\":{\"filter\":[");
-    while json.len() < 16_000 {
-        json.push_str("{\"range\":{\"@timestamp\":{\"gte\":\"2024-01-01T00:00:00.000Z\",\"lte\":\"now\"}}},{\"match_phrase\":{\"host.name\":\"web-01\"}},");
-    }
-    json.push_str("{\"match_all\":{}}]}}}");
-    let big: String = (0..)
-        .map(|i| format!("k{i}=lorem+ipsum+dolor+sit+amet+consectetur&"))
-        .scan(0usize, |n, s| {
-            *n += s.len();
-            (*n < 1_000_000).then_some(s)
-        })
-        .collect();
-    vec![
-        Shape { name: "get_root", method: "GET", uri: "/".into(), content_type: None, body: vec![] },
-        Shape {
-            name: "get_6_args",
-            method: "GET",
-            uri: "/search?q=blue+shoes&page=2&sort=price&order=asc&lang=en&session=a1b2c3d4e5f6a7b8c9d0".into(),
-            content_type: None,
-            body: vec![],
-        },
-        Shape {
-            name: "post_form_2k",
-            method: "POST",
-            uri: "/submit".into(),
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: form.into_bytes()[..2048].to_vec(),
-        },
-        Shape {
-            name: "post_json_16k",
-            method: "POST",
-            uri: "/internal/search/es".into(),
-            content_type: Some("application/json"),
-            body: json.into_bytes(),
-        },
-        Shape {
-            name: "post_form_1m",
-            method: "POST",
-            uri: "/upload".into(),
-            content_type: Some("application/x-www-form-urlencoded"),
-            body: big.into_bytes(),
-        },
-    ]
-}
-
-fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
-    let mut tx = Transaction::new(rs.clone(), "bench");
-    tx.process_connection("127.0.0.1", 40000, "127.0.0.1", 80);
-    tx.process_uri(s.uri.as_bytes(), s.method.as_bytes(), b"HTTP/1.1");
-    tx.add_request_header(b"Host", b"localhost");
-    tx.add_request_header(
-        b"User-Agent",
-        b"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-    );
-    tx.add_request_header(b"Accept", b"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
-    tx.add_request_header(b"Accept-Language", b"en-US,en;q=0.5");
-    tx.add_request_header(b"Accept-Encoding", b"gzip, deflate");
-    if let Some(ct) = s.content_type {
-        tx.add_request_header(b"Content-Type", ct.as_bytes());
-        tx.add_request_header(b"Content-Length", s.body.len().to_string().as_bytes());
-    }
-    let mut blocked = tx.process_request_headers().is_some();
-    if !blocked {
-        tx.append_request_body(&s.body);
-        blocked = tx.process_request_body().is_some();
-    }
-    tx.process_logging();
-    blocked
-}
+mod shapes;
+use shapes::{crs_dir, run, shapes, sources};
 
 fn bench(c: &mut Criterion) {
     let Some(crs) = crs_dir() else {

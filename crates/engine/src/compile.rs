@@ -404,6 +404,7 @@ impl Compiler {
             chain: None,
             dangling_chain: chain,
             gate: None,
+            memo: None,
         };
         if is_link {
             let p = self.pending.as_mut().expect("checked above");
@@ -484,11 +485,16 @@ impl Compiler {
         // Prefilter gates: one per transformation list, a bit per gated rule link.
         let mut gates = crate::prefilter::GateBuilder::default();
         let mut gated = 0;
+        let mut memos = 0;
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
             while let Some(l) = link {
                 if let Some(op) = &l.operator {
+                    if let (OperatorImpl::Static(_), false) = (&op.imp, op.negated) {
+                        l.memo = Some(memos);
+                        memos += 1;
+                    }
                     if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
                         if let Some(lits) = o.required_literals() {
                             l.gate = Some(gates.add(l.transform_key, lits));

@@ -98,6 +98,9 @@ pub struct Rule {
     pub dangling_chain: bool,
     /// (gate, bit) in the rule-set prefilter, when the operator has required literals.
     pub gate: Option<(u32, u32)>,
+    /// Index among links whose operator result depends only on the value (static and not
+    /// negated): a transaction remembers values they did not match.
+    pub memo: Option<u32>,
 }
 
 impl Rule {

@@ -22,7 +22,9 @@ use crate::rule::{OperatorImpl, Rule};
 use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
 use crate::variables::Var;
 
+mod cache;
 mod state;
+use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value};
 
 /// What a disruptive rule asks the server to do.
@@ -74,8 +76,12 @@ pub struct Transaction {
     detected: bool,
     matched_ids: Vec<u64>,
     messages: Vec<String>,
-    /// Transformation results of request data: (slot, transformation list) → value (None = unchanged).
-    cache: FxHashMap<(u64, u32), Cached>,
+    /// Transformation results of request data (see cache.rs).
+    cache: TransformCache,
+    /// Per (variable, gate): the union of the gate bits of all the variable's values, or None
+    /// when some value is not cacheable. Lets a gated rule skip a target without visiting its
+    /// values. Rebuilt each phase, since phases add values (body, response).
+    unions: FxHashMap<(Var, u32), Option<Vec<u64>>>,
     phases_done: u8,
     last_match: MatchInfo,
     /// Collections loaded by `initcol`, written back at the end.
@@ -83,15 +89,6 @@ pub struct Transaction {
     expiries: Vec<(String, Vec<u8>, u64)>,
     /// Audit-log state: ctl:audit* changes and the rule messages (see audit.rs).
     audit: crate::audit::TxAudit,
-}
-
-/// A request value after one transformation list, with its prefilter scan.
-#[derive(Debug)]
-struct Cached {
-    /// None when the transformations left the value unchanged.
-    value: Option<Vec<u8>>,
-    /// Bits of the gate of this transformation list, once scanned.
-    bits: Option<Vec<u64>>,
 }
 
 impl Transaction {
@@ -122,7 +119,8 @@ impl Transaction {
             detected: false,
             matched_ids: Vec::new(),
             messages: Vec::new(),
-            cache: FxHashMap::default(),
+            cache: TransformCache::default(),
+            unions: FxHashMap::default(),
             phases_done: 0,
             last_match: MatchInfo::default(),
             persisted: Vec::new(),
@@ -524,6 +522,7 @@ impl Transaction {
             Some(AllowScope::Phase) => self.allow = None,
             _ => {}
         }
+        self.unions.clear();
         let rules = Arc::clone(&self.rules);
         let entries = &rules.phases[usize::from(phase - 1)];
         let mut i = 0;
@@ -671,7 +670,7 @@ impl Transaction {
         let Some(op) = &link.operator else { return Vec::new() };
         let mut hits = Vec::new();
         let capture = link.actions.capture;
-        let Transaction { s, cache, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
+        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
@@ -695,6 +694,12 @@ impl Transaction {
         };
         let mut values = Vec::new();
         for t in &link.targets {
+            if let (Some((g, bit)), false, true) = (link.gate, t.count, State::stable_var(t.var)) {
+                let u = unions.entry((t.var, g)).or_insert_with(|| union_bits(state, cache, rules, link, t.var, g));
+                if u.as_ref().is_some_and(|u| !crate::prefilter::has(u, bit)) {
+                    continue;
+                }
+            }
             values.clear();
             state.collect(t, Some(starter), &mut values);
             for v in values.drain(..) {
@@ -703,6 +708,18 @@ impl Transaction {
                 }
                 let mut caps = if capture { Some(Captures::new()) } else { None };
                 if link.actions.multi_match {
+                    // A stable value remembers, per content, that no stage matched.
+                    let memo = match (v.slot, link.memo) {
+                        (Slot::Stable(slot), Some(m)) => {
+                            let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+                            if cache.get_mut(i).known_no_match(m) {
+                                continue;
+                            }
+                            Some((i, m))
+                        }
+                        _ => None,
+                    };
+                    let before = hits.len();
                     let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
                     let mut stages = vec![cur.clone().into_owned()];
                     for step in &link.transforms {
@@ -722,27 +739,31 @@ impl Transaction {
                             });
                         }
                     }
+                    if let (Some((i, m)), true) = (memo, hits.len() == before) {
+                        cache.get_mut(i).set_no_match(m);
+                    }
                     continue;
                 }
-                let transformed: &[u8] = match v.slot {
+                let (transformed, entry): (&[u8], usize) = match v.slot {
                     Slot::Stable(slot) => {
-                        if link.transforms.is_empty() && link.gate.is_none() {
-                            v.value.as_ref()
+                        if link.transforms.is_empty() && link.gate.is_none() && link.memo.is_none() {
+                            (v.value.as_ref(), usize::MAX)
                         } else {
-                            // One lookup gives both the transformed value and the gate scan
+                            // One lookup gives the transformed value, the gate scan and the memo
                             // (a gate belongs to exactly one transformation list).
-                            let e = cache.entry((slot, link.transform_key)).or_insert_with(|| Cached {
-                                value: apply_transforms(&link.transforms, &v.value),
-                                bits: None,
-                            });
-                            let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
+                            let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+                            let e = cache.get_mut(i);
                             if let Some((g, bit)) = link.gate {
+                                let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
                                 let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
                                 if !crate::prefilter::has(bits, bit) {
                                     continue;
                                 }
                             }
-                            tv
+                            if link.memo.is_some_and(|m| e.known_no_match(m)) {
+                                continue;
+                            }
+                            (e.value.as_deref().unwrap_or(v.value.as_ref()), i)
                         }
                     }
                     _ => {
@@ -772,6 +793,10 @@ impl Transaction {
                         op_name: op.display_name(),
                         op_param: param.clone(),
                     });
+                } else if let Some(m) = link.memo.filter(|_| entry != usize::MAX) {
+                    // Memo links are pure, static and not negated: no match here is no match
+                    // for every value with this content.
+                    cache.get_mut(entry).set_no_match(m);
                 }
             }
         }
@@ -919,6 +944,33 @@ impl Transaction {
     }
 }
 
+/// The union of gate `g`'s bits over every value of `var` (transformed as `link` does, and
+/// cached as rule evaluation would), or None when a value has no stable slot.
+fn union_bits(
+    state: &State,
+    cache: &mut TransformCache,
+    rules: &RuleSet,
+    link: &Rule,
+    var: Var,
+    g: u32,
+) -> Option<Vec<u64>> {
+    let mut values = Vec::new();
+    state.values(var, &crate::variables::Selector::All, None, &mut values);
+    let gate = &rules.gates[g as usize];
+    let mut union = gate.scan(b"");
+    for v in &values {
+        let Slot::Stable(slot) = v.slot else { return None };
+        let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+        let e = cache.get_mut(i);
+        let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
+        let bits = e.bits.get_or_insert_with(|| gate.scan(tv));
+        for (u, b) in union.iter_mut().zip(bits.iter()) {
+            *u |= b;
+        }
+    }
+    Some(union)
+}
+
 fn apply_transforms(steps: &[TransformStep], v: &[u8]) -> Option<Vec<u8>> {
     let mut cur: Option<Vec<u8>> = None;
     for s in steps {
@@ -933,7 +985,7 @@ fn apply_transforms(steps: &[TransformStep], v: &[u8]) -> Option<Vec<u8>> {
 fn target_removed(by_id: &[(Vec<IdRange>, TargetRef)], by_tag: &[(String, TargetRef)], rule: &Rule, v: &Value) -> bool {
     let hit = |t: &TargetRef| t.var == v.var && t.selector.matches(&v.key);
     by_id.iter().any(|(ids, t)| ids.iter().any(|r| r.contains(rule.id)) && hit(t))
-        || by_tag.iter().any(|(tag, t)| rule.actions.tags.iter().any(|x| x == tag) && hit(t))
+        || by_tag.iter().any(|(tag, t)| hit(t) && rule.actions.tags.iter().any(|x| x == tag))
 }
 
 fn trim_start(b: &[u8]) -> &[u8] {

@@ -125,6 +125,43 @@ impl State {
         }
     }
 
+    /// Variables whose values all live in stable slots, whatever the selector picks: the
+    /// values for `Selector::All` are a superset of any selection.
+    pub(super) fn stable_var(var: Var) -> bool {
+        matches!(
+            var,
+            Var::Args
+                | Var::ArgsGet
+                | Var::ArgsPost
+                | Var::ArgsNames
+                | Var::ArgsGetNames
+                | Var::ArgsPostNames
+                | Var::RequestHeaders
+                | Var::RequestHeadersNames
+                | Var::RequestCookies
+                | Var::RequestCookiesNames
+                | Var::Files
+                | Var::FilesNames
+                | Var::FilesSizes
+                | Var::MultipartFilename
+                | Var::MultipartName
+                | Var::MultipartPartHeaders
+                | Var::ResponseHeaders
+                | Var::ResponseHeadersNames
+                | Var::RequestUri
+                | Var::RequestUriRaw
+                | Var::RequestLine
+                | Var::RequestMethod
+                | Var::RequestProtocol
+                | Var::RequestFilename
+                | Var::PathInfo
+                | Var::RequestBasename
+                | Var::QueryString
+                | Var::RequestBody
+                | Var::ResponseBody
+        )
+    }
+
     pub(super) fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
         let scalar = |out: &mut Vec<Value<'a>>, v: Cow<'a, [u8]>, slot: Slot| {
             out.push(Value { var, key: Cow::Borrowed(&[]), value: v, slot });
@@ -448,5 +485,66 @@ mod tests {
         assert_eq!(time_field(Var::TimeYear, 1_700_000_000), "2023");
         assert_eq!(time_field(Var::TimeMon, 1_700_000_000), "11");
         assert_eq!(time_field(Var::TimeEpoch, 1_700_000_000), "1700000000");
+    }
+
+    #[test]
+    fn stable_vars_yield_only_stable_slots() {
+        let pair = || vec![(b"k".to_vec(), b"v".to_vec())];
+        let s = State {
+            args_get: pair(),
+            args_post: pair(),
+            args_json: pair(),
+            headers: pair(),
+            cookies: pair(),
+            files: pair(),
+            files_sizes: pair(),
+            multipart_filenames: pair(),
+            multipart_names: pair(),
+            multipart_part_headers: pair(),
+            resp_headers: pair(),
+            ..State::default()
+        };
+        let names = [
+            "ARGS",
+            "ARGS_GET",
+            "ARGS_POST",
+            "ARGS_NAMES",
+            "ARGS_GET_NAMES",
+            "ARGS_POST_NAMES",
+            "REQUEST_HEADERS",
+            "REQUEST_HEADERS_NAMES",
+            "REQUEST_COOKIES",
+            "REQUEST_COOKIES_NAMES",
+            "FILES",
+            "FILES_NAMES",
+            "FILES_SIZES",
+            "MULTIPART_FILENAME",
+            "MULTIPART_NAME",
+            "MULTIPART_PART_HEADERS",
+            "RESPONSE_HEADERS",
+            "RESPONSE_HEADERS_NAMES",
+            "REQUEST_URI",
+            "REQUEST_URI_RAW",
+            "REQUEST_LINE",
+            "REQUEST_METHOD",
+            "REQUEST_PROTOCOL",
+            "REQUEST_FILENAME",
+            "PATH_INFO",
+            "REQUEST_BASENAME",
+            "QUERY_STRING",
+            "REQUEST_BODY",
+            "RESPONSE_BODY",
+        ];
+        for n in names {
+            let var = Var::from_name(n).unwrap();
+            assert!(State::stable_var(var), "{n}");
+            let mut out = Vec::new();
+            s.values(var, &Selector::All, None, &mut out);
+            assert!(!out.is_empty(), "{n}");
+            assert!(out.iter().all(|v| matches!(v.slot, Slot::Stable(_))), "{n}");
+        }
+        for n in ["TX", "XML", "RULE", "MATCHED_VARS", "ENV", "REMOTE_ADDR", "REQBODY_PROCESSOR", "FULL_REQUEST"] {
+            assert!(!State::stable_var(Var::from_name(n).unwrap()), "{n}");
+        }
     }
 }

@@ -1,0 +1,32 @@
+//! Runs one request shape of the CRS v4 benchmark N times, for instruction counts that a
+//! noisy machine cannot blur: `valgrind --tool=callgrind --toggle-collect=icount::measured
+//! target/release/examples/icount get_root 20` (see docs/bench.md).
+
+use std::sync::Arc;
+
+use ward_engine::RuleSet;
+
+#[path = "../benches/shapes/mod.rs"]
+mod shapes;
+
+#[inline(never)]
+fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize) -> usize {
+    (0..n).filter(|_| shapes::run(rs, s)).count()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let name = args.next().unwrap_or_else(|| "get_root".into());
+    let n: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(10);
+    let Some(crs) = shapes::crs_dir() else {
+        eprintln!("SKIPPED: ../shared/crs/v4 not found");
+        return;
+    };
+    let rs = Arc::new(RuleSet::compile(&shapes::sources(&crs, 1)).expect("CRS v4 compiles"));
+    let Some(shape) = shapes::shapes().into_iter().find(|s| s.name == name) else {
+        eprintln!("unknown shape {name}");
+        std::process::exit(2);
+    };
+    let blocked = measured(&rs, &shape, n);
+    println!("{name}: {n} runs, {blocked} blocked");
+}

@@ -1,0 +1,125 @@
+//! Per-transaction cache of transformed request values, shared by values with identical
+//! content: a JSON body or a long form repeats the same values many times, and each
+//! distinct content is transformed, prefilter-scanned and (for pure operators) found not
+//! to match a rule once.
+
+use rustc_hash::FxHashMap;
+
+use crate::actions::TransformStep;
+
+/// Contents longer than this are not interned (copying them would cost more than a rare
+/// repeat could save).
+const MAX_INTERNED: usize = 4096;
+
+/// A request value after one transformation list.
+#[derive(Debug)]
+pub(super) struct Cached {
+    /// None when the transformations left the value unchanged.
+    pub(super) value: Option<Vec<u8>>,
+    /// Bits of the gate of this transformation list, once scanned.
+    pub(super) bits: Option<Vec<u64>>,
+    /// Memo bits of the rule links whose (pure) operator did not match this value.
+    no_match: Vec<u64>,
+}
+
+impl Cached {
+    pub(super) fn known_no_match(&self, memo: u32) -> bool {
+        crate::prefilter::has(&self.no_match, memo)
+    }
+
+    pub(super) fn set_no_match(&mut self, memo: u32) {
+        let w = memo as usize / 64;
+        if self.no_match.len() <= w {
+            self.no_match.resize(w + 1, 0);
+        }
+        self.no_match[w] |= 1 << (memo % 64);
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct TransformCache {
+    /// (slot, transformation list) → entry.
+    by_slot: FxHashMap<(u64, u32), u32>,
+    /// slot → content id.
+    slot_content: FxHashMap<u64, u32>,
+    /// Interned contents → content id.
+    contents: FxHashMap<Vec<u8>, u32>,
+    next_content: u32,
+    /// (content id, transformation list) → entry.
+    by_content: FxHashMap<(u32, u32), u32>,
+    entries: Vec<Cached>,
+}
+
+impl TransformCache {
+    /// The entry of the value in `slot` (whose content is `raw`) after `steps`, computing it
+    /// on first use.
+    pub(super) fn entry(&mut self, slot: u64, raw: &[u8], key: u32, steps: &[TransformStep]) -> usize {
+        if let Some(&i) = self.by_slot.get(&(slot, key)) {
+            return i as usize;
+        }
+        let cid = match self.slot_content.get(&slot) {
+            Some(&c) => c,
+            None => {
+                let interned = if raw.len() <= MAX_INTERNED { self.contents.get(raw).copied() } else { None };
+                let c = interned.unwrap_or_else(|| {
+                    let c = self.next_content;
+                    self.next_content += 1;
+                    if raw.len() <= MAX_INTERNED {
+                        self.contents.insert(raw.to_vec(), c);
+                    }
+                    c
+                });
+                self.slot_content.insert(slot, c);
+                c
+            }
+        };
+        let entries = &mut self.entries;
+        let i = *self.by_content.entry((cid, key)).or_insert_with(|| {
+            entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None, no_match: Vec::new() });
+            (entries.len() - 1) as u32
+        });
+        self.by_slot.insert((slot, key), i);
+        i as usize
+    }
+
+    pub(super) fn get_mut(&mut self, i: usize) -> &mut Cached {
+        &mut self.entries[i]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upper() -> Vec<TransformStep> {
+        vec![TransformStep { name: "uppercase".into(), func: crate::transformations::lookup("uppercase").unwrap() }]
+    }
+
+    #[test]
+    fn identical_contents_share_an_entry() {
+        let mut c = TransformCache::default();
+        let t = upper();
+        let a = c.entry(1, b"abc", 0, &t);
+        let b = c.entry(2, b"abc", 0, &t);
+        let other = c.entry(3, b"abd", 0, &t);
+        assert_eq!(a, b);
+        assert_ne!(a, other);
+        assert_eq!(c.get_mut(a).value.as_deref(), Some(&b"ABC"[..]));
+        // Another transformation list is another entry.
+        let plain = c.entry(1, b"abc", 1, &[]);
+        assert_ne!(plain, a);
+        assert_eq!(c.get_mut(plain).value, None);
+        // Memo bits belong to the entry.
+        c.get_mut(a).set_no_match(70);
+        assert!(c.get_mut(b).known_no_match(70));
+        assert!(!c.get_mut(b).known_no_match(69) && !c.get_mut(other).known_no_match(70));
+    }
+
+    #[test]
+    fn long_contents_are_not_shared() {
+        let mut c = TransformCache::default();
+        let big = vec![b'a'; MAX_INTERNED + 1];
+        assert_ne!(c.entry(1, &big, 0, &[]), c.entry(2, &big, 0, &[]));
+        assert_eq!(c.entry(1, &big, 0, &[]), c.entry(1, &big, 0, &[]));
+    }
+}
