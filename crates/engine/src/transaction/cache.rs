@@ -3,13 +3,16 @@
 //! distinct content is transformed, prefilter-scanned and (for pure operators) found not
 //! to match a rule once.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::actions::TransformStep;
 
 /// Contents longer than this are not interned (copying them would cost more than a rare
 /// repeat could save).
 const MAX_INTERNED: usize = 4096;
+
+/// From this many arguments and cookies on, identical contents share an entry.
+pub(super) const SHARE_FROM_VALUES: usize = 64;
 
 /// A request value after one transformation list.
 #[derive(Debug)]
@@ -18,22 +21,6 @@ pub(super) struct Cached {
     pub(super) value: Option<Vec<u8>>,
     /// Bits of the gate of this transformation list, once scanned.
     pub(super) bits: Option<Vec<u64>>,
-    /// Memo bits of the rule links whose (pure) operator did not match this value.
-    no_match: Vec<u64>,
-}
-
-impl Cached {
-    pub(super) fn known_no_match(&self, memo: u32) -> bool {
-        crate::prefilter::has(&self.no_match, memo)
-    }
-
-    pub(super) fn set_no_match(&mut self, memo: u32) {
-        let w = memo as usize / 64;
-        if self.no_match.len() <= w {
-            self.no_match.resize(w + 1, 0);
-        }
-        self.no_match[w] |= 1 << (memo % 64);
-    }
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +35,11 @@ pub(super) struct TransformCache {
     /// (content id, transformation list) → entry.
     by_content: FxHashMap<(u32, u32), u32>,
     entries: Vec<Cached>,
+    /// (entry, memo index) of rule links whose (pure) operator did not match the entry's value.
+    no_match: FxHashSet<u64>,
+    /// Whether identical contents share entries (and misses are remembered); off, every slot
+    /// has its own entry and nothing is interned.
+    sharing: bool,
 }
 
 impl TransformCache {
@@ -57,14 +49,21 @@ impl TransformCache {
         if let Some(&i) = self.by_slot.get(&(slot, key)) {
             return i as usize;
         }
+        if !self.sharing {
+            self.entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None });
+            let i = self.entries.len() - 1;
+            self.by_slot.insert((slot, key), i as u32);
+            return i;
+        }
         let cid = match self.slot_content.get(&slot) {
             Some(&c) => c,
             None => {
-                let interned = if raw.len() <= MAX_INTERNED { self.contents.get(raw).copied() } else { None };
+                let intern = raw.len() <= MAX_INTERNED;
+                let interned = if intern { self.contents.get(raw).copied() } else { None };
                 let c = interned.unwrap_or_else(|| {
                     let c = self.next_content;
                     self.next_content += 1;
-                    if raw.len() <= MAX_INTERNED {
+                    if intern {
                         self.contents.insert(raw.to_vec(), c);
                     }
                     c
@@ -75,7 +74,7 @@ impl TransformCache {
         };
         let entries = &mut self.entries;
         let i = *self.by_content.entry((cid, key)).or_insert_with(|| {
-            entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None, no_match: Vec::new() });
+            entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None });
             (entries.len() - 1) as u32
         });
         self.by_slot.insert((slot, key), i);
@@ -84,6 +83,24 @@ impl TransformCache {
 
     pub(super) fn get_mut(&mut self, i: usize) -> &mut Cached {
         &mut self.entries[i]
+    }
+
+    /// Turns content sharing on or off for values not seen yet.
+    pub(super) fn set_sharing(&mut self, on: bool) {
+        self.sharing = on;
+    }
+
+    /// Whether misses are worth remembering (only shared entries are looked at twice).
+    pub(super) fn memo_on(&self) -> bool {
+        self.sharing
+    }
+
+    pub(super) fn known_no_match(&self, i: usize, memo: u32) -> bool {
+        !self.no_match.is_empty() && self.no_match.contains(&((i as u64) << 32 | u64::from(memo)))
+    }
+
+    pub(super) fn set_no_match(&mut self, i: usize, memo: u32) {
+        self.no_match.insert((i as u64) << 32 | u64::from(memo));
     }
 }
 
@@ -98,6 +115,7 @@ mod tests {
     #[test]
     fn identical_contents_share_an_entry() {
         let mut c = TransformCache::default();
+        c.set_sharing(true);
         let t = upper();
         let a = c.entry(1, b"abc", 0, &t);
         let b = c.entry(2, b"abc", 0, &t);
@@ -110,14 +128,23 @@ mod tests {
         assert_ne!(plain, a);
         assert_eq!(c.get_mut(plain).value, None);
         // Memo bits belong to the entry.
-        c.get_mut(a).set_no_match(70);
-        assert!(c.get_mut(b).known_no_match(70));
-        assert!(!c.get_mut(b).known_no_match(69) && !c.get_mut(other).known_no_match(70));
+        c.set_no_match(a, 70);
+        assert!(c.known_no_match(b, 70));
+        assert!(!c.known_no_match(b, 69) && !c.known_no_match(other, 70));
+    }
+
+    #[test]
+    fn without_sharing_every_slot_has_its_entry() {
+        let mut c = TransformCache::default();
+        assert_ne!(c.entry(1, b"abc", 0, &[]), c.entry(2, b"abc", 0, &[]));
+        c.set_sharing(true);
+        assert_eq!(c.entry(3, b"abc", 0, &[]), c.entry(4, b"abc", 0, &[]));
     }
 
     #[test]
     fn long_contents_are_not_shared() {
         let mut c = TransformCache::default();
+        c.set_sharing(true);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, 0, &[]), c.entry(2, &big, 0, &[]));
         assert_eq!(c.entry(1, &big, 0, &[]), c.entry(1, &big, 0, &[]));

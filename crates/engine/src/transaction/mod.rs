@@ -261,6 +261,9 @@ impl Transaction {
             return None;
         }
         self.parse_body();
+        // Only many values repeat enough to repay interning their contents.
+        let n = self.s.args_get.len() + self.s.args_post.len() + self.s.args_json.len() + self.s.cookies.len();
+        self.cache.set_sharing(n >= cache::SHARE_FROM_VALUES);
         self.run_phase(2)
     }
 
@@ -694,7 +697,9 @@ impl Transaction {
         };
         let mut values = Vec::new();
         for t in &link.targets {
-            if let (Some((g, bit)), false, true) = (link.gate, t.count, State::stable_var(t.var)) {
+            // Worth it for whole collections only: a scalar or a keyed value is checked as cheaply directly.
+            let whole = t.var.is_collection() && !matches!(t.selector, crate::variables::Selector::Key(_));
+            if let (Some((g, bit)), false, true) = (link.gate, t.count, whole && State::stable_var(t.var)) {
                 let u = unions.entry((t.var, g)).or_insert_with(|| union_bits(state, cache, rules, link, t.var, g));
                 if u.as_ref().is_some_and(|u| !crate::prefilter::has(u, bit)) {
                     continue;
@@ -709,10 +714,10 @@ impl Transaction {
                 let mut caps = if capture { Some(Captures::new()) } else { None };
                 if link.actions.multi_match {
                     // A stable value remembers, per content, that no stage matched.
-                    let memo = match (v.slot, link.memo) {
+                    let memo = match (v.slot, link.memo.filter(|_| cache.memo_on())) {
                         (Slot::Stable(slot), Some(m)) => {
                             let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
-                            if cache.get_mut(i).known_no_match(m) {
+                            if cache.known_no_match(i, m) {
                                 continue;
                             }
                             Some((i, m))
@@ -740,13 +745,14 @@ impl Transaction {
                         }
                     }
                     if let (Some((i, m)), true) = (memo, hits.len() == before) {
-                        cache.get_mut(i).set_no_match(m);
+                        cache.set_no_match(i, m);
                     }
                     continue;
                 }
                 let (transformed, entry): (&[u8], usize) = match v.slot {
                     Slot::Stable(slot) => {
-                        if link.transforms.is_empty() && link.gate.is_none() && link.memo.is_none() {
+                        let memo = link.memo.filter(|_| cache.memo_on());
+                        if link.transforms.is_empty() && link.gate.is_none() && memo.is_none() {
                             (v.value.as_ref(), usize::MAX)
                         } else {
                             // One lookup gives the transformed value, the gate scan and the memo
@@ -760,10 +766,10 @@ impl Transaction {
                                     continue;
                                 }
                             }
-                            if link.memo.is_some_and(|m| e.known_no_match(m)) {
+                            if memo.is_some_and(|m| cache.known_no_match(i, m)) {
                                 continue;
                             }
-                            (e.value.as_deref().unwrap_or(v.value.as_ref()), i)
+                            (cache.get_mut(i).value.as_deref().unwrap_or(v.value.as_ref()), i)
                         }
                     }
                     _ => {
@@ -793,10 +799,10 @@ impl Transaction {
                         op_name: op.display_name(),
                         op_param: param.clone(),
                     });
-                } else if let Some(m) = link.memo.filter(|_| entry != usize::MAX) {
+                } else if let Some(m) = link.memo.filter(|_| entry != usize::MAX && cache.memo_on()) {
                     // Memo links are pure, static and not negated: no match here is no match
                     // for every value with this content.
-                    cache.get_mut(entry).set_no_match(m);
+                    cache.set_no_match(entry, m);
                 }
             }
         }
