@@ -15,8 +15,8 @@
 # Before any load, every scenario is sent once with curl (benign ones must get 200)
 # and the SQLi GET must get 403 from every WAF configuration. Prints one table
 # (req/s, ratio to bare in the same run, worker CPU per request, p50/p99, worker RSS,
-# config load time) and saves it to target/bench/results-<date>.md. Loopback only; everything started here
-# is stopped on exit. WARD_PREBUILT=1 skips `cargo build --release --workspace`;
+# config load time) and saves it to target/bench/results-<date>.md. Loopback only;
+# everything started here is stopped on exit. WARD_PREBUILT=1 skips `cargo build --release --workspace`;
 # WARD_BENCH_MODULE=path.so benchmarks another build of the module (implies it).
 set -euo pipefail
 
