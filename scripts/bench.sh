@@ -14,9 +14,10 @@
 # pinned with wrk to core 1, WARD_BENCH_WRK_CPU); wrk runs 1 thread, 16 connections.
 # Before any load, every scenario is sent once with curl (benign ones must get 200)
 # and the SQLi GET must get 403 from every WAF configuration. Prints one table
-# (req/s, ratio to bare in the same run, p50/p99, worker RSS, config load time) and
-# saves it to target/bench/results-<date>.md. Loopback only; everything started here
-# is stopped on exit. WARD_PREBUILT=1 skips `cargo build --release --workspace`.
+# (req/s, ratio to bare in the same run, worker CPU per request, p50/p99, worker RSS,
+# config load time) and saves it to target/bench/results-<date>.md. Loopback only;
+# everything started here is stopped on exit. WARD_PREBUILT=1 skips `cargo build --release --workspace`;
+# WARD_BENCH_MODULE=path.so benchmarks another build of the module (implies it).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,11 +82,11 @@ if [ "$ncpu" -lt 2 ]; then
   NGINX_CPU=0; WRK_CPU=0
 fi
 
-if [ "${WARD_PREBUILT:-0}" != 1 ] && [[ ",$CONFIGS," == *",ward-"* ]]; then
+if [ "${WARD_PREBUILT:-0}" != 1 ] && [ -z "${WARD_BENCH_MODULE:-}" ] && [[ ",$CONFIGS," == *",ward-"* ]]; then
   log "building ward (release)"
   (cd "$REPO" && scripts/setup.sh >&2 && cargo build --release -q --workspace)
 fi
-MODULE=$REPO/target/release/libngx_http_ward_module.so
+MODULE=${WARD_BENCH_MODULE:-$REPO/target/release/libngx_http_ward_module.so}
 [[ ",$CONFIGS," != *",ward-"* ]] || [ -f "$MODULE" ] || { echo "module not built: $MODULE" >&2; exit 2; }
 
 # --- run directory, cleanup ----------------------------------------------------------
@@ -236,6 +237,10 @@ stop_nginx() {  # master pid
   PIDS=("${keep[@]+"${keep[@]}"}")
 }
 
+# CPU time (user + system, in clock ticks) the process has used so far.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TICK=$(getconf CLK_TCK)
+
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
 now_ns() { date +%s%N; }
 
@@ -336,9 +341,14 @@ for cfg in "${CFG_LIST[@]}"; do
     IFS='|' read -r key slabel method path body ctype <<<"$sc"
     status=$(curl_status "$PORT" "$method" "$path" "$body" "$ctype")
     rss0=$(rss_mb "$WORKER")
+    cpu0=$(cpu_ticks "$WORKER")
     log "$label: $slabel (${DURATION}s, check $status)"
     read -r rps p50 p99 reqs non2xx errs < <(run_wrk "$PORT" "$method" "$path" "$body" "$ctype" | parse_wrk)
     rss1=$(rss_mb "$WORKER")
+    cpu1=$(cpu_ticks "$WORKER")
+    # The worker's own CPU per request: unlike req/s, not lowered by other processes
+    # taking the worker's core, nor raised by an idle wrk/upstream core.
+    cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$TICK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / t * 1e6 / n; else print "-" }')
     [ "$cfg" != bare ] || BARE_RPS[$key]=$rps
     ratio="-"
     if [ -n "${BARE_RPS[$key]:-}" ]; then
@@ -351,8 +361,8 @@ for cfg in "${CFG_LIST[@]}"; do
     lt=""; [ "$first" = 0 ] || lt="$load_ms"
     cl=""; [ "$first" = 0 ] || cl="$label"
     if [ "$reqs" -eq 0 ]; then p50="-"; p99="-"; note+=", none completed in ${DURATION} s"; fi
-    ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s → %s | %s |' \
-      "$cl" "$slabel" "$(fmt_rps "$rps")" "$ratio" "$p50" "$p99" "$note" "$rss0" "$rss1" "$lt")")
+    ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s → %s | %s |' \
+      "$cl" "$slabel" "$(fmt_rps "$rps")" "$ratio" "$cpu_us" "$p50" "$p99" "$note" "$rss0" "$rss1" "$lt")")
     first=0
   done
   stop_nginx "$master"
@@ -367,10 +377,10 @@ OUT=$REPO/target/bench/results-$STAMP.md
   echo
   echo "- machine: $ncpu CPUs, $MODEL; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
   echo "- nginx $NGINX_VER ($NGINX), one worker on CPU $NGINX_CPU; wrk 1 thread, $CONNS connections, ${DURATION} s per scenario, on CPU $WRK_CPU with the upstream"
-  echo "- ward $REV; ModSecurity $MODSEC_VER (libnginx-mod-http-modsecurity); CRS v4 from $V4, CRS 3.3 from $V33_RULES"
+  echo "- ward $REV${WARD_BENCH_MODULE:+ (module $MODULE)}; ModSecurity $MODSEC_VER (libnginx-mod-http-modsecurity); CRS v4 from $V4, CRS 3.3 from $V33_RULES"
   echo
-  echo "| configuration | scenario | req/s | vs bare | p50 ms | p99 ms | HTTP | worker RSS MB | load ms |"
-  echo "|---|---|---:|---:|---:|---:|---|---|---:|"
+  echo "| configuration | scenario | req/s | vs bare | worker CPU µs/req | p50 ms | p99 ms | HTTP | worker RSS MB | load ms |"
+  echo "|---|---|---:|---:|---:|---:|---:|---|---|---:|"
   printf '%s\n' "${ROWS[@]}"
   echo
   echo "SQLi GET \`$SQLI_PATH\` (checked with curl before the load):"
@@ -379,7 +389,8 @@ OUT=$REPO/target/bench/results-$STAMP.md
   echo "|---|---|---|"
   printf '%s\n' "${SQLI[@]}"
   echo
-  echo "HTTP: status of one curl request before the load (benign requests should get 200), plus wrk's non-2xx"
+  echo "worker CPU µs/req: the nginx worker's user + system CPU time during the scenario divided by wrk's"
+  echo "request count (clock-tick resolution). HTTP: status of one curl request before the load (benign requests should get 200), plus wrk's non-2xx"
   echo "and socket-error counts. Worker RSS: VmRSS before → after the scenario. load: best of $LOAD_REPEAT \`nginx -t\`"
   echo "(parses and compiles the rules). Ratios compare runs on the same machine in the same run."
 } | tee "$OUT"
