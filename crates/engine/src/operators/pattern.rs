@@ -35,7 +35,7 @@ const PCRE2_ERROR_MATCHLIMIT: i32 = -47;
 const PCRE2_ERROR_DEPTHLIMIT: i32 = -53;
 
 /// `SecPcreMatchLimit` / `SecPcreMatchLimitRecursion` (None, or 0 as in ModSecurity:
-/// not set). PCRE2 reads them as start-of-pattern settings, which can lower its built-in
+/// not set; the match limit is then [`PCRE2_MATCH_LIMIT`]). PCRE2 reads them as start-of-pattern settings, which can lower its built-in
 /// limits (10,000,000 each in the usual builds) but never raise them. The depth limit
 /// binds only PCRE2's interpreter: the JIT (used whenever the platform has it) ignores
 /// depth and honours the match limit.
@@ -48,12 +48,8 @@ pub struct PcreLimits {
 impl PcreLimits {
     /// The start-of-pattern settings for these limits.
     fn prefix(self) -> String {
-        let mut p = String::new();
-        match self.match_limit {
-            Some(0) => {}
-            Some(n) => p.push_str(&format!("(*LIMIT_MATCH={n})")),
-            None => p.push_str(&format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT})")),
-        }
+        let match_limit = self.match_limit.filter(|&n| n > 0).unwrap_or(PCRE2_MATCH_LIMIT);
+        let mut p = format!("(*LIMIT_MATCH={match_limit})");
         if let Some(n) = self.depth_limit.filter(|&n| n > 0) {
             p.push_str(&format!("(*LIMIT_DEPTH={n})"));
         }
@@ -835,7 +831,7 @@ mod tests {
             // Exponential backtracking stops at Ward's default limit, or a set one.
             (r"^(w+)+\1$", &catastrophic, PcreLimits::default(), false, true),
             (r"^(w+)+\1$", &catastrophic, limit(10_000), false, true),
-            // 0 means not set (ModSecurity): PCRE2's own limit, still reported when hit.
+            // 0 means not set (ModSecurity): Ward's default limit, reported when hit.
             (r"(w+)+\1$", "wwwwwwww", limit(0), true, false),
             (r"^(w+)+\1$", &catastrophic, limit(0), false, true),
             // A depth limit is accepted (binding only without the JIT).
