@@ -71,7 +71,50 @@ impl LocConf {
 }
 
 pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    // Registered before this cycle's MainConf and LocConfs, so it runs after their
+    // cleanups (nginx runs a pool's cleanups newest first).
+    // SAFETY: `cf->pool` is the live cycle pool being configured.
+    if !unsafe { trim_heap_on_destroy((*cf).pool) } {
+        return std::ptr::null_mut();
+    }
     create::<MainConf>(cf)
+}
+
+/// Registers [`trim_heap`] on the cycle pool. False when nginx cannot allocate it.
+///
+/// # Safety
+/// `pool` must be a live nginx pool.
+unsafe fn trim_heap_on_destroy(pool: *mut ngx::ffi::ngx_pool_t) -> bool {
+    // SAFETY: per the contract; size 0 asks for no extra data.
+    let cln = unsafe { ngx::ffi::ngx_pool_cleanup_add(pool, 0) };
+    if cln.is_null() {
+        return false;
+    }
+    // SAFETY: `cln` was just returned non-null by nginx and is ours to fill in.
+    unsafe {
+        (*cln).handler = Some(trim_heap);
+        (*cln).data = std::ptr::null_mut();
+    }
+    true
+}
+
+/// Gives the heap pages freed with a cycle's rule sets back to the kernel.
+///
+/// A reload compiles the new rule sets while the old ones are still alive (nginx keeps
+/// the old cycle until the new one is configured), then frees the old ones. glibc keeps
+/// that memory in the main arena: its dynamic mmap threshold rises after the first large
+/// free, so later compilations allocate from the arena, and the arena can only shrink
+/// from its top, which the new rule sets occupy. Without this the master's RSS climbed
+/// from 43 MB to over 100 MB within 30 reloads of the CRS v4 while the live heap stayed
+/// at 41 MB (docs/hardening.md §5); every forked worker inherits that RSS.
+/// `malloc_trim(0)` releases every whole free page in all arenas (MADV_DONTNEED).
+unsafe extern "C" fn trim_heap(_data: *mut c_void) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer and only walks glibc's own arenas; this runs
+    // in nginx's single-threaded master (or an exiting process), outside any allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {

@@ -193,6 +193,7 @@ impl Compiler {
             "secrequestbodyjsondepthlimit" => cfg.json_depth_limit = number(d)? as usize,
             "secuploadfilelimit" => cfg.upload_file_limit = number(d)? as usize,
             "secpcrematchlimit" => cfg.pcre_match_limit = number(d)?,
+            "secpcrematchlimitrecursion" => cfg.pcre_match_limit_recursion = number(d)?,
             "secargumentseparator" => {
                 let a = one_arg(d)?;
                 match a.as_bytes() {
@@ -220,8 +221,7 @@ impl Compiler {
             "secauditlogfilemode" => cfg.audit.file_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
             "secauditlogdirmode" => cfg.audit.dir_mode = audit::parse_mode(one_arg(d)?).map_err(|e| err(d, e))?,
             // Accepted; without effect in Ward (documented in README).
-            "secpcrematchlimitrecursion"
-            | "sectmpdir"
+            "sectmpdir"
             | "secdatadir"
             | "secuploaddir"
             | "secuploadfilemode"
@@ -480,6 +480,21 @@ impl Compiler {
                     }
                 };
                 link = l.chain.as_deref_mut();
+            }
+        }
+        // SecPcreMatchLimit*: rules global, wherever the directive stands (as in ModSecurity),
+        // so applied once every directive is read.
+        let limits = self.config.pcre_limits();
+        if limits != Default::default() {
+            for it in rules.iter_mut() {
+                let Item::Rule(r) = it else { continue };
+                let mut link = Some(r);
+                while let Some(l) = link {
+                    if let Some(RuleOperator { imp: OperatorImpl::Static(o), .. }) = &mut l.operator {
+                        o.set_pcre_limits(limits).map_err(|e| Error::new(l.file.as_ref(), l.line, e))?;
+                    }
+                    link = l.chain.as_deref_mut();
+                }
             }
         }
         // Prefilter gates: one per transformation list, a bit per gated rule link.

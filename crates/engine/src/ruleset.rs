@@ -61,7 +61,11 @@ pub struct Config {
     pub arguments_limit: usize,
     pub json_depth_limit: usize,
     pub upload_file_limit: usize,
+    /// `SecPcreMatchLimit` (0: not set).
     pub pcre_match_limit: u64,
+    /// `SecPcreMatchLimitRecursion` (0: not set). ModSecurity v3 accepts and ignores it;
+    /// Ward passes it to PCRE2 as its depth limit.
+    pub pcre_match_limit_recursion: u64,
     pub argument_separator: u8,
     pub audit: AuditConfig,
     pub component_signatures: Vec<String>,
@@ -87,11 +91,23 @@ impl Default for Config {
             json_depth_limit: 10_000,
             upload_file_limit: 0,
             pcre_match_limit: 0,
+            pcre_match_limit_recursion: 0,
             argument_separator: b'&',
             audit: AuditConfig::default(),
             component_signatures: Vec::new(),
             web_app_id: "default".into(),
             dialect: Dialect::ModSecurity3,
+        }
+    }
+}
+
+impl Config {
+    /// The PCRE2 limits of `@rx`/`@rxGlobal` (see [`crate::operators::pattern::PcreLimits`]).
+    pub fn pcre_limits(&self) -> crate::operators::pattern::PcreLimits {
+        let set = |n: u64| (n > 0).then(|| u32::try_from(n).unwrap_or(u32::MAX));
+        crate::operators::pattern::PcreLimits {
+            match_limit: set(self.pcre_match_limit),
+            depth_limit: set(self.pcre_match_limit_recursion),
         }
     }
 }

@@ -55,6 +55,23 @@ pub trait Operator: Send + Sync + Debug {
     /// is given and the operator captures, it is cleared and filled.
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool;
 
+    /// [`Self::evaluate`], also reporting a PCRE2 run that stopped at its match or depth
+    /// limit (`SecPcreMatchLimit*`): the value then does not match and `limit_hit` is set,
+    /// so the transaction can set MSC_PCRE_LIMITS_EXCEEDED. Only `@rx` reports, as in
+    /// ModSecurity v3.
+    fn evaluate_limited(&self, input: &[u8], caps: Option<&mut Captures>, limit_hit: &mut bool) -> bool {
+        let _ = limit_hit;
+        self.evaluate(input, caps)
+    }
+
+    /// Applies the rules' `SecPcreMatchLimit` / `SecPcreMatchLimitRecursion` (known only
+    /// once every directive is read) to a regex operator's PCRE2 runs. The others, and
+    /// `@verify*` (ModSecurity runs those without the configured limit), ignore them.
+    fn set_pcre_limits(&mut self, limits: pattern::PcreLimits) -> Result<(), String> {
+        let _ = limits;
+        Ok(())
+    }
+
     /// For regex operators, which engine runs the pattern: `"regex"` or `"pcre2"`.
     fn backend(&self) -> Option<&'static str> {
         None

@@ -9,6 +9,12 @@
 //! (lookaround, backreferences, atomic groups, possessive quantifiers, `\Z`, ...) make
 //! the pattern fall back to PCRE2 itself (JIT, with a match limit).
 //!
+//! Limits: `SecPcreMatchLimit` and `SecPcreMatchLimitRecursion` bound the PCRE2 runs of
+//! `@rx`/`@rxGlobal` ([`PcreLimits`], applied by [`Pattern::set_limits`]); a run that hits
+//! one is no match and is reported to the caller, which sets MSC_PCRE_LIMITS_EXCEEDED
+//! (ModSecurity v3, src/operators/rx.cc). Patterns on the `regex` crate have no such
+//! limit and need none: it runs in time linear in the input, without backtracking.
+//!
 //! With MULTILINE, PCRE's `^` does not match after a newline that ends the subject,
 //! `regex`'s does (`^0?$` matches "5\n" on `regex` only). `regex` has no way to say
 //! "not at the end", so a pattern with a `^` anchor also keeps a PCRE2 copy that runs
@@ -18,9 +24,38 @@ use std::fmt::Write as _;
 
 use super::Captures;
 
-/// Match limit of the PCRE2 fallback (`(*LIMIT_MATCH=...)`): a failing match counts as
-/// "no match" like ModSecurity's MATCH_LIMIT error, and bounds the time spent on one value.
+/// Match limit of the PCRE2 fallback (`(*LIMIT_MATCH=...)`) when the rules set no
+/// `SecPcreMatchLimit`: a failing match counts as "no match" like ModSecurity's
+/// MATCH_LIMIT error, and bounds the time spent on one value. (ModSecurity v3 leaves
+/// PCRE2's own default, 10,000,000, in place; Ward is stricter by default.)
 pub const PCRE2_MATCH_LIMIT: u32 = 1_000_000;
+
+/// PCRE2's error codes for a run stopped by the match or the depth limit.
+const PCRE2_ERROR_MATCHLIMIT: i32 = -47;
+const PCRE2_ERROR_DEPTHLIMIT: i32 = -53;
+
+/// `SecPcreMatchLimit` / `SecPcreMatchLimitRecursion` (None, or 0 as in ModSecurity:
+/// not set; the match limit is then [`PCRE2_MATCH_LIMIT`]). PCRE2 reads them as start-of-pattern settings, which can lower its built-in
+/// limits (10,000,000 each in the usual builds) but never raise them. The depth limit
+/// binds only PCRE2's interpreter: the JIT (used whenever the platform has it) ignores
+/// depth and honours the match limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PcreLimits {
+    pub match_limit: Option<u32>,
+    pub depth_limit: Option<u32>,
+}
+
+impl PcreLimits {
+    /// The start-of-pattern settings for these limits.
+    fn prefix(self) -> String {
+        let match_limit = self.match_limit.filter(|&n| n > 0).unwrap_or(PCRE2_MATCH_LIMIT);
+        let mut p = format!("(*LIMIT_MATCH={match_limit})");
+        if let Some(n) = self.depth_limit.filter(|&n| n > 0) {
+            p.push_str(&format!("(*LIMIT_DEPTH={n})"));
+        }
+        p
+    }
+}
 
 /// Generous compile budgets: CRS patterns are large alternations.
 const REGEX_SIZE_LIMIT: usize = 256 << 20;
@@ -34,6 +69,8 @@ pub struct Pattern {
     literals: Option<Vec<Vec<u8>>>,
     /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
     caret_twin: Option<pcre2::bytes::Regex>,
+    /// The limits the PCRE2 parts were compiled with.
+    limits: PcreLimits,
 }
 
 #[derive(Clone, Copy)]
@@ -61,15 +98,38 @@ impl Pattern {
                 .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
                 .build();
             if let Ok(re) = built {
-                let caret_twin = if caret { Some(pcre2_compile(pcre)?) } else { None };
+                let limits = PcreLimits::default();
+                let caret_twin = if caret { Some(pcre2_compile(pcre, limits)?) } else { None };
                 return Ok(Pattern {
                     engine: Engine::Regex(re),
                     literals: super::literals::required(&translated),
                     caret_twin,
+                    limits,
                 });
             }
         }
-        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre)?), literals: None, caret_twin: None })
+        let limits = PcreLimits::default();
+        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre, limits)?), literals: None, caret_twin: None, limits })
+    }
+
+    /// Recompiles the PCRE2 parts (if any) with `limits`; the `regex` crate part has none.
+    pub fn set_limits(&mut self, limits: PcreLimits) -> Result<(), String> {
+        if limits == self.limits {
+            return Ok(());
+        }
+        let old = self.limits.prefix();
+        let recompile = |re: &pcre2::bytes::Regex| {
+            let pcre = re.as_str().strip_prefix(old.as_str()).unwrap_or(re.as_str());
+            pcre2_compile(pcre, limits)
+        };
+        if let Engine::Pcre2(re) = &self.engine {
+            self.engine = Engine::Pcre2(recompile(re)?);
+        }
+        if let Some(twin) = &self.caret_twin {
+            self.caret_twin = Some(recompile(twin)?);
+        }
+        self.limits = limits;
+        Ok(())
     }
 
     /// The engine for this value: the PCRE2 copy where `regex`'s `^` would differ.
@@ -95,10 +155,14 @@ impl Pattern {
     }
 
     pub fn is_match(&self, input: &[u8]) -> bool {
+        self.is_match_limited(input, &mut false)
+    }
+
+    /// [`Self::is_match`]; sets `limit_hit` when PCRE2 stopped at a limit (no match).
+    pub fn is_match_limited(&self, input: &[u8], limit_hit: &mut bool) -> bool {
         match self.engine_for(input) {
             EngineRef::Regex(re) => re.is_match(input),
-            // A PCRE error (match limit) is no match, as in ModSecurity.
-            EngineRef::Pcre2(re) => re.is_match(input).unwrap_or(false),
+            EngineRef::Pcre2(re) => pcre2_ok(re.is_match(input), limit_hit).unwrap_or(false),
         }
     }
 
@@ -117,6 +181,16 @@ impl Pattern {
     /// First match from `start` with its groups, as PCRE reports them: group spans up to
     /// the highest group that took part (`None` for groups that did not).
     pub fn groups_at(&self, input: &[u8], start: usize) -> Option<Vec<Option<(usize, usize)>>> {
+        self.groups_at_limited(input, start, &mut false)
+    }
+
+    /// [`Self::groups_at`]; sets `limit_hit` when PCRE2 stopped at a limit (no match).
+    fn groups_at_limited(
+        &self,
+        input: &[u8],
+        start: usize,
+        limit_hit: &mut bool,
+    ) -> Option<Vec<Option<(usize, usize)>>> {
         let mut spans: Vec<Option<(usize, usize)>> = match self.engine_for(input) {
             EngineRef::Regex(re) => {
                 let mut locs = re.capture_locations();
@@ -125,10 +199,8 @@ impl Pattern {
             }
             EngineRef::Pcre2(re) => {
                 let mut locs = re.capture_locations();
-                match re.captures_read_at(&mut locs, input, start) {
-                    Ok(Some(_)) => (0..locs.len()).map(|i| locs.get(i)).collect(),
-                    _ => return None,
-                }
+                pcre2_ok(re.captures_read_at(&mut locs, input, start), limit_hit)??;
+                (0..locs.len()).map(|i| locs.get(i)).collect()
             }
         };
         // PCRE's return code counts groups up to the last one that matched.
@@ -140,14 +212,15 @@ impl Pattern {
 
     /// ModSecurity's `searchOneMatch` for `@rx`: on a match fills `caps` with the whole
     /// match and every group up to the highest that took part (a group that did not take
-    /// part is left empty; ModSecurity leaves that TX slot untouched).
-    pub fn captures(&self, input: &[u8], caps: &mut Captures) -> bool {
+    /// part is left empty; ModSecurity leaves that TX slot untouched). Sets `limit_hit`
+    /// when PCRE2 stopped at a limit (then no match).
+    pub fn captures(&self, input: &[u8], caps: &mut Captures, limit_hit: &mut bool) -> bool {
         caps.clear();
         // Most values do not match: the plain search is much cheaper than capture slots.
-        if !self.is_match(input) {
+        if !self.is_match_limited(input, limit_hit) {
             return false;
         }
-        let Some(spans) = self.groups_at(input, 0) else {
+        let Some(spans) = self.groups_at_limited(input, 0, limit_hit) else {
             return false;
         };
         caps.extend(spans.into_iter().map(|span| match span {
@@ -163,6 +236,9 @@ impl Pattern {
     /// from the previous match's (match 2's whole match follows match 1's last group).
     /// After an empty match the search moves on one byte (PCRE first retries for a
     /// non-empty match at the same place; `regex` cannot, a rare difference).
+    /// A run stopped at a PCRE2 limit ends the search like a failed one, keeping the
+    /// matches found before it and reporting nothing: ModSecurity v3's PCRE2 build of
+    /// `searchGlobal` does exactly that (only its old PCRE build returned the error).
     pub fn captures_global(&self, input: &[u8], caps: &mut Captures) -> bool {
         caps.clear();
         let mut start = 0;
@@ -231,9 +307,23 @@ fn translate_with_caret(pcre: &str) -> Result<(String, bool), NeedsPcre> {
     Ok((t.out, t.caret))
 }
 
-/// PCRE2 with ModSecurity's flags and Ward's match limit.
-fn pcre2_compile(pcre: &str) -> Result<pcre2::bytes::Regex, String> {
-    let limited = format!("(*LIMIT_MATCH={PCRE2_MATCH_LIMIT}){pcre}");
+/// A PCRE2 result as an option: an error is no match (as in ModSecurity), and one that
+/// is a match or depth limit sets `limit_hit`.
+fn pcre2_ok<T>(r: Result<T, pcre2::Error>, limit_hit: &mut bool) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if matches!(e.code(), PCRE2_ERROR_MATCHLIMIT | PCRE2_ERROR_DEPTHLIMIT) {
+                *limit_hit = true;
+            }
+            None
+        }
+    }
+}
+
+/// PCRE2 with ModSecurity's flags and the given limits.
+fn pcre2_compile(pcre: &str, limits: PcreLimits) -> Result<pcre2::bytes::Regex, String> {
+    let limited = format!("{}{pcre}", limits.prefix());
     pcre2::bytes::RegexBuilder::new()
         .dotall(true)
         .multi_line(true)
@@ -710,10 +800,10 @@ mod tests {
         let p = Pattern::new("(a|b|1|2)(a|b|1|2)").unwrap();
         assert_eq!(p.backend(), "regex");
         let mut caps = Captures::new();
-        assert!(p.captures(b"a2b1", &mut caps));
+        assert!(p.captures(b"a2b1", &mut caps, &mut false));
         assert_eq!(caps, vec![b"a2".to_vec(), b"a".to_vec(), b"2".to_vec()]);
         let p = Pattern::new(r"(a)(x)?").unwrap();
-        assert!(p.captures(b"a", &mut caps));
+        assert!(p.captures(b"a", &mut caps, &mut false));
         assert_eq!(caps, vec![b"a".to_vec(), b"a".to_vec()]);
         let p = Pattern::new(r"<\?(?!xml)").unwrap();
         assert_eq!(p.backend(), "pcre2");
@@ -725,5 +815,58 @@ mod tests {
         // PCRE's multiline `^` does not match after a final newline.
         let p = Pattern::new("^0?$").unwrap();
         assert!(p.is_match(b"") && p.is_match(b"0\n") && p.is_match(b"5\n\n") && !p.is_match(b"5\n"));
+    }
+
+    #[test]
+    fn pcre_limits() {
+        let limit = |m: u32| PcreLimits { match_limit: Some(m), depth_limit: None };
+        let catastrophic = format!("{}o", "w".repeat(30));
+        // (pattern, input, limits, matches, limit hit)
+        let cases: &[(&str, &str, PcreLimits, bool, bool)] = &[
+            // A backreference: PCRE2 only. Matches after some backtracking...
+            (r"(w+)+\1$", "wwwwwwww", PcreLimits::default(), true, false),
+            (r"(w+)+\1$", "wwwwwwww", limit(1_000), true, false),
+            // ...that a low SecPcreMatchLimit cuts short: no match, limit reported.
+            (r"(w+)+\1$", "wwwwwwww", limit(2), false, true),
+            // Exponential backtracking stops at Ward's default limit, or a set one.
+            (r"^(w+)+\1$", &catastrophic, PcreLimits::default(), false, true),
+            (r"^(w+)+\1$", &catastrophic, limit(10_000), false, true),
+            // 0 means not set (ModSecurity): Ward's default limit, reported when hit.
+            (r"(w+)+\1$", "wwwwwwww", limit(0), true, false),
+            (r"^(w+)+\1$", &catastrophic, limit(0), false, true),
+            // A depth limit is accepted (binding only without the JIT).
+            (r"(w+)+\1$", "wwwwwwww", PcreLimits { match_limit: None, depth_limit: Some(1_000) }, true, false),
+            // The same shape without a backreference runs on `regex`: linear, no limit.
+            (r"(w+)+$", "wwwwwwww", limit(2), true, false),
+            (r"^(w+)+$", &catastrophic, limit(2), false, false),
+            // The PCRE2 twin of a `^` pattern (values ending in a newline) has the limits too.
+            (r"^(w+)+\1$", "wwwwwwww\n", limit(2), false, true),
+            (r"^(w+)+$", "wwwwwwww\n", limit(2), true, false),
+        ];
+        for (pattern, input, limits, matches, hit) in cases {
+            let mut p = Pattern::new(pattern).unwrap();
+            p.set_limits(*limits).unwrap();
+            let mut limit_hit = false;
+            assert_eq!(p.is_match_limited(input.as_bytes(), &mut limit_hit), *matches, "{pattern} {limits:?}");
+            assert_eq!(limit_hit, *hit, "is_match {pattern} {limits:?}");
+            let (mut caps, mut limit_hit) = (Captures::new(), false);
+            assert_eq!(p.captures(input.as_bytes(), &mut caps, &mut limit_hit), *matches, "{pattern} {limits:?}");
+            assert_eq!(limit_hit, *hit, "captures {pattern} {limits:?}");
+            assert_eq!(caps.is_empty(), !*matches);
+        }
+        // Limits can change again (the previous ones are replaced, not stacked).
+        let mut p = Pattern::new(r"(w+)+\1$").unwrap();
+        p.set_limits(limit(2)).unwrap();
+        p.set_limits(limit(1_000)).unwrap();
+        assert!(p.is_match(b"wwwwwwww"));
+        p.set_limits(PcreLimits::default()).unwrap();
+        assert!(p.is_match(b"wwwwwwww"));
+        // @rxGlobal (ModSecurity's PCRE2 searchGlobal): a limit ends the search quietly,
+        // keeping the matches before it.
+        let mut p = Pattern::new(r"x|^(w+)+\1$").unwrap();
+        p.set_limits(limit(1_000)).unwrap();
+        let mut caps = Captures::new();
+        assert!(p.captures_global(format!("x\n{catastrophic}").as_bytes(), &mut caps));
+        assert_eq!(caps, vec![b"x".to_vec()]);
     }
 }

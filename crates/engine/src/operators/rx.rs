@@ -9,7 +9,7 @@
 //! (every group up to the last one that took part).
 //! Example: `SecRule ARGS "@rx (?i)union\s+select" "id:1,deny,capture"`
 
-use super::pattern::Pattern;
+use super::pattern::{Pattern, PcreLimits};
 use super::{Captures, Operator, OperatorContext};
 
 #[derive(Debug)]
@@ -34,6 +34,10 @@ impl Rx {
 
 impl Operator for Rx {
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
+        self.evaluate_limited(input, caps, &mut false)
+    }
+
+    fn evaluate_limited(&self, input: &[u8], caps: Option<&mut Captures>, limit_hit: &mut bool) -> bool {
         match (&self.pattern, caps) {
             (None, caps) => {
                 if let Some(caps) = caps {
@@ -41,9 +45,18 @@ impl Operator for Rx {
                 }
                 true
             }
-            (Some(p), None) => p.is_match(input),
+            // ModSecurity's `@rxGlobal` never reports a limit (see `captures_global`).
+            (Some(p), None) if self.global => p.is_match(input),
+            (Some(p), None) => p.is_match_limited(input, limit_hit),
             (Some(p), Some(caps)) if self.global => p.captures_global(input, caps),
-            (Some(p), Some(caps)) => p.captures(input, caps),
+            (Some(p), Some(caps)) => p.captures(input, caps, limit_hit),
+        }
+    }
+
+    fn set_pcre_limits(&mut self, limits: PcreLimits) -> Result<(), String> {
+        match &mut self.pattern {
+            Some(p) => p.set_limits(limits),
+            None => Ok(()),
         }
     }
 

@@ -673,7 +673,9 @@ impl Transaction {
         let Some(op) = &link.operator else { return Vec::new() };
         let mut hits = Vec::new();
         let capture = link.actions.capture;
-        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, .. } = self;
+        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, .. } = self;
+        // A PCRE2 run stopped at SecPcreMatchLimit* (that value then did not match).
+        let mut limit_hit = false;
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
         let dynamic;
@@ -686,7 +688,14 @@ impl Transaction {
                 let p = template.expand(&RuleCtx { state, rule: Some(starter) });
                 dyn_param = String::from_utf8_lossy(&p).into();
                 param = &dyn_param;
-                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir }) {
+                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir })
+                    .and_then(|mut o| {
+                        let limits = rules.config().pcre_limits();
+                        if limits != Default::default() {
+                            o.set_pcre_limits(limits)?;
+                        }
+                        Ok(o)
+                    }) {
                     Ok(o) => {
                         dynamic = o;
                         dynamic.as_ref()
@@ -734,7 +743,7 @@ impl Transaction {
                         }
                     }
                     for st in stages {
-                        if op_impl.evaluate(&st, caps.as_mut()) != op.negated {
+                        if op_impl.evaluate_limited(&st, caps.as_mut(), &mut limit_hit) != op.negated {
                             hits.push(Hit {
                                 name: v.name(),
                                 value: st,
@@ -775,8 +784,8 @@ impl Transaction {
                     _ => {
                         let owned = apply_transforms(&link.transforms, &v.value);
                         let r = match &owned {
-                            Some(n) => op_impl.evaluate(n, caps.as_mut()),
-                            None => op_impl.evaluate(&v.value, caps.as_mut()),
+                            Some(n) => op_impl.evaluate_limited(n, caps.as_mut(), &mut limit_hit),
+                            None => op_impl.evaluate_limited(&v.value, caps.as_mut(), &mut limit_hit),
                         };
                         if r != op.negated {
                             let value = owned.unwrap_or_else(|| v.value.to_vec());
@@ -791,7 +800,7 @@ impl Transaction {
                         continue;
                     }
                 };
-                if op_impl.evaluate(transformed, caps.as_mut()) != op.negated {
+                if op_impl.evaluate_limited(transformed, caps.as_mut(), &mut limit_hit) != op.negated {
                     hits.push(Hit {
                         name: v.name(),
                         value: transformed.to_vec(),
@@ -805,6 +814,9 @@ impl Transaction {
                     cache.set_no_match(entry, m);
                 }
             }
+        }
+        if limit_hit {
+            pcre_limits_exceeded(s, messages, link, param);
         }
         hits
     }
@@ -975,6 +987,33 @@ fn union_bits(
         }
     }
     Some(union)
+}
+
+/// ModSecurity v3 (src/operators/rx.cc) when a regex stops at its PCRE match limit: the
+/// value did not match (the operator said so already), MSC_PCRE_LIMITS_EXCEEDED and
+/// TX:MSC_PCRE_LIMITS_EXCEEDED become 1, and its debug log (level 1) says
+/// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
+/// to the error log, once per transaction, naming the rule.
+fn pcre_limits_exceeded(s: &mut State, messages: &mut Vec<String>, rule: &Rule, pattern: &str) {
+    s.collections.entry("TX".into()).or_default().insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
+    if s.flags.iter().any(|(v, _)| *v == Var::MscPcreLimitsExceeded) {
+        return;
+    }
+    s.flags.push((Var::MscPcreLimitsExceeded, b"1".to_vec()));
+    let mut end = pattern.len().min(200);
+    while !pattern.is_char_boundary(end) {
+        end -= 1;
+    }
+    let clipped = if end < pattern.len() { "..." } else { "" };
+    messages.push(format!(
+        "ModSecurity: rx: regex error 'MATCH_LIMIT' for pattern '{}{clipped}' [file \"{}\"] [line \"{}\"] [id \"{}\"] [uri \"{}\"] [unique_id \"{}\"]",
+        &pattern[..end],
+        rule.file.display(),
+        rule.line,
+        rule.id,
+        String::from_utf8_lossy(&s.filename),
+        s.unique_id
+    ));
 }
 
 fn apply_transforms(steps: &[TransformStep], v: &[u8]) -> Option<Vec<u8>> {

@@ -396,7 +396,6 @@ impl State {
             Var::HighestSeverity => scalar(out, num(self.highest_severity.map_or(255, usize::from)), Slot::None),
             Var::WebAppId => scalar(out, b(b"default"), Slot::None),
             Var::ModsecBuild => scalar(out, b(b"030009"), Slot::None),
-            Var::MscPcreLimitsExceeded => scalar(out, b(b"0"), Slot::None),
             _ => {
                 // Flags set by body processing (multipart, reqbody, urlencoded errors).
                 let mut found = false;
@@ -424,6 +423,7 @@ fn flag_defaults_to_zero(v: Var) -> bool {
             | Var::UrlencodedError
             | Var::InboundDataError
             | Var::OutboundDataError
+            | Var::MscPcreLimitsExceeded
     )
 }
 
