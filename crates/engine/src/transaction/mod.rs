@@ -44,6 +44,12 @@ pub struct Intervention {
     pub rule_id: u64,
 }
 
+thread_local! {
+    // Shared names for SecAction's match: no allocation per action.
+    static UNCONDITIONAL: Arc<str> = Arc::from("Unconditional");
+    static EMPTY: Arc<str> = Arc::from("");
+}
+
 /// A match recorded while a rule's values are evaluated.
 struct Hit {
     name: String,
@@ -543,6 +549,13 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
+            // Every target empty (no ARGS, cookies, files…): there is nothing to match.
+            if rule.operator.is_some() && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) {
+                // As a rule that did not match.
+                self.s.matched_var = None;
+                self.s.matched_vars.clear();
+                continue;
+            }
             if !self.eval_link(rule, rule) {
                 continue;
             }
@@ -621,8 +634,8 @@ impl Transaction {
                 name: String::new(),
                 value: Vec::new(),
                 caps: None,
-                op_name: "Unconditional".into(),
-                op_param: "".into(),
+                op_name: UNCONDITIONAL.with(Arc::clone),
+                op_param: EMPTY.with(Arc::clone),
             }],
             Some(_) => self.collect_hits(starter, link),
         };

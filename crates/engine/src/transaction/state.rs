@@ -33,7 +33,12 @@ impl Value<'_> {
         if self.key.is_empty() || !self.var.is_collection() {
             self.var.name().to_string()
         } else {
-            format!("{}:{}", self.var.name(), String::from_utf8_lossy(&self.key))
+            let (var, key) = (self.var.name(), String::from_utf8_lossy(&self.key));
+            let mut n = String::with_capacity(var.len() + 1 + key.len());
+            n.push_str(var);
+            n.push(':');
+            n.push_str(&key);
+            n
         }
     }
 }
@@ -160,6 +165,25 @@ impl State {
                 | Var::RequestBody
                 | Var::ResponseBody
         )
+    }
+
+    /// Whether `var` is a request collection with no value at all (so no rule can match on it).
+    pub(super) fn known_empty(&self, var: Var) -> bool {
+        match var {
+            Var::Args | Var::ArgsNames => {
+                self.args_get.is_empty() && self.args_post.is_empty() && self.args_json.is_empty()
+            }
+            Var::ArgsGet | Var::ArgsGetNames => self.args_get.is_empty(),
+            Var::ArgsPost | Var::ArgsPostNames => self.args_post.is_empty(),
+            Var::RequestCookies | Var::RequestCookiesNames => self.cookies.is_empty(),
+            Var::Files | Var::FilesNames => self.files.is_empty(),
+            Var::FilesSizes => self.files_sizes.is_empty(),
+            Var::MultipartFilename => self.multipart_filenames.is_empty(),
+            Var::MultipartName => self.multipart_names.is_empty(),
+            Var::MultipartPartHeaders => self.multipart_part_headers.is_empty(),
+            Var::Xml => self.xml.is_none(),
+            _ => false,
+        }
     }
 
     pub(super) fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
