@@ -4,10 +4,10 @@
 //! last cleanup hands the freed heap back to the kernel (`malloc_trim`, src/config.rs).
 //!
 //! Bounds (docs/hardening.md §5 has the measurements they come from):
-//! - after every reload, the master's RSS stays below 1.6 × its RSS after the first
-//!   start (one compiled CRS v4, about 41 MB of live heap): a leaked old rule set, or old
-//!   sets' memory kept by the allocator, crosses it within a few reloads (without the
-//!   trim the master reached 2.4 × within 30 reloads);
+//! - the master's RSS stays below 2 × its RSS after the first start (one compiled CRS v4,
+//!   about 41 MB of live heap) after every reload, and below 1.6 × after the warm-up: a
+//!   leaked old rule set, or old sets' memory kept by the allocator, crosses them within a
+//!   few reloads (without the trim the master reached 2.4 × within 30 reloads);
 //! - after a warm-up of 16 reloads, the RSS grows by less than 1 MiB per reload on
 //!   average over the last 8 (heap fragmentation still settles by a few hundred kB per
 //!   reload there; a leak of anything the size of a rule set is tens of MB per reload).
@@ -92,11 +92,19 @@ server {{
     let elapsed = started.elapsed();
     eprintln!("master RSS (kB) at start and after each of {RELOADS} reloads ({elapsed:.1?}): {rss:?}");
 
-    let bound = start_rss * 16 / 10;
+    // One early reload may find the freed heap below the new set and keep it until the next
+    // trim (seen once: 1.66 × at reload 1, 1.26 × at reload 2): 2 × anywhere, 1.6 × once warm.
     for (i, &r) in rss.iter().enumerate() {
-        assert!(r <= bound, "master RSS {r} kB after reload {i} exceeds 1.6 × {start_rss} kB at start: {rss:?}");
+        assert!(r <= start_rss * 2, "master RSS {r} kB after reload {i} exceeds 2 × {start_rss} kB at start: {rss:?}");
     }
     let tail = &rss[WARM_UP..];
+    for (i, &r) in tail.iter().enumerate() {
+        let i = i + WARM_UP;
+        assert!(
+            r <= start_rss * 16 / 10,
+            "master RSS {r} kB after reload {i} exceeds 1.6 × {start_rss} kB at start: {rss:?}"
+        );
+    }
     let per_reload = (tail[tail.len() - 1] as i64 - tail[0] as i64) / (tail.len() as i64 - 1);
     assert!(per_reload < 1024, "master RSS still grows by {per_reload} kB per reload after {WARM_UP} reloads: {rss:?}");
 
