@@ -31,6 +31,8 @@ pub const MIN_LEN: usize = 3;
 const MAX_SET: usize = 4096;
 /// Largest set built by a cross product (a concatenation of known parts).
 const MAX_CROSS: usize = 256;
+/// Largest set of literals spanning the joint of two concatenated parts.
+const MAX_JOINT: usize = 1024;
 /// Largest prefix or suffix set kept (larger ones are cut shorter).
 const MAX_SEQ: usize = 64;
 /// Classes up to this many (case-folded) bytes are expanded into single-byte literals.
@@ -310,12 +312,19 @@ fn incomplete(seq: &Seq) -> Seq {
     norm(seq.iter().map(|(l, _)| (*l, false)).collect())
 }
 
-/// Shrinks a sequence under `max`: cut literals are no longer complete.
+/// Shrinks a sequence under `max`: literals that had to be cut are no longer complete.
 fn fit_seq(seq: Seq, max: usize, from_end: bool) -> Seq {
     if seq.len() <= max {
         return seq;
     }
-    fit(lits(&seq), max, from_end).into_iter().map(|l| (l, false)).collect()
+    for n in [8, 6, 4, 3, 2, 1] {
+        let c: Seq =
+            norm(seq.iter().map(|&(l, c)| if l.len() <= n { (l, c) } else { (l.cut(n, from_end), false) }).collect());
+        if c.len() <= max {
+            return c;
+        }
+    }
+    vec![(Lit::EMPTY, false)]
 }
 
 /// Prefixes of `a` followed by `b`: complete literals of `a` continue with `b`'s.
@@ -404,15 +413,17 @@ impl Info {
             inner = next.inner.clone();
         }
         // The end of the left part and the start of the right part meet inside the match.
-        for n in [MIN_LEN, 2, 1] {
-            let (l, r) =
-                (cut(self.suffix.iter().map(|x| &x.0), n, true), cut(next.prefix.iter().map(|x| &x.0), n, false));
-            if l.len().saturating_mul(r.len()) > MAX_CROSS {
+        // Both sides are cut short first (3+3 bytes down to 1+1) until the product is small.
+        let ls: Vec<Set> = (1..=MIN_LEN).map(|n| cut(self.suffix.iter().map(|x| &x.0), n, true)).collect();
+        let rs: Vec<Set> = (1..=MIN_LEN).map(|n| cut(next.prefix.iter().map(|x| &x.0), n, false)).collect();
+        for (nl, nr) in [(3, 3), (3, 2), (2, 3), (2, 2), (3, 1), (1, 3), (2, 1), (1, 2), (1, 1)] {
+            let (l, r) = (&ls[nl - 1], &rs[nr - 1]);
+            if l.len().saturating_mul(r.len()) > MAX_JOINT {
                 continue;
             }
             // Scored from the parts; the set is built only when it may win.
-            let rs: Vec<Stats> = r.iter().map(Stats::of).collect();
-            let joint: f64 = l.iter().map(Stats::of).flat_map(|x| rs.iter().map(move |&y| x.then(y).cost())).sum();
+            let rstats: Vec<Stats> = r.iter().map(Stats::of).collect();
+            let joint: f64 = l.iter().map(Stats::of).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost())).sum();
             if joint.min(1.0) <= inner.score {
                 let set = norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect());
                 inner.keep_better(Scored::new(set));
