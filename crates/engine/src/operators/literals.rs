@@ -30,11 +30,11 @@ pub const MIN_LEN: usize = 3;
 /// Beyond this many alternatives the set is unlikely to be selective.
 const MAX_SET: usize = 4096;
 /// Largest set built by a cross product (a concatenation of known parts).
-const MAX_CROSS: usize = 256;
+const MAX_CROSS: usize = 128;
 /// Largest set of literals spanning the joint of two concatenated parts.
-const MAX_JOINT: usize = 1024;
+const MAX_JOINT: usize = 512;
 /// Largest prefix or suffix set kept (larger ones are cut shorter).
-const MAX_SEQ: usize = 64;
+const MAX_SEQ: usize = 32;
 /// Classes up to this many (case-folded) bytes are expanded into single-byte literals.
 const MAX_CLASS: usize = 32;
 
