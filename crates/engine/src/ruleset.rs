@@ -194,6 +194,17 @@ impl RuleSet {
         })
     }
 
+    /// Whether the prefilter lets `value` (already transformed as `link` does) reach the
+    /// operator of `link`, one of this set's rule links; always true for ungated links.
+    pub fn gate_passes(&self, link: &Rule, value: &[u8]) -> bool {
+        match link.gate {
+            Some((g, bit)) => {
+                self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit))
+            }
+            None => true,
+        }
+    }
+
     /// The disruptive action and status `block` stands for in `phase`.
     pub(crate) fn block_action(&self, phase: u8) -> (Option<&DisruptiveAction>, Option<u16>) {
         let d = &self.defaults[usize::from(phase.clamp(1, 5) - 1)];

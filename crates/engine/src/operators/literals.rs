@@ -4,14 +4,78 @@
 //! value the pattern matches (compared ASCII case-insensitively), or `None` when no such
 //! set is useful. The prefilter only ever skips a rule when none of its literals occur,
 //! so the set must be a true necessary condition; it does not need to be minimal.
+//!
+//! Every node of the pattern gets three sound facts (literals case-folded to lower case):
+//! - `prefix` / `suffix`: every match starts / ends with one of these literals; a literal
+//!   marked complete may also be the whole match (so a literal, a small class, `x?` are
+//!   fully known, and concatenation extends them);
+//! - `inner`: every match contains one of these.
+//!
+//! Concatenation also joins the end of the left part to the start of the right part
+//! (they meet inside the match), alternation unions, repetition unrolls up to two copies
+//! and treats the rest as `x*`. Sets that grow too large are weakened soundly by cutting
+//! literals short (a prefix of a required prefix is still required). Among the valid sets
+//! of a node the most selective one by [`Stats::cost`] is kept.
+//!
+//! Selectivity rule: a literal is a useful gate when it is at least [`MIN_LEN`] bytes long,
+//! or when it holds a byte that is rare in benign request values ([`is_rare`]). `on` or `-`
+//! would let almost every value through; `<`, `${` or `/*` almost never appear in benign
+//! parameters.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 use regex_syntax::ParserBuilder;
 
-/// Literals shorter than this make the gate pass almost every value: not worth it.
-const MIN_LEN: usize = 3;
+/// Literals without a rare byte shorter than this let too many values through.
+pub const MIN_LEN: usize = 3;
 /// Beyond this many alternatives the set is unlikely to be selective.
 const MAX_SET: usize = 4096;
+/// Largest set built by a cross product (a concatenation of known parts).
+const MAX_CROSS: usize = 128;
+/// Largest set of literals spanning the joint of two concatenated parts.
+const MAX_JOINT: usize = 512;
+/// Largest prefix or suffix set kept (larger ones are cut shorter).
+const MAX_SEQ: usize = 32;
+/// Classes up to this many (case-folded) bytes are expanded into single-byte literals.
+const MAX_CLASS: usize = 32;
+
+/// Bytes that rarely occur in benign request values: a literal holding one is selective
+/// even when short. Letters, digits, space and the punctuation of ordinary text, URLs,
+/// dates and e-mail addresses (`- . _ , : / = % + ? @`) are not rare. Control bytes (tab
+/// and newlines too), `&` (a parameter separator, so seldom inside a value) and non-ASCII
+/// bytes are. This only decides what is worth gating on: a value holding the byte simply
+/// runs the rule, as without a gate.
+pub const fn is_rare(b: u8) -> bool {
+    matches!(
+        b,
+        b'$' | b'<'
+            | b'>'
+            | b'('
+            | b')'
+            | b'{'
+            | b'}'
+            | b'['
+            | b']'
+            | b'\''
+            | b'"'
+            | b'`'
+            | b'|'
+            | b';'
+            | b'\\'
+            | b'!'
+            | b'*'
+            | b'^'
+            | b'~'
+            | b'#'
+            | b'&'
+            | 0..=0x1f
+            | 0x7f..=0xff
+    )
+}
+
+/// Whether `lit` is a useful gate literal (see the module documentation).
+pub fn selective(lit: &[u8]) -> bool {
+    lit.len() >= MIN_LEN || lit.iter().any(|&b| is_rare(b))
+}
 
 /// Parses `pattern` with the flags Ward's `regex` engine uses and extracts its literals.
 pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
@@ -23,119 +87,433 @@ pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
         .build()
         .parse(pattern)
         .ok()?;
-    let set = req(&hir)?;
-    (set.iter().all(|l| l.len() >= MIN_LEN) && set.len() <= MAX_SET).then_some(set)
+    let set = minimal(info(&hir).inner.set);
+    (set.len() <= MAX_SET && set.iter().all(|l| selective(l))).then_some(set)
 }
 
-/// The exact (case-folded) text a node always matches, if it is a fixed string.
-fn exact(h: &Hir) -> Option<Vec<u8>> {
-    match h.kind() {
-        HirKind::Literal(l) => Some(l.0.to_ascii_lowercase()),
-        HirKind::Class(c) => single_byte(c).map(|b| vec![b]),
-        HirKind::Capture(c) => exact(&c.sub),
-        HirKind::Concat(hs) => {
-            let mut out = Vec::new();
-            for h in hs {
-                out.extend(exact(h)?);
+/// Drops literals that contain another literal of the set: they add nothing to the gate.
+fn minimal(set: Set) -> Vec<Vec<u8>> {
+    let mut by_len: Vec<Vec<u8>> = set.iter().map(|l| l.bytes().to_vec()).collect();
+    by_len.sort_by_key(Vec::len);
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    for l in by_len {
+        if !out.iter().any(|k| k.is_empty() || l.windows(k.len()).any(|w| w == k.as_slice())) {
+            out.push(l);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// Longest literal tracked; longer ones are cut (soundly) to this length.
+const LIT_CAP: usize = 15;
+
+/// A short literal, stored inline: the analysis builds many of them.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+struct Lit {
+    len: u8,
+    b: [u8; LIT_CAP],
+}
+
+impl Lit {
+    const EMPTY: Lit = Lit { len: 0, b: [0; LIT_CAP] };
+
+    /// `bytes` if it fits, else its first (`from_end`: last) bytes and `false`.
+    fn new(bytes: &[u8], from_end: bool) -> (Lit, bool) {
+        let fits = bytes.len() <= LIT_CAP;
+        let part = match bytes.len().checked_sub(LIT_CAP) {
+            Some(extra) if from_end => &bytes[extra..],
+            Some(_) => &bytes[..LIT_CAP],
+            None => bytes,
+        };
+        let mut l = Lit::EMPTY;
+        l.b[..part.len()].copy_from_slice(part);
+        l.len = part.len() as u8;
+        (l, fits)
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.b[..usize::from(self.len)]
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// `self` then `next`, cut to the cap from the start (`from_end`: from the end).
+    fn then(&self, next: &Lit, from_end: bool) -> (Lit, bool) {
+        let mut buf = [0u8; 2 * LIT_CAP];
+        buf[..self.len()].copy_from_slice(self.bytes());
+        buf[self.len()..self.len() + next.len()].copy_from_slice(next.bytes());
+        Lit::new(&buf[..self.len() + next.len()], from_end)
+    }
+
+    /// The first (`from_end`: last) `n` bytes.
+    fn cut(&self, n: usize, from_end: bool) -> Lit {
+        self.shorten(n, from_end)
+    }
+
+    fn shorten(mut self, n: usize, from_end: bool) -> Lit {
+        if self.len() > n {
+            if from_end {
+                let len = self.len();
+                self.b.copy_within(len - n..len, 0);
             }
-            Some(out)
+            self.b[n..].fill(0);
+            self.len = n as u8;
         }
-        HirKind::Repetition(r) if r.max == Some(r.min) && r.min <= 16 => {
-            let one = exact(&r.sub)?;
-            Some(one.repeat(r.min as usize))
-        }
-        _ => None,
+        self
     }
 }
 
-/// A class matching one byte, or one ASCII letter in either case.
-fn single_byte(c: &Class) -> Option<u8> {
+type Set = Vec<Lit>;
+
+/// [`is_rare`] as a table.
+static RARE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_rare(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// Rough frequency of a byte at one position of a benign value.
+static FREQ: [f64; 256] = {
+    let mut t = [0.02; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = match b as u8 {
+            b if is_rare(b) => 0.001,
+            b'a'..=b'z' => 0.04,
+            b'0'..=b'9' => 0.03,
+            b' ' => 0.1,
+            _ => 0.02,
+        };
+        b += 1;
+    }
+    t
+};
+
+/// What the cost of a literal depends on; a concatenation's follows from its parts'.
+#[derive(Clone, Copy)]
+struct Stats {
+    len: usize,
+    rare: bool,
+    /// Product of the byte frequencies.
+    freq: f64,
+}
+
+impl Stats {
+    fn of(lit: &Lit) -> Stats {
+        let mut freq = 1.0;
+        let mut rare = false;
+        for &b in lit.bytes() {
+            freq *= FREQ[usize::from(b)];
+            rare |= RARE[usize::from(b)];
+        }
+        Stats { len: lit.len(), rare, freq }
+    }
+
+    fn then(self, next: Stats) -> Stats {
+        Stats { len: self.len + next.len, rare: self.rare || next.rare, freq: self.freq * next.freq }
+    }
+
+    /// Estimated share of benign values holding the literal (1 = useless).
+    fn cost(self) -> f64 {
+        if self.len < MIN_LEN && !self.rare {
+            return 1.0;
+        }
+        // A value of a few dozen bytes holds a literal about (length x frequency) times;
+        // the floor makes long literals equal, so the smaller set wins.
+        (self.freq * 40.0).clamp(1e-4, 1.0)
+    }
+}
+
+/// Estimated share of values a set lets through (1 = useless); lower is better.
+fn score<'a>(set: impl IntoIterator<Item = &'a Lit>) -> f64 {
+    set.into_iter().map(|l| Stats::of(l).cost()).sum::<f64>().min(1.0)
+}
+
+/// The trivial set: the empty string occurs in every value.
+fn any() -> Set {
+    vec![Lit::EMPTY]
+}
+
+fn norm<T: Ord>(mut s: Vec<T>) -> Vec<T> {
+    s.sort_unstable();
+    s.dedup();
+    s
+}
+
+/// Cuts every literal to its first (`from_end`: last) `n` bytes: a prefix of a required
+/// prefix is still required (likewise for suffixes and inner literals).
+fn cut<'a>(set: impl IntoIterator<Item = &'a Lit>, n: usize, from_end: bool) -> Set {
+    norm(set.into_iter().map(|l| l.cut(n, from_end)).collect())
+}
+
+/// Shrinks a set under `max` by cutting its literals shorter.
+fn fit(set: Set, max: usize, from_end: bool) -> Set {
+    if set.len() <= max {
+        return set;
+    }
+    for n in [8, 6, 4, 3, 2, 1] {
+        let c = cut(&set, n, from_end);
+        if c.len() <= max {
+            return c;
+        }
+    }
+    any()
+}
+
+/// A valid inner set with its score, so that candidates compare cheaply.
+#[derive(Debug, Clone)]
+struct Scored {
+    set: Set,
+    score: f64,
+}
+
+impl Scored {
+    fn new(set: Set) -> Scored {
+        Scored { score: score(&set), set }
+    }
+
+    fn key(&self) -> (f64, usize, usize) {
+        (self.score, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
+    }
+
+    /// Keeps the more selective of two valid sets (then the smaller, then the longer).
+    fn keep_better(&mut self, other: Scored) {
+        if other.key().partial_cmp(&self.key()) == Some(std::cmp::Ordering::Less) {
+            *self = other;
+        }
+    }
+
+    /// [`Self::keep_better`] with the literals of a prefix or suffix set, built only
+    /// when they may win (the sum over the sequence bounds the set's score from above).
+    fn keep_better_seq(&mut self, seq: &Seq) {
+        if score(seq.iter().map(|(l, _)| l)) <= self.score {
+            self.keep_better(Scored::new(lits(seq)));
+        }
+    }
+}
+
+/// Possible starts (ends) of a node's matches: every match starts (ends) with one of the
+/// literals; a literal marked complete may also be the whole match, an incomplete one is
+/// only a part of it. Dropping a mark is always sound.
+type Seq = Vec<(Lit, bool)>;
+
+fn lits(seq: &Seq) -> Set {
+    norm(seq.iter().map(|(l, _)| *l).collect())
+}
+
+fn incomplete(seq: &Seq) -> Seq {
+    norm(seq.iter().map(|(l, _)| (*l, false)).collect())
+}
+
+/// Shrinks a sequence under `max`: literals that had to be cut are no longer complete.
+fn fit_seq(seq: Seq, max: usize, from_end: bool) -> Seq {
+    if seq.len() <= max {
+        return seq;
+    }
+    for n in [8, 6, 4, 3, 2, 1] {
+        let c: Seq =
+            norm(seq.iter().map(|&(l, c)| if l.len() <= n { (l, c) } else { (l.cut(n, from_end), false) }).collect());
+        if c.len() <= max {
+            return c;
+        }
+    }
+    vec![(Lit::EMPTY, false)]
+}
+
+/// Prefixes of `a` followed by `b`: complete literals of `a` continue with `b`'s.
+/// With `suffix`, `a` and `b` are suffixes and `b`'s go in front.
+fn join(a: Seq, b: &Seq, suffix: bool) -> Seq {
+    let fan = a.iter().filter(|x| x.1).count();
+    if fan == 0 {
+        return a;
+    }
+    if fan.saturating_mul(b.len()) + a.len() > MAX_CROSS {
+        return incomplete(&a);
+    }
+    let mut out = Vec::with_capacity(a.len() + fan * b.len());
+    for (x, complete) in a {
+        if complete {
+            for (y, c2) in b {
+                let (l, fits) = if suffix { y.then(&x, true) } else { x.then(y, false) };
+                out.push((l, *c2 && fits));
+            }
+        } else {
+            out.push((x, false));
+        }
+    }
+    norm(out)
+}
+
+/// What is known about the strings one node matches.
+#[derive(Debug, Clone)]
+struct Info {
+    prefix: Seq,
+    suffix: Seq,
+    /// The most selective known set of which one literal occurs in every match.
+    inner: Scored,
+}
+
+impl Info {
+    /// Completes the facts: a prefix or suffix set is also an inner set.
+    fn new(prefix: Seq, suffix: Seq, mut inner: Scored) -> Info {
+        inner.keep_better_seq(&prefix);
+        inner.keep_better_seq(&suffix);
+        Info { prefix, suffix, inner }
+    }
+
+    /// A node matching exactly one of `set`.
+    fn exact(set: Set) -> Info {
+        let seq: Seq = set.iter().map(|l| (*l, true)).collect();
+        Info { prefix: seq.clone(), suffix: seq, inner: Scored::new(set) }
+    }
+
+    /// A node matching a fixed string.
+    fn literal(bytes: &[u8]) -> Info {
+        let (start, fits) = Lit::new(bytes, false);
+        if fits {
+            return Info::exact(vec![start]);
+        }
+        let end = Lit::new(bytes, true).0;
+        Info { prefix: vec![(start, false)], suffix: vec![(end, false)], inner: Scored::new(vec![start]) }
+    }
+
+    /// A node matching strings of unknown content.
+    fn unknown() -> Info {
+        Info::exact(any()).star()
+    }
+
+    /// `x*` for this node `x`: empty, or starting (ending) like `x`.
+    fn star(&self) -> Info {
+        let mut prefix = incomplete(&self.prefix);
+        prefix.push((Lit::EMPTY, true));
+        let mut suffix = incomplete(&self.suffix);
+        suffix.push((Lit::EMPTY, true));
+        Info::new(norm(prefix), norm(suffix), Scored::new(any()))
+    }
+
+    /// `x?` for this node `x`: empty, or exactly like `x`.
+    fn optional(&self) -> Info {
+        let (mut prefix, mut suffix) = (self.prefix.clone(), self.suffix.clone());
+        prefix.push((Lit::EMPTY, true));
+        suffix.push((Lit::EMPTY, true));
+        Info::new(norm(prefix), norm(suffix), Scored::new(any()))
+    }
+
+    /// `self` followed by `next`.
+    fn concat(self, next: &Info) -> Info {
+        let mut inner = self.inner;
+        if next.inner.key().partial_cmp(&inner.key()) == Some(std::cmp::Ordering::Less) {
+            inner = next.inner.clone();
+        }
+        // The end of the left part and the start of the right part meet inside the match.
+        // Both sides are cut short first (3+3 bytes down to 1+1) until the product is small.
+        let ls: Vec<Set> = (1..=MIN_LEN).map(|n| cut(self.suffix.iter().map(|x| &x.0), n, true)).collect();
+        let rs: Vec<Set> = (1..=MIN_LEN).map(|n| cut(next.prefix.iter().map(|x| &x.0), n, false)).collect();
+        for (nl, nr) in [(3, 3), (3, 2), (2, 3), (2, 2), (3, 1), (1, 3), (2, 1), (1, 2), (1, 1)] {
+            let (l, r) = (&ls[nl - 1], &rs[nr - 1]);
+            if l.len().saturating_mul(r.len()) > MAX_JOINT {
+                continue;
+            }
+            // Scored from the parts; the set is built only when it may win.
+            let rstats: Vec<Stats> = r.iter().map(Stats::of).collect();
+            let joint: f64 = l.iter().map(Stats::of).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost())).sum();
+            if joint.min(1.0) <= inner.score {
+                let set = norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect());
+                inner.keep_better(Scored::new(set));
+            }
+            break;
+        }
+        let prefix = fit_seq(join(self.prefix, &next.prefix, false), MAX_SEQ, false);
+        let suffix = fit_seq(join(next.suffix.clone(), &self.suffix, true), MAX_SEQ, true);
+        Info::new(prefix, suffix, inner)
+    }
+
+    /// Any one of `alts`.
+    fn alternation(alts: Vec<Info>) -> Info {
+        let mut prefix = Vec::new();
+        let mut suffix = Vec::new();
+        let mut inner = Vec::new();
+        for a in alts {
+            prefix.extend(a.prefix);
+            suffix.extend(a.suffix);
+            inner.extend(a.inner.set);
+        }
+        Info::new(
+            fit_seq(norm(prefix), MAX_SEQ, false),
+            fit_seq(norm(suffix), MAX_SEQ, true),
+            Scored::new(fit(norm(inner), MAX_SET, false)),
+        )
+    }
+}
+
+fn info(h: &Hir) -> Info {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Info::exact(any()),
+        HirKind::Literal(l) => Info::literal(&l.0.to_ascii_lowercase()),
+        HirKind::Class(c) => match class_bytes(c) {
+            Some(bytes) => Info::exact(bytes.into_iter().map(|b| Lit::new(&[b], false).0).collect()),
+            None => Info::unknown(),
+        },
+        HirKind::Capture(c) => info(&c.sub),
+        HirKind::Concat(hs) => hs.iter().fold(Info::exact(any()), |acc, h| acc.concat(&info(h))),
+        HirKind::Alternation(hs) => Info::alternation(hs.iter().map(info).collect()),
+        HirKind::Repetition(r) => {
+            if r.max == Some(0) {
+                return Info::exact(any());
+            }
+            let sub = info(&r.sub);
+            // Up to two copies unrolled (an exact count up to 16), the rest as `x?` or
+            // `x*`: a superset of the repetition's matches.
+            let fixed = if r.max == Some(r.min) { r.min.min(16) } else { r.min.min(2) };
+            let mut out = Info::exact(any());
+            for _ in 0..fixed {
+                out = out.concat(&sub);
+            }
+            match r.max {
+                Some(m) if m == fixed => out,
+                Some(m) if m == fixed + 1 => out.concat(&sub.optional()),
+                _ => out.concat(&sub.star()),
+            }
+        }
+    }
+}
+
+/// The bytes a class matches, case-folded, when there are few of them.
+fn class_bytes(c: &Class) -> Option<Vec<u8>> {
     let mut bytes = Vec::new();
+    let mut add = |s: u32, e: u32| -> Option<()> {
+        if e > 0xff || (e - s) as usize + bytes.len() >= 4 * MAX_CLASS {
+            return None;
+        }
+        bytes.extend((s..=e).map(|b| (b as u8).to_ascii_lowercase()));
+        Some(())
+    };
     match c {
         Class::Bytes(b) => {
             for r in b.ranges() {
-                if usize::from(r.end() - r.start()) + bytes.len() >= 2 {
-                    return None;
-                }
-                bytes.extend(r.start()..=r.end());
+                add(u32::from(r.start()), u32::from(r.end()))?;
             }
         }
         Class::Unicode(u) => {
             for r in u.ranges() {
-                let (s, e) = (r.start() as u32, r.end() as u32);
-                if e > 0x7f || (e - s) as usize + bytes.len() >= 2 {
+                // Unicode is off: a class beyond ASCII is not one byte per char here.
+                if r.end() as u32 > 0x7f {
                     return None;
                 }
-                bytes.extend((s..=e).map(|c| c as u8));
+                add(r.start() as u32, r.end() as u32)?;
             }
         }
     }
-    match bytes.as_slice() {
-        [b] => Some(b.to_ascii_lowercase()),
-        [a, b] if a.is_ascii_alphabetic() && a.eq_ignore_ascii_case(b) && a != b => Some(a.to_ascii_lowercase()),
-        _ => None,
-    }
-}
-
-/// Quality of a candidate set: its shortest literal (longer is more selective).
-fn score(set: &[Vec<u8>]) -> usize {
-    set.iter().map(Vec::len).min().unwrap_or(0)
-}
-
-fn req(h: &Hir) -> Option<Vec<Vec<u8>>> {
-    if let Some(e) = exact(h) {
-        return (!e.is_empty()).then(|| vec![e]);
-    }
-    match h.kind() {
-        HirKind::Capture(c) => req(&c.sub),
-        HirKind::Repetition(r) if r.min >= 1 => req(&r.sub),
-        HirKind::Alternation(hs) => {
-            let mut out: Vec<Vec<u8>> = Vec::new();
-            for h in hs {
-                for l in req(h)? {
-                    if !out.contains(&l) {
-                        out.push(l);
-                    }
-                }
-                if out.len() > MAX_SET {
-                    return None;
-                }
-            }
-            Some(out)
-        }
-        HirKind::Concat(hs) => {
-            // Every child must match: any child's set (or a run of fixed children
-            // joined into one longer literal) is a valid necessary condition.
-            let mut best: Option<Vec<Vec<u8>>> = None;
-            let mut consider = |cand: Vec<Vec<u8>>| {
-                if best
-                    .as_ref()
-                    .is_none_or(|b| score(&cand) > score(b) || (score(&cand) == score(b) && cand.len() < b.len()))
-                {
-                    best = Some(cand);
-                }
-            };
-            let mut run: Vec<u8> = Vec::new();
-            for h in hs {
-                match exact(h) {
-                    Some(e) => run.extend(e),
-                    None => {
-                        if !run.is_empty() {
-                            consider(vec![std::mem::take(&mut run)]);
-                        }
-                        if let Some(s) = req(h) {
-                            consider(s);
-                        }
-                    }
-                }
-            }
-            if !run.is_empty() {
-                consider(vec![run]);
-            }
-            best
-        }
-        _ => None,
-    }
+    bytes.sort_unstable();
+    bytes.dedup();
+    (bytes.len() <= MAX_CLASS).then_some(bytes)
 }
 
 #[cfg(test)]
@@ -143,20 +521,30 @@ mod tests {
     use super::*;
 
     fn lits(p: &str) -> Option<Vec<String>> {
-        required(p).map(|v| v.into_iter().map(|l| String::from_utf8(l).unwrap()).collect())
+        required(p).map(|v| v.into_iter().map(|l| String::from_utf8_lossy(&l).into_owned()).collect())
     }
 
     #[test]
     fn table() {
         assert_eq!(lits("union select"), Some(vec!["union select".into()]));
-        assert_eq!(lits(r"(?i)union\s+select"), Some(vec!["select".into()]));
-        assert_eq!(lits("(?i:foo|barbaz)"), Some(vec!["foo".into(), "barbaz".into()]));
+        assert_eq!(lits(r"(?i)union\s+select"), Some(vec!["union".into()]));
+        assert_eq!(lits("(?i:foo|barbaz)"), Some(vec!["barbaz".into(), "foo".into()]));
         assert_eq!(lits("a(bcd)?e"), None, "short literals are not selective");
         assert_eq!(lits(r"^.*$"), None);
-        assert_eq!(lits("(?:abc)+xyz"), Some(vec!["abc".into()]));
+        assert_eq!(lits("(?:abc)+xyz"), Some(vec!["abcxyz".into()]));
         assert_eq!(lits("(?:abc)*"), None);
-        assert_eq!(lits("x(?:foo|[a-z]bar)"), Some(vec!["foo".into(), "bar".into()]));
         assert_eq!(lits("[("), None, "invalid patterns give no set");
+        // Short literals with a rare byte are selective, others are not.
+        assert_eq!(lits(r"a\$b|<"), Some(vec!["<".into(), "a$b".into()]));
+        assert_eq!(lits(r"a-b|:"), None);
+        // Small classes expand (case folded), neighbours join across optional parts.
+        assert_eq!(lits(r"[oOcC]:\d+:\{"), Some(vec![":{".into()]));
+        assert_eq!(lits(r"(?i)x[ ,]*<"), Some(vec![" <".into(), ",<".into(), "x<".into()]));
+        assert_eq!(lits(r"[\n\r;`]|\|\|?"), Some(vec!["\n".into(), "\r".into(), ";".into(), "`".into(), "|".into()]));
+        // A required literal inside a repeated group.
+        assert_eq!(lits(r"(?:x<y)+"), Some(vec!["x<y".into()]));
+        // Literals longer than the cap are cut, still required.
+        assert_eq!(lits("abcdefghijklmnopqrstuvwxyz"), Some(vec!["abcdefghijklmno".into()]));
     }
 
     /// The set is a necessary condition: whenever the regex matches, a literal occurs.
@@ -167,24 +555,38 @@ mod tests {
             r"<script[^>]*>",
             r"(?:etc/passwd|boot\.ini)",
             r"\bjava\.lang\.(?:runtime|processbuilder)",
+            r"(?i)(?:\$|&dollar;?)(?:\{|&l(?:brace|cub);?)(?:[^\}]{0,15}(?:\$|&dollar;?)(?:\{|&l(?:brace|cub);?)|jndi|ctx)",
+            r"[oOcC]:\d+:\x22.+?\x22:\d+:\{.*}",
+            r"(?i)[\t-\r \x22'\(,/-9;=`]on[a-z]{3,50}[\t-\r \(,;]*?=[^=]",
+            r"(?i)(?:j|&#0*74;)(?:[\t\n\r]|&tab;)*(?:a|&#0*65;)(?:[\t\n\r]|&tab;)*v",
+            r"(?:[/\x5c]|%2f|0x2f)(?:\.|%2e){2,3}(?:[/\x5c]|%2f)",
         ];
-        let inputs: [&[u8]; 6] = [
+        let inputs: [&[u8]; 16] = [
             b"1 UNION ALL SELECT 2",
             b"<SCRIPT src=x>",
             b"../../etc/passwd",
             b"java.lang.Runtime",
             b"benign",
             b"BOOT.INI",
+            b"${jndi:ldap://x}",
+            b"&DOLLAR&lcub;ctx",
+            b"O:8:\"stdClass\":1:{s:1:\"a\";}",
+            b"x onload=alert(1)",
+            b"'ONMOUSEOVER =x",
+            b"j\t\ta&tab;v",
+            b"&#074;&#65;V",
+            b"jav",
+            b"/../x",
+            b"0x2f%2e.%2f",
         ];
         for p in pats {
-            let set = required(p).unwrap();
+            let set = required(p).unwrap_or_else(|| panic!("{p} has no set"));
             let re = regex::bytes::RegexBuilder::new(p).unicode(false).build().unwrap();
             for i in inputs {
                 if re.is_match(i) {
-                    let low = i.to_ascii_lowercase();
                     assert!(
-                        set.iter().any(|l| low.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))),
-                        "{p} on {:?}",
+                        set.iter().any(|l| i.windows(l.len()).any(|w| w.eq_ignore_ascii_case(l))),
+                        "{p} on {:?}: {set:?}",
                         String::from_utf8_lossy(i)
                     );
                 }

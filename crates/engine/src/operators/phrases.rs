@@ -19,7 +19,7 @@ pub struct PhraseSet {
     /// Fast test for "some phrase occurs" (a necessary condition for an acmp match).
     prefilter: AhoCorasick,
     acmp: Acmp,
-    /// The phrases themselves, when all are long enough to prefilter on.
+    /// The phrases themselves, when all are selective enough to prefilter on.
     literals: Option<Vec<Vec<u8>>>,
 }
 
@@ -30,7 +30,8 @@ impl PhraseSet {
             .match_kind(MatchKind::Standard)
             .build(&phrases)
             .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
-        let literals = (!phrases.is_empty() && phrases.iter().all(|p| p.len() >= 3)).then(|| phrases.clone());
+        let literals =
+            (!phrases.is_empty() && phrases.iter().all(|p| super::literals::selective(p))).then(|| phrases.clone());
         Ok(PhraseSet { prefilter, acmp: Acmp::new(phrases), literals })
     }
 
