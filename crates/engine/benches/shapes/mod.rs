@@ -83,6 +83,15 @@ pub fn shapes() -> Vec<Shape> {
             body: json.into_bytes(),
         },
         Shape {
+            // The Kibana-like search body scripts/bench.sh posts (388 mostly distinct values).
+            name: "post_kibana_json",
+            method: "POST",
+            uri: "/internal/search/es".into(),
+            content_type: Some("application/json"),
+            body: std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/kibana-search-16k.json"))
+                .expect("bench/kibana-search-16k.json"),
+        },
+        Shape {
             name: "post_form_1m",
             method: "POST",
             uri: "/upload".into(),
