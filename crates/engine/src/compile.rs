@@ -520,6 +520,7 @@ impl Compiler {
                 link = l.chain.as_deref_mut();
             }
         }
+        let combined = Some(gates.combined().map_err(|e| Error::new("<rule set>", 0, e))?);
         let gates = gates.build().map_err(|e| Error::new("<rule set>", 0, e))?;
         let mut stats = Stats { gated_links: gated, ..Stats::default() };
         let mut phases: [Vec<Entry>; 5] = Default::default();
@@ -567,7 +568,7 @@ impl Compiler {
                 }
             }
         }
-        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats, gates })
+        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats, gates, combined })
     }
 }
 

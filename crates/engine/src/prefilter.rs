@@ -30,6 +30,52 @@ impl Gate {
     }
 }
 
+/// Every gate's literals in one automaton: a value that a transformation list leaves
+/// unchanged is scanned once for all those gates instead of once per gate.
+#[derive(Debug)]
+pub struct Combined {
+    ac: AhoCorasick,
+    /// Global bits (gate offset + rule bit) of each distinct literal.
+    bits_of: Vec<Vec<u32>>,
+    /// First global bit of each gate, then the total.
+    offsets: Vec<u32>,
+    words: usize,
+}
+
+impl Combined {
+    /// The global bits of every gate's rules that may match `value`.
+    pub fn scan(&self, value: &[u8]) -> Vec<u64> {
+        let mut bits = vec![0u64; self.words];
+        for m in self.ac.find_overlapping_iter(value) {
+            for &b in &self.bits_of[m.pattern().as_usize()] {
+                bits[b as usize / 64] |= 1 << (b % 64);
+            }
+        }
+        bits
+    }
+
+    /// Whether gate `g`'s `bit` is set in a [`Combined::scan`] result.
+    pub fn has(&self, bits: &[u64], g: u32, bit: u32) -> bool {
+        self.offsets.get(g as usize).is_some_and(|o| has(bits, o + bit))
+    }
+
+    /// Gate `g`'s own bits out of a combined scan, as [`Gate::scan`] gives them.
+    pub fn gate_bits(&self, bits: &[u64], g: u32) -> Vec<u64> {
+        let g = g as usize;
+        let n = match (self.offsets.get(g), self.offsets.get(g + 1)) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0,
+        };
+        let mut out = vec![0u64; (n as usize).div_ceil(64)];
+        for b in 0..n {
+            if self.has(bits, g as u32, b) {
+                out[b as usize / 64] |= 1 << (b % 64);
+            }
+        }
+        out
+    }
+}
+
 /// Whether `bit` is set in a scan result.
 pub fn has(bits: &[u64], bit: u32) -> bool {
     bits.get(bit as usize / 64).is_some_and(|w| w & (1 << (bit % 64)) != 0)
@@ -62,6 +108,35 @@ impl GateBuilder {
         (g as u32, bit)
     }
 
+    /// The automaton of every gate's literals at once (build before [`GateBuilder::build`]).
+    pub fn combined(&self) -> Result<Combined, String> {
+        let mut offsets = Vec::new();
+        let mut next = 0u32;
+        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
+        let (mut pats, mut bits_of): (Vec<Vec<u8>>, Vec<Vec<u32>>) = (Vec::new(), Vec::new());
+        for (_, group_pats, bit_of, n) in &self.groups {
+            offsets.push(next);
+            for (p, &b) in group_pats.iter().zip(bit_of) {
+                // Literals compare ASCII case-insensitively: one pattern per folded spelling.
+                let key = p.to_ascii_lowercase();
+                let i = *index.entry(key).or_insert_with(|| {
+                    pats.push(p.clone());
+                    bits_of.push(Vec::new());
+                    pats.len() - 1
+                });
+                bits_of[i].push(next + b);
+            }
+            next += n;
+        }
+        offsets.push(next);
+        let ac = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&pats)
+            .map_err(|e| format!("cannot build the rule prefilter: {e}"))?;
+        Ok(Combined { ac, bits_of, offsets, words: (next as usize).div_ceil(64) })
+    }
+
     pub fn build(self) -> Result<Vec<Gate>, String> {
         self.groups
             .into_iter()
@@ -89,8 +164,19 @@ mod tests {
         let (g2, _) = b.add(9, vec![b"passwd".to_vec()]);
         assert_eq!((g0, g1), (0, 0));
         assert_eq!(g2, 1);
+        let all = b.combined().unwrap();
         let gates = b.build().unwrap();
         let bits = gates[0].scan(b"1 UNION SELECT 2");
+        // The combined automaton says the same for every gate.
+        for v in [&b"1 UNION SELECT 2"[..], b"benign text", b"/etc/PASSWD <script", b""] {
+            let c = all.scan(v);
+            for g in 0..2u32 {
+                assert_eq!(all.gate_bits(&c, g), gates[g as usize].scan(v), "{v:?} gate {g}");
+                for bit in 0..2 {
+                    assert_eq!(all.has(&c, g, bit), has(&gates[g as usize].scan(v), bit), "{v:?} {g} {bit}");
+                }
+            }
+        }
         assert!(has(&bits, r0) && !has(&bits, r1));
         let bits = gates[0].scan(b"benign text");
         assert!(!has(&bits, r0) && !has(&bits, r1));

@@ -134,6 +134,8 @@ pub struct RuleSet {
     pub(crate) stats: Stats,
     /// Prefilter gates, indexed by `Rule::gate`.
     pub(crate) gates: Vec<crate::prefilter::Gate>,
+    /// All gates in one automaton, for values a transformation list leaves unchanged.
+    pub(crate) combined: Option<crate::prefilter::Combined>,
 }
 
 /// Load-time figures, for the debug log.
@@ -196,10 +198,14 @@ impl RuleSet {
 
     /// Whether the prefilter lets `value` (already transformed as `link` does) reach the
     /// operator of `link`, one of this set's rule links; always true for ungated links.
+    /// Both scans a transaction uses (the link's gate, and all gates at once for unchanged
+    /// values) must let it through.
     pub fn gate_passes(&self, link: &Rule, value: &[u8]) -> bool {
         match link.gate {
             Some((g, bit)) => {
-                self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit))
+                let own = self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit));
+                let all = self.combined.as_ref().is_none_or(|c| c.has(&c.scan(value), g, bit));
+                own && all
             }
             None => true,
         }

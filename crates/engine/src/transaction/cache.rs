@@ -6,6 +6,7 @@
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::actions::TransformStep;
+use crate::ruleset::RuleSet;
 
 /// Contents longer than this are not interned (copying them would cost more than a rare
 /// repeat could save).
@@ -37,6 +38,8 @@ pub(super) struct TransformCache {
     entries: Vec<Cached>,
     /// (entry, memo index) of rule links whose (pure) operator did not match the entry's value.
     no_match: FxHashSet<u64>,
+    /// slot → combined prefilter scan of its raw value (see [`TransformCache::gate_pass`]).
+    raw_scans: FxHashMap<u64, Vec<u64>>,
     /// Whether identical contents share entries (and misses are remembered); off, every slot
     /// has its own entry and nothing is interned.
     sharing: bool,
@@ -83,6 +86,38 @@ impl TransformCache {
 
     pub(super) fn get_mut(&mut self, i: usize) -> &mut Cached {
         &mut self.entries[i]
+    }
+
+    /// Whether gate `g`'s `bit` is set for entry `i` (the value in `slot`, raw content
+    /// `raw`). An unchanged value is scanned once for all gates; a transformed one once per gate.
+    pub(super) fn gate_pass(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32, bit: u32) -> bool {
+        let e = &mut self.entries[i];
+        match (&e.value, &rules.combined) {
+            (None, Some(all)) => {
+                let bits = self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw));
+                all.has(bits, g, bit)
+            }
+            (value, _) => {
+                let tv = value.as_deref().unwrap_or(raw);
+                let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
+                crate::prefilter::has(bits, bit)
+            }
+        }
+    }
+
+    /// Gate `g`'s bits for entry `i` (as [`TransformCache::gate_pass`] reads them).
+    pub(super) fn gate_bits(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32) -> Vec<u64> {
+        let e = &mut self.entries[i];
+        match (&e.value, &rules.combined) {
+            (None, Some(all)) => {
+                let bits = self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw));
+                all.gate_bits(bits, g)
+            }
+            (value, _) => {
+                let tv = value.as_deref().unwrap_or(raw);
+                e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv)).clone()
+            }
+        }
     }
 
     /// Turns content sharing on or off for values not seen yet.

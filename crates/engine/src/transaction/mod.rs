@@ -780,11 +780,8 @@ impl Transaction {
                             // One lookup gives the transformed value, the gate scan and the memo
                             // (a gate belongs to exactly one transformation list).
                             let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
-                            let e = cache.get_mut(i);
                             if let Some((g, bit)) = link.gate {
-                                let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
-                                let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
-                                if !crate::prefilter::has(bits, bit) {
+                                if !cache.gate_pass(i, slot, &v.value, rules, g, bit) {
                                     continue;
                                 }
                             }
@@ -987,14 +984,11 @@ fn union_bits(
 ) -> Option<Vec<u64>> {
     let mut values = Vec::new();
     state.values(var, &crate::variables::Selector::All, None, &mut values);
-    let gate = &rules.gates[g as usize];
-    let mut union = gate.scan(b"");
+    let mut union = rules.gates[g as usize].scan(b"");
     for v in &values {
         let Slot::Stable(slot) = v.slot else { return None };
         let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
-        let e = cache.get_mut(i);
-        let tv: &[u8] = e.value.as_deref().unwrap_or(v.value.as_ref());
-        let bits = e.bits.get_or_insert_with(|| gate.scan(tv));
+        let bits = cache.gate_bits(i, slot, &v.value, rules, g);
         for (u, b) in union.iter_mut().zip(bits.iter()) {
             *u |= b;
         }
