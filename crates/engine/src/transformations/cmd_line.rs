@@ -8,6 +8,12 @@ use super::changed;
 
 /// `t:cmdLine`.
 pub fn cmd_line(input: &[u8]) -> Option<Vec<u8>> {
+    // Only these bytes (and upper case) can change anything.
+    if !input.iter().any(|&c| {
+        matches!(c, b'"' | b'\'' | b'\\' | b'^' | b' ' | b',' | b';' | b'\t' | b'\r' | b'\n') || c.is_ascii_uppercase()
+    }) {
+        return None;
+    }
     let mut out = Vec::with_capacity(input.len());
     // True while the last byte written is a space this transformation made.
     let mut space = false;

@@ -78,6 +78,10 @@ pub fn remove_comments(input: &[u8]) -> Option<Vec<u8>> {
 
 /// `t:removeCommentsChar`.
 pub fn remove_comments_char(input: &[u8]) -> Option<Vec<u8>> {
+    // Every marker has one of these bytes.
+    if !input.iter().any(|&c| matches!(c, b'#' | b'-' | b'*')) {
+        return None;
+    }
     let mut out = Vec::with_capacity(input.len());
     let mut rest = input;
     while let Some(&c) = rest.first() {

@@ -25,6 +25,17 @@ fn normalize(input: &[u8], win: bool) -> Option<Vec<u8>> {
     let (Some(&first), Some(&last)) = (input.first(), input.last()) else {
         return None;
     };
+    // Without a separator the only segment is the whole value: only a final `.` can change it.
+    if last != b'.' && !input.iter().any(|&c| c == b'/' || (win && c == b'\\')) {
+        return None;
+    }
+    normalize_full(input, win)
+}
+
+fn normalize_full(input: &[u8], win: bool) -> Option<Vec<u8>> {
+    let (Some(&first), Some(&last)) = (input.first(), input.last()) else {
+        return None;
+    };
     let mut buf = input.to_vec();
     let at = |buf: &[u8], k: usize| buf.get(k).copied().unwrap_or(0);
     let set = |buf: &mut [u8], k: usize, v: u8| {
@@ -138,6 +149,28 @@ fn normalize(input: &[u8], win: bool) -> Option<Vec<u8>> {
 mod tests {
     use super::super::check;
     use super::*;
+
+    #[test]
+    fn fast_path_agrees_with_the_full_walk() {
+        // Every string of up to 4 bytes over an alphabet with dots, letters, NUL and a
+        // backslash (a separator only for the Windows flavour).
+        let alphabet = [b'.', b'a', b'\\', 0, b' '];
+        let mut inputs = vec![Vec::new()];
+        for len in 1..=4 {
+            let mut idx = vec![0usize; len];
+            loop {
+                inputs.push(idx.iter().map(|&i| alphabet[i]).collect::<Vec<u8>>());
+                let Some(k) = idx.iter().rposition(|&i| i + 1 < alphabet.len()) else { break };
+                idx[k] += 1;
+                idx[k + 1..].iter_mut().for_each(|i| *i = 0);
+            }
+        }
+        for v in &inputs {
+            for win in [false, true] {
+                assert_eq!(normalize(v, win), normalize_full(v, win), "{v:?} win={win}");
+            }
+        }
+    }
 
     #[test]
     fn unix_table() {
