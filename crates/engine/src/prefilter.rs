@@ -66,10 +66,18 @@ impl Combined {
             (Some(a), Some(b)) => b - a,
             _ => 0,
         };
-        let mut out = vec![0u64; (n as usize).div_ceil(64)];
-        for b in 0..n {
-            if self.has(bits, g as u32, b) {
-                out[b as usize / 64] |= 1 << (b % 64);
+        let (o, n) = (self.offsets.get(g).copied().unwrap_or(0) as usize, n as usize);
+        let mut out = vec![0u64; n.div_ceil(64)];
+        // Word-wise shifted copy of bits o..o+n.
+        let (w0, sh) = (o / 64, o % 64);
+        for (k, word) in out.iter_mut().enumerate() {
+            let lo = bits.get(w0 + k).copied().unwrap_or(0) >> sh;
+            let hi = if sh == 0 { 0 } else { bits.get(w0 + k + 1).copied().unwrap_or(0) << (64 - sh) };
+            *word = lo | hi;
+        }
+        if n % 64 != 0 {
+            if let Some(last) = out.last_mut() {
+                *last &= (1u64 << (n % 64)) - 1;
             }
         }
         out
@@ -180,5 +188,24 @@ mod tests {
         assert!(has(&bits, r0) && !has(&bits, r1));
         let bits = gates[0].scan(b"benign text");
         assert!(!has(&bits, r0) && !has(&bits, r1));
+    }
+
+    #[test]
+    fn combined_scan_splits_into_multi_word_gates() {
+        let mut b = GateBuilder::default();
+        for g in 0..3u32 {
+            for i in 0..(50 + 20 * g) {
+                b.add(g, vec![format!("w{g}x{i}y").into_bytes()]);
+            }
+        }
+        let all = b.combined().unwrap();
+        let gates = b.build().unwrap();
+        let value = b"w0x3y w0x49y w1x0y w1x65y w2x64y w2x99y w2x109y W1X69Y";
+        let c = all.scan(value);
+        for g in 0..3u32 {
+            let own = gates[g as usize].scan(value);
+            assert_eq!(all.gate_bits(&c, g), own, "gate {g}");
+            assert!(own.iter().any(|w| *w != 0), "gate {g}");
+        }
     }
 }

@@ -79,7 +79,7 @@ pub fn remove_comments(input: &[u8]) -> Option<Vec<u8>> {
 /// `t:removeCommentsChar`.
 pub fn remove_comments_char(input: &[u8]) -> Option<Vec<u8>> {
     // Every marker has one of these bytes.
-    if !input.iter().any(|&c| matches!(c, b'#' | b'-' | b'*')) {
+    if memchr::memchr3(b'#', b'-', b'*', input).is_none() {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());

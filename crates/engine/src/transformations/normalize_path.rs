@@ -22,7 +22,7 @@ pub fn normalize_path_win(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn normalize(input: &[u8], win: bool) -> Option<Vec<u8>> {
-    let (Some(&first), Some(&last)) = (input.first(), input.last()) else {
+    let Some(&last) = input.last() else {
         return None;
     };
     // Without a separator the only segment is the whole value: only a final `.` can change it.

@@ -20,7 +20,7 @@ pub fn url_decode_uni(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn decode(input: &[u8], uni: bool) -> Option<Vec<u8>> {
-    if !input.iter().any(|&c| c == b'%' || c == b'+') {
+    if memchr::memchr2(b'%', b'+', input).is_none() {
         return None;
     }
     let hex = |c: u8| c.is_ascii_hexdigit();
