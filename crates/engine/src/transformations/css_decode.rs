@@ -11,7 +11,7 @@ use super::{changed, full_width_low_byte, hex_digit, is_c_space, x2c};
 
 /// `t:cssDecode`.
 pub fn css_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'\\') {
+    if memchr::memchr(b'\\', input).is_none() {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());

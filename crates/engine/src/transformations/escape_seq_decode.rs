@@ -10,7 +10,7 @@ use super::{changed, x2c};
 
 /// `t:escapeSeqDecode`.
 pub fn escape_seq_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'\\') {
+    if memchr::memchr(b'\\', input).is_none() {
         return None;
     }
     let hex = |c: u8| c.is_ascii_hexdigit();

@@ -19,7 +19,7 @@ use super::changed;
 
 /// `t:htmlEntityDecode`.
 pub fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'&') {
+    if memchr::memchr(b'&', input).is_none() {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());

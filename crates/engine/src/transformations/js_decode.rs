@@ -11,7 +11,7 @@ use super::{changed, full_width_low_byte, x2c};
 
 /// `t:jsDecode`.
 pub fn js_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&b'\\') {
+    if memchr::memchr(b'\\', input).is_none() {
         return None;
     }
     let hex = |c: u8| c.is_ascii_hexdigit();

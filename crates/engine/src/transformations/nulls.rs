@@ -2,7 +2,7 @@
 
 /// `t:removeNulls`.
 pub fn remove_nulls(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&0) {
+    if memchr::memchr(0, input).is_none() {
         return None;
     }
     Some(input.iter().copied().filter(|&c| c != 0).collect())
@@ -10,7 +10,7 @@ pub fn remove_nulls(input: &[u8]) -> Option<Vec<u8>> {
 
 /// `t:replaceNulls`.
 pub fn replace_nulls(input: &[u8]) -> Option<Vec<u8>> {
-    if !input.contains(&0) {
+    if memchr::memchr(0, input).is_none() {
         return None;
     }
     Some(input.iter().map(|&c| if c == 0 { b' ' } else { c }).collect())

@@ -12,7 +12,7 @@
 
 /// `t:utf8toUnicode`.
 pub fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
-    if input.is_ascii() && !input.split_last().is_some_and(|(_, head)| head.contains(&0)) {
+    if input.is_ascii() && !input.split_last().is_some_and(|(_, head)| memchr::memchr(0, head).is_some()) {
         return None;
     }
     // Bytes past the end read as 0, as ModSecurity reads its NUL terminator.
