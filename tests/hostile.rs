@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
 
 /// CRS-style limit rules (REQUEST-901/920 and ModSecurity's recommended base config).
@@ -263,12 +261,7 @@ fn crs_v4_survives_redos_inputs() {
     if !have_nginx() {
         return;
     }
-    let crs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crs/v4");
-    if !crs.is_dir() {
-        eprintln!("SKIPPED: ../shared/crs/v4 not found");
-        return;
-    }
-    let crs = crs.canonicalize().unwrap();
+    let Some(crs) = crs_v4() else { return };
     let upstream = Upstream::start();
     let mut nginx = Nginx::prepare();
     let port = free_port();

@@ -14,7 +14,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -36,12 +35,7 @@ fn master_rss_stays_bounded_over_reloads_with_crs_v4() {
     if !have_nginx() {
         return;
     }
-    let crs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crs/v4");
-    if !crs.is_dir() {
-        eprintln!("SKIPPED: ../shared/crs/v4 not found");
-        return;
-    }
-    let crs = crs.canonicalize().unwrap();
+    let Some(crs) = crs_v4() else { return };
     let mut nginx = Nginx::prepare();
     let port = free_port();
     let port2 = free_port();

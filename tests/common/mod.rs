@@ -28,6 +28,17 @@ pub fn module_path() -> PathBuf {
 }
 
 /// False (with a SKIPPED line) when the system nginx is missing.
+/// The CRS v4 of ../shared (canonical path), or None after saying the test is skipped.
+#[allow(dead_code)]
+pub fn crs_v4() -> Option<std::path::PathBuf> {
+    let crs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/crs/v4");
+    if !crs.join("rules").is_dir() {
+        eprintln!("SKIPPED: ../shared/crs/v4 not found");
+        return None;
+    }
+    crs.canonicalize().ok()
+}
+
 pub fn have_nginx() -> bool {
     if Path::new(NGINX).exists() {
         return true;
