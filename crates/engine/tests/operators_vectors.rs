@@ -10,25 +10,14 @@ use std::path::{Path, PathBuf};
 
 use ward_engine::operators::{create, Captures, OperatorContext};
 
-fn shared() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf()
-}
-
-/// JSON strings in the test set stand for bytes: each char is one byte.
-fn bytes(s: &str) -> Vec<u8> {
-    s.chars()
-        .flat_map(|c| match u8::try_from(u32::from(c)) {
-            Ok(b) => vec![b],
-            Err(_) => c.to_string().into_bytes(),
-        })
-        .collect()
-}
+mod common;
+use common::{json_bytes, shared};
 
 /// An input as ModSecurity's unit-test harness (test/unit/unit_test.cc) hands it to the
 /// operator: the JSON string as a C string (cut at the first NUL), then every literal
 /// `\xHH` and `\uHHHH` text replaced by that byte (`json2bin`).
 fn harness_input(s: &str) -> Vec<u8> {
-    let mut v = bytes(s);
+    let mut v = json_bytes(s);
     if let Some(nul) = v.iter().position(|&b| b == 0) {
         v.truncate(nul);
     }
@@ -112,7 +101,7 @@ fn secrules_language_test_vectors() {
                 Ok((with, without, _)) if with != without => Some("result differs with and without captures".into()),
                 Ok((got, _, _)) if *got != want => Some(format!("got {got}, want {want}")),
                 Ok((_, _, caps)) => case.get("re_groups").and_then(|g| g.as_array()).and_then(|groups| {
-                    let want: Vec<Vec<u8>> = groups.iter().map(|g| bytes(g.as_str().unwrap())).collect();
+                    let want: Vec<Vec<u8>> = groups.iter().map(|g| json_bytes(g.as_str().unwrap())).collect();
                     let differs = *caps != want;
                     if differs && name == "rxGlobal" {
                         // ModSecurity's harness checks `ret` only, and these lists do not

@@ -17,9 +17,8 @@ use ward_engine::operators::{create, OperatorContext};
 use ward_engine::rule::OperatorImpl;
 use ward_engine::{RuleSet, RuleSource};
 
-fn shared() -> PathBuf {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared")).to_path_buf()
-}
+mod common;
+use common::{json_bytes, shared};
 
 fn files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else { return };
@@ -146,16 +145,6 @@ fn crs_payloads(root: &Path) -> BTreeSet<Vec<u8>> {
     out
 }
 
-/// JSON strings in ModSecurity's test set stand for bytes: each char is one byte.
-fn bytes(s: &str) -> Vec<u8> {
-    s.chars()
-        .flat_map(|c| match u8::try_from(u32::from(c)) {
-            Ok(b) => vec![b],
-            Err(_) => c.to_string().into_bytes(),
-        })
-        .collect()
-}
-
 /// (operator, param, input) of every vector of ModSecurity's operator test set.
 fn modsec_vectors(root: &Path) -> Vec<(String, String, Vec<u8>)> {
     let mut jsons = Vec::new();
@@ -166,7 +155,7 @@ fn modsec_vectors(root: &Path) -> Vec<(String, String, Vec<u8>)> {
         let Ok(serde_json::Value::Array(cases)) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
         for c in cases {
             let s = |k: &str| c.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
-            out.push((s("name"), s("param"), bytes(&s("input"))));
+            out.push((s("name"), s("param"), json_bytes(&s("input"))));
         }
     }
     out

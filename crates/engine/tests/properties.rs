@@ -15,14 +15,13 @@ use ward_engine::body::{json, multipart, urlencoded, xml};
 use ward_engine::operators::{self, OperatorContext};
 use ward_engine::{parser, transformations, RuleSet, RuleSource, Transaction};
 
+mod common;
+use common::shared;
+
 /// `default` cases, or `PROPTEST_CASES` when set (for long runs).
 fn cfg(default: u32) -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default);
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
-
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
 fn inline(text: &str) -> RuleSource {
