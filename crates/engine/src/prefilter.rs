@@ -21,12 +21,7 @@ pub struct Gate {
 impl Gate {
     /// The bits of the rules that may match `value`.
     pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        let mut bits = vec![0u64; self.words];
-        for m in self.ac.find_overlapping_iter(value) {
-            let b = self.bit_of[m.pattern().as_usize()] as usize;
-            bits[b / 64] |= 1 << (b % 64);
-        }
-        bits
+        scan_bits(&self.ac, value, self.words, |p| std::slice::from_ref(&self.bit_of[p]))
     }
 }
 
@@ -45,13 +40,7 @@ pub struct Combined {
 impl Combined {
     /// The global bits of every gate's rules that may match `value`.
     pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        let mut bits = vec![0u64; self.words];
-        for m in self.ac.find_overlapping_iter(value) {
-            for &b in &self.bits_of[m.pattern().as_usize()] {
-                bits[b as usize / 64] |= 1 << (b % 64);
-            }
-        }
-        bits
+        scan_bits(&self.ac, value, self.words, |p| &self.bits_of[p])
     }
 
     /// Whether gate `g`'s `bit` is set in a [`Combined::scan`] result.
@@ -82,6 +71,26 @@ impl Combined {
         }
         out
     }
+}
+
+/// Every literal occurrence (overlapping ones too) sets the bits of its pattern.
+fn scan_bits<'a>(ac: &AhoCorasick, value: &[u8], words: usize, bits_of: impl Fn(usize) -> &'a [u32]) -> Vec<u64> {
+    let mut bits = vec![0u64; words];
+    for m in ac.find_overlapping_iter(value) {
+        for &b in bits_of(m.pattern().as_usize()) {
+            bits[b as usize / 64] |= 1 << (b % 64);
+        }
+    }
+    bits
+}
+
+/// Literals compare ASCII case-insensitively; overlapping search needs Standard semantics.
+fn automaton(patterns: &[Vec<u8>]) -> Result<AhoCorasick, String> {
+    AhoCorasickBuilder::new()
+        .ascii_case_insensitive(true)
+        .match_kind(MatchKind::Standard)
+        .build(patterns)
+        .map_err(|e| format!("cannot build the rule prefilter: {e}"))
 }
 
 /// Whether `bit` is set in a scan result.
@@ -137,11 +146,7 @@ impl GateBuilder {
             next += n;
         }
         offsets.push(next);
-        let ac = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&pats)
-            .map_err(|e| format!("cannot build the rule prefilter: {e}"))?;
+        let ac = automaton(&pats)?;
         Ok(Combined { ac, bits_of, offsets, words: (next as usize).div_ceil(64) })
     }
 
@@ -149,11 +154,7 @@ impl GateBuilder {
         self.groups
             .into_iter()
             .map(|(_, pats, bit_of, n)| {
-                let ac = AhoCorasickBuilder::new()
-                    .ascii_case_insensitive(true)
-                    .match_kind(MatchKind::Standard)
-                    .build(&pats)
-                    .map_err(|e| format!("cannot build the rule prefilter: {e}"))?;
+                let ac = automaton(&pats)?;
                 Ok(Gate { ac, bit_of, words: (n as usize).div_ceil(64) })
             })
             .collect()

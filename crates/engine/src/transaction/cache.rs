@@ -134,8 +134,11 @@ impl TransformCache {
         !self.no_match.is_empty() && self.no_match.contains(&((i as u64) << 32 | u64::from(memo)))
     }
 
+    /// Remembers a miss; without sharing no entry is looked at twice, so nothing is kept.
     pub(super) fn set_no_match(&mut self, i: usize, memo: u32) {
-        self.no_match.insert((i as u64) << 32 | u64::from(memo));
+        if self.sharing {
+            self.no_match.insert((i as u64) << 32 | u64::from(memo));
+        }
     }
 }
 

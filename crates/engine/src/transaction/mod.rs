@@ -771,11 +771,11 @@ impl Transaction {
                     }
                     continue;
                 }
-                let (transformed, entry): (&[u8], usize) = match v.slot {
+                let (transformed, entry): (&[u8], Option<usize>) = match v.slot {
                     Slot::Stable(slot) => {
                         let memo = link.memo.filter(|_| cache.memo_on());
                         if link.transforms.is_empty() && link.gate.is_none() && memo.is_none() {
-                            (v.value.as_ref(), usize::MAX)
+                            (v.value.as_ref(), None)
                         } else {
                             // One lookup gives the transformed value, the gate scan and the memo
                             // (a gate belongs to exactly one transformation list).
@@ -788,7 +788,7 @@ impl Transaction {
                             if memo.is_some_and(|m| cache.known_no_match(i, m)) {
                                 continue;
                             }
-                            (cache.get_mut(i).value.as_deref().unwrap_or(v.value.as_ref()), i)
+                            (cache.get_mut(i).value.as_deref().unwrap_or(v.value.as_ref()), Some(i))
                         }
                     }
                     _ => {
@@ -818,10 +818,10 @@ impl Transaction {
                         op_name: op.display_name(),
                         op_param: param.clone(),
                     });
-                } else if let Some(m) = link.memo.filter(|_| entry != usize::MAX && cache.memo_on()) {
+                } else if let (Some(i), Some(m)) = (entry, link.memo) {
                     // Memo links are pure, static and not negated: no match here is no match
                     // for every value with this content.
-                    cache.set_no_match(entry, m);
+                    cache.set_no_match(i, m);
                 }
             }
         }
