@@ -3,14 +3,15 @@
 //! Each level keeps its rule sources (the parent's followed by its own, as in
 //! ModSecurity-nginx) and compiles them into one shared `Arc<RuleSet>` at merge time, in
 //! the master, so workers only share the result. A level that adds nothing shares its
-//! parent's set; identical source lists are compiled once per configuration cycle.
+//! parent's set; identical source lists are compiled once per configuration cycle, and a
+//! reload reuses the previous cycle's set when none of its files changed.
 //! Confs live in the cycle pool with a cleanup, so a reload drops the old rule sets.
 
 use std::collections::HashMap;
 use std::ffi::{c_char, c_void, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use ngx::ffi::{ngx_command_t, ngx_conf_t, ngx_http_conf_ctx_t, ngx_str_t};
 use ward_engine::{EngineMode, RuleSet, RuleSource};
@@ -173,7 +174,7 @@ pub unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, 
     })
 }
 
-/// Merging proper, free of FFI. Returns a load summary when it compiled a rule set.
+/// Merging proper, free of FFI. Returns a load summary when it compiled or reused a rule set.
 fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Option<String>, String> {
     if conf.merged {
         return Ok(None);
@@ -200,7 +201,20 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
         return Ok(None);
     }
     let started = std::time::Instant::now();
+    if let Some(rules) = loaded(&conf.sources) {
+        main.cache.insert(conf.sources.clone(), rules.clone());
+        let summary = format!(
+            "ward: reusing {} rules from {} source(s): their {} files are unchanged since the last load (checked in {} ms)",
+            rules.stats().rules,
+            conf.sources.len(),
+            rules.inputs().files(),
+            started.elapsed().as_millis()
+        );
+        conf.rules = Some(rules);
+        return Ok(Some(summary));
+    }
     let rules = Arc::new(RuleSet::compile(&conf.sources).map_err(|e| e.to_string())?);
+    remember_loaded(&conf.sources, &rules);
     let s = rules.stats();
     let mut summary = format!(
         "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {})",
@@ -219,6 +233,27 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     main.cache.insert(conf.sources.clone(), rules.clone());
     conf.rules = Some(rules);
     Ok(Some(summary))
+}
+
+/// Rule sets compiled by earlier configuration cycles of this process, by source list. Weak:
+/// a set lives only as long as a cycle uses it; a reload runs while the old cycle is still
+/// alive, so its sets can be taken over.
+static LOADED: Mutex<Vec<(Vec<RuleSource>, Weak<RuleSet>)>> = Mutex::new(Vec::new());
+
+/// The set an earlier cycle compiled from `sources`, if it is still alive and every file it
+/// was loaded from reads the same today (a reload that changes no rule compiles nothing,
+/// and the master never holds two copies of the same rules).
+fn loaded(sources: &[RuleSource]) -> Option<Arc<RuleSet>> {
+    let list = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    let rules = list.iter().find(|(s, _)| s.as_slice() == sources)?.1.upgrade()?;
+    drop(list);
+    rules.inputs().unchanged().then_some(rules)
+}
+
+fn remember_loaded(sources: &[RuleSource], rules: &Arc<RuleSet>) {
+    let mut list = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    list.retain(|(s, w)| w.strong_count() > 0 && s.as_slice() != sources);
+    list.push((sources.to_vec(), Arc::downgrade(rules)));
 }
 
 /// Audit settings: inherited ones, and the files of this level's rule set (opened here,

@@ -256,6 +256,9 @@ impl Nginx {
 
     pub fn write(&self, rel: &str, content: &str) {
         let p = self.path(rel);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).unwrap();
+        }
         std::fs::write(&p, content).unwrap();
         let _ = Command::new("chmod").arg("a+r").arg(&p).status();
     }

@@ -1,6 +1,7 @@
 //! Directives → [`RuleSet`]: Sec* configuration, rules with SecDefaultAction merged,
 //! chains, markers, `Include`, and rule removal/update exceptions.
 
+use std::cell::RefCell;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use std::sync::Arc;
 use crate::actions::{ctl, Actions, DisruptiveAction};
 use crate::audit;
 use crate::error::Error;
+use crate::inputs::Inputs;
+use crate::operators::OperatorContext;
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
@@ -52,6 +55,8 @@ struct Compiler {
     pending: Option<Pending>,
     ids: HashSet<u64>,
     exceptions: Exceptions,
+    /// Files read so far (a RefCell: operator constructors record data files through a shared context).
+    inputs: RefCell<Inputs>,
 }
 
 pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
@@ -63,6 +68,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
         pending: None,
         ids: HashSet::new(),
         exceptions: Exceptions::default(),
+        inputs: RefCell::default(),
     };
     for src in sources {
         match src {
@@ -127,7 +133,7 @@ fn limit_action(d: &Directive) -> Result<LimitAction, Error> {
 
 impl Compiler {
     fn file(&mut self, path: &Path, from: Option<&Directive>, depth: usize) -> Result<(), Error> {
-        let text = std::fs::read(path).map_err(|e| match from {
+        let text = self.inputs.get_mut().read(path).map_err(|e| match from {
             Some(d) => err(d, format!("cannot read {}: {e}", path.display())),
             None => Error::new(path, 0, format!("cannot read rule file: {e}")),
         })?;
@@ -164,15 +170,14 @@ impl Compiler {
                 let pat = one_arg(d)?;
                 let full = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
                 let full_s = full.to_string_lossy().to_string();
-                let mut paths: Vec<PathBuf> = if full_s.contains(['*', '?', '[']) {
-                    glob::glob(&full_s)
+                let paths: Vec<PathBuf> = if full_s.contains(['*', '?', '[']) {
+                    self.inputs
+                        .get_mut()
+                        .glob(&full_s)
                         .map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?
-                        .filter_map(Result::ok)
-                        .collect()
                 } else {
                     vec![full]
                 };
-                paths.sort();
                 for p in paths {
                     self.file(&p, Some(d), depth + 1)?;
                 }
@@ -357,7 +362,10 @@ impl Compiler {
         };
         let base = d.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let operator = match op {
-            Some(o) => Some(RuleOperator::new(o, &base).map_err(|e| err(d, e))?),
+            Some(o) => {
+                let ctx = OperatorContext { base_dir: &base, inputs: Some(&self.inputs) };
+                Some(RuleOperator::new(o, &ctx).map_err(|e| err(d, e))?)
+            }
             None => None,
         };
         let is_link = self.pending.as_ref().is_some_and(|p| p.open_chain);
@@ -568,7 +576,15 @@ impl Compiler {
                 }
             }
         }
-        Ok(RuleSet { config: self.config, phases, defaults: self.defaults, stats, gates, combined })
+        Ok(RuleSet {
+            config: self.config,
+            phases,
+            defaults: self.defaults,
+            stats,
+            gates,
+            combined,
+            inputs: self.inputs.into_inner(),
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod body;
 pub mod collections;
 pub mod compile;
 pub mod error;
+pub mod inputs;
 pub mod log;
 pub mod macros;
 pub mod operators;

@@ -30,7 +30,9 @@ pub enum OperatorImpl {
 }
 
 impl RuleOperator {
-    pub fn new(spec: &str, base_dir: &Path) -> Result<RuleOperator, String> {
+    /// Parses `@name param`; `ctx` locates (and, during a load, records) data files.
+    pub fn new(spec: &str, ctx: &OperatorContext) -> Result<RuleOperator, String> {
+        let base_dir = ctx.base_dir;
         let s = spec.trim_start();
         let (negated, s) = match s.strip_prefix('!') {
             Some(r) => (true, r.trim_start()),
@@ -50,10 +52,10 @@ impl RuleOperator {
         }
         let template = Macro::parse(&param);
         let imp = if template.is_literal() {
-            OperatorImpl::Static(operators::create(&name, &param, &OperatorContext { base_dir })?)
+            OperatorImpl::Static(operators::create(&name, &param, ctx)?)
         } else {
             // Validate the name now; the parameter is only known per request.
-            if let Err(e) = operators::create(&name, "0", &OperatorContext { base_dir }) {
+            if let Err(e) = operators::create(&name, "0", &OperatorContext::new(base_dir)) {
                 if e.starts_with("unknown operator") {
                     return Err(e);
                 }

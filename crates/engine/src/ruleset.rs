@@ -136,6 +136,8 @@ pub struct RuleSet {
     pub(crate) gates: Vec<crate::prefilter::Gate>,
     /// All gates in one automaton, for values a transformation list leaves unchanged.
     pub(crate) combined: Option<crate::prefilter::Combined>,
+    /// What it was loaded from.
+    pub(crate) inputs: crate::inputs::Inputs,
 }
 
 /// Load-time figures, for the debug log.
@@ -161,6 +163,12 @@ impl RuleSet {
     /// The configured `SecRuleEngine` (Off when never set, as in ModSecurity).
     pub fn engine_mode(&self) -> EngineMode {
         self.config.engine
+    }
+
+    /// The files it was loaded from: when [`Inputs::unchanged`](crate::inputs::Inputs::unchanged),
+    /// compiling the same sources again gives the same set.
+    pub fn inputs(&self) -> &crate::inputs::Inputs {
+        &self.inputs
     }
 
     pub fn config(&self) -> &Config {

@@ -59,7 +59,7 @@ fn secrules_language_test_vectors() {
         return;
     }
     let data_dir = dir.join("op");
-    let ctx = OperatorContext { base_dir: &data_dir };
+    let ctx = OperatorContext::new(&data_dir);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -209,7 +209,7 @@ fn crs_rx_patterns_compile() {
         ("CRS v4", shared().join("crs/v4/rules")),
         ("CRS 3.3 (Debian)", PathBuf::from("/usr/share/modsecurity-crs/rules")),
     ];
-    let ctx = OperatorContext { base_dir: Path::new(".") };
+    let ctx = OperatorContext::new(Path::new("."));
     let mut failures = Vec::new();
     for (label, dir) in sets {
         if !dir.is_dir() {

@@ -236,7 +236,8 @@ fn modsec_operator_vectors_contain_a_required_literal() {
         eprintln!("SKIPPED: ../shared/modsec-tests not found");
         return;
     }
-    let ctx = OperatorContext { base_dir: &root.join("modsec-tests/secrules-language-tests/operators") };
+    let data_dir = root.join("modsec-tests/secrules-language-tests/operators");
+    let ctx = OperatorContext::new(&data_dir);
     let mut checked = 0;
     for (name, param, input) in modsec_vectors(&root) {
         if !matches!(name.as_str(), "rx" | "rxGlobal" | "pm" | "pmFromFile") {

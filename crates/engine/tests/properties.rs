@@ -572,7 +572,7 @@ proptest! {
 
     #[test]
     fn parsing_operators_survive_any_input(input in transform_bytes()) {
-        let ctx = OperatorContext { base_dir: Path::new("/nonexistent") };
+        let ctx = OperatorContext::new(Path::new("/nonexistent"));
         for (name, param) in [
             ("validateUrlEncoding", ""), ("validateUtf8Encoding", ""), ("validateByteRange", "1-255"),
             ("validateByteRange", "32,48-57,65-90"), ("detectSQLi", ""), ("detectXSS", ""),
@@ -600,7 +600,7 @@ proptest! {
         ],
         input in transform_bytes(),
     ) {
-        let ctx = OperatorContext { base_dir: Path::new("/nonexistent") };
+        let ctx = OperatorContext::new(Path::new("/nonexistent"));
         if let Ok(op) = operators::create(name, &param, &ctx) {
             let mut caps = Vec::new();
             let _ = op.evaluate(&input, Some(&mut caps));

@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [("", "", true), ("abc", "abcdef", true), ("abc", "ab", false), ("b", "abc", false)]
         {
             let op = BeginsWith::create(param, &ctx).unwrap();

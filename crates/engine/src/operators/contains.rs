@@ -33,7 +33,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in
             [("", "", true), ("def", "abcdefghi", true), ("x", "", false), ("gij", "abcdefghi", false)]
         {

@@ -14,9 +14,9 @@ pub fn read(param: &str, ctx: &OperatorContext) -> Result<Vec<u8>, String> {
         return Err(format!("cannot load {param}: downloading data files is not supported"));
     }
     let as_given = Path::new(param);
-    std::fs::read(as_given).or_else(|_| {
+    ctx.read(as_given).or_else(|_| {
         let beside = ctx.base_dir.join(param);
-        std::fs::read(&beside)
+        ctx.read(&beside)
             .map_err(|e| format!("failed to open file {param} (looked at {param}, {}): {e}", beside.display()))
     })
 }

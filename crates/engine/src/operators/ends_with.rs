@@ -31,7 +31,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [("", "", true), ("def", "abcdef", true), ("abc", "bc", false), ("b", "abc", false)]
         {
             let op = EndsWith::create(param, &ctx).unwrap();

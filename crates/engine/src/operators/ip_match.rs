@@ -132,7 +132,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [
             ("10.10.10.10", "10.10.10.10", true),
             ("10.10.10.0/21", "10.10.15.254", true),

@@ -45,7 +45,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ips.txt"), "# blocked\n10.0.0.0/8\n192.168.1.1,::1# two\n\n").unwrap();
         std::fs::write(dir.join("bad.txt"), "10.0.0.1 \n").unwrap();
-        let ctx = OperatorContext { base_dir: &dir };
+        let ctx = OperatorContext::new(&dir);
         let op = IpMatchFromFile::create("ips.txt", &ctx).unwrap();
         for (input, want) in [("10.2.3.4", true), ("192.168.1.1", true), ("::1", true), ("11.0.0.1", false)] {
             assert_eq!(op.evaluate(input.as_bytes(), None), want, "{input}");

@@ -5,8 +5,11 @@
 //! its own file with ModSecurity v3's semantics and its table tests; [`create`] finds it
 //! by name in [`REGISTRY`].
 
+use std::cell::RefCell;
 use std::fmt::Debug;
 use std::path::Path;
+
+use crate::inputs::Inputs;
 
 mod begins_with;
 mod contains;
@@ -48,6 +51,22 @@ pub type Captures = Vec<Vec<u8>>;
 pub struct OperatorContext<'a> {
     /// Directory of the rule file, for `@pmFromFile`/`@ipMatchFromFile` relative paths.
     pub base_dir: &'a Path,
+    /// Where a rule-set load records the data files it reads (None outside a load).
+    pub inputs: Option<&'a RefCell<Inputs>>,
+}
+
+impl<'a> OperatorContext<'a> {
+    pub fn new(base_dir: &'a Path) -> Self {
+        OperatorContext { base_dir, inputs: None }
+    }
+
+    /// Reads a data file, recording it when a rule set is being loaded.
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        match self.inputs {
+            Some(i) => i.borrow_mut().read(path),
+            None => std::fs::read(path),
+        }
+    }
 }
 
 pub trait Operator: Send + Sync + Debug {
@@ -156,7 +175,7 @@ mod tests {
 
     #[test]
     fn names_are_case_insensitive_and_unknown_is_an_error() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         assert!(create("beginsWith", "a", &ctx).is_ok());
         assert!(create("RX", "a", &ctx).is_ok());
         assert!(create("pmf", "/nonexistent", &ctx).is_err());

@@ -102,7 +102,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         type Ctor = fn(&str, &OperatorContext) -> Result<Box<dyn Operator>, String>;
         let cases: &[(Ctor, &str, &str, bool)] = &[
             (Numeric::create_eq, "0", "", true),

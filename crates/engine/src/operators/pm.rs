@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [
             ("abc def ghi", "xxxDEFyyy", true),
             ("abc def ghi", "xxxyyy", false),

@@ -60,7 +60,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ward-pmf-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("list.data"), "# comment\n\nfoo bar\nbaz\n").unwrap();
-        let ctx = OperatorContext { base_dir: &dir };
+        let ctx = OperatorContext::new(&dir);
         let op = PmFromFile::create("list.data", &ctx).unwrap();
         let mut caps = Captures::new();
         assert!(op.evaluate(b"xx FOO BARx", Some(&mut caps)));

@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn loads_and_never_matches() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         let op = Rbl::create("sbl-xbl.spamhaus.org", &ctx).unwrap();
         assert!(!op.evaluate(b"127.0.0.2", None));
     }

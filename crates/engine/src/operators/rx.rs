@@ -76,7 +76,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         let cases: &[(&str, &[u8], &[&str])] = &[
             ("", b"anything", &[]),
             ("def", b"abcdefghi", &["def"]),

@@ -27,7 +27,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         let cases: &[(&str, &str, &[&str])] = &[
             ("(^|a)(b|c)(d)", "bdacd", &["bd", "", "b", "d", "acd", "a", "c", "d"]),
             ("[a-z]+", "aaa0bbb", &["aaa", "bbb"]),

@@ -34,7 +34,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [("TestCase", "", false), ("ghi", "abcdefghi", true), ("ghij", "abcdefghi", false)]
         {
             let op = StrMatch::create(param, &ctx).unwrap();

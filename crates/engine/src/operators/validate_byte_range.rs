@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [
             ("32-126", "", false),
             ("32-126", "abc def", false),

@@ -65,7 +65,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         let pattern = r"\b\d{4}-?\d{4}-?\d{4}-?\d{4}\b";
         for (input, want) in
             [("4111111111111111", true), ("4111111111111112", false), ("card: 4111-1111-1111-1111.", true), ("", false)]

@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (input, want) in [
             ("asdf 010.817.514-60 asdf", true),
             ("asdf 010.817.514-61 asdf", false),

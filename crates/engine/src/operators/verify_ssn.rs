@@ -39,7 +39,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (input, want) in [
             ("574-57-8065", true),
             ("asdf 574-57-8065 asdf", true),

@@ -53,7 +53,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (input, want) in [
             ("1237010180", true),
             ("asdf 1237 010180 asdf", true),

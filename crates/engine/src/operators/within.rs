@@ -32,7 +32,7 @@ mod tests {
 
     #[test]
     fn table() {
-        let ctx = OperatorContext { base_dir: Path::new(".") };
+        let ctx = OperatorContext::new(Path::new("."));
         for (param, input, want) in [
             ("", "", true),
             ("abc", "", true),

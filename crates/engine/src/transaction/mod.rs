@@ -701,7 +701,7 @@ impl Transaction {
                 let p = template.expand(&RuleCtx { state, rule: Some(starter) });
                 dyn_param = String::from_utf8_lossy(&p).into();
                 param = &dyn_param;
-                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext { base_dir })
+                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext::new(base_dir))
                     .and_then(|mut o| {
                         let limits = rules.config().pcre_limits();
                         if limits != Default::default() {
