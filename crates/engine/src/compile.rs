@@ -552,7 +552,7 @@ impl Compiler {
                                     Some(_) => stats.regex_on_regex_crate += 1,
                                     None => {}
                                 },
-                                OperatorImpl::Dynamic { .. } => stats.dynamic_operators += 1,
+                                OperatorImpl::Dynamic(_) => stats.dynamic_operators += 1,
                             }
                         }
                     }

@@ -1,10 +1,11 @@
 //! A compiled rule: targets, operator, effective actions and its chain.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::actions::{Actions, TransformStep};
 use crate::macros::Macro;
+use crate::operators::pattern::PcreLimits;
 use crate::operators::{self, Operator, OperatorContext};
 use crate::variables::Target;
 
@@ -25,8 +26,38 @@ pub struct RuleOperator {
 pub enum OperatorImpl {
     /// Built once at load.
     Static(Box<dyn Operator>),
-    /// The parameter holds macros (`%{tx.x}`): expanded and built per evaluation.
-    Dynamic { template: Macro, base_dir: PathBuf },
+    /// The parameter holds macros (`%{tx.x}`): expanded per evaluation.
+    Dynamic(DynamicOperator),
+}
+
+/// An operator whose parameter is known per request. The CRS expands the same setup
+/// values (`%{tx.allowed_methods}`, `%{tx.restricted_headers_basic}`…) in every request,
+/// so the operator built for the last expansion is kept and reused while it repeats.
+#[derive(Debug)]
+pub struct DynamicOperator {
+    pub template: Macro,
+    base_dir: PathBuf,
+    /// (expanded parameter, the operator built from it)
+    last: Mutex<Option<(Arc<str>, Arc<dyn Operator>)>>,
+}
+
+impl DynamicOperator {
+    /// The operator `name` for the expanded parameter `param` (built, or the last one when
+    /// `param` is the same), and the parameter as shared text for match records.
+    pub fn get(&self, name: &str, param: &[u8], limits: PcreLimits) -> Result<(Arc<str>, Arc<dyn Operator>), String> {
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((p, o)) = last.as_ref().filter(|(p, _)| p.as_bytes() == param) {
+            return Ok((p.clone(), o.clone()));
+        }
+        let text: Arc<str> = String::from_utf8_lossy(param).into();
+        let mut o = operators::create(name, &text, &OperatorContext::new(&self.base_dir))?;
+        if limits != PcreLimits::default() {
+            o.set_pcre_limits(limits)?;
+        }
+        let o: Arc<dyn Operator> = Arc::from(o);
+        *last = Some((text.clone(), o.clone()));
+        Ok((text, o))
+    }
 }
 
 impl RuleOperator {
@@ -60,7 +91,7 @@ impl RuleOperator {
                     return Err(e);
                 }
             }
-            OperatorImpl::Dynamic { template, base_dir: base_dir.to_path_buf() }
+            OperatorImpl::Dynamic(DynamicOperator { template, base_dir: base_dir.to_path_buf(), last: Mutex::default() })
         };
         let display = {
             let mut c = name.chars();
@@ -109,5 +140,38 @@ impl Rule {
     /// Every link of the chain starting here.
     pub fn links(&self) -> impl Iterator<Item = &Rule> {
         std::iter::successors(Some(self), |r| r.chain.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dynamic(spec: &str) -> DynamicOperator {
+        match RuleOperator::new(spec, &OperatorContext::new(Path::new("."))).unwrap().imp {
+            OperatorImpl::Dynamic(d) => d,
+            OperatorImpl::Static(_) => panic!("{spec} has a macro"),
+        }
+    }
+
+    #[test]
+    fn a_dynamic_operator_is_rebuilt_only_when_its_parameter_changes() {
+        let d = dynamic("@within %{tx.allowed}");
+        let limits = PcreLimits::default();
+        let (p1, a) = d.get("within", b"GET POST", limits).unwrap();
+        let (_, again) = d.get("within", b"GET POST", limits).unwrap();
+        assert!(Arc::ptr_eq(&a, &again), "same parameter: same operator");
+        assert_eq!(&*p1, "GET POST");
+        assert!(a.evaluate(b"POST", None) && !a.evaluate(b"PUT", None));
+        let (p2, b) = d.get("within", b"PUT", limits).unwrap();
+        assert_eq!(&*p2, "PUT");
+        assert!(b.evaluate(b"PUT", None) && !b.evaluate(b"POST", None));
+        let (_, c) = d.get("within", b"GET POST", limits).unwrap();
+        assert!(c.evaluate(b"POST", None) && !c.evaluate(b"PUT", None));
+        // A parameter the operator rejects is an error, every time.
+        let d = dynamic("@rx %{tx.pattern}");
+        assert!(d.get("rx", b"(", limits).is_err());
+        assert!(d.get("rx", b"(", limits).is_err());
+        assert!(d.get("rx", b"a+", limits).unwrap().1.evaluate(b"xaa", None));
     }
 }

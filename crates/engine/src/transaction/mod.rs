@@ -691,27 +691,15 @@ impl Transaction {
         let mut limit_hit = false;
         let state: &State = s;
         // Dynamic parameters are expanded once per rule evaluation.
-        let dynamic;
-        // Cloned only on a hit: touching the shared count per evaluation costs a cache miss.
-        let dyn_param: Arc<str>;
-        let mut param: &Arc<str> = &op.param;
-        let op_impl: &dyn crate::operators::Operator = match &op.imp {
-            OperatorImpl::Static(o) => o.as_ref(),
-            OperatorImpl::Dynamic { template, base_dir } => {
-                let p = template.expand(&RuleCtx { state, rule: Some(starter) });
-                dyn_param = String::from_utf8_lossy(&p).into();
-                param = &dyn_param;
-                match crate::operators::create(&op.name, param, &crate::operators::OperatorContext::new(base_dir))
-                    .and_then(|mut o| {
-                        let limits = rules.config().pcre_limits();
-                        if limits != Default::default() {
-                            o.set_pcre_limits(limits)?;
-                        }
-                        Ok(o)
-                    }) {
+        let dynamic: (Arc<str>, Arc<dyn crate::operators::Operator>);
+        let (param, op_impl): (&Arc<str>, &dyn crate::operators::Operator) = match &op.imp {
+            OperatorImpl::Static(o) => (&op.param, o.as_ref()),
+            OperatorImpl::Dynamic(d) => {
+                let p = d.template.expand(&RuleCtx { state, rule: Some(starter) });
+                match d.get(&op.name, &p, rules.config().pcre_limits()) {
                     Ok(o) => {
                         dynamic = o;
-                        dynamic.as_ref()
+                        (&dynamic.0, dynamic.1.as_ref())
                     }
                     Err(_) => return hits,
                 }

@@ -4,7 +4,9 @@
 //! Resolution of a variable to values lives in the transaction (it reads request
 //! state); this module only knows names and what kind of thing each variable is.
 
-use crate::operators::pattern::Pattern;
+mod key_regex;
+
+pub use key_regex::KeyRegex;
 
 /// Every variable the engine understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,7 +314,7 @@ pub enum Selector {
     /// Exact key, lower-cased (keys compare case-insensitively).
     Key(Vec<u8>),
     /// Keys matching a regex (case-insensitive, as ModSecurity).
-    Regex(std::sync::Arc<Pattern>),
+    Regex(std::sync::Arc<KeyRegex>),
 }
 
 impl Selector {
@@ -321,7 +323,7 @@ impl Selector {
             None => Ok(Selector::All),
             Some(s) if s.len() >= 2 && s.starts_with('/') && s.ends_with('/') => {
                 let pat = &s[1..s.len() - 1];
-                Pattern::new(&format!("(?i){pat}"))
+                KeyRegex::new(pat)
                     .map(|p| Selector::Regex(std::sync::Arc::new(p)))
                     .map_err(|e| format!("bad selector regex /{pat}/: {e}"))
             }
