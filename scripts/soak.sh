@@ -10,10 +10,13 @@
 # reload, or still growing by 1 MiB or more per reload on average over the last quarter of
 # the reloads (the bounds of tests/reload.rs; docs/hardening.md section 5).
 #
-#   scripts/soak.sh [RELOADS=20] [INTERVAL_SECONDS=1] [MIN_SECONDS=0]
+#   scripts/soak.sh [RELOADS=20] [INTERVAL_SECONDS=1] [MIN_SECONDS=0] [STEADY_SECONDS=0]
 #
-# MIN_SECONDS: keep reloading past RELOADS until the load has run that long (the 10-minute
-# soak: scripts/soak.sh 20 1 600).
+# MIN_SECONDS: keep reloading past RELOADS until the load has run that long.
+# STEADY_SECONDS: then keep the load on the last worker, with no reload, that long; its
+# RSS is sampled 20 times and may not grow by 5% or more after a warm-up of the first fifth
+# (a per-request leak shows there; workers replaced every second would hide it). The
+# 10-minute soak: scripts/soak.sh 200 1 0 600.
 #
 # WARD_SOAK_BARE=1: the same run against bare nginx (same binary, same config without the
 # module and its directives; the broken reload then is not refused and not checked, RSS
@@ -29,6 +32,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 reloads="${1:-20}"
 interval="${2:-1}"
 min_secs="${3:-0}"
+steady_secs="${4:-0}"
 so="$root/target/release/libngx_http_ward_module.so"
 crs="$(cd "$root/../shared/crs/v4" 2>/dev/null && pwd || true)"
 [ -f "$so" ] || { echo "soak: build first: cargo build --release" >&2; exit 2; }
@@ -166,7 +170,7 @@ master_rss_start=$(master_rss)
 # (SIGINT stops wrk, which then reports); the duration is only a bound (a reload takes
 # about a second on top of INTERVAL: the CRS is compiled anew).
 conns=8
-duration=$((reloads * (interval + 3) + min_secs * 2 + 60))
+duration=$((reloads * (interval + 3) + min_secs * 2 + steady_secs * 2 + 60))
 wrk -t1 -c"$conns" -d"${duration}s" -s "$dir/mix.lua" "http://127.0.0.1:$port/" >"$dir/wrk.txt" 2>&1 &
 wrk_pid=$!
 sleep 1
@@ -192,19 +196,36 @@ load_ended=""; kill -0 "$wrk_pid" 2>/dev/null || load_ended=1
 sleep 2
 rss_last=$(rss_kb)
 master_rss_last=$(master_rss)
+# Steady phase: no reload; the request log is rotated by USR1 (workers reopen it).
+steady_series=()
+if [ "$steady_secs" -gt 0 ]; then
+  step=$((steady_secs / 20 > 1 ? steady_secs / 20 : 1))
+  t1=$SECONDS
+  while [ $((SECONDS - t1)) -lt "$steady_secs" ]; do
+    sleep "$step"
+    steady_series+=("$(rss_kb)")
+    rotate
+    kill -USR1 "$master"
+    scan 1
+  done
+  kill -0 "$wrk_pid" 2>/dev/null || load_ended=1
+fi
 kill -INT "$wrk_pid" 2>/dev/null || true
 wait "$wrk_pid" || true
 sleep 0.5
 rotate
 scan 0
 status=0
-[ -z "$load_ended" ] || { echo "soak: FAIL: the load ended before the last reload"; status=1; }
+[ -z "$load_ended" ] || { echo "soak: FAIL: the load ended before the last reload or the steady phase's end"; status=1; }
 echo "soak: $reloads reloads (one with a broken rule file) in ${secs} s under wrk -c$conns, $label${WARD_SOAK_KEEPALIVE:+, keep-alive}"
 echo "new workers started by the reloads: $(( $(starts) - 1 )); request log written (rotated at each reload): $((req_log_bytes / 1048576)) MiB"
 sed -n '/requests in/p;/Socket errors/p;/Requests\/sec/p;/answers:/p' "$dir/wrk.txt"
 echo "worker RSS: start ${rss_start} kB, after first reload ${rss_first} kB, after last ${rss_last} kB"
 echo "master RSS: start ${master_rss_start} kB, after first reload ${master_rss_first} kB, after last ${master_rss_last} kB"
 echo "master RSS after each reload (kB): ${master_series[*]}"
+if [ "${#steady_series[@]}" -gt 0 ]; then
+  echo "steady phase: ${steady_secs} s with no reload; worker RSS (kB) every ${step} s: ${steady_series[*]}"
+fi
 # wrk: "Socket errors: connect C, read R, write W, timeout T" (absent when all are 0).
 read -r e_conn e_read e_write e_timeout < <(sed -n 's/.*Socket errors: connect \([0-9]*\), read \([0-9]*\), write \([0-9]*\), timeout \([0-9]*\).*/\1 \2 \3 \4/p' "$dir/wrk.txt"; echo 0 0 0 0)
 if [ -z "${WARD_SOAK_KEEPALIVE:-}" ]; then
@@ -233,6 +254,16 @@ elif grep -q "crs.conf:2" "$dir/logs/error.log"; then
   echo "broken reload refused: $(grep -m1 'crs.conf:2' "$dir/logs/error.log" | cut -c1-200)"
 else
   echo "soak: FAIL: the broken reload was not reported with file and line"; status=1
+fi
+n=${#steady_series[@]}
+if [ "$n" -gt 0 ]; then
+  warm=${steady_series[$(( n / 5 ))]}
+  top=$warm
+  for r in "${steady_series[@]:$(( n / 5 ))}"; do [ "$r" -gt "$top" ] && top=$r; done
+  echo "steady phase: worker RSS ${warm} kB after warm-up, highest after it ${top} kB ($(( (top - warm) * 1000 / warm )) per mille)"
+  if [ -z "$bare" ] && [ $((top * 100)) -ge $((warm * 105)) ]; then
+    echo "soak: FAIL: worker RSS grew by 5% or more after warm-up"; status=1
+  fi
 fi
 if [ -n "$bare" ]; then
   echo "bare nginx: RSS reported, not bounded (a few MB; the bounds are for Ward's rule sets)"
