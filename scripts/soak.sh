@@ -152,15 +152,22 @@ function init(args) reqs = {
 } end
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
-n_req, n_err, n_pass, n_block = 0, 0, 0, 0
+-- 403: blocked by Ward. Other 4xx: passed by Ward, refused by nginx (a POST to the static
+-- file answers 405, a malformed request 400).
+n_req, n_err, n_pass, n_block, n_other = 0, 0, 0, 0, 0
 request = function() n_req = n_req + 1; return reqs[(n_req % #reqs) + 1] end
 response = function(status)
-  if status >= 500 then n_err = n_err + 1 elseif status >= 400 then n_block = n_block + 1 else n_pass = n_pass + 1 end
+  if status >= 500 then n_err = n_err + 1
+  elseif status == 403 then n_block = n_block + 1
+  elseif status >= 400 then n_other = n_other + 1
+  else n_pass = n_pass + 1 end
 end
 done = function()
-  local b, o, k = 0, 0, 0
-  for _, t in ipairs(threads) do b = b + t:get("n_err"); o = o + t:get("n_pass"); k = k + t:get("n_block") end
-  io.write(string.format("answers: %d passed, %d blocked (4xx), server errors (5xx): %d\n", o, k, b))
+  local b, o, k, x = 0, 0, 0, 0
+  for _, t in ipairs(threads) do
+    b = b + t:get("n_err"); o = o + t:get("n_pass"); k = k + t:get("n_block"); x = x + t:get("n_other")
+  end
+  io.write(string.format("answers: %d passed, %d blocked (403), %d other 4xx, server errors (5xx): %d\n", o, k, x, b))
 end
 LUA
 
