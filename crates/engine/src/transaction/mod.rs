@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
+use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,14 +19,14 @@ use crate::body;
 use crate::log::{self, MatchInfo};
 use crate::operators::Captures;
 use crate::parser::Dialect;
-use crate::rule::{OperatorImpl, Rule};
+use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
 use crate::variables::Var;
 
 mod cache;
 mod state;
 use cache::TransformCache;
-use state::{RuleCtx, Slot, State, Value};
+use state::{RuleCtx, Slot, State, Value, Values};
 
 /// What a disruptive rule asks the server to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,9 +56,10 @@ struct Hit {
     name: String,
     value: Vec<u8>,
     caps: Option<Captures>,
-    op_name: Arc<str>,
-    op_param: Arc<str>,
 }
+
+/// A link's matches: most links match one value or none.
+type Hits = SmallVec<[Hit; 1]>;
 
 /// One request passing through the engine.
 #[derive(Debug)]
@@ -552,7 +554,6 @@ impl Transaction {
             // Every target empty (no ARGS, cookies, files…): there is nothing to match.
             if rule.operator.is_some() && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) {
                 // As a rule that did not match.
-                self.s.matched_var = None;
                 self.s.matched_vars.clear();
                 continue;
             }
@@ -629,42 +630,43 @@ impl Transaction {
         if link.dangling_chain {
             return false;
         }
-        let hits = match &link.operator {
-            None => vec![Hit {
-                name: String::new(),
-                value: Vec::new(),
-                caps: None,
-                op_name: UNCONDITIONAL.with(Arc::clone),
-                op_param: EMPTY.with(Arc::clone),
-            }],
-            Some(_) => self.collect_hits(starter, link),
+        let (hits, op, param) = match &link.operator {
+            None => {
+                let unconditional = Hit { name: String::new(), value: Vec::new(), caps: None };
+                (smallvec![unconditional], UNCONDITIONAL.with(Arc::clone), EMPTY.with(Arc::clone))
+            }
+            Some(o) => {
+                let (hits, param) = self.collect_hits(starter, link, o);
+                (hits, o.display_name(), param)
+            }
         };
         if hits.is_empty() {
-            self.s.matched_var = None;
             self.s.matched_vars.clear();
             return false;
         }
-        for h in &hits {
+        let n = hits.len();
+        let first = self.s.matched_vars.len();
+        for h in hits {
             if let Some(caps) = &h.caps {
-                let tx = self.s.collections.entry("TX".into()).or_default();
-                for (i, c) in caps.iter().enumerate().take(10) {
-                    tx.insert(i.to_string().into_bytes(), c.clone());
-                }
+                set_captures(self.s.collections.entry("TX".into()).or_default(), caps);
             }
+            // Each match is MATCHED_VAR while the link's setvars run.
             if link.operator.is_some() {
-                self.s.matched_var = Some((h.name.clone(), h.value.clone()));
-                self.s.matched_vars.push((h.name.clone(), h.value.clone()));
+                self.s.matched_vars.push((h.name, h.value));
             }
             self.run_setvars(link);
         }
         // A multiMatch chain starter logs each match as it happens, whether or not the
         // rest of the chain matches (ModSecurity v3; the CRS nginx overrides rely on it).
         let log_each = std::ptr::eq(starter, link) && link.actions.multi_match && link.operator.is_some();
-        let n = hits.len();
-        for (i, h) in hits.into_iter().enumerate() {
+        for i in 0..n {
             // The logged match is the deepest link's last one, as in ModSecurity.
             if log_each || i + 1 == n {
-                self.last_match = MatchInfo { var: h.name, value: h.value, op: h.op_name, param: h.op_param };
+                let (var, value) = match link.operator {
+                    Some(_) => self.s.matched_vars[first + i].clone(),
+                    None => Default::default(),
+                };
+                self.last_match = MatchInfo { var, value, op: op.clone(), param: param.clone() };
                 if log_each {
                     self.log_match(starter, starter.phase, None);
                 }
@@ -681,10 +683,10 @@ impl Transaction {
 }
 
 impl Transaction {
-    /// Runs the operator of `link` over its targets' (transformed) values.
-    fn collect_hits(&mut self, starter: &Rule, link: &Rule) -> Vec<Hit> {
-        let Some(op) = &link.operator else { return Vec::new() };
-        let mut hits = Vec::new();
+    /// Runs `op`, the operator of `link`, over its targets' (transformed) values; returns the
+    /// matches and the parameter as evaluated (expanded when it has macros).
+    fn collect_hits(&mut self, starter: &Rule, link: &Rule, op: &RuleOperator) -> (Hits, Arc<str>) {
+        let mut hits = Hits::new();
         let capture = link.actions.capture;
         let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, .. } = self;
         // A PCRE2 run stopped at SecPcreMatchLimit* (that value then did not match).
@@ -701,11 +703,12 @@ impl Transaction {
                         dynamic = o;
                         (&dynamic.0, dynamic.1.as_ref())
                     }
-                    Err(_) => return hits,
+                    Err(_) => return (hits, op.param.clone()),
                 }
             }
         };
-        let mut values = Vec::new();
+        // Most targets give a few values: no allocation per link for them.
+        let mut values = Values::new();
         for t in &link.targets {
             // Worth it for whole collections only: a scalar or a keyed value is checked as cheaply directly.
             let whole = t.var.is_collection() && !matches!(t.selector, crate::variables::Selector::Key(_));
@@ -734,24 +737,18 @@ impl Transaction {
                         }
                         _ => None,
                     };
+                    // The raw value, then each transformation's result that changed it; a
+                    // stage is copied only when it matches.
                     let before = hits.len();
                     let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
-                    let mut stages = vec![cur.clone().into_owned()];
-                    for step in &link.transforms {
-                        if let Some(n) = (step.func)(&cur) {
-                            cur = Cow::Owned(n);
-                            stages.push(cur.clone().into_owned());
+                    let mut steps = link.transforms.iter();
+                    loop {
+                        if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limit_hit) != op.negated {
+                            hits.push(Hit { name: v.name(), value: cur.to_vec(), caps: caps.take() });
                         }
-                    }
-                    for st in stages {
-                        if op_impl.evaluate_limited(&st, caps.as_mut(), &mut limit_hit) != op.negated {
-                            hits.push(Hit {
-                                name: v.name(),
-                                value: st,
-                                caps: caps.take(),
-                                op_name: op.display_name(),
-                                op_param: param.clone(),
-                            });
+                        match steps.find_map(|step| (step.func)(&cur)) {
+                            Some(n) => cur = Cow::Owned(n),
+                            None => break,
                         }
                     }
                     if let (Some((i, m)), true) = (memo, hits.len() == before) {
@@ -787,25 +784,13 @@ impl Transaction {
                         };
                         if r != op.negated {
                             let value = owned.unwrap_or_else(|| v.value.to_vec());
-                            hits.push(Hit {
-                                name: v.name(),
-                                value,
-                                caps,
-                                op_name: op.display_name(),
-                                op_param: param.clone(),
-                            });
+                            hits.push(Hit { name: v.name(), value, caps });
                         }
                         continue;
                     }
                 };
                 if op_impl.evaluate_limited(transformed, caps.as_mut(), &mut limit_hit) != op.negated {
-                    hits.push(Hit {
-                        name: v.name(),
-                        value: transformed.to_vec(),
-                        caps,
-                        op_name: op.display_name(),
-                        op_param: param.clone(),
-                    });
+                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps });
                 } else if let (Some(i), Some(m)) = (entry, link.memo) {
                     // Memo links are pure, static and not negated: no match here is no match
                     // for every value with this content.
@@ -813,10 +798,11 @@ impl Transaction {
                 }
             }
         }
+        drop(values);
         if limit_hit {
             pcre_limits_exceeded(s, messages, link, param);
         }
-        hits
+        (hits, param.clone())
     }
 
     fn run_setvars(&mut self, link: &Rule) {
@@ -970,7 +956,7 @@ fn union_bits(
     var: Var,
     g: u32,
 ) -> Option<Vec<u64>> {
-    let mut values = Vec::new();
+    let mut values = Values::new();
     state.values(var, &crate::variables::Selector::All, None, &mut values);
     let mut union = rules.gates[g as usize].scan(b"");
     for v in &values {
@@ -989,6 +975,22 @@ fn union_bits(
 /// TX:MSC_PCRE_LIMITS_EXCEEDED become 1, and its debug log (level 1) says
 /// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
 /// to the error log, once per transaction, naming the rule.
+/// TX:0..TX:9 from a capturing match (the buffers of earlier captures are reused).
+fn set_captures(tx: &mut BTreeMap<Vec<u8>, Vec<u8>>, caps: &[Vec<u8>]) {
+    const KEYS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
+    for (key, c) in KEYS.iter().zip(caps) {
+        match tx.get_mut(*key) {
+            Some(v) => {
+                v.clear();
+                v.extend_from_slice(c);
+            }
+            None => {
+                tx.insert(key.to_vec(), c.clone());
+            }
+        }
+    }
+}
+
 fn pcre_limits_exceeded(s: &mut State, messages: &mut Vec<String>, rule: &Rule, pattern: &str) {
     s.collections.entry("TX".into()).or_default().insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
     if s.flags.iter().any(|(v, _)| *v == Var::MscPcreLimitsExceeded) {

@@ -20,6 +20,9 @@ pub(super) enum Slot {
     Stable(u64),
 }
 
+/// Values of a target (most give a few: kept on the stack).
+pub(super) type Values<'a> = smallvec::SmallVec<[Value<'a>; 8]>;
+
 /// One value produced for a target.
 pub(super) struct Value<'a> {
     pub(super) var: Var,
@@ -86,7 +89,7 @@ pub(super) struct State {
     pub(super) resp_body: Vec<u8>,
     pub(super) collections: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
     pub(super) env: BTreeMap<Vec<u8>, Vec<u8>>,
-    pub(super) matched_var: Option<(String, Vec<u8>)>,
+    /// The current rule's matches so far (MATCHED_VARS); the last is MATCHED_VAR.
     pub(super) matched_vars: Vec<(String, Vec<u8>)>,
     pub(super) highest_severity: Option<u8>,
     pub(super) start: Option<Instant>,
@@ -105,7 +108,7 @@ fn slot(coll: u64, idx: usize, name: bool) -> Slot {
 
 impl State {
     /// Appends the values of one target to `out`.
-    pub(super) fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
+    pub(super) fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Values<'a>) {
         let start = out.len();
         self.values(t.var, &t.selector, rule, out);
         if !t.exclusions.is_empty() {
@@ -186,11 +189,11 @@ impl State {
         }
     }
 
-    pub(super) fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Vec<Value<'a>>) {
-        let scalar = |out: &mut Vec<Value<'a>>, v: Cow<'a, [u8]>, slot: Slot| {
+    pub(super) fn values<'a>(&'a self, var: Var, sel: &'a Selector, rule: Option<&'a Rule>, out: &mut Values<'a>) {
+        let scalar = |out: &mut Values<'a>, v: Cow<'a, [u8]>, slot: Slot| {
             out.push(Value { var, key: Cow::Borrowed(&[]), value: v, slot });
         };
-        let pairs = |out: &mut Vec<Value<'a>>, list: &'a Pairs, coll: u64, names: bool| {
+        let pairs = |out: &mut Values<'a>, list: &'a Pairs, coll: u64, names: bool| {
             for (i, (k, v)) in list.iter().enumerate() {
                 if sel.matches(k) {
                     let value = if names { k } else { v };
@@ -400,12 +403,12 @@ impl State {
                 scalar(out, Cow::Owned(time_field(var, secs).into_bytes()), Slot::None)
             }
             Var::MatchedVar => {
-                if let Some((_, v)) = &self.matched_var {
+                if let Some((_, v)) = self.matched_vars.last() {
                     scalar(out, b(v), Slot::None)
                 }
             }
             Var::MatchedVarName => {
-                if let Some((n, _)) = &self.matched_var {
+                if let Some((n, _)) = self.matched_vars.last() {
                     scalar(out, b(n.as_bytes()), Slot::None)
                 }
             }
@@ -494,9 +497,10 @@ impl MacroResolver for RuleCtx<'_> {
             [b'/', .., b'/'] if key.len() >= 2 => Selector::parse(Some(&String::from_utf8_lossy(key))).ok()?,
             _ => Selector::Key(key.to_ascii_lowercase()),
         };
-        let mut out = Vec::new();
+        let mut out = Values::new();
         self.state.values(var, &sel, self.rule, &mut out);
-        out.into_iter().next().map(|v| Cow::Owned(v.value.into_owned()))
+        let first = out.drain(..).next().map(|v| Cow::Owned(v.value.into_owned()));
+        first
     }
 }
 
@@ -562,7 +566,7 @@ mod tests {
         for n in names {
             let var = Var::from_name(n).unwrap();
             assert!(State::stable_var(var), "{n}");
-            let mut out = Vec::new();
+            let mut out = Values::new();
             s.values(var, &Selector::All, None, &mut out);
             assert!(!out.is_empty(), "{n}");
             assert!(out.iter().all(|v| matches!(v.slot, Slot::Stable(_))), "{n}");
