@@ -13,6 +13,7 @@ use crate::inputs::Inputs;
 use crate::operators::OperatorContext;
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
+use crate::transformations::tree::TransformTree;
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
 use crate::variables::{attach_exclusions, compile_targets, split_targets, Selector, Target, Var};
 
@@ -473,20 +474,14 @@ impl Compiler {
                 }
             }
         }
-        // Number each distinct transformation list (after action updates changed some).
-        let mut keys: Vec<Vec<String>> = Vec::new();
+        // Number each distinct transformation list (after action updates changed some) in
+        // a prefix tree, so that lists sharing a prefix share its computation.
+        let mut transforms = TransformTree::default();
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
             while let Some(l) = link {
-                let names: Vec<String> = l.transforms.iter().map(|t| t.name.to_ascii_lowercase()).collect();
-                l.transform_key = match keys.iter().position(|k| *k == names) {
-                    Some(p) => p as u32,
-                    None => {
-                        keys.push(names);
-                        (keys.len() - 1) as u32
-                    }
-                };
+                l.transform_key = transforms.key(&l.transforms);
                 link = l.chain.as_deref_mut();
             }
         }
@@ -584,6 +579,7 @@ impl Compiler {
             gates,
             combined,
             inputs: self.inputs.into_inner(),
+            transforms,
         })
     }
 }

@@ -138,6 +138,8 @@ pub struct RuleSet {
     pub(crate) combined: Option<crate::prefilter::Combined>,
     /// What it was loaded from.
     pub(crate) inputs: crate::inputs::Inputs,
+    /// Every rule link's transformation list, by `Rule::transform_key`.
+    pub(crate) transforms: crate::transformations::tree::TransformTree,
 }
 
 /// Load-time figures, for the debug log.

@@ -5,8 +5,15 @@
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::actions::TransformStep;
+use crate::prefilter::Combined;
 use crate::ruleset::RuleSet;
+use crate::transformations::tree::{TransformTree, ROOT};
+
+/// A scan result: of the raw value for all gates, or of a transformed one for its gate.
+enum Scan<'a> {
+    Raw(&'a Combined, &'a [u64]),
+    Gate(&'a [u64]),
+}
 
 /// Contents longer than this are not interned (copying them would cost more than a rare
 /// repeat could save).
@@ -18,10 +25,20 @@ pub(super) const SHARE_FROM_VALUES: usize = 64;
 /// A request value after one transformation list.
 #[derive(Debug)]
 pub(super) struct Cached {
-    /// None when the transformations left the value unchanged.
-    pub(super) value: Option<Vec<u8>>,
+    value: Stored,
     /// Bits of the gate of this transformation list, once scanned.
     pub(super) bits: Option<Vec<u64>>,
+}
+
+/// Where an entry's bytes are.
+#[derive(Debug)]
+enum Stored {
+    /// The transformations left the raw value unchanged.
+    Raw,
+    Own(Vec<u8>),
+    /// The same bytes as this (`Own`) entry: a shorter list of the prefix tree already
+    /// gave them and the last steps changed nothing.
+    Same(u32),
 }
 
 #[derive(Debug, Default)]
@@ -46,78 +63,119 @@ pub(super) struct TransformCache {
 }
 
 impl TransformCache {
-    /// The entry of the value in `slot` (whose content is `raw`) after `steps`, computing it
-    /// on first use.
-    pub(super) fn entry(&mut self, slot: u64, raw: &[u8], key: u32, steps: &[TransformStep]) -> usize {
+    /// The entry of the value in `slot` (whose content is `raw`) after the transformation
+    /// list `key` of `tree`, computing it (from its parent list's entry) on first use.
+    pub(super) fn entry(&mut self, slot: u64, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
         if let Some(&i) = self.by_slot.get(&(slot, key)) {
             return i as usize;
         }
-        if !self.sharing {
-            self.entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None });
-            let i = self.entries.len() - 1;
-            self.by_slot.insert((slot, key), i as u32);
-            return i;
-        }
-        let cid = match self.slot_content.get(&slot) {
-            Some(&c) => c,
-            None => {
-                let intern = raw.len() <= MAX_INTERNED;
-                let interned = if intern { self.contents.get(raw).copied() } else { None };
-                let c = interned.unwrap_or_else(|| {
-                    let c = self.next_content;
-                    self.next_content += 1;
-                    if intern {
-                        self.contents.insert(raw.to_vec(), c);
-                    }
-                    c
-                });
-                self.slot_content.insert(slot, c);
-                c
+        let i = if self.sharing {
+            let cid = self.content_id(slot, raw);
+            match self.by_content.get(&(cid, key)) {
+                Some(&i) => i,
+                None => {
+                    let i = self.push(slot, raw, key, tree);
+                    self.by_content.insert((cid, key), i);
+                    i
+                }
             }
+        } else {
+            self.push(slot, raw, key, tree)
         };
-        let entries = &mut self.entries;
-        let i = *self.by_content.entry((cid, key)).or_insert_with(|| {
-            entries.push(Cached { value: super::apply_transforms(steps, raw), bits: None });
-            (entries.len() - 1) as u32
-        });
         self.by_slot.insert((slot, key), i);
         i as usize
     }
 
-    pub(super) fn get_mut(&mut self, i: usize) -> &mut Cached {
-        &mut self.entries[i]
+    fn content_id(&mut self, slot: u64, raw: &[u8]) -> u32 {
+        if let Some(&c) = self.slot_content.get(&slot) {
+            return c;
+        }
+        let intern = raw.len() <= MAX_INTERNED;
+        let c = match intern.then(|| self.contents.get(raw).copied()).flatten() {
+            Some(c) => c,
+            None => {
+                let c = self.next_content;
+                self.next_content += 1;
+                if intern {
+                    self.contents.insert(raw.to_vec(), c);
+                }
+                c
+            }
+        };
+        self.slot_content.insert(slot, c);
+        c
+    }
+
+    /// Computes a new entry: the last step of `key` applied to its parent's entry.
+    fn push(&mut self, slot: u64, raw: &[u8], key: u32, tree: &TransformTree) -> u32 {
+        let node = tree.node(key);
+        let value = match (node.parent, &node.step) {
+            (Some(parent), Some(step)) => {
+                let (input, owner) = if parent == ROOT {
+                    (raw, None)
+                } else {
+                    let p = self.entry(slot, raw, parent, tree);
+                    match self.entries[p].value {
+                        Stored::Raw => (raw, None),
+                        Stored::Own(ref v) => (v.as_slice(), Some(p as u32)),
+                        Stored::Same(o) => (self.bytes(o), Some(o)),
+                    }
+                };
+                match ((step.func)(input), owner) {
+                    (Some(v), _) => Stored::Own(v),
+                    (None, Some(o)) => Stored::Same(o),
+                    (None, None) => Stored::Raw,
+                }
+            }
+            _ => Stored::Raw,
+        };
+        self.entries.push(Cached { value, bits: None });
+        (self.entries.len() - 1) as u32
+    }
+
+    /// The bytes of an `Own` entry.
+    fn bytes(&self, owner: u32) -> &[u8] {
+        match &self.entries[owner as usize].value {
+            Stored::Own(v) => v,
+            _ => &[],
+        }
+    }
+
+    /// Entry `i`'s value (`raw` is the value it was computed from).
+    pub(super) fn value<'a>(&'a self, i: usize, raw: &'a [u8]) -> &'a [u8] {
+        match self.entries[i].value {
+            Stored::Raw => raw,
+            Stored::Own(ref v) => v,
+            Stored::Same(o) => self.bytes(o),
+        }
     }
 
     /// Whether gate `g`'s `bit` is set for entry `i` (the value in `slot`, raw content
     /// `raw`). An unchanged value is scanned once for all gates; a transformed one once per gate.
     pub(super) fn gate_pass(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32, bit: u32) -> bool {
-        let e = &mut self.entries[i];
-        match (&e.value, &rules.combined) {
-            (None, Some(all)) => {
-                let bits = self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw));
-                all.has(bits, g, bit)
-            }
-            (value, _) => {
-                let tv = value.as_deref().unwrap_or(raw);
-                let bits = e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv));
-                crate::prefilter::has(bits, bit)
-            }
+        match self.scan(i, slot, raw, rules, g) {
+            Scan::Raw(all, bits) => all.has(bits, g, bit),
+            Scan::Gate(bits) => crate::prefilter::has(bits, bit),
         }
     }
 
     /// Gate `g`'s bits for entry `i` (as [`TransformCache::gate_pass`] reads them).
     pub(super) fn gate_bits(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32) -> Vec<u64> {
-        let e = &mut self.entries[i];
-        match (&e.value, &rules.combined) {
-            (None, Some(all)) => {
-                let bits = self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw));
-                all.gate_bits(bits, g)
-            }
-            (value, _) => {
-                let tv = value.as_deref().unwrap_or(raw);
-                e.bits.get_or_insert_with(|| rules.gates[g as usize].scan(tv)).clone()
-            }
+        match self.scan(i, slot, raw, rules, g) {
+            Scan::Raw(all, bits) => all.gate_bits(bits, g),
+            Scan::Gate(bits) => bits.to_vec(),
         }
+    }
+
+    fn scan<'a>(&'a mut self, i: usize, slot: u64, raw: &[u8], rules: &'a RuleSet, g: u32) -> Scan<'a> {
+        if let (Stored::Raw, Some(all)) = (&self.entries[i].value, &rules.combined) {
+            return Scan::Raw(all, self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw)));
+        }
+        if self.entries[i].bits.is_none() {
+            let bits = rules.gates[g as usize].scan(self.value(i, raw));
+            self.entries[i].bits = Some(bits);
+        }
+        Scan::Gate(self.entries[i].bits.as_deref().unwrap_or(&[]))
     }
 
     /// Turns content sharing on or off for values not seen yet.
@@ -145,26 +203,31 @@ impl TransformCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::actions::TransformStep;
 
-    fn upper() -> Vec<TransformStep> {
-        vec![TransformStep { name: "uppercase".into(), func: crate::transformations::lookup("uppercase").unwrap() }]
+    fn steps(names: &[&str]) -> Vec<TransformStep> {
+        names
+            .iter()
+            .map(|n| TransformStep { name: n.to_string(), func: crate::transformations::lookup(n).unwrap() })
+            .collect()
     }
 
     #[test]
     fn identical_contents_share_an_entry() {
+        let mut tree = TransformTree::default();
+        let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
         c.set_sharing(true);
-        let t = upper();
-        let a = c.entry(1, b"abc", 0, &t);
-        let b = c.entry(2, b"abc", 0, &t);
-        let other = c.entry(3, b"abd", 0, &t);
+        let a = c.entry(1, b"abc", upper, &tree);
+        let b = c.entry(2, b"abc", upper, &tree);
+        let other = c.entry(3, b"abd", upper, &tree);
         assert_eq!(a, b);
         assert_ne!(a, other);
-        assert_eq!(c.get_mut(a).value.as_deref(), Some(&b"ABC"[..]));
+        assert_eq!(c.value(a, b"abc"), b"ABC");
         // Another transformation list is another entry.
-        let plain = c.entry(1, b"abc", 1, &[]);
+        let plain = c.entry(1, b"abc", ROOT, &tree);
         assert_ne!(plain, a);
-        assert_eq!(c.get_mut(plain).value, None);
+        assert_eq!(c.value(plain, b"abc"), b"abc");
         // Memo bits belong to the entry.
         c.set_no_match(a, 70);
         assert!(c.known_no_match(b, 70));
@@ -172,19 +235,49 @@ mod tests {
     }
 
     #[test]
+    fn a_list_is_computed_from_its_prefix() {
+        let mut tree = TransformTree::default();
+        let lower = tree.key(&steps(&["lowercase"]));
+        let lower_trim = tree.key(&steps(&["lowercase", "trim"]));
+        let lower_trim_nulls = tree.key(&steps(&["lowercase", "trim", "removeNulls"]));
+        let trim = tree.key(&steps(&["trim"]));
+        for sharing in [false, true] {
+            let mut c = TransformCache::default();
+            c.set_sharing(sharing);
+            let raw = b" AbC ";
+            let e = c.entry(7, raw, lower_trim_nulls, &tree);
+            assert_eq!(c.value(e, raw), b"abc");
+            // The prefixes were computed on the way and are found again.
+            let n = c.entries.len();
+            let (lt, l) = (c.entry(7, raw, lower_trim, &tree), c.entry(7, raw, lower, &tree));
+            assert_eq!(c.value(lt, raw), b"abc");
+            assert_eq!(c.value(l, raw), b" abc ");
+            assert_eq!(c.entries.len(), n, "nothing computed twice");
+            // removeNulls changed nothing: the same bytes as its parent, not a copy.
+            assert!(matches!(c.entries[e].value, Stored::Same(_)));
+            // Unchanged all the way: the raw value.
+            let t = c.entry(8, b"x", trim, &tree);
+            assert!(matches!(c.entries[t].value, Stored::Raw));
+            assert_eq!(c.value(t, b"x"), b"x");
+        }
+    }
+
+    #[test]
     fn without_sharing_every_slot_has_its_entry() {
+        let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        assert_ne!(c.entry(1, b"abc", 0, &[]), c.entry(2, b"abc", 0, &[]));
+        assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
         c.set_sharing(true);
-        assert_eq!(c.entry(3, b"abc", 0, &[]), c.entry(4, b"abc", 0, &[]));
+        assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
     #[test]
     fn long_contents_are_not_shared() {
+        let tree = TransformTree::default();
         let mut c = TransformCache::default();
         c.set_sharing(true);
         let big = vec![b'a'; MAX_INTERNED + 1];
-        assert_ne!(c.entry(1, &big, 0, &[]), c.entry(2, &big, 0, &[]));
-        assert_eq!(c.entry(1, &big, 0, &[]), c.entry(1, &big, 0, &[]));
+        assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
+        assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));
     }
 }

@@ -729,7 +729,7 @@ impl Transaction {
                     // A stable value remembers, per content, that no stage matched.
                     let memo = match (v.slot, link.memo.filter(|_| cache.memo_on())) {
                         (Slot::Stable(slot), Some(m)) => {
-                            let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+                            let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
                             if cache.known_no_match(i, m) {
                                 continue;
                             }
@@ -764,7 +764,7 @@ impl Transaction {
                         } else {
                             // One lookup gives the transformed value, the gate scan and the memo
                             // (a gate belongs to exactly one transformation list).
-                            let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+                            let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
                             if let Some((g, bit)) = link.gate {
                                 if !cache.gate_pass(i, slot, &v.value, rules, g, bit) {
                                     continue;
@@ -773,7 +773,7 @@ impl Transaction {
                             if memo.is_some_and(|m| cache.known_no_match(i, m)) {
                                 continue;
                             }
-                            (cache.get_mut(i).value.as_deref().unwrap_or(v.value.as_ref()), Some(i))
+                            (cache.value(i, &v.value), Some(i))
                         }
                     }
                     _ => {
@@ -961,7 +961,7 @@ fn union_bits(
     let mut union = rules.gates[g as usize].scan(b"");
     for v in &values {
         let Slot::Stable(slot) = v.slot else { return None };
-        let i = cache.entry(slot, &v.value, link.transform_key, &link.transforms);
+        let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
         let bits = cache.gate_bits(i, slot, &v.value, rules, g);
         for (u, b) in union.iter_mut().zip(bits.iter()) {
             *u |= b;

@@ -27,6 +27,7 @@ mod parity;
 mod php_args_names;
 mod sql_hex_decode;
 mod trim;
+pub mod tree;
 mod url_decode;
 mod url_encode;
 mod utf8_to_unicode;

@@ -1,0 +1,92 @@
+//! Every distinct transformation list of a rule set, as a prefix tree: `t:a,t:b,t:c` is the
+//! node [a,b,c] whose parent is [a,b]. The transaction's cache computes a list from its
+//! parent's result, so lists that share a prefix (most CRS lists start with
+//! `utf8toUnicode,urlDecodeUni`) compute it once per value.
+
+use std::collections::HashMap;
+
+use crate::actions::TransformStep;
+
+/// The empty list (the raw value).
+pub const ROOT: u32 = 0;
+
+#[derive(Debug)]
+pub struct Node {
+    /// None for the root.
+    pub parent: Option<u32>,
+    /// The last step of the list (None for the root).
+    pub step: Option<TransformStep>,
+}
+
+#[derive(Debug)]
+pub struct TransformTree {
+    nodes: Vec<Node>,
+    /// (parent, lower-cased step name) → node.
+    children: HashMap<(u32, String), u32>,
+}
+
+impl Default for TransformTree {
+    fn default() -> Self {
+        TransformTree { nodes: vec![Node { parent: None, step: None }], children: HashMap::new() }
+    }
+}
+
+impl TransformTree {
+    /// The node of `steps`, added with its prefixes when new.
+    pub fn key(&mut self, steps: &[TransformStep]) -> u32 {
+        let mut k = ROOT;
+        for step in steps {
+            let id = (k, step.name.to_ascii_lowercase());
+            k = match self.children.get(&id) {
+                Some(&c) => c,
+                None => {
+                    let c = self.nodes.len() as u32;
+                    self.nodes.push(Node { parent: Some(k), step: Some(step.clone()) });
+                    self.children.insert(id, c);
+                    c
+                }
+            };
+        }
+        k
+    }
+
+    pub fn node(&self, key: u32) -> &Node {
+        &self.nodes[key as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(names: &[&str]) -> Vec<TransformStep> {
+        names
+            .iter()
+            .map(|n| TransformStep { name: n.to_string(), func: crate::transformations::lookup(n).unwrap() })
+            .collect()
+    }
+
+    #[test]
+    fn lists_share_their_prefixes() {
+        let mut t = TransformTree::default();
+        let xss = t.key(&steps(&["utf8toUnicode", "urlDecodeUni", "htmlEntityDecode"]));
+        let sqli = t.key(&steps(&["utf8ToUnicode", "urldecodeuni", "removeNulls"]));
+        assert_eq!(t.len(), 5, "root, utf8toUnicode, +urlDecodeUni, and the two leaves");
+        let shared = t.node(xss).parent.unwrap();
+        assert_eq!(t.node(sqli).parent, Some(shared));
+        assert_eq!(t.key(&steps(&["utf8toUnicode", "urlDecodeUni"])), shared);
+        assert_eq!(t.key(&[]), ROOT);
+        assert_eq!(t.node(ROOT).parent, None);
+        // Order matters: another list.
+        let other = t.key(&steps(&["urlDecodeUni", "utf8toUnicode"]));
+        assert!(other != shared && t.len() == 7);
+    }
+}
