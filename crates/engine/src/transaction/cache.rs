@@ -150,27 +150,34 @@ impl TransformCache {
         }
     }
 
-    /// Whether gate `g`'s `bit` is set for entry `i` (the value in `slot`, raw content
-    /// `raw`). An unchanged value is scanned once for all gates; a transformed one once per gate.
-    pub(super) fn gate_pass(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32, bit: u32) -> bool {
-        match self.scan(i, slot, raw, rules, g) {
+    /// Whether gate `g`'s `bit` is set for the value in `slot` (raw content `raw`) after
+    /// the transformation list `key`. A value the list leaves unchanged (up to ASCII case,
+    /// which the prefilter ignores) is scanned once for all gates, without transforming
+    /// it; a transformed one once per gate.
+    pub(super) fn gate_pass(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32, bit: u32) -> bool {
+        match self.scan(slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.has(bits, g, bit),
             Scan::Gate(bits) => crate::prefilter::has(bits, bit),
         }
     }
 
-    /// Gate `g`'s bits for entry `i` (as [`TransformCache::gate_pass`] reads them).
-    pub(super) fn gate_bits(&mut self, i: usize, slot: u64, raw: &[u8], rules: &RuleSet, g: u32) -> Vec<u64> {
-        match self.scan(i, slot, raw, rules, g) {
+    /// Gate `g`'s bits for that value (as [`TransformCache::gate_pass`] reads them).
+    pub(super) fn gate_bits(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32) -> Vec<u64> {
+        match self.scan(slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.gate_bits(bits, g),
             Scan::Gate(bits) => bits.to_vec(),
         }
     }
 
-    fn scan<'a>(&'a mut self, i: usize, slot: u64, raw: &[u8], rules: &'a RuleSet, g: u32) -> Scan<'a> {
-        if let (Stored::Raw, Some(all)) = (&self.entries[i].value, &rules.combined) {
-            return Scan::Raw(all, self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw)));
+    fn scan<'a>(&'a mut self, slot: u64, raw: &[u8], key: u32, rules: &'a RuleSet, g: u32) -> Scan<'a> {
+        let tree = &rules.transforms;
+        let i = (!tree.node(key).case_only).then(|| self.entry(slot, raw, key, tree));
+        if let Some(all) = &rules.combined {
+            if i.is_none_or(|i| matches!(self.entries[i].value, Stored::Raw)) {
+                return Scan::Raw(all, self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw)));
+            }
         }
+        let i = i.unwrap_or_else(|| self.entry(slot, raw, key, tree));
         if self.entries[i].bits.is_none() {
             let bits = rules.gates[g as usize].scan(self.value(i, raw));
             self.entries[i].bits = Some(bits);

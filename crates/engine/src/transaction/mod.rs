@@ -762,14 +762,13 @@ impl Transaction {
                         if link.transforms.is_empty() && link.gate.is_none() && memo.is_none() {
                             (v.value.as_ref(), None)
                         } else {
-                            // One lookup gives the transformed value, the gate scan and the memo
-                            // (a gate belongs to exactly one transformation list).
-                            let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
+                            // The gate first: it may not need the transformed value.
                             if let Some((g, bit)) = link.gate {
-                                if !cache.gate_pass(i, slot, &v.value, rules, g, bit) {
+                                if !cache.gate_pass(slot, &v.value, link.transform_key, rules, g, bit) {
                                     continue;
                                 }
                             }
+                            let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
                             if memo.is_some_and(|m| cache.known_no_match(i, m)) {
                                 continue;
                             }
@@ -961,8 +960,7 @@ fn union_bits(
     let mut union = rules.gates[g as usize].scan(b"");
     for v in &values {
         let Slot::Stable(slot) = v.slot else { return None };
-        let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
-        let bits = cache.gate_bits(i, slot, &v.value, rules, g);
+        let bits = cache.gate_bits(slot, &v.value, link.transform_key, rules, g);
         for (u, b) in union.iter_mut().zip(bits.iter()) {
             *u |= b;
         }

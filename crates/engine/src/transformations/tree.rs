@@ -16,7 +16,13 @@ pub struct Node {
     pub parent: Option<u32>,
     /// The last step of the list (None for the root).
     pub step: Option<TransformStep>,
+    /// Every step only changes ASCII case: the prefilter, which compares ASCII
+    /// case-insensitively, finds the same literals in the raw value.
+    pub case_only: bool,
 }
+
+/// Transformations that change nothing but ASCII case (both are ASCII-only here).
+const CASE_ONLY: [&str; 2] = ["lowercase", "uppercase"];
 
 #[derive(Debug)]
 pub struct TransformTree {
@@ -27,7 +33,7 @@ pub struct TransformTree {
 
 impl Default for TransformTree {
     fn default() -> Self {
-        TransformTree { nodes: vec![Node { parent: None, step: None }], children: HashMap::new() }
+        TransformTree { nodes: vec![Node { parent: None, step: None, case_only: true }], children: HashMap::new() }
     }
 }
 
@@ -41,7 +47,8 @@ impl TransformTree {
                 Some(&c) => c,
                 None => {
                     let c = self.nodes.len() as u32;
-                    self.nodes.push(Node { parent: Some(k), step: Some(step.clone()) });
+                    let case_only = self.nodes[k as usize].case_only && CASE_ONLY.contains(&id.1.as_str());
+                    self.nodes.push(Node { parent: Some(k), step: Some(step.clone()), case_only });
                     self.children.insert(id, c);
                     c
                 }
@@ -88,5 +95,21 @@ mod tests {
         // Order matters: another list.
         let other = t.key(&steps(&["urlDecodeUni", "utf8toUnicode"]));
         assert!(other != shared && t.len() == 7);
+    }
+
+    #[test]
+    fn case_only_lists_are_marked() {
+        let mut t = TransformTree::default();
+        for (names, case_only) in [
+            (&[][..], true),
+            (&["lowercase"][..], true),
+            (&["lowercase", "uppercase"][..], true),
+            (&["lowercase", "urlDecodeUni"][..], false),
+            (&["urlDecodeUni", "lowercase"][..], false),
+            (&["trim"][..], false),
+        ] {
+            let k = t.key(&steps(names));
+            assert_eq!(t.node(k).case_only, case_only, "{names:?}");
+        }
     }
 }
