@@ -5,18 +5,23 @@
 //! on load. A transaction loads a collection once (`initcol`) and writes it back when
 //! it ends.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
+use rustc_hash::FxHashMap;
+
+/// A collection's variables (TX, or a loaded IP/GLOBAL/… record) by lower-cased name.
+/// Looked up many times per request (every `%{tx.x}` and setvar); iteration sorts.
+pub type Vars = FxHashMap<Vec<u8>, Vec<u8>>;
 
 /// Most records kept before the least recently used are dropped.
 const MAX_RECORDS: usize = 100_000;
 
 #[derive(Default)]
 struct Record {
-    vars: BTreeMap<Vec<u8>, Vec<u8>>,
+    vars: Vars,
     expires: HashMap<Vec<u8>, Instant>,
     touched: Option<Instant>,
 }
@@ -24,9 +29,9 @@ struct Record {
 static STORE: Lazy<Mutex<HashMap<(String, Vec<u8>), Record>>> = Lazy::new(|| Mutex::new(HashMap::new()));
 
 /// Variables of a stored collection record, without expired ones.
-pub fn load(collection: &str, key: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
-    let Ok(mut store) = STORE.lock() else { return BTreeMap::new() };
-    let Some(rec) = store.get_mut(&(collection.to_string(), key.to_vec())) else { return BTreeMap::new() };
+pub fn load(collection: &str, key: &[u8]) -> Vars {
+    let Ok(mut store) = STORE.lock() else { return Vars::default() };
+    let Some(rec) = store.get_mut(&(collection.to_string(), key.to_vec())) else { return Vars::default() };
     let now = Instant::now();
     let expired: Vec<Vec<u8>> = rec.expires.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
     for k in expired {
@@ -38,7 +43,7 @@ pub fn load(collection: &str, key: &[u8]) -> BTreeMap<Vec<u8>, Vec<u8>> {
 }
 
 /// Writes a record back, with deadlines set by `expirevar` (seconds from now).
-pub fn store(collection: &str, key: &[u8], vars: &BTreeMap<Vec<u8>, Vec<u8>>, expiries: &[(Vec<u8>, u64)]) {
+pub fn store(collection: &str, key: &[u8], vars: &Vars, expiries: &[(Vec<u8>, u64)]) {
     let Ok(mut store) = STORE.lock() else { return };
     if store.len() >= MAX_RECORDS {
         if let Some(oldest) = store.iter().min_by_key(|(_, r)| r.touched).map(|(k, _)| k.clone()) {
@@ -61,7 +66,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_expiry() {
-        let mut v = BTreeMap::new();
+        let mut v = Vars::default();
         v.insert(b"a".to_vec(), b"1".to_vec());
         v.insert(b"gone".to_vec(), b"x".to_vec());
         store("IP", b"test-key", &v, &[(b"gone".to_vec(), 0)]);

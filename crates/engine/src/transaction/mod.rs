@@ -5,7 +5,6 @@
 //! the value's slot and the rule's transformation list.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 use smallvec::{smallvec, SmallVec};
@@ -16,6 +15,7 @@ use crate::actions::ctl::{BodyProcessor, IdRange, TargetRef};
 use crate::actions::setvar::to_int;
 use crate::actions::{AllowScope, Ctl, DisruptiveAction, SetVarOp, TransformStep};
 use crate::body;
+use crate::collections::Vars;
 use crate::log::{self, MatchInfo};
 use crate::operators::Captures;
 use crate::parser::Dialect;
@@ -106,7 +106,7 @@ impl Transaction {
         let (engine, body_access, response_body_access) =
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let mut s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
-        s.collections.insert("TX".into(), BTreeMap::new());
+        s.collections.insert("TX".into(), Vars::default());
         Transaction {
             rules,
             s,
@@ -829,7 +829,7 @@ impl Transaction {
                 }
             };
             if !self.s.collections.contains_key(&sv.collection) {
-                self.s.collections.insert(sv.collection.clone(), BTreeMap::new());
+                self.s.collections.insert(sv.collection.clone(), Vars::default());
             }
             let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
             match new {
@@ -974,7 +974,7 @@ fn union_bits(
 /// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
 /// to the error log, once per transaction, naming the rule.
 /// TX:0..TX:9 from a capturing match (the buffers of earlier captures are reused).
-fn set_captures(tx: &mut BTreeMap<Vec<u8>, Vec<u8>>, caps: &[Vec<u8>]) {
+fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
     const KEYS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
     for (key, c) in KEYS.iter().zip(caps) {
         match tx.get_mut(*key) {

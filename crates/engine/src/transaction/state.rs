@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::body;
+use crate::collections::Vars;
 use crate::macros::MacroResolver;
 use crate::rule::Rule;
 use crate::variables::{Selector, Target, Var};
@@ -87,7 +88,7 @@ pub(super) struct State {
     pub(super) resp_protocol: Vec<u8>,
     pub(super) resp_headers: Pairs,
     pub(super) resp_body: Vec<u8>,
-    pub(super) collections: BTreeMap<String, BTreeMap<Vec<u8>, Vec<u8>>>,
+    pub(super) collections: BTreeMap<String, Vars>,
     pub(super) env: BTreeMap<Vec<u8>, Vec<u8>>,
     /// The current rule's matches so far (MATCHED_VARS); the last is MATCHED_VAR.
     pub(super) matched_vars: Vec<(String, Vec<u8>)>,
@@ -320,10 +321,11 @@ impl State {
                             }
                         }
                         _ => {
-                            for (k, v) in c {
-                                if sel.matches(k) {
-                                    out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
-                                }
+                            // In name order, as before the map was hashed.
+                            let mut found: Vec<(&Vec<u8>, &Vec<u8>)> = c.iter().filter(|(k, _)| sel.matches(k)).collect();
+                            found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                            for (k, v) in found {
+                                out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
                             }
                         }
                     }
