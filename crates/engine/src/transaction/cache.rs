@@ -185,9 +185,20 @@ impl TransformCache {
         Scan::Gate(self.entries[i].bits.as_deref().unwrap_or(&[]))
     }
 
-    /// Turns content sharing on or off for values not seen yet.
-    pub(super) fn set_sharing(&mut self, on: bool) {
+    /// Turns content sharing on or off for values not seen yet; `values` request values
+    /// are coming (room is made for their entries at once, not by growing step by step).
+    pub(super) fn set_sharing(&mut self, on: bool, values: usize) {
         self.sharing = on;
+        // Names and values, a dozen transformation lists and prefixes each; capped (a huge
+        // body grows the maps as it goes rather than reserving megabytes up front).
+        let values = values.min(1024);
+        let lists = values * 24;
+        self.by_slot.reserve(lists);
+        if on {
+            self.slot_content.reserve(values * 2);
+            self.contents.reserve(values);
+            self.by_content.reserve(lists / 2);
+        }
     }
 
     /// Whether misses are worth remembering (only shared entries are looked at twice).
@@ -224,7 +235,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.set_sharing(true);
+        c.set_sharing(true, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         let b = c.entry(2, b"abc", upper, &tree);
         let other = c.entry(3, b"abd", upper, &tree);
@@ -250,7 +261,7 @@ mod tests {
         let trim = tree.key(&steps(&["trim"]));
         for sharing in [false, true] {
             let mut c = TransformCache::default();
-            c.set_sharing(sharing);
+            c.set_sharing(sharing, 0);
             let raw = b" AbC ";
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
@@ -274,7 +285,7 @@ mod tests {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
         assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
-        c.set_sharing(true);
+        c.set_sharing(true, 0);
         assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
@@ -282,7 +293,7 @@ mod tests {
     fn long_contents_are_not_shared() {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        c.set_sharing(true);
+        c.set_sharing(true, 0);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));

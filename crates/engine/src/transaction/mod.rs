@@ -271,7 +271,7 @@ impl Transaction {
         self.parse_body();
         // Only many values repeat enough to repay interning their contents.
         let n = self.s.args_get.len() + self.s.args_post.len() + self.s.args_json.len() + self.s.cookies.len();
-        self.cache.set_sharing(n >= cache::SHARE_FROM_VALUES);
+        self.cache.set_sharing(n >= cache::SHARE_FROM_VALUES, n);
         self.run_phase(2)
     }
 
