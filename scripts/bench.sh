@@ -242,6 +242,17 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 TICK=$(getconf CLK_TCK)
 
 rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"; }
+# Waits (at most 3 s) until the worker used no CPU for 0.2 s: when wrk exits, the requests
+# it had in flight (16 x 1 MB forms) are still being processed and hold their memory.
+wait_idle() {
+  local a b i
+  a=$(cpu_ticks "$1")
+  for ((i = 0; i < 15; i++)); do
+    sleep 0.2; b=$(cpu_ticks "$1")
+    [ "$a" != "$b" ] || return 0
+    a=$b
+  done
+}
 now_ns() { date +%s%N; }
 
 load_time_ms() {  # prefix: best of LOAD_REPEAT `nginx -t` runs (parse + compile the rules)
@@ -344,8 +355,9 @@ for cfg in "${CFG_LIST[@]}"; do
     cpu0=$(cpu_ticks "$WORKER")
     log "$label: $slabel (${DURATION}s, check $status)"
     read -r rps p50 p99 reqs non2xx errs < <(run_wrk "$PORT" "$method" "$path" "$body" "$ctype" | parse_wrk)
-    rss1=$(rss_mb "$WORKER")
     cpu1=$(cpu_ticks "$WORKER")
+    wait_idle "$WORKER"
+    rss1=$(rss_mb "$WORKER")
     # The worker's own CPU per request: unlike req/s, not lowered by other processes
     # taking the worker's core, nor raised by an idle wrk/upstream core.
     cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$TICK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / t * 1e6 / n; else print "-" }')
@@ -391,7 +403,7 @@ OUT=$REPO/target/bench/results-$STAMP.md
   echo
   echo "worker CPU µs/req: the nginx worker's user + system CPU time during the scenario divided by wrk's"
   echo "request count (clock-tick resolution). HTTP: status of one curl request before the load (benign requests should get 200), plus wrk's non-2xx"
-  echo "and socket-error counts. Worker RSS: VmRSS before → after the scenario. load: best of $LOAD_REPEAT \`nginx -t\`"
+  echo "and socket-error counts. Worker RSS: VmRSS before → after the scenario (once the worker is idle). load: best of $LOAD_REPEAT \`nginx -t\`"
   echo "(parses and compiles the rules). Ratios compare runs on the same machine in the same run."
 } | tee "$OUT"
 log "saved $OUT"

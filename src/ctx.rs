@@ -5,8 +5,10 @@
 //! [`get`] finds the context again through its cleanup handler and re-attaches it.
 //! That is what keeps one request = one transaction.
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use ward_engine::{RuleSet, Transaction};
 
@@ -34,6 +36,8 @@ pub struct RequestCtx {
     pub inspect_response_body: bool,
     /// Where the log phase writes this transaction's audit record.
     pub audit: Option<crate::audit_log::AuditTarget>,
+    /// Last field: dropped after the transaction, whose memory it may give back.
+    _live: Live,
 }
 
 impl RequestCtx {
@@ -48,6 +52,44 @@ impl RequestCtx {
             response_headers_done: false,
             inspect_response_body: false,
             audit: None,
+            _live: Live::new(),
+        }
+    }
+}
+
+thread_local! {
+    /// Transactions alive in this (single-threaded) worker.
+    static LIVE: Cell<usize> = const { Cell::new(0) };
+    static LAST_TRIM: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// At most one heap trim per this interval (a worker whose requests never overlap would
+/// otherwise trim after each one).
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Counts the worker's live transactions; the last one of a burst gives the heap back.
+///
+/// Concurrent transactions with large bodies (16 connections posting 1 MB forms: ~2 MB
+/// each, the body and its parsed arguments) spread small allocations over the heap, and
+/// glibc can only shrink it from its top: after the load the worker kept ~35 MB more
+/// than before (docs/bench.md, "Worker memory"), though Ward's live heap was back where
+/// it started. When no transaction is left, `malloc_trim` releases the free pages.
+struct Live;
+
+impl Live {
+    fn new() -> Live {
+        LIVE.set(LIVE.get() + 1);
+        Live
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let live = LIVE.get().saturating_sub(1);
+        LIVE.set(live);
+        if live == 0 && LAST_TRIM.get().is_none_or(|t| t.elapsed() >= TRIM_INTERVAL) {
+            LAST_TRIM.set(Some(Instant::now()));
+            crate::config::release_free_heap();
         }
     }
 }

@@ -102,6 +102,14 @@ pub fn shapes() -> Vec<Shape> {
 }
 
 pub fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
+    let (mut tx, blocked) = request(rs, s);
+    tx.process_logging();
+    blocked
+}
+
+/// The transaction of `s` after its request phases (where nginx keeps it while the upstream
+/// answers), and whether it was blocked.
+pub fn request(rs: &Arc<RuleSet>, s: &Shape) -> (Transaction, bool) {
     let mut tx = Transaction::new(rs.clone(), "bench");
     tx.process_connection("127.0.0.1", 40000, "127.0.0.1", 80);
     tx.process_uri(s.uri.as_bytes(), s.method.as_bytes(), b"HTTP/1.1");
@@ -122,6 +130,5 @@ pub fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
         tx.append_request_body(&s.body);
         blocked = tx.process_request_body().is_some();
     }
-    tx.process_logging();
-    blocked
+    (tx, blocked)
 }

@@ -22,132 +22,124 @@ const MAX_INTERNED: usize = 4096;
 /// From this many arguments and cookies on, identical contents share an entry.
 pub(super) const SHARE_FROM_VALUES: usize = 64;
 
-/// A request value after one transformation list.
-#[derive(Debug)]
-pub(super) struct Cached {
-    value: Stored,
-    /// Bits of the gate of this transformation list, once scanned.
-    pub(super) bits: Option<Vec<u64>>,
+/// A request value after one transformation list: one cell of the cache's table. 8 bytes,
+/// since a JSON body or a long form has ~40 of them per value (a list that leaves the
+/// value unchanged is a cell too, to remember that), and a transaction keeps them until
+/// its request phases end.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    /// [`UNSET`], [`RAW`] (the list left the raw value unchanged), or the index of the
+    /// bytes in `owned` (shared with the parent list's cell when the last steps changed nothing).
+    value: u32,
+    /// [`UNSET`] until scanned, then the index of this list's gate bits in `bits`.
+    bits: u32,
 }
 
-/// Where an entry's bytes are.
-#[derive(Debug)]
-enum Stored {
-    /// The transformations left the raw value unchanged.
-    Raw,
-    Own(Vec<u8>),
-    /// The same bytes as this (`Own`) entry: a shorter list of the prefix tree already
-    /// gave them and the last steps changed nothing.
-    Same(u32),
+const UNSET: u32 = u32::MAX;
+const RAW: u32 = u32::MAX - 1;
+
+impl Cell {
+    const EMPTY: Cell = Cell { value: UNSET, bits: UNSET };
 }
 
+/// Transformation results, one row of cells (one per node of the rule set's transformation
+/// tree) per value, or per distinct content when contents are shared.
 #[derive(Debug, Default)]
 pub(super) struct TransformCache {
-    /// (slot, transformation list) → entry.
-    by_slot: FxHashMap<(u64, u32), u32>,
-    /// slot → content id.
-    slot_content: FxHashMap<u64, u32>,
-    /// Interned contents → content id.
+    /// slot → row.
+    slot_row: FxHashMap<u64, u32>,
+    /// Interned contents → row.
     contents: FxHashMap<Vec<u8>, u32>,
-    next_content: u32,
-    /// (content id, transformation list) → entry.
-    by_content: FxHashMap<(u32, u32), u32>,
-    entries: Vec<Cached>,
-    /// (entry, memo index) of rule links whose (pure) operator did not match the entry's value.
+    /// Cells per row: the number of transformation lists (nodes of the tree).
+    width: usize,
+    /// Row-major table: cell `row * width + list`.
+    cells: Vec<Cell>,
+    /// Transformed values that differ from their input.
+    owned: Vec<Vec<u8>>,
+    /// Gate bits of scanned transformed values.
+    bits: Vec<Vec<u64>>,
+    /// (cell, memo index) of rule links whose (pure) operator did not match the cell's value.
     no_match: FxHashSet<u64>,
     /// slot → combined prefilter scan of its raw value (see [`TransformCache::gate_pass`]).
     raw_scans: FxHashMap<u64, Vec<u64>>,
-    /// Whether identical contents share entries (and misses are remembered); off, every slot
-    /// has its own entry and nothing is interned.
+    /// Whether identical contents share a row (and misses are remembered); off, every slot
+    /// has its own row and nothing is interned.
     sharing: bool,
 }
 
 impl TransformCache {
-    /// The entry of the value in `slot` (whose content is `raw`) after the transformation
-    /// list `key` of `tree`, computing it (from its parent list's entry) on first use.
+    /// The cell of the value in `slot` (whose content is `raw`) after the transformation
+    /// list `key` of `tree`, computing it (from its parent list's cell) on first use.
     pub(super) fn entry(&mut self, slot: u64, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
-        if let Some(&i) = self.by_slot.get(&(slot, key)) {
-            return i as usize;
-        }
-        let i = if self.sharing {
-            let cid = self.content_id(slot, raw);
-            match self.by_content.get(&(cid, key)) {
-                Some(&i) => i,
-                None => {
-                    let i = self.push(slot, raw, key, tree);
-                    self.by_content.insert((cid, key), i);
-                    i
-                }
-            }
-        } else {
-            self.push(slot, raw, key, tree)
-        };
-        self.by_slot.insert((slot, key), i);
-        i as usize
+        let row = self.row(slot, raw, tree.len());
+        self.cell(row, raw, key, tree)
     }
 
-    fn content_id(&mut self, slot: u64, raw: &[u8]) -> u32 {
-        if let Some(&c) = self.slot_content.get(&slot) {
-            return c;
+    fn row(&mut self, slot: u64, raw: &[u8], width: usize) -> u32 {
+        if let Some(&r) = self.slot_row.get(&slot) {
+            return r;
         }
-        let intern = raw.len() <= MAX_INTERNED;
-        let c = match intern.then(|| self.contents.get(raw).copied()).flatten() {
-            Some(c) => c,
+        let intern = self.sharing && raw.len() <= MAX_INTERNED;
+        let r = match intern.then(|| self.contents.get(raw).copied()).flatten() {
+            Some(r) => r,
             None => {
-                let c = self.next_content;
-                self.next_content += 1;
+                // The tree is the rule set's: every row of a transaction has its width.
+                self.width = width;
+                let r = (self.cells.len() / width.max(1)) as u32;
+                self.cells.resize(self.cells.len() + width, Cell::EMPTY);
                 if intern {
-                    self.contents.insert(raw.to_vec(), c);
+                    self.contents.insert(raw.to_vec(), r);
                 }
-                c
+                r
             }
         };
-        self.slot_content.insert(slot, c);
-        c
+        self.slot_row.insert(slot, r);
+        r
     }
 
-    /// Computes a new entry: the last step of `key` applied to its parent's entry.
-    fn push(&mut self, slot: u64, raw: &[u8], key: u32, tree: &TransformTree) -> u32 {
+    /// Cell `key` of `row`: the last step of `key` applied to its parent's value.
+    fn cell(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
+        let i = row as usize * self.width + key as usize;
+        if self.cells[i].value != UNSET {
+            return i;
+        }
         let node = tree.node(key);
         let value = match (node.parent, &node.step) {
             (Some(parent), Some(step)) => {
-                let (input, owner) = if parent == ROOT {
-                    (raw, None)
+                let input = if parent == ROOT {
+                    RAW
                 } else {
-                    let p = self.entry(slot, raw, parent, tree);
-                    match self.entries[p].value {
-                        Stored::Raw => (raw, None),
-                        Stored::Own(ref v) => (v.as_slice(), Some(p as u32)),
-                        Stored::Same(o) => (self.bytes(o), Some(o)),
-                    }
+                    let p = self.cell(row, raw, parent, tree);
+                    self.cells[p].value
                 };
-                match ((step.func)(input), owner) {
-                    (Some(v), _) => Stored::Own(v),
-                    (None, Some(o)) => Stored::Same(o),
-                    (None, None) => Stored::Raw,
+                match (step.func)(self.bytes(input, raw)) {
+                    Some(v) => {
+                        self.owned.push(v);
+                        (self.owned.len() - 1) as u32
+                    }
+                    None => input,
                 }
             }
-            _ => Stored::Raw,
+            _ => RAW,
         };
-        self.entries.push(Cached { value, bits: None });
-        (self.entries.len() - 1) as u32
+        self.cells[i].value = value;
+        i
     }
 
-    /// The bytes of an `Own` entry.
-    fn bytes(&self, owner: u32) -> &[u8] {
-        match &self.entries[owner as usize].value {
-            Stored::Own(v) => v,
-            _ => &[],
-        }
+    fn bytes<'a>(&'a self, value: u32, raw: &'a [u8]) -> &'a [u8] {
+        self.owned.get(value as usize).map_or(raw, Vec::as_slice)
     }
 
-    /// Entry `i`'s value (`raw` is the value it was computed from).
+    /// Cell `i`'s value (`raw` is the value it was computed from).
     pub(super) fn value<'a>(&'a self, i: usize, raw: &'a [u8]) -> &'a [u8] {
-        match self.entries[i].value {
-            Stored::Raw => raw,
-            Stored::Own(ref v) => v,
-            Stored::Same(o) => self.bytes(o),
-        }
+        self.bytes(self.cells[i].value, raw)
+    }
+
+    /// Frees everything (keeping the sharing setting): the results are recomputed if a
+    /// later phase asks again. A transaction lives on after its request phases (while
+    /// the upstream answers), and a JSON body's cache is ~1 MB.
+    pub(super) fn release(&mut self) {
+        *self = TransformCache { sharing: self.sharing, ..TransformCache::default() };
     }
 
     /// Whether gate `g`'s `bit` is set for the value in `slot` (raw content `raw`) after
@@ -173,35 +165,32 @@ impl TransformCache {
         let tree = &rules.transforms;
         let i = (!tree.node(key).case_only).then(|| self.entry(slot, raw, key, tree));
         if let Some(all) = &rules.combined {
-            if i.is_none_or(|i| matches!(self.entries[i].value, Stored::Raw)) {
+            if i.is_none_or(|i| self.cells[i].value == RAW) {
                 return Scan::Raw(all, self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw)));
             }
         }
         let i = i.unwrap_or_else(|| self.entry(slot, raw, key, tree));
-        if self.entries[i].bits.is_none() {
+        if self.cells[i].bits == UNSET {
             let bits = rules.gates[g as usize].scan(self.value(i, raw));
-            self.entries[i].bits = Some(bits);
+            self.bits.push(bits);
+            self.cells[i].bits = (self.bits.len() - 1) as u32;
         }
-        Scan::Gate(self.entries[i].bits.as_deref().unwrap_or(&[]))
+        Scan::Gate(&self.bits[self.cells[i].bits as usize])
     }
 
     /// Turns content sharing on or off for values not seen yet; `values` request values
-    /// are coming (room is made for their entries at once, not by growing step by step).
+    /// (names and values each) are coming: their rows' index gets room at once.
     pub(super) fn set_sharing(&mut self, on: bool, values: usize) {
         self.sharing = on;
-        // Names and values, a dozen transformation lists and prefixes each; capped (a huge
-        // body grows the maps as it goes rather than reserving megabytes up front).
+        // Capped: a huge body grows the index as it goes rather than reserving up front.
         let values = values.min(1024);
-        let lists = values * 24;
-        self.by_slot.reserve(lists);
+        self.slot_row.reserve(values * 2);
         if on {
-            self.slot_content.reserve(values * 2);
-            self.contents.reserve(values);
-            self.by_content.reserve(lists / 2);
+            self.contents.reserve(values * 2);
         }
     }
 
-    /// Whether misses are worth remembering (only shared entries are looked at twice).
+    /// Whether misses are worth remembering (only shared cells are looked at twice).
     pub(super) fn memo_on(&self) -> bool {
         self.sharing
     }
@@ -266,18 +255,34 @@ mod tests {
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
             // The prefixes were computed on the way and are found again.
-            let n = c.entries.len();
+            let n = c.owned.len();
             let (lt, l) = (c.entry(7, raw, lower_trim, &tree), c.entry(7, raw, lower, &tree));
             assert_eq!(c.value(lt, raw), b"abc");
             assert_eq!(c.value(l, raw), b" abc ");
-            assert_eq!(c.entries.len(), n, "nothing computed twice");
+            assert_eq!(c.owned.len(), n, "nothing computed twice");
             // removeNulls changed nothing: the same bytes as its parent, not a copy.
-            assert!(matches!(c.entries[e].value, Stored::Same(_)));
+            assert_eq!(c.cells[e].value, c.cells[lt].value);
             // Unchanged all the way: the raw value.
             let t = c.entry(8, b"x", trim, &tree);
-            assert!(matches!(c.entries[t].value, Stored::Raw));
+            assert_eq!(c.cells[t].value, RAW);
             assert_eq!(c.value(t, b"x"), b"x");
         }
+    }
+
+    #[test]
+    fn released_results_are_computed_again() {
+        let mut tree = TransformTree::default();
+        let upper = tree.key(&steps(&["uppercase"]));
+        let mut c = TransformCache::default();
+        c.set_sharing(true, 0);
+        let a = c.entry(1, b"abc", upper, &tree);
+        c.set_no_match(a, 3);
+        c.release();
+        assert!(c.memo_on(), "sharing is kept");
+        assert!(!c.known_no_match(a, 3));
+        let a = c.entry(1, b"abc", upper, &tree);
+        assert_eq!(c.value(a, b"abc"), b"ABC");
+        assert_eq!(c.entry(2, b"abc", upper, &tree), a);
     }
 
     #[test]
