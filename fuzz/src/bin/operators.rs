@@ -12,8 +12,8 @@ const FIXED: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let ctx = OperatorContext { base_dir: Path::new("/nonexistent") };
-    let fixed = std::panic::AssertUnwindSafe::<Vec<_>>( FIXED.iter().map(|(n, p)| operators::create(n, p, &ctx).expect("fixed operator")).collect());
+    let ctx = || OperatorContext::new(Path::new("/nonexistent"));
+    let fixed = std::panic::AssertUnwindSafe::<Vec<_>>( FIXED.iter().map(|(n, p)| operators::create(n, p, &ctx()).expect("fixed operator")).collect());
     afl::fuzz!(|data: &[u8]| {
         let (param, input) = ward_fuzz::split_once(data, b'\n');
         let mut caps = Vec::new();
@@ -23,7 +23,7 @@ fn main() {
         }
         let param = String::from_utf8_lossy(param);
         for name in WITH_PARAM {
-            if let Ok(op) = operators::create(name, &param, &ctx) {
+            if let Ok(op) = operators::create(name, &param, &ctx()) {
                 let _ = op.evaluate(input, Some(&mut caps));
             }
         }
