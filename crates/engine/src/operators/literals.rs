@@ -77,17 +77,20 @@ pub fn selective(lit: &[u8]) -> bool {
     lit.len() >= MIN_LEN || lit.iter().any(|&b| is_rare(b))
 }
 
-/// Parses `pattern` with the flags Ward's `regex` engine uses and extracts its literals.
+/// Parses a (translated) pattern with the flags of Ward's `regex` engine: byte mode,
+/// Unicode off, `(?m)`, `(?s)`.
+pub fn parse(pattern: &str) -> Option<Hir> {
+    ParserBuilder::new().unicode(false).utf8(false).multi_line(true).dot_matches_new_line(true).build().parse(pattern).ok()
+}
+
+/// Parses `pattern` as [`parse`] does and extracts its literals.
 pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .multi_line(true)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    let set = minimal(info(&hir).inner.set);
+    required_hir(&parse(pattern)?)
+}
+
+/// The literals of a parsed pattern.
+pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let set = minimal(info(hir).inner.set);
     (set.len() <= MAX_SET && set.iter().all(|l| selective(l))).then_some(set)
 }
 
@@ -414,10 +417,12 @@ impl Info {
         }
         // The end of the left part and the start of the right part meet inside the match.
         // Both sides are cut short first (3+3 bytes down to 1+1) until the product is small.
-        let ls: Vec<Set> = (1..=MIN_LEN).map(|n| cut(self.suffix.iter().map(|x| &x.0), n, true)).collect();
-        let rs: Vec<Set> = (1..=MIN_LEN).map(|n| cut(next.prefix.iter().map(|x| &x.0), n, false)).collect();
+        // The cut sets are built on first use: the first pair usually fits.
+        let (mut ls, mut rs): ([Option<Set>; MIN_LEN], [Option<Set>; MIN_LEN]) = Default::default();
         for (nl, nr) in [(3, 3), (3, 2), (2, 3), (2, 2), (3, 1), (1, 3), (2, 1), (1, 2), (1, 1)] {
-            let (l, r) = (&ls[nl - 1], &rs[nr - 1]);
+            ls[nl - 1].get_or_insert_with(|| cut(self.suffix.iter().map(|x| &x.0), nl, true));
+            rs[nr - 1].get_or_insert_with(|| cut(next.prefix.iter().map(|x| &x.0), nr, false));
+            let (Some(l), Some(r)) = (&ls[nl - 1], &rs[nr - 1]) else { continue };
             if l.len().saturating_mul(r.len()) > MAX_JOINT {
                 continue;
             }
