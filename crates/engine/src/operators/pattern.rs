@@ -100,13 +100,13 @@ impl Pattern {
                 .utf8_empty(false)
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
                 .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
-            let built = hir.as_ref().map(|hir| meta::Builder::new().configure(config).build_from_hir(hir));
-            if let (Some(hir), Some(Ok(re))) = (&hir, built) {
+            let build = |hir: &regex_syntax::hir::Hir| meta::Builder::new().configure(config).build_from_hir(hir);
+            if let Some((Ok(re), literals)) = hir.as_ref().map(|hir| with_literals(hir, translated.len(), build)) {
                 let limits = PcreLimits::default();
                 let caret_twin = if caret { Some(pcre2_compile(pcre, limits)?) } else { None };
                 return Ok(Pattern {
                     engine: Engine::Regex(re),
-                    literals: super::literals::required_hir(hir),
+                    literals,
                     caret_twin,
                     limits,
                 });
@@ -295,6 +295,32 @@ impl Pattern {
     pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
         (0..input.len().saturating_sub(1)).find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
     }
+}
+
+/// Patterns from this long up (the CRS's large word lists) have their literal analysis
+/// run on a second thread while the regex is built: the two take about as long.
+const PARALLEL_MIN_LEN: usize = 1000;
+
+/// `build(hir)` and the prefilter literals of `hir`, side by side for a long pattern (on
+/// one thread when no thread can be started).
+fn with_literals<R>(
+    hir: &regex_syntax::hir::Hir,
+    len: usize,
+    build: impl FnOnce(&regex_syntax::hir::Hir) -> R,
+) -> (R, Option<Vec<Vec<u8>>>) {
+    if len < PARALLEL_MIN_LEN {
+        return (build(hir), super::literals::required_hir(hir));
+    }
+    std::thread::scope(|s| {
+        let side = std::thread::Builder::new().spawn_scoped(s, || super::literals::required_hir(hir));
+        let built = build(hir);
+        let literals = match side {
+            // A failed analysis only means no gate.
+            Ok(handle) => handle.join().ok().flatten(),
+            Err(_) => super::literals::required_hir(hir),
+        };
+        (built, literals)
+    })
 }
 
 /// Why a pattern cannot be run by `regex` with PCRE's meaning.
