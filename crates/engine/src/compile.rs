@@ -519,6 +519,9 @@ impl Compiler {
                             gated += 1;
                         }
                     }
+                    if let OperatorImpl::Static(o) = &op.imp {
+                        o.prepare(l.gate.is_some()).map_err(|e| Error::new(l.file.as_ref(), l.line, e))?;
+                    }
                 }
                 link = l.chain.as_deref_mut();
             }

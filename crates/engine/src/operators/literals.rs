@@ -24,6 +24,8 @@
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 use regex_syntax::ParserBuilder;
+use rustc_hash::{FxHashMap, FxHasher};
+use std::hash::{Hash, Hasher};
 
 /// Literals without a rare byte shorter than this let too many values through.
 pub const MIN_LEN: usize = 3;
@@ -77,17 +79,22 @@ pub fn selective(lit: &[u8]) -> bool {
     lit.len() >= MIN_LEN || lit.iter().any(|&b| is_rare(b))
 }
 
-/// Parses `pattern` with the flags Ward's `regex` engine uses and extracts its literals.
+/// Parses a (translated) pattern with the flags of Ward's `regex` engine: byte mode,
+/// Unicode off, `(?m)`, `(?s)`.
+pub fn parse(pattern: &str) -> Option<Hir> {
+    ParserBuilder::new().unicode(false).utf8(false).multi_line(true).dot_matches_new_line(true).build().parse(pattern).ok()
+}
+
+/// Parses `pattern` as [`parse`] does and extracts its literals.
 pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = ParserBuilder::new()
-        .unicode(false)
-        .utf8(false)
-        .multi_line(true)
-        .dot_matches_new_line(true)
-        .build()
-        .parse(pattern)
-        .ok()?;
-    let set = minimal(info(&hir).inner.set);
+    required_hir(&parse(pattern)?)
+}
+
+/// The literals of a parsed pattern.
+pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    let mut shapes = Vec::new();
+    shape_hashes(hir, &mut shapes);
+    let set = minimal(Memo { shapes, next: 0, seen: FxHashMap::default() }.info(hir).inner.set);
     (set.len() <= MAX_SET && set.iter().all(|l| selective(l))).then_some(set)
 }
 
@@ -317,9 +324,11 @@ fn fit_seq(seq: Seq, max: usize, from_end: bool) -> Seq {
     if seq.len() <= max {
         return seq;
     }
+    // Each cut is taken from the previous one (already deduplicated): cutting to 8 then
+    // to 6 gives what cutting to 6 gives.
+    let mut c = seq;
     for n in [8, 6, 4, 3, 2, 1] {
-        let c: Seq =
-            norm(seq.iter().map(|&(l, c)| if l.len() <= n { (l, c) } else { (l.cut(n, from_end), false) }).collect());
+        c = norm(c.into_iter().map(|(l, c)| if l.len() <= n { (l, c) } else { (l.cut(n, from_end), false) }).collect());
         if c.len() <= max {
             return c;
         }
@@ -414,10 +423,12 @@ impl Info {
         }
         // The end of the left part and the start of the right part meet inside the match.
         // Both sides are cut short first (3+3 bytes down to 1+1) until the product is small.
-        let ls: Vec<Set> = (1..=MIN_LEN).map(|n| cut(self.suffix.iter().map(|x| &x.0), n, true)).collect();
-        let rs: Vec<Set> = (1..=MIN_LEN).map(|n| cut(next.prefix.iter().map(|x| &x.0), n, false)).collect();
+        // The cut sets are built on first use: the first pair usually fits.
+        let (mut ls, mut rs): ([Option<Set>; MIN_LEN], [Option<Set>; MIN_LEN]) = Default::default();
         for (nl, nr) in [(3, 3), (3, 2), (2, 3), (2, 2), (3, 1), (1, 3), (2, 1), (1, 2), (1, 1)] {
-            let (l, r) = (&ls[nl - 1], &rs[nr - 1]);
+            ls[nl - 1].get_or_insert_with(|| cut(self.suffix.iter().map(|x| &x.0), nl, true));
+            rs[nr - 1].get_or_insert_with(|| cut(next.prefix.iter().map(|x| &x.0), nr, false));
+            let (Some(l), Some(r)) = (&ls[nl - 1], &rs[nr - 1]) else { continue };
             if l.len().saturating_mul(r.len()) > MAX_JOINT {
                 continue;
             }
@@ -453,36 +464,99 @@ impl Info {
     }
 }
 
-fn info(h: &Hir) -> Info {
-    match h.kind() {
-        HirKind::Empty | HirKind::Look(_) => Info::exact(any()),
-        HirKind::Literal(l) => Info::literal(&l.0.to_ascii_lowercase()),
-        HirKind::Class(c) => match class_bytes(c) {
-            Some(bytes) => Info::exact(bytes.into_iter().map(|b| Lit::new(&[b], false).0).collect()),
-            None => Info::unknown(),
-        },
-        HirKind::Capture(c) => info(&c.sub),
-        HirKind::Concat(hs) => hs.iter().fold(Info::exact(any()), |acc, h| acc.concat(&info(h))),
-        HirKind::Alternation(hs) => Info::alternation(hs.iter().map(info).collect()),
-        HirKind::Repetition(r) => {
-            if r.max == Some(0) {
-                return Info::exact(any());
+/// `info` of every repeated subtree is computed once per pattern: the CRS's evasion
+/// groups (`["'\)\[\\]*(?:...)?` between the letters of a word) recur hundreds of times.
+struct Memo<'h> {
+    /// (structural hash, node count) of every subtree, in the order `info` visits them.
+    shapes: Vec<(u64, usize)>,
+    /// Index in `shapes` of the next node `info` visits.
+    next: usize,
+    /// Structural hash of a subtree -> the subtrees seen with it and their facts.
+    seen: FxHashMap<u64, Vec<(&'h Hir, Info)>>,
+}
+
+impl<'h> Memo<'h> {
+    fn info(&mut self, h: &'h Hir) -> Info {
+        let at = self.next;
+        let (key, size) = self.shapes.get(at).copied().unwrap_or((0, 1));
+        // Leaves and thin wrappers are cheaper to redo than to look up.
+        let memo = matches!(h.kind(), HirKind::Concat(_) | HirKind::Alternation(_) | HirKind::Repetition(_));
+        if memo {
+            if let Some(found) = self.seen.get(&key).and_then(|v| v.iter().find(|(k, _)| *k == h)) {
+                self.next = at + size;
+                return found.1.clone();
             }
-            let sub = info(&r.sub);
-            // Up to two copies unrolled (an exact count up to 16), the rest as `x?` or
-            // `x*`: a superset of the repetition's matches.
-            let fixed = if r.max == Some(r.min) { r.min.min(16) } else { r.min.min(2) };
-            let mut out = Info::exact(any());
-            for _ in 0..fixed {
-                out = out.concat(&sub);
-            }
-            match r.max {
-                Some(m) if m == fixed => out,
-                Some(m) if m == fixed + 1 => out.concat(&sub.optional()),
-                _ => out.concat(&sub.star()),
+        }
+        self.next = at + 1;
+        let out = self.compute(h);
+        self.next = at + size;
+        if memo {
+            self.seen.entry(key).or_default().push((h, out.clone()));
+        }
+        out
+    }
+
+    fn compute(&mut self, h: &'h Hir) -> Info {
+        match h.kind() {
+            HirKind::Empty | HirKind::Look(_) => Info::exact(any()),
+            HirKind::Literal(l) => Info::literal(&l.0.to_ascii_lowercase()),
+            HirKind::Class(c) => match class_bytes(c) {
+                Some(bytes) => Info::exact(bytes.into_iter().map(|b| Lit::new(&[b], false).0).collect()),
+                None => Info::unknown(),
+            },
+            HirKind::Capture(c) => self.info(&c.sub),
+            HirKind::Concat(hs) => hs.iter().fold(Info::exact(any()), |acc, h| acc.concat(&self.info(h))),
+            HirKind::Alternation(hs) => Info::alternation(hs.iter().map(|h| self.info(h)).collect()),
+            HirKind::Repetition(r) => {
+                if r.max == Some(0) {
+                    return Info::exact(any());
+                }
+                let sub = self.info(&r.sub);
+                // Up to two copies unrolled (an exact count up to 16), the rest as `x?` or
+                // `x*`: a superset of the repetition's matches.
+                let fixed = if r.max == Some(r.min) { r.min.min(16) } else { r.min.min(2) };
+                let mut out = Info::exact(any());
+                for _ in 0..fixed {
+                    out = out.concat(&sub);
+                }
+                match r.max {
+                    Some(m) if m == fixed => out,
+                    Some(m) if m == fixed + 1 => out.concat(&sub.optional()),
+                    _ => out.concat(&sub.star()),
+                }
             }
         }
     }
+}
+
+/// (structural hash, node count) of `h` and of every node below it, in pre-order (the
+/// order `Memo::info` visits them); equal subtrees hash equal, `==` confirms a hit.
+fn shape_hashes(h: &Hir, out: &mut Vec<(u64, usize)>) -> u64 {
+    let at = out.len();
+    out.push((0, 1));
+    let mut s = FxHasher::default();
+    match h.kind() {
+        HirKind::Empty => 0u8.hash(&mut s),
+        HirKind::Literal(l) => (1u8, &l.0).hash(&mut s),
+        HirKind::Class(Class::Bytes(b)) => {
+            2u8.hash(&mut s);
+            b.ranges().iter().for_each(|r| (r.start(), r.end()).hash(&mut s));
+        }
+        HirKind::Class(Class::Unicode(u)) => {
+            3u8.hash(&mut s);
+            u.ranges().iter().for_each(|r| (r.start(), r.end()).hash(&mut s));
+        }
+        HirKind::Look(l) => (4u8, l.as_repr()).hash(&mut s),
+        HirKind::Repetition(r) => (5u8, r.min, r.max, r.greedy, shape_hashes(&r.sub, out)).hash(&mut s),
+        HirKind::Capture(c) => (6u8, c.index, shape_hashes(&c.sub, out)).hash(&mut s),
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            (7u8 + u8::from(matches!(h.kind(), HirKind::Alternation(_))), hs.len()).hash(&mut s);
+            hs.iter().for_each(|h| shape_hashes(h, out).hash(&mut s));
+        }
+    }
+    let key = s.finish();
+    out[at] = (key, out.len() - at);
+    key
 }
 
 /// The bytes a class matches, case-folded, when there are few of them.

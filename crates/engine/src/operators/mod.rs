@@ -103,6 +103,15 @@ pub trait Operator: Send + Sync + Debug {
         None
     }
 
+    /// Called once per rule link at the end of the load, `gated` when the rule-set
+    /// prefilter gates the link on [`Self::required_literals`] (so every value that
+    /// reaches [`Self::evaluate`] holds one of them): builds what evaluation needs and
+    /// this makes redundant. An error fails the load.
+    fn prepare(&self, gated: bool) -> Result<(), String> {
+        let _ = gated;
+        Ok(())
+    }
+
     /// Why this operator can never match in Ward (a feature Ward does not have), for the
     /// load summary; `None` for every operator that really evaluates.
     fn unavailable(&self) -> Option<&'static str> {

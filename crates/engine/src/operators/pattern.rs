@@ -22,6 +22,8 @@
 
 use std::fmt::Write as _;
 
+use regex_automata::{meta, Input};
+
 use super::Captures;
 
 /// Match limit of the PCRE2 fallback (`(*LIMIT_MATCH=...)`) when the rules set no
@@ -75,13 +77,13 @@ pub struct Pattern {
 
 #[derive(Clone, Copy)]
 enum EngineRef<'a> {
-    Regex(&'a regex::bytes::Regex),
+    Regex(&'a meta::Regex),
     Pcre2(&'a pcre2::bytes::Regex),
 }
 
 #[derive(Debug)]
 enum Engine {
-    Regex(regex::bytes::Regex),
+    Regex(meta::Regex),
     Pcre2(pcre2::bytes::Regex),
 }
 
@@ -90,19 +92,21 @@ impl Pattern {
     /// the pattern is not valid PCRE either.
     pub fn new(pcre: &str) -> Result<Pattern, String> {
         if let Ok((translated, caret)) = translate_with_caret(pcre) {
-            let built = regex::bytes::RegexBuilder::new(&translated)
-                .unicode(false)
-                .dot_matches_new_line(true)
-                .multi_line(true)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .dfa_size_limit(REGEX_DFA_SIZE_LIMIT)
-                .build();
-            if let Ok(re) = built {
+            // Parsed once: the regex and the prefilter's literal analysis share the HIR.
+            // The settings are those of `regex::bytes::RegexBuilder` with Unicode off,
+            // `(?s)`, `(?m)` and the limits below.
+            let hir = super::literals::parse(&translated);
+            let config = meta::Config::new()
+                .utf8_empty(false)
+                .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
+                .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
+            let build = |hir: &regex_syntax::hir::Hir| meta::Builder::new().configure(config).build_from_hir(hir);
+            if let Some((Ok(re), literals)) = hir.as_ref().map(|hir| with_literals(hir, translated.len(), build)) {
                 let limits = PcreLimits::default();
                 let caret_twin = if caret { Some(pcre2_compile(pcre, limits)?) } else { None };
                 return Ok(Pattern {
                     engine: Engine::Regex(re),
-                    literals: super::literals::required(&translated),
+                    literals,
                     caret_twin,
                     limits,
                 });
@@ -170,7 +174,7 @@ impl Pattern {
     /// `start` still counts for `\b`, `^` and lookbehind, as PCRE's start offset).
     pub fn find_at(&self, input: &[u8], start: usize) -> Option<(usize, usize)> {
         match self.engine_for(input) {
-            EngineRef::Regex(re) => re.find_at(input, start).map(|m| (m.start(), m.end())),
+            EngineRef::Regex(re) => re.find(Input::new(input).span(start..input.len())).map(|m| (m.start(), m.end())),
             EngineRef::Pcre2(re) => match re.find_at(input, start) {
                 Ok(Some(m)) => Some((m.start(), m.end())),
                 _ => None,
@@ -193,9 +197,12 @@ impl Pattern {
     ) -> Option<Vec<Option<(usize, usize)>>> {
         let mut spans: Vec<Option<(usize, usize)>> = match self.engine_for(input) {
             EngineRef::Regex(re) => {
-                let mut locs = re.capture_locations();
-                re.captures_read_at(&mut locs, input, start)?;
-                (0..locs.len()).map(|i| locs.get(i)).collect()
+                let mut caps = re.create_captures();
+                re.search_captures(&Input::new(input).span(start..input.len()), &mut caps);
+                if !caps.is_match() {
+                    return None;
+                }
+                (0..caps.group_len()).map(|i| caps.get_group(i).map(|m| (m.start, m.end))).collect()
             }
             EngineRef::Pcre2(re) => {
                 let mut locs = re.capture_locations();
@@ -288,6 +295,32 @@ impl Pattern {
     pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
         (0..input.len().saturating_sub(1)).find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
     }
+}
+
+/// Patterns from this long up (the CRS's large word lists) have their literal analysis
+/// run on a second thread while the regex is built: the two take about as long.
+const PARALLEL_MIN_LEN: usize = 1000;
+
+/// `build(hir)` and the prefilter literals of `hir`, side by side for a long pattern (on
+/// one thread when no thread can be started).
+fn with_literals<R>(
+    hir: &regex_syntax::hir::Hir,
+    len: usize,
+    build: impl FnOnce(&regex_syntax::hir::Hir) -> R,
+) -> (R, Option<Vec<Vec<u8>>>) {
+    if len < PARALLEL_MIN_LEN {
+        return (build(hir), super::literals::required_hir(hir));
+    }
+    std::thread::scope(|s| {
+        let side = std::thread::Builder::new().spawn_scoped(s, || super::literals::required_hir(hir));
+        let built = build(hir);
+        let literals = match side {
+            // A failed analysis only means no gate.
+            Ok(handle) => handle.join().ok().flatten(),
+            Err(_) => super::literals::required_hir(hir),
+        };
+        (built, literals)
+    })
 }
 
 /// Why a pattern cannot be run by `regex` with PCRE's meaning.

@@ -9,6 +9,11 @@
 //! (checked against ModSecurity 3.0.9). Verdicts must agree, so Ward keeps that automaton
 //! ([`Acmp`]) but runs it only on values where the `aho-corasick` crate has found a
 //! phrase: acmp only ever reports real occurrences, so no occurrence means no match.
+//! That automaton is built by [`PhraseSet::prepare`] at the end of the load, and not at
+//! all for a rule link the rule-set prefilter gates on these very phrases (the gate has
+//! already found one in every value that reaches the operator).
+
+use std::sync::OnceLock;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 
@@ -16,8 +21,9 @@ use super::Captures;
 
 #[derive(Debug)]
 pub struct PhraseSet {
-    /// Fast test for "some phrase occurs" (a necessary condition for an acmp match).
-    prefilter: AhoCorasick,
+    /// Fast test for "some phrase occurs" (a necessary condition for an acmp match);
+    /// `None` when not worth it (gated link) or not buildable: acmp alone decides.
+    prefilter: OnceLock<Option<AhoCorasick>>,
     acmp: Acmp,
     /// The phrases themselves, when all are selective enough to prefilter on.
     literals: Option<Vec<Vec<u8>>>,
@@ -25,14 +31,29 @@ pub struct PhraseSet {
 
 impl PhraseSet {
     pub fn new(phrases: Vec<Vec<u8>>) -> Result<PhraseSet, String> {
-        let prefilter = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::Standard)
-            .build(&phrases)
-            .map_err(|e| format!("cannot build phrase matcher: {e}"))?;
         let literals =
             (!phrases.is_empty() && phrases.iter().all(|p| super::literals::selective(p))).then(|| phrases.clone());
-        Ok(PhraseSet { prefilter, acmp: Acmp::new(phrases), literals })
+        Ok(PhraseSet { prefilter: OnceLock::new(), acmp: Acmp::new(phrases), literals })
+    }
+
+    /// Builds the prefilter, or skips it when `gated` (see the module documentation).
+    pub fn prepare(&self, gated: bool) -> Result<(), String> {
+        if gated {
+            let _ = self.prefilter.set(None);
+            return Ok(());
+        }
+        if self.prefilter.get().is_none() {
+            let _ = self.prefilter.set(Some(self.build_prefilter()?));
+        }
+        Ok(())
+    }
+
+    fn build_prefilter(&self) -> Result<AhoCorasick, String> {
+        AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::Standard)
+            .build(&self.acmp.phrases)
+            .map_err(|e| format!("cannot build phrase matcher: {e}"))
     }
 
     /// See [`super::Operator::required_literals`].
@@ -42,8 +63,11 @@ impl PhraseSet {
 
     /// True when acmp matches `input`; fills `caps[0]` with its match text.
     pub fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
-        if !self.prefilter.is_match(input) {
-            return false;
+        // Not prepared (a set built outside a rule-set load): built on first use.
+        if let Some(prefilter) = self.prefilter.get_or_init(|| self.build_prefilter().ok()) {
+            if !prefilter.is_match(input) {
+                return false;
+            }
         }
         let Some(text) = self.acmp.first_match(input) else {
             return false;
@@ -193,11 +217,18 @@ mod tests {
             (&["abcdz", "bcx", "cde"], "xcdex", Some("cde")),
             (&["cde"], "abcde", Some("cde")),
         ];
-        for (phrases, input, want) in cases {
-            let got = set(phrases).evaluate(input.as_bytes(), Some(&mut caps));
-            assert_eq!(got, want.is_some(), "{phrases:?} {input:?}");
-            if let Some(want) = want {
-                assert_eq!(caps, vec![want.as_bytes().to_vec()], "{input:?}");
+        // Unprepared (prefilter built on first use), prepared, gated (no prefilter): same answers.
+        for prepare in [None, Some(false), Some(true)] {
+            for (phrases, input, want) in cases {
+                let s = set(phrases);
+                if let Some(gated) = prepare {
+                    s.prepare(gated).unwrap();
+                }
+                let got = s.evaluate(input.as_bytes(), Some(&mut caps));
+                assert_eq!(got, want.is_some(), "{phrases:?} {input:?} {prepare:?}");
+                if let Some(want) = want {
+                    assert_eq!(caps, vec![want.as_bytes().to_vec()], "{input:?}");
+                }
             }
         }
     }

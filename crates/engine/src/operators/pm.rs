@@ -33,6 +33,10 @@ impl Operator for Pm {
     fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         self.phrases.required_literals()
     }
+
+    fn prepare(&self, gated: bool) -> Result<(), String> {
+        self.phrases.prepare(gated)
+    }
 }
 
 /// C's `isspace` in the C locale.

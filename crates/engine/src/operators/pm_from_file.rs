@@ -41,6 +41,10 @@ impl Operator for PmFromFile {
     fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         self.phrases.required_literals()
     }
+
+    fn prepare(&self, gated: bool) -> Result<(), String> {
+        self.phrases.prepare(gated)
+    }
 }
 
 #[cfg(test)]
