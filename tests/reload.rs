@@ -38,8 +38,13 @@ fn rss_kb(pid: u32) -> u64 {
 
 /// nginx with CRS v4 at PL2 plus `rules/local.conf` (a `@pmFromFile` list, and
 /// `rules/extra/*.conf`) for two servers and a location sharing one compiled set, and a
-/// location with Ward off. Returns (nginx, port, port2, master pid).
-fn start_with_crs(crs: &std::path::Path) -> (Nginx, u16, u16, u32) {
+/// location with Ward off. Returns (nginx, port, port2, master pid), or None (the test
+/// is skipped, and says why) without nginx or ../shared's CRS v4.
+fn start_with_crs() -> Option<(Nginx, u16, u16, u32)> {
+    if !have_nginx() {
+        return None;
+    }
+    let crs = crs_v4()?;
     let mut nginx = Nginx::prepare();
     let port = free_port();
     let port2 = free_port();
@@ -86,7 +91,7 @@ server {{
     });
     let master: u32 =
         std::fs::read_to_string(nginx.path("logs/nginx.pid")).unwrap().trim().parse().expect("master pid");
-    (nginx, port, port2, master)
+    Some((nginx, port, port2, master))
 }
 
 fn status(port: u16, target: &str) -> u16 {
@@ -127,11 +132,7 @@ fn still_inspecting(nginx: &Nginx, port: u16, port2: u16) {
 
 #[test]
 fn unchanged_rules_are_reused_and_memory_stays_flat_over_reloads() {
-    if !have_nginx() {
-        return;
-    }
-    let Some(crs) = crs_v4() else { return };
-    let (nginx, port, port2, master) = start_with_crs(&crs);
+    let Some((nginx, port, port2, master)) = start_with_crs() else { return };
     let started = Instant::now();
     let (mut masters, mut workers) = (Vec::new(), Vec::new());
     for i in 1..=RELOADS {
@@ -175,11 +176,7 @@ fn unchanged_rules_are_reused_and_memory_stays_flat_over_reloads() {
 
 #[test]
 fn master_rss_stays_bounded_over_reloads_that_change_the_rules() {
-    if !have_nginx() {
-        return;
-    }
-    let Some(crs) = crs_v4() else { return };
-    let (nginx, port, port2, master) = start_with_crs(&crs);
+    let Some((nginx, port, port2, master)) = start_with_crs() else { return };
     let started = Instant::now();
     let start_rss = rss_kb(master);
     let mut rss = vec![start_rss];

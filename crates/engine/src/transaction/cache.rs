@@ -210,14 +210,7 @@ impl TransformCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::actions::TransformStep;
-
-    fn steps(names: &[&str]) -> Vec<TransformStep> {
-        names
-            .iter()
-            .map(|n| TransformStep { name: n.to_string(), func: crate::transformations::lookup(n).unwrap() })
-            .collect()
-    }
+    use crate::transformations::tree::steps;
 
     #[test]
     fn identical_contents_share_an_entry() {

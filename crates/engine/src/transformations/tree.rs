@@ -70,16 +70,18 @@ impl TransformTree {
     }
 }
 
+/// Steps of the transformations `names` (for tests).
+#[cfg(test)]
+pub(crate) fn steps(names: &[&str]) -> Vec<TransformStep> {
+    names
+        .iter()
+        .map(|n| TransformStep { name: n.to_string(), func: crate::transformations::lookup(n).unwrap() })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn steps(names: &[&str]) -> Vec<TransformStep> {
-        names
-            .iter()
-            .map(|n| TransformStep { name: n.to_string(), func: crate::transformations::lookup(n).unwrap() })
-            .collect()
-    }
 
     #[test]
     fn lists_share_their_prefixes() {
