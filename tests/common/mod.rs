@@ -27,7 +27,6 @@ pub fn module_path() -> PathBuf {
     so.canonicalize().unwrap()
 }
 
-/// False (with a SKIPPED line) when the system nginx is missing.
 /// The CRS v4 of ../shared (canonical path), or None after saying the test is skipped.
 #[allow(dead_code)]
 pub fn crs_v4() -> Option<std::path::PathBuf> {
@@ -39,6 +38,7 @@ pub fn crs_v4() -> Option<std::path::PathBuf> {
     crs.canonicalize().ok()
 }
 
+/// False (with a SKIPPED line) when the system nginx is missing.
 pub fn have_nginx() -> bool {
     if Path::new(NGINX).exists() {
         return true;
@@ -47,9 +47,19 @@ pub fn have_nginx() -> bool {
     false
 }
 
-/// A loopback port nobody listens on right now.
+/// A loopback port nobody listens on right now, and never handed out before in this
+/// test process: the kernel may give a just-released port again, and two servers of one
+/// test on the same port silently share it (nginx answers from the first server).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 // ---------------------------------------------------------------- upstream
