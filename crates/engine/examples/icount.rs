@@ -22,7 +22,12 @@ fn main() {
         eprintln!("SKIPPED: ../shared/crs/v4 not found");
         return;
     };
-    let rs = Arc::new(RuleSet::compile(&shapes::sources(&crs, 1)).expect("CRS v4 compiles"));
+    let mut rs = RuleSet::compile(&shapes::sources(&crs, 1)).expect("CRS v4 compiles");
+    // For measuring what folding the setup rules at load buys.
+    if std::env::var_os("WARD_NO_SETUP_FOLDING").is_some() {
+        rs = rs.without_setup_folding();
+    }
+    let rs = Arc::new(rs);
     let Some(shape) = shapes::shapes().into_iter().find(|s| s.name == name) else {
         eprintln!("unknown shape {name}");
         std::process::exit(2);

@@ -574,7 +574,7 @@ impl Compiler {
                 }
             }
         }
-        Ok(RuleSet {
+        let rs = RuleSet {
             config: self.config,
             phases,
             defaults: self.defaults,
@@ -583,7 +583,9 @@ impl Compiler {
             combined,
             inputs: self.inputs.into_inner(),
             transforms,
-        })
+            setup: None,
+        };
+        Ok(crate::transaction::with_setup(rs))
     }
 }
 

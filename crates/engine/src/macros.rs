@@ -64,6 +64,14 @@ impl Macro {
         self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
     }
 
+    /// The upper-cased collection or variable names it reads.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var { name, .. } => Some(name.as_str()),
+            Part::Literal(_) => None,
+        })
+    }
+
     /// Whether any part names this collection (e.g. `MATCHED_VAR`).
     pub fn references(&self, name: &str) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Var { name: n, .. } if n == name))

@@ -140,6 +140,8 @@ pub struct RuleSet {
     pub(crate) inputs: crate::inputs::Inputs,
     /// Every rule link's transformation list, by `Rule::transform_key`.
     pub(crate) transforms: crate::transformations::tree::TransformTree,
+    /// Phase 1's setup rules, evaluated at load (transaction/setup.rs).
+    pub(crate) setup: Option<crate::transaction::setup::Setup>,
 }
 
 /// Load-time figures, for the debug log.
@@ -151,6 +153,8 @@ pub struct Stats {
     pub dynamic_operators: usize,
     /// Rule links the prefilter can skip.
     pub gated_links: usize,
+    /// Phase-1 setup rules evaluated at load instead of per request.
+    pub folded_setup_rules: usize,
     /// Rules whose operator Ward cannot evaluate (they never match): (id, why).
     pub unavailable: Vec<(u64, &'static str)>,
 }
@@ -179,6 +183,15 @@ impl RuleSet {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// The same set with every phase-1 setup rule evaluated per request again (for tests
+    /// and measurements of the folding; see transaction/setup.rs).
+    #[doc(hidden)]
+    pub fn without_setup_folding(mut self) -> Self {
+        self.setup = None;
+        self.stats.folded_setup_rules = 0;
+        self
     }
 
     /// One line naming the rules that can never match in Ward and why, if any.

@@ -24,6 +24,8 @@ use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
 use crate::variables::Var;
 
 mod cache;
+pub(crate) mod setup;
+pub(crate) use setup::with_setup;
 mod state;
 use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value, Values};
@@ -509,6 +511,18 @@ impl Transaction {
         self.s.collections.get("TX")?.get(key.to_ascii_lowercase().as_bytes()).map(Vec::as_slice)
     }
 
+    /// Every TX variable, sorted by name.
+    pub fn tx_vars(&self) -> Vec<(&[u8], &[u8])> {
+        let mut v: Vec<(&[u8], &[u8])> = self
+            .s
+            .collections
+            .get("TX")
+            .map(|tx| tx.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
     /// The intervention decided so far, if any.
     pub fn intervention(&self) -> Option<&Intervention> {
         self.intervention.as_ref()
@@ -541,9 +555,27 @@ impl Transaction {
         self.unions.clear();
         let rules = Arc::clone(&self.rules);
         let entries = &rules.phases[usize::from(phase - 1)];
+        // Phase 1 starts where the setup rules folded at load left off (setup.rs).
+        let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
+        if let Some(setup) = setup {
+            self.s.collections.insert("TX".into(), setup.tx.clone());
+        }
+        let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().peekable();
         let mut i = 0;
         let mut skip = 0u32;
         while i < entries.len() {
+            if let Some(setup) = setup {
+                if let Some((_, e)) = effects.next_if(|(at, _)| *at == i) {
+                    if e.clear {
+                        self.s.matched_vars.clear();
+                    }
+                    self.s.matched_vars.extend_from_slice(&e.push);
+                }
+                if setup.done[i] {
+                    i += 1;
+                    continue;
+                }
+            }
             let Entry::Rule { rule, skip_after_to } = &entries[i] else {
                 i += 1;
                 continue;

@@ -134,6 +134,10 @@ impl State {
         }
     }
 
+    pub(super) fn tx_is_empty(&self) -> bool {
+        self.collections.get("TX").is_none_or(|tx| tx.is_empty())
+    }
+
     /// Variables whose values all live in stable slots, whatever the selector picks: the
     /// values for `Selector::All` are a superset of any selection.
     pub(super) fn stable_var(var: Var) -> bool {

@@ -1,0 +1,359 @@
+//! Phase-1 setup rules evaluated once, at load.
+//!
+//! A rule set starts with rules that only read and write TX: the CRS's 901xxx defaults
+//! (`SecRule &TX:x "@eq 0" "setvar:tx.x=…"`), crs-setup.conf's SecActions, the paranoia
+//! `skipAfter`s. Their outcome is the same for every request, yet they were a sixth of a
+//! `GET /`. At load a probe transaction runs phase 1 from the top for as long as the
+//! outcome cannot depend on the request; each transaction then starts phase 1 from the
+//! probe's TX and skips the rules already accounted for.
+//!
+//! Rules that neither read nor write TX nor change the flow (Debian's
+//! `ctl:requestBodyProcessor=XML` rules before the CRS) may sit between them: they are
+//! left to run per request, since reordering them past TX-only rules changes nothing.
+//! The first rule that is neither ends the folding.
+
+use std::sync::Arc;
+
+use crate::actions::{Actions, Ctl, DisruptiveAction, SetVarOp};
+use crate::collections::Vars;
+use crate::parser::Dialect;
+use crate::rule::{OperatorImpl, Rule};
+use crate::ruleset::{Entry, RuleSet};
+use crate::variables::Var;
+
+use super::Transaction;
+
+/// What folding phase 1's setup rules left: the TX to start from and the entries to skip.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub(crate) tx: Vars,
+    /// Per phase-1 entry: already accounted for (evaluated at load, or jumped over).
+    pub(crate) done: Vec<bool>,
+    /// What the folded rules did to MATCHED_VARS, replayed before the entry at that index
+    /// (each per-request rule among them, and the first entry after them), in order.
+    pub(crate) matched: Vec<(usize, MatchedEffect)>,
+    /// Rules evaluated at load.
+    pub(crate) folded: usize,
+}
+
+/// The net effect of consecutive folded rules on MATCHED_VARS (a rule that does not match
+/// clears it, a match appends).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MatchedEffect {
+    pub(crate) clear: bool,
+    pub(crate) push: Vec<(String, Vec<u8>)>,
+}
+
+impl MatchedEffect {
+    fn is_none(&self) -> bool {
+        !self.clear && self.push.is_empty()
+    }
+
+    /// Adds the change from `before` to `after`.
+    fn record(&mut self, before: &[(String, Vec<u8>)], after: &[(String, Vec<u8>)]) {
+        let kept = after.len() >= before.len() && after[..before.len()] == *before;
+        if !kept {
+            self.clear = true;
+            self.push.clear();
+        }
+        self.push.extend_from_slice(&after[if kept { before.len() } else { 0 }..]);
+    }
+}
+
+/// Operators whose result depends only on their input and parameter.
+const PURE_OPERATORS: &[&str] = &[
+    "rx", "pm", "pmf", "pmFromFile", "streq", "strmatch", "eq", "ne", "ge", "gt", "le", "lt", "within",
+    "contains", "containsWord", "beginsWith", "endsWith", "unconditionalMatch", "noMatch",
+];
+
+enum Class {
+    /// Reads only TX; its effects only touch TX (or it skips): evaluated at load.
+    Pure,
+    /// Its first link reads only TX, but a match would do more (deny, log, a chain that
+    /// reads the request…): folded only when that link does not match at load.
+    PureRead,
+    /// Neither reads nor writes TX nor changes the flow: left to run per request.
+    Independent,
+    Other,
+}
+
+fn classify(rule: &Rule, dialect: Dialect) -> Class {
+    if rule.links().all(|l| reads_pure(l) && effects_pure(l, dialect)) {
+        Class::Pure
+    } else if rule.operator.is_some() && reads_pure(rule) {
+        Class::PureRead
+    } else if rule.links().all(independent) {
+        Class::Independent
+    } else {
+        Class::Other
+    }
+}
+
+fn reads_pure(l: &Rule) -> bool {
+    l.targets.iter().all(|t| t.var == Var::Tx)
+        && l.operator.as_ref().is_none_or(|op| {
+            PURE_OPERATORS.iter().any(|n| n.eq_ignore_ascii_case(&op.name))
+                && match &op.imp {
+                    OperatorImpl::Static(_) => true,
+                    OperatorImpl::Dynamic(d) => d.template.names().all(|n| n == "TX"),
+                }
+        })
+}
+
+fn effects_pure(l: &Rule, dialect: Dialect) -> bool {
+    let a = &l.actions;
+    // MATCHED_VAR is the link's own match only when it has an operator.
+    let allowed = |n: &str| {
+        n == "TX" || n == "RULE" || (l.operator.is_some() && (n == "MATCHED_VAR" || n == "MATCHED_VAR_NAME"))
+    };
+    a.setvars.iter().all(|sv| {
+        sv.collection == "TX"
+            && sv.key.names().all(allowed)
+            && match &sv.op {
+                SetVarOp::Delete => true,
+                SetVarOp::Set(m) | SetVarOp::Add(m) | SetVarOp::Sub(m) => m.names().all(allowed),
+            }
+    }) && no_side_effects(a)
+        && a.ctls.is_empty()
+        && a.severity.is_none()
+        && !a.logs_in(dialect)
+}
+
+fn no_side_effects(a: &Actions) -> bool {
+    a.setenvs.is_empty()
+        && a.expirevars.is_empty()
+        && a.initcols.is_empty()
+        && matches!(a.disruptive, None | Some(DisruptiveAction::Pass))
+}
+
+fn independent(l: &Rule) -> bool {
+    let reads_tx = |n: &str| n == "TX" || n == "MATCHED_VARS" || n == "MATCHED_VARS_NAMES";
+    let a = &l.actions;
+    l.targets.iter().all(|t| {
+        !matches!(t.var, Var::Tx | Var::MatchedVar | Var::MatchedVars | Var::MatchedVarName | Var::MatchedVarsNames)
+    }) && l.operator.as_ref().is_none_or(|op| match &op.imp {
+        OperatorImpl::Static(_) => true,
+        OperatorImpl::Dynamic(d) => !d.template.names().any(reads_tx),
+    }) && a.setvars.is_empty()
+        && !a.capture
+        && a.skip == 0
+        && a.skip_after.is_none()
+        && no_side_effects(a)
+        && a.msg.iter().chain(&a.logdata).all(|m| !m.names().any(reads_tx))
+        && a.ctls.iter().all(|c| {
+            matches!(
+                c,
+                Ctl::RequestBodyProcessor(_)
+                    | Ctl::RequestBodyAccess(_)
+                    | Ctl::ResponseBodyAccess(_)
+                    | Ctl::ForceRequestBodyVariable(_)
+                    | Ctl::AuditEngine(_)
+                    | Ctl::AuditLogParts(_)
+                    | Ctl::Ignored
+            )
+        })
+}
+
+impl Transaction {
+    /// Runs phase 1's leading setup rules on this (fresh) transaction; None when there is
+    /// nothing to fold.
+    pub(crate) fn fold_setup(&mut self) -> Option<Setup> {
+        let rules = Arc::clone(&self.rules);
+        let entries = &rules.phases[0];
+        let dialect = rules.config().dialect;
+        let mut done = vec![false; entries.len()];
+        let (mut i, mut skip, mut folded) = (0, 0u32, 0);
+        let mut effects = Vec::new();
+        let mut pending = MatchedEffect::default();
+        while i < entries.len() {
+            let Entry::Rule { rule, skip_after_to } = &entries[i] else {
+                done[i] = true;
+                i += 1;
+                continue;
+            };
+            if skip > 0 {
+                skip -= 1;
+                done[i] = true;
+                i += 1;
+                continue;
+            }
+            match classify(rule, dialect) {
+                Class::Pure => {
+                    let before = self.s.matched_vars.clone();
+                    let matched = self.eval_link(rule, rule);
+                    pending.record(&before, &self.s.matched_vars);
+                    done[i] = true;
+                    folded += 1;
+                    i += 1;
+                    if matched {
+                        if rule.actions.skip > 0 {
+                            skip = rule.actions.skip;
+                        }
+                        if let Some(to) = *skip_after_to {
+                            done[i..to].iter_mut().for_each(|d| *d = true);
+                            i = to;
+                        }
+                    }
+                }
+                Class::PureRead => {
+                    let Some(op) = &rule.operator else { break };
+                    if !self.collect_hits(rule, rule, op).0.is_empty() {
+                        break;
+                    }
+                    self.s.matched_vars.clear();
+                    pending = MatchedEffect { clear: true, push: Vec::new() };
+                    done[i] = true;
+                    folded += 1;
+                    i += 1;
+                }
+                Class::Independent => {
+                    if !pending.is_none() {
+                        effects.push((i, std::mem::take(&mut pending)));
+                    }
+                    i += 1;
+                }
+                Class::Other => break,
+            }
+        }
+        // A PCRE limit hit writes a message and a TX flag: keep that per request.
+        if folded == 0 || !self.messages.is_empty() {
+            return None;
+        }
+        if !pending.is_none() {
+            effects.push((i, pending));
+        }
+        Some(Setup { tx: self.s.collections.get("TX").cloned().unwrap_or_default(), done, matched: effects, folded })
+    }
+}
+
+/// `rs` with its phase-1 setup rules folded (see the module comment).
+pub(crate) fn with_setup(rs: RuleSet) -> RuleSet {
+    let rs = Arc::new(rs);
+    let setup = Transaction::new(Arc::clone(&rs), "setup").fold_setup();
+    // The probe transaction has ended: this is the only reference again.
+    let mut rs = Arc::into_inner(rs).expect("no transaction outlives the setup probe");
+    rs.stats.folded_setup_rules = setup.as_ref().map_or(0, |s| s.folded);
+    rs.setup = setup;
+    rs
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::ruleset::RuleSource;
+
+    fn compile(text: &str) -> RuleSet {
+        let src = RuleSource::Inline { text: text.into(), origin: PathBuf::from("/t/setup.conf"), line: 1 };
+        RuleSet::compile(&[src]).unwrap()
+    }
+
+    /// Phase 1 and 2 of a GET with `headers`; what the rules left behind.
+    fn run(rs: &Arc<RuleSet>, headers: &[(&str, &str)]) -> (Vec<(Vec<u8>, Vec<u8>)>, String, Option<u16>, usize) {
+        let mut tx = Transaction::new(Arc::clone(rs), "t");
+        tx.process_connection("127.0.0.1", 1000, "127.0.0.1", 80);
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        for (k, v) in headers {
+            tx.add_request_header(k.as_bytes(), v.as_bytes());
+        }
+        let iv = tx.process_request_headers().or_else(|| tx.process_request_body());
+        let vars = tx.tx_vars().into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        (vars, tx.matched_ids(), iv.map(|i| i.status), tx.take_messages().len())
+    }
+
+    fn both(text: &str) -> (Arc<RuleSet>, Arc<RuleSet>) {
+        (Arc::new(compile(text)), Arc::new(compile(text).without_setup_folding()))
+    }
+
+    const SETUP: &str = r#"
+SecRuleEngine On
+SecRule REQUEST_HEADERS:Content-Type "@rx ^text/xml" "id:1,phase:1,pass,nolog,ctl:requestBodyProcessor=XML"
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule &TX:b "@eq 0" "id:3,phase:1,pass,nolog,setvar:tx.b=%{tx.a}0"
+SecRule &TX:setup_missing "@eq 1" "id:4,phase:1,deny,status:500,log,msg:'no setup'"
+SecRule TX:b "@eq 10" "id:5,phase:1,pass,nolog,skipAfter:END"
+SecRule REQUEST_HEADERS:X "@rx ." "id:6,phase:1,deny,log"
+SecMarker END
+SecRule TX:b "@rx ^(1)0$" "id:7,phase:1,pass,nolog,capture,setvar:tx.c=%{tx.1}"
+SecAction "id:8,phase:1,pass,nolog,setenv:seen=1,setvar:tx.mv=%{MATCHED_VAR}"
+SecRule REQBODY_PROCESSOR "@streq XML" "id:9,phase:1,pass,log,msg:'xml',setvar:tx.xml=1"
+SecRule REQUEST_HEADERS:X "@rx ." "id:10,phase:2,deny,log"
+"#;
+
+    #[test]
+    fn setup_rules_are_folded_and_change_nothing() {
+        let (folded, unfolded) = both(SETUP);
+        // 2, 3, 4 (did not match), 5 (its jump covers 6) and 7; 1 is left to each request
+        // and 8 (it reads the request's environment) ends the folding.
+        assert_eq!(folded.stats().folded_setup_rules, 5);
+        assert!(unfolded.setup.is_none());
+        let setup = folded.setup.as_ref().unwrap();
+        let ids: Vec<u64> = folded.phases[0]
+            .iter()
+            .zip(&setup.done)
+            .filter_map(|(e, d)| match e {
+                Entry::Rule { rule, .. } if !d => Some(rule.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, [1, 8, 9]);
+        for headers in [&[][..], &[("Content-Type", "text/xml"), ("X", "1")], &[("X", "1")]] {
+            let (a, b) = (run(&folded, headers), run(&unfolded, headers));
+            assert_eq!(a, b, "{headers:?}");
+        }
+        let (vars, ids, status, _) = run(&folded, &[("Content-Type", "text/xml"), ("X", "1")]);
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k.as_bytes()).map(|(_, v)| v.as_slice());
+        assert_eq!((get("b"), get("c"), get("xml")), (Some(&b"10"[..]), Some(&b"1"[..]), Some(&b"1"[..])));
+        // MATCHED_VAR as rule 7's match left it, although 7 ran at load.
+        assert_eq!(get("mv"), Some(&b"10"[..]));
+        // Rule 6 was jumped over (never per request); phase 2's rule 10 still denies.
+        assert_eq!((ids.as_str(), status), ("9,10", Some(403)));
+    }
+
+    #[test]
+    fn a_setup_check_that_fails_at_load_still_denies_each_request() {
+        let rules = r#"
+SecRuleEngine On
+SecRule &TX:crs_setup_version "@eq 0" "id:1,phase:1,deny,status:500,log,msg:'setup missing'"
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1"
+"#;
+        let (folded, unfolded) = both(rules);
+        assert!(folded.setup.is_none(), "the first rule matches at load: nothing is folded");
+        assert_eq!(run(&folded, &[]), run(&unfolded, &[]));
+        assert_eq!(run(&folded, &[]).2, Some(500));
+    }
+
+    #[test]
+    fn request_rules_between_setup_rules_run_per_request() {
+        // Rule 1 reads the request and changes no TX: rules 2-3 fold around it. Rule 4
+        // writes TX from the request: the folding stops there.
+        let rules = r#"
+SecRuleEngine On
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule REQUEST_HEADERS:X "@rx ^bad" "id:1,phase:1,deny,log"
+SecRule &TX:a "@eq 1" "id:3,phase:1,pass,nolog,setvar:tx.b=2"
+SecRule REQUEST_HEADERS:Y "@rx (.*)" "id:4,phase:1,pass,nolog,capture,setvar:tx.y=%{tx.1}"
+SecAction "id:5,phase:1,pass,nolog,setvar:tx.c=3"
+"#;
+        let (folded, unfolded) = both(rules);
+        // Rule 1 denies: not independent (it may end the request before rule 3's setvar).
+        assert_eq!(folded.stats().folded_setup_rules, 1);
+        for h in [&[][..], &[("X", "bad")], &[("Y", "why")]] {
+            assert_eq!(run(&folded, h), run(&unfolded, h), "{h:?}");
+        }
+        let logged = r#"
+SecRuleEngine On
+SecAction "id:2,phase:1,pass,nolog,setvar:tx.a=1"
+SecRule REQUEST_HEADERS:X "@rx ^bad" "id:1,phase:1,pass,log,msg:'bad %{MATCHED_VAR}'"
+SecRule &TX:a "@eq 1" "id:3,phase:1,pass,nolog,setvar:tx.b=2"
+SecRule REQUEST_HEADERS:Y "@rx (.*)" "id:4,phase:1,pass,nolog,capture,setvar:tx.y=%{tx.1}"
+"#;
+        let (folded, unfolded) = both(logged);
+        assert_eq!(folded.stats().folded_setup_rules, 2);
+        for h in [&[][..], &[("X", "bad")], &[("Y", "why")], &[("X", "bad"), ("Y", "y")]] {
+            assert_eq!(run(&folded, h), run(&unfolded, h), "{h:?}");
+        }
+        assert_eq!(run(&folded, &[("X", "bad")]).1, "1");
+    }
+}
