@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use ward_engine::RuleSet;
 
 mod shapes;
-use shapes::{crs_dir, run, shapes, sources};
+use shapes::{crs_dir, run, run_with_response, shapes, sources};
 
 fn bench(c: &mut Criterion) {
     let Some(crs) = crs_dir() else {
@@ -26,6 +26,11 @@ fn bench(c: &mut Criterion) {
             g.sample_size(10);
         }
         g.bench_with_input(BenchmarkId::from_parameter(s.name), &s, |b, s| b.iter(|| run(&rs, s)));
+        if s.name == "get_root" {
+            // The whole transaction as nginx runs it, response phases included.
+            let id = BenchmarkId::from_parameter("get_root+response");
+            g.bench_with_input(id, &s, |b, s| b.iter(|| run_with_response(&rs, s)));
+        }
     }
     g.finish();
 }

@@ -1,6 +1,7 @@
 //! Runs one request shape of the CRS v4 benchmark N times, for instruction counts that a
 //! noisy machine cannot blur: `valgrind --tool=callgrind --toggle-collect=icount::measured
-//! target/release/examples/icount get_root 20` (see docs/bench.md).
+//! target/release/examples/icount get_root 20` (see docs/bench.md); `get_root+response` also
+//! runs the response phases.
 
 use std::sync::Arc;
 
@@ -10,8 +11,9 @@ use ward_engine::RuleSet;
 mod shapes;
 
 #[inline(never)]
-fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize) -> usize {
-    (0..n).filter(|_| shapes::run(rs, s)).count()
+fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> usize {
+    let run = if response { shapes::run_with_response } else { shapes::run };
+    (0..n).filter(|_| run(rs, s)).count()
 }
 
 fn main() {
@@ -28,10 +30,15 @@ fn main() {
         rs = rs.without_setup_folding();
     }
     let rs = Arc::new(rs);
-    let Some(shape) = shapes::shapes().into_iter().find(|s| s.name == name) else {
+    // `<shape>+response` runs the response phases too (scripts/bench.sh's upstream answer).
+    let (base, response) = match name.strip_suffix("+response") {
+        Some(b) => (b.to_string(), true),
+        None => (name.clone(), false),
+    };
+    let Some(shape) = shapes::shapes().into_iter().find(|s| s.name == base) else {
         eprintln!("unknown shape {name}");
         std::process::exit(2);
     };
-    let blocked = measured(&rs, &shape, n);
+    let blocked = measured(&rs, &shape, n, response);
     println!("{name}: {n} runs, {blocked} blocked");
 }

@@ -14,7 +14,7 @@ pub fn crs_dir() -> Option<PathBuf> {
 pub fn sources(crs: &Path, paranoia: u8) -> Vec<RuleSource> {
     let mut s = vec![
         RuleSource::Inline {
-            text: "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess Off\n\
+            text: "SecRuleEngine On\nSecRequestBodyAccess On\nSecResponseBodyAccess On\nSecResponseBodyMimeType text/plain text/html text/xml\n\
                    SecRule REQUEST_HEADERS:Content-Type \"^application/json\" \"id:200001,phase:1,t:none,pass,nolog,ctl:requestBodyProcessor=JSON\""
                 .into(),
             origin: PathBuf::from("bench-base.conf"),
@@ -103,6 +103,30 @@ pub fn shapes() -> Vec<Shape> {
 
 pub fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
     let (mut tx, blocked) = request(rs, s);
+    tx.process_logging();
+    blocked
+}
+
+/// [`run`] with the response phases, as nginx runs them for scripts/bench.sh's upstream
+/// (`200`, `text/plain`, `ok\n`): the CRS RESPONSE-95x rules inspect it.
+pub fn run_with_response(rs: &Arc<RuleSet>, s: &Shape) -> bool {
+    let (mut tx, mut blocked) = request(rs, s);
+    if !blocked {
+        for (k, v) in [
+            ("Server", "nginx/1.22.1"),
+            ("Date", "Fri, 27 Nov 2026 00:00:00 GMT"),
+            ("Content-Type", "text/plain"),
+            ("Content-Length", "3"),
+            ("Connection", "keep-alive"),
+        ] {
+            tx.add_response_header(k.as_bytes(), v.as_bytes());
+        }
+        blocked = tx.process_response_headers(200, b"HTTP/1.1").is_some();
+        if !blocked {
+            tx.append_response_body(b"ok\n");
+            blocked = tx.process_response_body().is_some();
+        }
+    }
     tx.process_logging();
     blocked
 }
