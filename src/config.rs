@@ -223,7 +223,7 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     remember_loaded(&conf.sources, &rules);
     let s = rules.stats();
     let mut summary = format!(
-        "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {}; setup rules evaluated at load: {})",
+        "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {}; setup rules evaluated at load: {}, decided at load: {})",
         s.rules,
         conf.sources.len(),
         started.elapsed().as_millis(),
@@ -231,7 +231,8 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
         s.regex_on_regex_crate,
         s.regex_on_pcre2,
         s.dynamic_operators,
-        s.folded_setup_rules
+        s.folded_setup_rules,
+        s.decided_at_load
     );
     if let Some(note) = rules.unavailable_summary() {
         summary.push_str("; ");

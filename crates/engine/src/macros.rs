@@ -66,10 +66,23 @@ impl Macro {
 
     /// The upper-cased collection or variable names it reads.
     pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.refs().map(|(name, _)| name)
+    }
+
+    /// What it reads: (upper-cased collection or variable name, lower-cased key).
+    pub fn refs(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var { name, .. } => Some(name.as_str()),
+            Part::Var { name, key } => Some((name.as_str(), key.as_slice())),
             Part::Literal(_) => None,
         })
+    }
+
+    /// The text before its first macro (all of it for a literal).
+    pub fn literal_prefix(&self) -> &[u8] {
+        match self.parts.first() {
+            Some(Part::Literal(l)) => l,
+            _ => &[],
+        }
     }
 
     /// Whether any part names this collection (e.g. `MATCHED_VAR`).

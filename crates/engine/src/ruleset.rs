@@ -155,6 +155,8 @@ pub struct Stats {
     pub gated_links: usize,
     /// Phase-1 setup rules evaluated at load instead of per request.
     pub folded_setup_rules: usize,
+    /// Rules whose result was decided at load (they read only TX set up once).
+    pub decided_at_load: usize,
     /// Rules whose operator Ward cannot evaluate (they never match): (id, why).
     pub unavailable: Vec<(u64, &'static str)>,
 }
@@ -191,6 +193,7 @@ impl RuleSet {
     pub fn without_setup_folding(mut self) -> Self {
         self.setup = None;
         self.stats.folded_setup_rules = 0;
+        self.stats.decided_at_load = 0;
         self
     }
 

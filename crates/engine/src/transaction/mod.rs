@@ -26,6 +26,7 @@ use crate::variables::Var;
 mod cache;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
+use setup::Outcome;
 mod state;
 use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value, Values};
@@ -93,6 +94,8 @@ pub struct Transaction {
     /// values. Rebuilt each phase, since phases add values (body, response).
     unions: FxHashMap<(Var, u32), Option<Vec<u64>>>,
     phases_done: u8,
+    /// Phase 1 started from the rule set's folded setup (setup.rs).
+    from_setup: bool,
     last_match: MatchInfo,
     /// Collections loaded by `initcol`, written back at the end.
     persisted: Vec<(String, Vec<u8>)>,
@@ -132,6 +135,7 @@ impl Transaction {
             cache: TransformCache::default(),
             unions: FxHashMap::default(),
             phases_done: 0,
+            from_setup: false,
             last_match: MatchInfo::default(),
             persisted: Vec::new(),
             expiries: Vec::new(),
@@ -559,7 +563,10 @@ impl Transaction {
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
             self.s.collections.insert("TX".into(), setup.tx.clone());
+            self.from_setup = true;
         }
+        // Results decided at load hold for a transaction that started from the setup's TX.
+        let outcomes = rules.setup.as_ref().filter(|_| self.from_setup).map(|s| &s.outcomes[usize::from(phase - 1)]);
         let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().peekable();
         let mut i = 0;
         let mut skip = 0u32;
@@ -580,6 +587,7 @@ impl Transaction {
                 i += 1;
                 continue;
             };
+            let at = i;
             i += 1;
             if skip > 0 {
                 skip -= 1;
@@ -588,13 +596,30 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
-            // Every target empty (no ARGS, cookies, files…): there is nothing to match.
-            if rule.operator.is_some() && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) {
-                // As a rule that did not match.
-                self.s.matched_vars.clear();
-                continue;
-            }
-            if !self.eval_link(rule, rule) {
+            // A ctl that removes targets may take away the very variable it was decided on.
+            let outcome = outcomes
+                .filter(|_| self.removed_targets_by_id.is_empty() && self.removed_targets_by_tag.is_empty())
+                .map_or(&Outcome::Evaluate, |o| &o[at]);
+            let matched = match outcome {
+                Outcome::Never => {
+                    self.s.matched_vars.clear();
+                    false
+                }
+                Outcome::Always(hits) => {
+                    self.s.matched_vars.extend_from_slice(hits);
+                    true
+                }
+                // Every target empty (no ARGS, cookies, files…): there is nothing to match.
+                Outcome::Evaluate
+                    if rule.operator.is_some() && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) =>
+                {
+                    // As a rule that did not match.
+                    self.s.matched_vars.clear();
+                    false
+                }
+                Outcome::Evaluate => self.eval_link(rule, rule),
+            };
+            if !matched {
                 continue;
             }
             let a = &rule.actions;

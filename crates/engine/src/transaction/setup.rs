@@ -11,6 +11,10 @@
 //! `ctl:requestBodyProcessor=XML` rules before the CRS) may sit between them: they are
 //! left to run per request, since reordering them past TX-only rules changes nothing.
 //! The first rule that is neither ends the folding.
+//!
+//! The same holds further on for rules that only read TX variables which no per-request
+//! rule writes (the CRS's `TX:DETECTION_PARANOIA_LEVEL "@lt 2"` skips, eight per rule
+//! file): their result is decided here, once ([`Outcome`]).
 
 use std::sync::Arc;
 
@@ -19,7 +23,7 @@ use crate::collections::Vars;
 use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule};
 use crate::ruleset::{Entry, RuleSet};
-use crate::variables::Var;
+use crate::variables::{Selector, Var};
 
 use super::Transaction;
 
@@ -34,6 +38,91 @@ pub struct Setup {
     pub(crate) matched: Vec<(usize, MatchedEffect)>,
     /// Rules evaluated at load.
     pub(crate) folded: usize,
+    /// Per phase and entry: the rule's result when it is the same for every request.
+    pub(crate) outcomes: [Vec<Outcome>; 5],
+}
+
+/// A rule's result for every request that started from [`Setup::tx`].
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Outcome {
+    Evaluate,
+    /// Its first link never matches.
+    Never,
+    /// Matches with these MATCHED_VARS entries, and does nothing but skip (nolog, no
+    /// setvar, no chain).
+    Always(Vec<(String, Vec<u8>)>),
+}
+
+/// The TX variables that rules evaluated per request may write.
+struct Written {
+    keys: std::collections::HashSet<Vec<u8>>,
+    /// Literal beginnings of keys built from macros (`tx.header_name_%{tx.0}`).
+    prefixes: Vec<Vec<u8>>,
+}
+
+impl Written {
+    fn of(rules: &RuleSet, done: &[bool]) -> Written {
+        let mut w = Written { keys: Default::default(), prefixes: Vec::new() };
+        // Written by the engine itself when a PCRE limit is hit.
+        w.keys.insert(b"msc_pcre_limits_exceeded".to_vec());
+        for (p, entries) in rules.phases.iter().enumerate() {
+            for (i, e) in entries.iter().enumerate() {
+                let Entry::Rule { rule, .. } = e else { continue };
+                if p == 0 && done.get(i) == Some(&true) {
+                    continue;
+                }
+                for l in rule.links() {
+                    if l.actions.capture {
+                        w.keys.extend((b'0'..=b'9').map(|d| vec![d]));
+                    }
+                    if l.actions.initcols.iter().any(|(c, _)| c.eq_ignore_ascii_case("TX")) {
+                        w.prefixes.push(Vec::new());
+                    }
+                    for sv in l.actions.setvars.iter().filter(|sv| sv.collection == "TX") {
+                        let lit = sv.key.literal_prefix().to_ascii_lowercase();
+                        if sv.key.is_literal() {
+                            w.keys.insert(lit);
+                        } else {
+                            w.prefixes.push(lit);
+                        }
+                    }
+                }
+            }
+        }
+        w
+    }
+
+    fn may_write(&self, key: &[u8]) -> bool {
+        self.keys.contains(key) || self.prefixes.iter().any(|p| key.starts_with(p))
+    }
+}
+
+/// Reads nothing but TX variables that stay as the setup left them.
+fn reads_constant(l: &Rule, w: &Written) -> bool {
+    !l.targets.is_empty()
+        && l.targets
+            .iter()
+            .all(|t| t.var == Var::Tx && matches!(&t.selector, Selector::Key(k) if !w.may_write(k)))
+        && l.operator.as_ref().is_some_and(|op| {
+            PURE_OPERATORS.iter().any(|n| n.eq_ignore_ascii_case(&op.name))
+                && match &op.imp {
+                    OperatorImpl::Static(_) => true,
+                    OperatorImpl::Dynamic(d) => d.template.refs().all(|(n, k)| n == "TX" && !w.may_write(k)),
+                }
+        })
+}
+
+/// A match changes nothing but MATCHED_VARS and where the phase goes on.
+fn only_skips(rule: &Rule, dialect: Dialect) -> bool {
+    let a = &rule.actions;
+    rule.chain.is_none()
+        && a.setvars.is_empty()
+        && a.ctls.is_empty()
+        && no_side_effects(a)
+        && a.severity.is_none()
+        && !a.capture
+        && !a.multi_match
+        && !a.logs_in(dialect)
 }
 
 /// The net effect of consecutive folded rules on MATCHED_VARS (a rule that does not match
@@ -222,7 +311,47 @@ impl Transaction {
         if !pending.is_none() {
             effects.push((i, pending));
         }
-        Some(Setup { tx: self.s.collections.get("TX").cloned().unwrap_or_default(), done, matched: effects, folded })
+        let outcomes = self.constant_outcomes(&done);
+        Some(Setup {
+            tx: self.s.collections.get("TX").cloned().unwrap_or_default(),
+            done,
+            matched: effects,
+            folded,
+            outcomes,
+        })
+    }
+
+    /// Decides, on the folded state, the rules whose result cannot change per request.
+    fn constant_outcomes(&mut self, done: &[bool]) -> [Vec<Outcome>; 5] {
+        let rules = Arc::clone(&self.rules);
+        let dialect = rules.config().dialect;
+        let written = Written::of(&rules, done);
+        std::array::from_fn(|p| {
+            let entries = &rules.phases[p];
+            let mut out = vec![Outcome::Evaluate; entries.len()];
+            for (i, e) in entries.iter().enumerate() {
+                let Entry::Rule { rule, .. } = e else { continue };
+                let Some(op) = rule.operator.as_ref().filter(|_| reads_constant(rule, &written)) else { continue };
+                if p == 0 && done[i] {
+                    continue;
+                }
+                let before = self.messages.len();
+                let hits = self.collect_hits(rule, rule, op).0;
+                if self.messages.len() != before {
+                    // A PCRE limit: keep its message and flag per request.
+                    self.messages.truncate(before);
+                    continue;
+                }
+                out[i] = if hits.is_empty() {
+                    Outcome::Never
+                } else if only_skips(rule, dialect) {
+                    Outcome::Always(hits.into_iter().map(|h| (h.name, h.value)).collect())
+                } else {
+                    Outcome::Evaluate
+                };
+            }
+            out
+        })
     }
 }
 
@@ -233,6 +362,9 @@ pub(crate) fn with_setup(rs: RuleSet) -> RuleSet {
     // The probe transaction has ended: this is the only reference again.
     let mut rs = Arc::into_inner(rs).expect("no transaction outlives the setup probe");
     rs.stats.folded_setup_rules = setup.as_ref().map_or(0, |s| s.folded);
+    rs.stats.decided_at_load = setup
+        .as_ref()
+        .map_or(0, |s| s.outcomes.iter().flatten().filter(|o| **o != Outcome::Evaluate).count());
     rs.setup = setup;
     rs
 }
@@ -249,11 +381,17 @@ mod tests {
         RuleSet::compile(&[src]).unwrap()
     }
 
+    type Outcome = (Vec<(Vec<u8>, Vec<u8>)>, String, Option<u16>, usize);
+
     /// Phase 1 and 2 of a GET with `headers`; what the rules left behind.
-    fn run(rs: &Arc<RuleSet>, headers: &[(&str, &str)]) -> (Vec<(Vec<u8>, Vec<u8>)>, String, Option<u16>, usize) {
+    fn run(rs: &Arc<RuleSet>, headers: &[(&str, &str)]) -> Outcome {
+        run_uri(rs, "/", headers)
+    }
+
+    fn run_uri(rs: &Arc<RuleSet>, uri: &str, headers: &[(&str, &str)]) -> Outcome {
         let mut tx = Transaction::new(Arc::clone(rs), "t");
         tx.process_connection("127.0.0.1", 1000, "127.0.0.1", 80);
-        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.process_uri(uri.as_bytes(), b"GET", b"HTTP/1.1");
         for (k, v) in headers {
             tx.add_request_header(k.as_bytes(), v.as_bytes());
         }
@@ -355,5 +493,65 @@ SecRule REQUEST_HEADERS:Y "@rx (.*)" "id:4,phase:1,pass,nolog,capture,setvar:tx.
             assert_eq!(run(&folded, h), run(&unfolded, h), "{h:?}");
         }
         assert_eq!(run(&folded, &[("X", "bad")]).1, "1");
+    }
+
+    fn outcomes(rs: &RuleSet, phase: usize) -> Vec<(u64, super::Outcome)> {
+        let o = &rs.setup.as_ref().unwrap().outcomes[phase - 1];
+        rs.phases[phase - 1]
+            .iter()
+            .zip(o)
+            .filter_map(|(e, o)| match e {
+                Entry::Rule { rule, .. } => Some((rule.id, o.clone())),
+                Entry::Marker(_) => None,
+            })
+            .collect()
+    }
+
+    const PARANOIA: &str = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule REQUEST_HEADERS:X "@rx ." "id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetById=10;TX:pl"
+SecRule ARGS:score "@rx ^(\d+)$" "id:3,phase:1,pass,nolog,capture,setvar:tx.score_%{tx.1}=1,setvar:tx.level=%{tx.1}"
+SecRule TX:pl "@lt 2" "id:10,phase:2,pass,nolog,skipAfter:END"
+SecRule ARGS "@rx attack" "id:11,phase:2,deny,log"
+SecMarker END
+SecRule TX:pl "@ge 2" "id:12,phase:2,deny,log"
+SecRule TX:level "@ge 5" "id:13,phase:2,deny,log"
+SecRule TX:score_7 "@eq 1" "id:14,phase:2,deny,log"
+SecRule &TX:unset "@eq 0" "id:15,phase:2,pass,log,msg:'logs: decided per request'"
+"#;
+
+    #[test]
+    fn rules_on_tx_set_up_once_are_decided_at_load() {
+        let (folded, unfolded) = both(PARANOIA);
+        use super::Outcome::{Always, Evaluate, Never};
+        // 10 always skips, 12 never matches; 13 and 14 read variables a request writes
+        // (3's setvars: a literal key and a key made from a macro); 15 logs when it matches.
+        assert_eq!(
+            outcomes(&folded, 2),
+            [
+                (10, Always(vec![("TX:pl".into(), b"1".to_vec())])),
+                (11, Evaluate),
+                (12, Never),
+                (13, Evaluate),
+                (14, Evaluate),
+                (15, Evaluate)
+            ]
+        );
+        assert_eq!(folded.stats().decided_at_load, 2);
+        let cases: [(&str, &[(&str, &str)]); 5] = [
+            ("/?q=attack", &[]),
+            ("/?score=7", &[]),
+            ("/?score=3", &[]),
+            // 2 removes rule 10's only target: 10 no longer skips, 11 denies.
+            ("/?q=attack", &[("X", "1")]),
+            ("/", &[("X", "1")]),
+        ];
+        for (uri, h) in cases {
+            assert_eq!(run_uri(&folded, uri, h), run_uri(&unfolded, uri, h), "{uri} {h:?}");
+        }
+        assert_eq!(run_uri(&folded, "/?q=attack", &[]).2, None);
+        assert_eq!(run_uri(&folded, "/?score=7", &[]).2, Some(403));
+        assert_eq!(run_uri(&folded, "/?q=attack", &[("X", "1")]).2, Some(403));
     }
 }
