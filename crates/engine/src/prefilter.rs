@@ -16,12 +16,31 @@ pub struct Gate {
     /// Rule bit of each pattern.
     bit_of: Vec<u32>,
     words: usize,
+    /// The scan of an empty value (where unions of a collection's values start).
+    empty: Vec<u64>,
 }
 
 impl Gate {
+    /// [`Gate::scan`] of an empty value, computed once.
+    pub fn empty_scan(&self) -> &[u64] {
+        &self.empty
+    }
+
     /// The bits of the rules that may match `value`.
     pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        scan_bits(&self.ac, value, self.words, |p| std::slice::from_ref(&self.bit_of[p]))
+        let mut bits = Vec::new();
+        self.scan_into(value, &mut bits);
+        bits
+    }
+
+    /// [`Gate::scan`], appended to `out` (a cache keeps many results in one vector).
+    pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
+        scan_bits(&self.ac, value, self.words, |p| std::slice::from_ref(&self.bit_of[p]), out)
+    }
+
+    /// The length of a scan result.
+    pub fn words(&self) -> usize {
+        self.words
     }
 }
 
@@ -40,7 +59,19 @@ pub struct Combined {
 impl Combined {
     /// The global bits of every gate's rules that may match `value`.
     pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        scan_bits(&self.ac, value, self.words, |p| &self.bits_of[p])
+        let mut bits = Vec::new();
+        self.scan_into(value, &mut bits);
+        bits
+    }
+
+    /// [`Combined::scan`], appended to `out`.
+    pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
+        scan_bits(&self.ac, value, self.words, |p| &self.bits_of[p], out)
+    }
+
+    /// The length of a scan result.
+    pub fn words(&self) -> usize {
+        self.words
     }
 
     /// Whether gate `g`'s `bit` is set in a [`Combined::scan`] result.
@@ -73,15 +104,23 @@ impl Combined {
     }
 }
 
-/// Every literal occurrence (overlapping ones too) sets the bits of its pattern.
-fn scan_bits<'a>(ac: &AhoCorasick, value: &[u8], words: usize, bits_of: impl Fn(usize) -> &'a [u32]) -> Vec<u64> {
-    let mut bits = vec![0u64; words];
+/// Every literal occurrence (overlapping ones too) sets the bits of its pattern, in
+/// `words` words appended to `out`.
+fn scan_bits<'a>(
+    ac: &AhoCorasick,
+    value: &[u8],
+    words: usize,
+    bits_of: impl Fn(usize) -> &'a [u32],
+    out: &mut Vec<u64>,
+) {
+    let start = out.len();
+    out.resize(start + words, 0);
+    let bits = &mut out[start..];
     for m in ac.find_overlapping_iter(value) {
         for &b in bits_of(m.pattern().as_usize()) {
             bits[b as usize / 64] |= 1 << (b % 64);
         }
     }
-    bits
 }
 
 /// Literals compare ASCII case-insensitively; overlapping search needs Standard semantics.
@@ -155,7 +194,9 @@ impl GateBuilder {
             .into_iter()
             .map(|(_, pats, bit_of, n)| {
                 let ac = automaton(&pats)?;
-                Ok(Gate { ac, bit_of, words: (n as usize).div_ceil(64) })
+                let mut gate = Gate { ac, bit_of, words: (n as usize).div_ceil(64), empty: Vec::new() };
+                gate.empty = gate.scan(b"");
+                Ok(gate)
             })
             .collect()
     }

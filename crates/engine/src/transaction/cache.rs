@@ -31,7 +31,7 @@ struct Cell {
     /// [`UNSET`], [`RAW`] (the list left the raw value unchanged), or the index of the
     /// bytes in `owned` (shared with the parent list's cell when the last steps changed nothing).
     value: u32,
-    /// [`UNSET`] until scanned, then the index of this list's gate bits in `bits`.
+    /// [`UNSET`] until scanned, then where this list's gate bits start in `bits`.
     bits: u32,
 }
 
@@ -56,12 +56,14 @@ pub(super) struct TransformCache {
     cells: Vec<Cell>,
     /// Transformed values that differ from their input.
     owned: Vec<Vec<u8>>,
-    /// Gate bits of scanned transformed values.
-    bits: Vec<Vec<u64>>,
+    /// Scan results, one after the other (cells and `raw_scans` say where each starts):
+    /// one vector rather than an allocation per scan.
+    bits: Vec<u64>,
     /// (cell, memo index) of rule links whose (pure) operator did not match the cell's value.
     no_match: FxHashSet<u64>,
-    /// slot → combined prefilter scan of its raw value (see [`TransformCache::gate_pass`]).
-    raw_scans: FxHashMap<u64, Vec<u64>>,
+    /// slot → where the combined prefilter scan of its raw value starts in `bits` (see
+    /// [`TransformCache::gate_pass`]).
+    raw_scans: FxHashMap<u64, u32>,
     /// Whether identical contents share a row (and misses are remembered); off, every slot
     /// has its own row and nothing is interned.
     sharing: bool,
@@ -166,16 +168,29 @@ impl TransformCache {
         let i = (!tree.node(key).case_only).then(|| self.entry(slot, raw, key, tree));
         if let Some(all) = &rules.combined {
             if i.is_none_or(|i| self.cells[i].value == RAW) {
-                return Scan::Raw(all, self.raw_scans.entry(slot).or_insert_with(|| all.scan(raw)));
+                let at = match self.raw_scans.get(&slot) {
+                    Some(&at) => at as usize,
+                    None => {
+                        let at = self.bits.len();
+                        all.scan_into(raw, &mut self.bits);
+                        self.raw_scans.insert(slot, at as u32);
+                        at
+                    }
+                };
+                return Scan::Raw(all, &self.bits[at..at + all.words()]);
             }
         }
         let i = i.unwrap_or_else(|| self.entry(slot, raw, key, tree));
+        let gate = &rules.gates[g as usize];
         if self.cells[i].bits == UNSET {
-            let bits = rules.gates[g as usize].scan(self.value(i, raw));
-            self.bits.push(bits);
-            self.cells[i].bits = (self.bits.len() - 1) as u32;
+            let at = self.bits.len() as u32;
+            // Fields apart: the value is read from `owned` while `bits` grows.
+            let value = self.owned.get(self.cells[i].value as usize).map_or(raw, Vec::as_slice);
+            gate.scan_into(value, &mut self.bits);
+            self.cells[i].bits = at;
         }
-        Scan::Gate(&self.bits[self.cells[i].bits as usize])
+        let at = self.cells[i].bits as usize;
+        Scan::Gate(&self.bits[at..at + gate.words()])
     }
 
     /// Turns content sharing on or off for values not seen yet; `values` request values

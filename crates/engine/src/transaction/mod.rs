@@ -1019,7 +1019,7 @@ fn union_bits(
 ) -> Option<Vec<u64>> {
     let mut values = Values::new();
     state.values(var, &crate::variables::Selector::All, None, &mut values);
-    let mut union = rules.gates[g as usize].scan(b"");
+    let mut union = rules.gates[g as usize].empty_scan().to_vec();
     for v in &values {
         let Slot::Stable(slot) = v.slot else { return None };
         let bits = cache.gate_bits(slot, &v.value, link.transform_key, rules, g);
