@@ -596,9 +596,13 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
-            // A ctl that removes targets may take away the very variable it was decided on.
+            // A ctl that removes a TX target may take away the very variable it was decided
+            // on (the CRS's own 941010 removes REQUEST_FILENAME: that changes nothing here).
             let outcome = outcomes
-                .filter(|_| self.removed_targets_by_id.is_empty() && self.removed_targets_by_tag.is_empty())
+                .filter(|_| {
+                    !self.removed_targets_by_id.iter().any(|(_, t)| t.var == Var::Tx)
+                        && !self.removed_targets_by_tag.iter().any(|(_, t)| t.var == Var::Tx)
+                })
                 .map_or(&Outcome::Evaluate, |o| &o[at]);
             let matched = match outcome {
                 Outcome::Never => {
