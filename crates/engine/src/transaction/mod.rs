@@ -610,7 +610,12 @@ impl Transaction {
                     false
                 }
                 Outcome::Always(hits) => {
-                    self.s.matched_vars.extend_from_slice(hits);
+                    // As eval_link does with a link's matches (setvars see each as MATCHED_VAR).
+                    for h in hits {
+                        self.s.matched_vars.push(h.clone());
+                        self.run_setvars(rule);
+                    }
+                    self.after_full_match(rule);
                     true
                 }
                 // Every target empty (no ARGS, cookies, files…): there is nothing to match.

@@ -14,7 +14,8 @@
 //!
 //! The same holds further on for rules that only read TX variables which no per-request
 //! rule writes (the CRS's `TX:DETECTION_PARANOIA_LEVEL "@lt 2"` skips, eight per rule
-//! file): their result is decided here, once ([`Outcome`]).
+//! file, and its per-paranoia-level score sums): whether they match is decided here,
+//! once ([`Outcome`]); their actions still run per request.
 
 use std::sync::Arc;
 
@@ -48,8 +49,8 @@ pub(crate) enum Outcome {
     Evaluate,
     /// Its first link never matches.
     Never,
-    /// Matches with these MATCHED_VARS entries, and does nothing but skip (nolog, no
-    /// setvar, no chain).
+    /// Matches with these MATCHED_VARS entries; its actions run per request (it has no
+    /// chain, capture or log line: see `acts_without_match`).
     Always(Vec<(String, Vec<u8>)>),
 }
 
@@ -112,17 +113,11 @@ fn reads_constant(l: &Rule, w: &Written) -> bool {
         })
 }
 
-/// A match changes nothing but MATCHED_VARS and where the phase goes on.
-fn only_skips(rule: &Rule, dialect: Dialect) -> bool {
+/// A match runs its actions without needing the match itself again: no chain to
+/// evaluate, no captures, no log line (which would quote the match).
+fn acts_without_match(rule: &Rule, dialect: Dialect) -> bool {
     let a = &rule.actions;
-    rule.chain.is_none()
-        && a.setvars.is_empty()
-        && a.ctls.is_empty()
-        && no_side_effects(a)
-        && a.severity.is_none()
-        && !a.capture
-        && !a.multi_match
-        && !a.logs_in(dialect)
+    rule.chain.is_none() && !a.capture && !a.multi_match && !a.logs_in(dialect)
 }
 
 /// The net effect of consecutive folded rules on MATCHED_VARS (a rule that does not match
@@ -344,7 +339,7 @@ impl Transaction {
                 }
                 out[i] = if hits.is_empty() {
                     Outcome::Never
-                } else if only_skips(rule, dialect) {
+                } else if acts_without_match(rule, dialect) {
                     Outcome::Always(hits.into_iter().map(|h| (h.name, h.value)).collect())
                 } else {
                     Outcome::Evaluate
@@ -520,14 +515,16 @@ SecRule TX:pl "@ge 2" "id:12,phase:2,deny,log"
 SecRule TX:level "@ge 5" "id:13,phase:2,deny,log"
 SecRule TX:score_7 "@eq 1" "id:14,phase:2,deny,log"
 SecRule &TX:unset "@eq 0" "id:15,phase:2,pass,log,msg:'logs: decided per request'"
+SecRule TX:pl "@ge 1" "id:16,phase:2,pass,nolog,setvar:tx.sum=+%{tx.pl},setvar:tx.seen=%{MATCHED_VAR_NAME}"
 "#;
 
     #[test]
     fn rules_on_tx_set_up_once_are_decided_at_load() {
         let (folded, unfolded) = both(PARANOIA);
         use super::Outcome::{Always, Evaluate, Never};
-        // 10 always skips, 12 never matches; 13 and 14 read variables a request writes
-        // (3's setvars: a literal key and a key made from a macro); 15 logs when it matches.
+        // 10 always skips, 12 never matches, 16 always adds; 13 and 14 read variables a
+        // request writes (3's setvars: a literal key and a key made from a macro); 15 logs
+        // when it matches.
         assert_eq!(
             outcomes(&folded, 2),
             [
@@ -536,10 +533,11 @@ SecRule &TX:unset "@eq 0" "id:15,phase:2,pass,log,msg:'logs: decided per request
                 (12, Never),
                 (13, Evaluate),
                 (14, Evaluate),
-                (15, Evaluate)
+                (15, Evaluate),
+                (16, Always(vec![("TX:pl".into(), b"1".to_vec())])),
             ]
         );
-        assert_eq!(folded.stats().decided_at_load, 2);
+        assert_eq!(folded.stats().decided_at_load, 3);
         let cases: [(&str, &[(&str, &str)]); 6] = [
             ("/?q=attack", &[]),
             ("/?score=7", &[]),
@@ -553,7 +551,11 @@ SecRule &TX:unset "@eq 0" "id:15,phase:2,pass,log,msg:'logs: decided per request
         for (uri, h) in cases {
             assert_eq!(run_uri(&folded, uri, h), run_uri(&unfolded, uri, h), "{uri} {h:?}");
         }
-        assert_eq!(run_uri(&folded, "/?q=attack", &[]).2, None);
+        let (vars, _, status, _) = run_uri(&folded, "/?q=attack", &[]);
+        assert_eq!(status, None);
+        // 16's setvars ran per request, with its match as MATCHED_VAR_NAME.
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k.as_bytes()).map(|(_, v)| v.as_slice());
+        assert_eq!((get("sum"), get("seen")), (Some(&b"1"[..]), Some(&b"TX:pl"[..])));
         assert_eq!(run_uri(&folded, "/?score=7", &[]).2, Some(403));
         assert_eq!(run_uri(&folded, "/?q=attack", &[("X", "1")]).2, Some(403));
     }
