@@ -81,26 +81,35 @@ impl Combined {
 
     /// Gate `g`'s own bits out of a combined scan, as [`Gate::scan`] gives them.
     pub fn gate_bits(&self, bits: &[u64], g: u32) -> Vec<u64> {
+        let mut out = vec![0u64; self.gate_len(g).div_ceil(64)];
+        self.or_gate_bits(bits, g, &mut out);
+        out
+    }
+
+    fn gate_len(&self, g: u32) -> usize {
         let g = g as usize;
-        let n = match (self.offsets.get(g), self.offsets.get(g + 1)) {
-            (Some(a), Some(b)) => b - a,
+        match (self.offsets.get(g), self.offsets.get(g + 1)) {
+            (Some(a), Some(b)) => (b - a) as usize,
             _ => 0,
-        };
-        let (o, n) = (self.offsets.get(g).copied().unwrap_or(0) as usize, n as usize);
-        let mut out = vec![0u64; n.div_ceil(64)];
+        }
+    }
+
+    /// ORs gate `g`'s own bits out of a combined scan into `out` (a union over values,
+    /// without a vector per value).
+    pub fn or_gate_bits(&self, bits: &[u64], g: u32, out: &mut [u64]) {
+        let (o, n) = (self.offsets.get(g as usize).copied().unwrap_or(0) as usize, self.gate_len(g));
         // Word-wise shifted copy of bits o..o+n.
         let (w0, sh) = (o / 64, o % 64);
-        for (k, word) in out.iter_mut().enumerate() {
+        let words = n.div_ceil(64);
+        for (k, word) in out.iter_mut().take(words).enumerate() {
             let lo = bits.get(w0 + k).copied().unwrap_or(0) >> sh;
             let hi = if sh == 0 { 0 } else { bits.get(w0 + k + 1).copied().unwrap_or(0) << (64 - sh) };
-            *word = lo | hi;
-        }
-        if n % 64 != 0 {
-            if let Some(last) = out.last_mut() {
-                *last &= (1u64 << (n % 64)) - 1;
+            let mut w = lo | hi;
+            if k + 1 == words && n % 64 != 0 {
+                w &= (1u64 << (n % 64)) - 1;
             }
+            *word |= w;
         }
-        out
     }
 }
 

@@ -155,11 +155,12 @@ impl TransformCache {
         }
     }
 
-    /// Gate `g`'s bits for that value (as [`TransformCache::gate_pass`] reads them).
-    pub(super) fn gate_bits(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32) -> Vec<u64> {
+    /// ORs gate `g`'s bits for that value (as [`TransformCache::gate_pass`] reads them)
+    /// into `out`.
+    pub(super) fn or_gate_bits(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32, out: &mut [u64]) {
         match self.scan(slot, raw, key, rules, g) {
-            Scan::Raw(all, bits) => all.gate_bits(bits, g),
-            Scan::Gate(bits) => bits.to_vec(),
+            Scan::Raw(all, bits) => all.or_gate_bits(bits, g, out),
+            Scan::Gate(bits) => out.iter_mut().zip(bits).for_each(|(o, b)| *o |= b),
         }
     }
 

@@ -1031,10 +1031,7 @@ fn union_bits(
     let mut union = rules.gates[g as usize].empty_scan().to_vec();
     for v in &values {
         let Slot::Stable(slot) = v.slot else { return None };
-        let bits = cache.gate_bits(slot, &v.value, link.transform_key, rules, g);
-        for (u, b) in union.iter_mut().zip(bits.iter()) {
-            *u |= b;
-        }
+        cache.or_gate_bits(slot, &v.value, link.transform_key, rules, g, &mut union);
     }
     Some(union)
 }
