@@ -9631,7 +9631,8 @@ pub fn lookup_word(word: &str) -> TokenType {
 /// [`lookup_word`] on bytes: upper-cased on the stack, then one hash lookup (was an
 /// allocation and a binary search of memcmp calls over every keyword and fingerprint).
 pub fn lookup_word_bytes(word: &[u8]) -> TokenType {
-    static INDEX: std::sync::OnceLock<std::collections::HashMap<&'static [u8], u8>> = std::sync::OnceLock::new();
+    // FxHash: keywords are short, and SipHash was a sixth of a lookup.
+    static INDEX: std::sync::OnceLock<rustc_hash::FxHashMap<&'static [u8], u8>> = std::sync::OnceLock::new();
     let index = INDEX.get_or_init(|| SQL_KEYWORDS.iter().map(|k| (k.word.as_bytes(), k.token_type)).collect());
     let mut buf = [0u8; 64];
     let owned;
