@@ -33,17 +33,52 @@ pub(super) struct Value<'a> {
 }
 
 impl Value<'_> {
-    pub(super) fn name(&self) -> String {
-        if self.key.is_empty() || !self.var.is_collection() {
-            self.var.name().to_string()
-        } else {
-            let (var, key) = (self.var.name(), String::from_utf8_lossy(&self.key));
-            let mut n = String::with_capacity(var.len() + 1 + key.len());
-            n.push_str(var);
-            n.push(':');
-            n.push_str(&key);
-            n
+    /// Writes the name a match reports (`VAR` or `VAR:key`) into `out`, replacing its text.
+    pub(super) fn write_name(&self, out: &mut String) {
+        out.clear();
+        out.push_str(self.var.name());
+        if !self.key.is_empty() && self.var.is_collection() {
+            out.push(':');
+            out.push_str(&String::from_utf8_lossy(&self.key));
         }
+    }
+}
+
+/// MATCHED_VARS of the current rule: (name, value) pairs. Entries past `len` are spare
+/// buffers from earlier rules, so a match costs no allocation once a transaction warmed up.
+#[derive(Debug, Default)]
+pub(super) struct MatchedVars {
+    items: Vec<(String, Vec<u8>)>,
+    len: usize,
+}
+
+impl MatchedVars {
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn as_slice(&self) -> &[(String, Vec<u8>)] {
+        &self.items[..self.len]
+    }
+
+    pub(super) fn last(&self) -> Option<&(String, Vec<u8>)> {
+        self.as_slice().last()
+    }
+
+    /// Appends a match by swapping buffers with `name` and `value` (which get a spare pair).
+    pub(super) fn push_swap(&mut self, name: &mut String, value: &mut Vec<u8>) {
+        if self.len == self.items.len() {
+            self.items.push((std::mem::take(name), std::mem::take(value)));
+        } else {
+            let slot = &mut self.items[self.len];
+            std::mem::swap(&mut slot.0, name);
+            std::mem::swap(&mut slot.1, value);
+        }
+        self.len += 1;
     }
 }
 
@@ -91,7 +126,7 @@ pub(super) struct State {
     pub(super) collections: BTreeMap<String, Vars>,
     pub(super) env: BTreeMap<Vec<u8>, Vec<u8>>,
     /// The current rule's matches so far (MATCHED_VARS); the last is MATCHED_VAR.
-    pub(super) matched_vars: Vec<(String, Vec<u8>)>,
+    pub(super) matched_vars: MatchedVars,
     pub(super) highest_severity: Option<u8>,
     pub(super) start: Option<Instant>,
 }
@@ -415,7 +450,7 @@ impl State {
                 }
             }
             Var::MatchedVars | Var::MatchedVarsNames => {
-                for (n, v) in &self.matched_vars {
+                for (n, v) in self.matched_vars.as_slice() {
                     if sel.matches(n.as_bytes()) {
                         let value = if var == Var::MatchedVars { b(v) } else { b(n.as_bytes()) };
                         out.push(Value { var, key: b(n.as_bytes()), value, slot: Slot::None });
