@@ -5,6 +5,7 @@
 //! the value's slot and the rule's transformation list.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use rustc_hash::FxHashMap;
 use std::sync::Arc;
@@ -48,6 +49,13 @@ thread_local! {
     // Shared names for SecAction's match: no allocation per action.
     static UNCONDITIONAL: Arc<str> = Arc::from("Unconditional");
     static EMPTY: Arc<str> = Arc::from("");
+}
+
+/// What a `setvar` writes.
+enum NewValue<'a> {
+    Delete,
+    Bytes(Cow<'a, [u8]>),
+    Int(i64),
 }
 
 /// A match recorded while a rule's values are evaluated.
@@ -864,8 +872,8 @@ impl Transaction {
             let key: Cow<[u8]> =
                 if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
             let new = match &sv.op {
-                SetVarOp::Delete => None,
-                SetVarOp::Set(m) => Some(m.expand(&ctx).into_owned()),
+                SetVarOp::Delete => NewValue::Delete,
+                SetVarOp::Set(m) => NewValue::Bytes(m.expand(&ctx)),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                     let cur = self
                         .s
@@ -874,25 +882,40 @@ impl Transaction {
                         .and_then(|c| c.get(key.as_ref()))
                         .map(|v| to_int(v))
                         .unwrap_or(0);
-                    let n = to_int(&m.expand(&ctx));
+                    let n = m.with_expanded(&ctx, to_int);
                     let r =
                         if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
-                    Some(r.to_string().into_bytes())
+                    NewValue::Int(r)
                 }
             };
             if !self.s.collections.contains_key(&sv.collection) {
                 self.s.collections.insert(sv.collection.clone(), Vars::default());
             }
             let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
-            match new {
-                Some(v) => match coll.get_mut(key.as_ref()) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        coll.insert(key.into_owned(), v);
-                    }
-                },
-                None => {
+            // An existing value is overwritten in its buffer.
+            match (new, coll.get_mut(key.as_ref())) {
+                (NewValue::Delete, _) => {
                     coll.remove(key.as_ref());
+                }
+                (NewValue::Bytes(Cow::Owned(v)), Some(slot)) => *slot = v,
+                (NewValue::Bytes(Cow::Borrowed(v)), Some(slot)) => {
+                    slot.clear();
+                    slot.extend_from_slice(v);
+                }
+                (NewValue::Int(r), Some(slot)) => {
+                    slot.clear();
+                    let _ = write!(slot, "{r}");
+                }
+                (new, None) => {
+                    let v = match new {
+                        NewValue::Bytes(v) => v.into_owned(),
+                        NewValue::Int(r) => r.to_string().into_bytes(),
+                        NewValue::Delete => continue,
+                    };
+                    if coll.capacity() == 0 && sv.collection == "TX" {
+                        *coll = crate::collections::spare_tx();
+                    }
+                    coll.insert(key.into_owned(), v);
                 }
             }
         }

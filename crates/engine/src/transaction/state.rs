@@ -123,12 +123,38 @@ pub(super) struct State {
     pub(super) resp_protocol: Vec<u8>,
     pub(super) resp_headers: Pairs,
     pub(super) resp_body: Vec<u8>,
-    pub(super) collections: BTreeMap<String, Vars>,
+    pub(super) collections: Collections,
     pub(super) env: BTreeMap<Vec<u8>, Vec<u8>>,
     /// The current rule's matches so far (MATCHED_VARS); the last is MATCHED_VAR.
     pub(super) matched_vars: MatchedVars,
     pub(super) highest_severity: Option<u8>,
     pub(super) start: Option<Instant>,
+}
+
+/// TX and the collections `initcol` loaded, by upper-case name. TX's table goes back to
+/// a per-thread spare list when the transaction ends (see collections::spare_tx).
+#[derive(Debug, Default)]
+pub(super) struct Collections(BTreeMap<String, Vars>);
+
+impl std::ops::Deref for Collections {
+    type Target = BTreeMap<String, Vars>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Collections {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Collections {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.remove("TX") {
+            crate::collections::recycle_tx(tx);
+        }
+    }
 }
 
 /// The rule currently evaluating, for `%{RULE.*}` macros.
