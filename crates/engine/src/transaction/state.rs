@@ -39,7 +39,11 @@ impl Value<'_> {
         out.push_str(self.var.name());
         if !self.key.is_empty() && self.var.is_collection() {
             out.push(':');
-            out.push_str(&String::from_utf8_lossy(&self.key));
+            // Keys are nearly always UTF-8: checked in one pass, no lossy decoding.
+            match std::str::from_utf8(&self.key) {
+                Ok(k) => out.push_str(k),
+                Err(_) => out.push_str(&String::from_utf8_lossy(&self.key)),
+            }
         }
     }
 }
