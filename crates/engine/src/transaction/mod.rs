@@ -772,7 +772,7 @@ impl Transaction {
             }
             values.clear();
             state.collect(t, Some(starter), &mut values);
-            for v in values.drain(..) {
+            for v in values.iter() {
                 if !t.count && target_removed(removed_targets_by_id, removed_targets_by_tag, starter, &v) {
                     continue;
                 }
