@@ -85,6 +85,26 @@ impl Macro {
         }
     }
 
+    /// The text of a template without macros.
+    pub fn literal(&self) -> Option<&[u8]> {
+        match self.parts.as_slice() {
+            [] => Some(&[]),
+            [Part::Literal(l)] => Some(l),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with the expansion, copying nothing when the template is a single macro.
+    pub fn with_expanded<R>(&self, r: &dyn MacroResolver, f: impl FnOnce(&[u8]) -> R) -> R {
+        match self.parts.as_slice() {
+            [Part::Var { name, key }] => match r.resolve(name, key) {
+                Some(v) => f(&v),
+                None => f(&[]),
+            },
+            _ => f(&self.expand(r)),
+        }
+    }
+
     /// Whether any part names this collection (e.g. `MATCHED_VAR`).
     pub fn references(&self, name: &str) -> bool {
         self.parts.iter().any(|p| matches!(p, Part::Var { name: n, .. } if n == name))
@@ -141,7 +161,10 @@ mod tests {
             ("%{unterminated", b"%{unterminated"),
         ];
         for (t, want) in cases {
-            assert_eq!(Macro::parse(t).expand(&R).as_ref(), *want, "{t}");
+            let m = Macro::parse(t);
+            assert_eq!(m.expand(&R).as_ref(), *want, "{t}");
+            assert_eq!(m.with_expanded(&R, <[u8]>::to_vec), *want, "{t}");
+            assert_eq!(m.literal().is_some(), m.is_literal(), "{t}");
         }
         assert!(Macro::parse("x").is_literal());
         assert!(Macro::parse("%{MATCHED_VAR}").references("MATCHED_VAR"));

@@ -5,9 +5,9 @@
 //! the value's slot and the rule's transformation list.
 
 use std::borrow::Cow;
+use std::io::Write;
 
 use rustc_hash::FxHashMap;
-use smallvec::{smallvec, SmallVec};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -54,15 +54,47 @@ thread_local! {
     static EMPTY: Arc<str> = Arc::from("");
 }
 
+/// What a `setvar` writes.
+enum NewValue<'a> {
+    Delete,
+    Bytes(Cow<'a, [u8]>),
+    Int(i64),
+}
+
 /// A match recorded while a rule's values are evaluated.
+#[derive(Debug, Default)]
 struct Hit {
     name: String,
     value: Vec<u8>,
     caps: Option<Captures>,
 }
 
-/// A link's matches: most links match one value or none.
-type Hits = SmallVec<[Hit; 1]>;
+/// The matches of the link being evaluated. Entries past `len` are spare buffers that the
+/// next links reuse: recording a match copies its name and value but does not allocate.
+#[derive(Debug, Default)]
+struct Hits {
+    items: Vec<Hit>,
+    len: usize,
+}
+
+impl Hits {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// A new entry, its buffers emptied.
+    fn next(&mut self) -> &mut Hit {
+        if self.len == self.items.len() {
+            self.items.push(Hit::default());
+        }
+        let h = &mut self.items[self.len];
+        self.len += 1;
+        h.name.clear();
+        h.value.clear();
+        h.caps = None;
+        h
+    }
+}
 
 /// One request passing through the engine.
 #[derive(Debug)]
@@ -97,6 +129,8 @@ pub struct Transaction {
     /// Phase 1 started from the rule set's folded setup (setup.rs).
     from_setup: bool,
     last_match: MatchInfo,
+    /// The current link's matches (buffers reused from link to link).
+    hits: Hits,
     /// Collections loaded by `initcol`, written back at the end.
     persisted: Vec<(String, Vec<u8>)>,
     expiries: Vec<(String, Vec<u8>, u64)>,
@@ -137,6 +171,7 @@ impl Transaction {
             phases_done: 0,
             from_setup: false,
             last_match: MatchInfo::default(),
+            hits: Hits::default(),
             persisted: Vec::new(),
             expiries: Vec::new(),
             audit: crate::audit::TxAudit::default(),
@@ -562,7 +597,13 @@ impl Transaction {
         // Phase 1 starts where the setup rules folded at load left off (setup.rs).
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
-            self.s.collections.insert("TX".into(), setup.tx.clone());
+            // Into the (spare) table TX already has: same size, so no rehash.
+            match self.s.collections.get_mut("TX") {
+                Some(tx) => tx.clone_from(&setup.tx),
+                None => {
+                    self.s.collections.insert("TX".into(), setup.tx.clone());
+                }
+            }
             self.from_setup = true;
         }
         // Results decided at load hold for a transaction that started from the setup's TX.
@@ -576,7 +617,9 @@ impl Transaction {
                     if e.clear {
                         self.s.matched_vars.clear();
                     }
-                    self.s.matched_vars.extend_from_slice(&e.push);
+                    for (n, v) in &e.push {
+                        self.s.matched_vars.push_copy(n, v);
+                    }
                 }
                 if setup.done[i] {
                     i += 1;
@@ -611,8 +654,8 @@ impl Transaction {
                 }
                 Outcome::Always(hits) => {
                     // As eval_link does with a link's matches (setvars see each as MATCHED_VAR).
-                    for h in hits {
-                        self.s.matched_vars.push(h.clone());
+                    for (n, v) in hits {
+                        self.s.matched_vars.push_copy(n, v);
                         self.run_setvars(rule);
                     }
                     self.after_full_match(rule);
@@ -701,29 +744,34 @@ impl Transaction {
         if link.dangling_chain {
             return false;
         }
-        let (hits, op, param) = match &link.operator {
+        let (op, param) = match &link.operator {
             None => {
-                let unconditional = Hit { name: String::new(), value: Vec::new(), caps: None };
-                (smallvec![unconditional], UNCONDITIONAL.with(Arc::clone), EMPTY.with(Arc::clone))
+                // One unconditional match, with no name or value.
+                self.hits.clear();
+                self.hits.next();
+                (UNCONDITIONAL.with(Arc::clone), EMPTY.with(Arc::clone))
             }
             Some(o) => {
-                let (hits, param) = self.collect_hits(starter, link, o);
-                (hits, o.display_name(), param)
+                let param = self.collect_hits(starter, link, o);
+                (o.display_name(), param)
             }
         };
-        if hits.is_empty() {
+        let n = self.hits.len;
+        if n == 0 {
             self.s.matched_vars.clear();
             return false;
         }
-        let n = hits.len();
         let first = self.s.matched_vars.len();
-        for h in hits {
+        for i in 0..n {
+            let h = &mut self.hits.items[i];
             if let Some(caps) = &h.caps {
-                set_captures(self.s.collections.entry("TX".into()).or_default(), caps);
+                if let Some(tx) = tx_vars(&mut self.s.collections) {
+                    set_captures(tx, caps);
+                }
             }
             // Each match is MATCHED_VAR while the link's setvars run.
             if link.operator.is_some() {
-                self.s.matched_vars.push((h.name, h.value));
+                self.s.matched_vars.push_swap(&mut h.name, &mut h.value);
             }
             self.run_setvars(link);
         }
@@ -733,11 +781,17 @@ impl Transaction {
         for i in 0..n {
             // The logged match is the deepest link's last one, as in ModSecurity.
             if log_each || i + 1 == n {
-                let (var, value) = match link.operator {
-                    Some(_) => self.s.matched_vars[first + i].clone(),
-                    None => Default::default(),
-                };
-                self.last_match = MatchInfo { var, value, op: op.clone(), param: param.clone() };
+                // Written into the previous match's buffers.
+                let m = &mut self.last_match;
+                m.var.clear();
+                m.value.clear();
+                if link.operator.is_some() {
+                    let (var, value) = &self.s.matched_vars.as_slice()[first + i];
+                    m.var.push_str(var);
+                    m.value.extend_from_slice(value);
+                }
+                m.op = op.clone();
+                m.param = param.clone();
                 if log_each {
                     self.log_match(starter, starter.phase, None);
                 }
@@ -755,11 +809,12 @@ impl Transaction {
 
 impl Transaction {
     /// Runs `op`, the operator of `link`, over its targets' (transformed) values; returns the
-    /// matches and the parameter as evaluated (expanded when it has macros).
-    fn collect_hits(&mut self, starter: &Rule, link: &Rule, op: &RuleOperator) -> (Hits, Arc<str>) {
-        let mut hits = Hits::new();
+    /// parameter as evaluated (expanded when it has macros); the matches are in `self.hits`.
+    fn collect_hits(&mut self, starter: &Rule, link: &Rule, op: &RuleOperator) -> Arc<str> {
         let capture = link.actions.capture;
-        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, .. } = self;
+        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, hits, .. } =
+            self;
+        hits.clear();
         // A PCRE2 run stopped at SecPcreMatchLimit* (that value then did not match).
         let mut limit_hit = false;
         let state: &State = s;
@@ -774,7 +829,7 @@ impl Transaction {
                         dynamic = o;
                         (&dynamic.0, dynamic.1.as_ref())
                     }
-                    Err(_) => return (hits, op.param.clone()),
+                    Err(_) => return op.param.clone(),
                 }
             }
         };
@@ -791,7 +846,7 @@ impl Transaction {
             }
             values.clear();
             state.collect(t, Some(starter), &mut values);
-            for v in values.drain(..) {
+            for v in values.iter() {
                 if !t.count && target_removed(removed_targets_by_id, removed_targets_by_tag, starter, &v) {
                     continue;
                 }
@@ -810,19 +865,22 @@ impl Transaction {
                     };
                     // The raw value, then each transformation's result that changed it; a
                     // stage is copied only when it matches.
-                    let before = hits.len();
+                    let before = hits.len;
                     let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
                     let mut steps = link.transforms.iter();
                     loop {
                         if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limit_hit) != op.negated {
-                            hits.push(Hit { name: v.name(), value: cur.to_vec(), caps: caps.take() });
+                            let h = hits.next();
+                            v.write_name(&mut h.name);
+                            h.value.extend_from_slice(&cur);
+                            h.caps = caps.take();
                         }
                         match steps.find_map(|step| (step.func)(&cur)) {
                             Some(n) => cur = Cow::Owned(n),
                             None => break,
                         }
                     }
-                    if let (Some((i, m)), true) = (memo, hits.len() == before) {
+                    if let (Some((i, m)), true) = (memo, hits.len == before) {
                         cache.set_no_match(i, m);
                     }
                     continue;
@@ -853,14 +911,19 @@ impl Transaction {
                             None => op_impl.evaluate_limited(&v.value, caps.as_mut(), &mut limit_hit),
                         };
                         if r != op.negated {
-                            let value = owned.unwrap_or_else(|| v.value.to_vec());
-                            hits.push(Hit { name: v.name(), value, caps });
+                            let h = hits.next();
+                            v.write_name(&mut h.name);
+                            h.value.extend_from_slice(owned.as_deref().unwrap_or(&v.value));
+                            h.caps = caps;
                         }
                         continue;
                     }
                 };
                 if op_impl.evaluate_limited(transformed, caps.as_mut(), &mut limit_hit) != op.negated {
-                    hits.push(Hit { name: v.name(), value: transformed.to_vec(), caps });
+                    let h = hits.next();
+                    v.write_name(&mut h.name);
+                    h.value.extend_from_slice(transformed);
+                    h.caps = caps;
                 } else if let (Some(i), Some(m)) = (entry, link.memo) {
                     // Memo links are pure, static and not negated: no match here is no match
                     // for every value with this content.
@@ -872,7 +935,7 @@ impl Transaction {
         if limit_hit {
             pcre_limits_exceeded(s, messages, link, param);
         }
-        (hits, param.clone())
+        param.clone()
     }
 
     fn run_setvars(&mut self, link: &Rule) {
@@ -883,8 +946,8 @@ impl Transaction {
             let key: Cow<[u8]> =
                 if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
             let new = match &sv.op {
-                SetVarOp::Delete => None,
-                SetVarOp::Set(m) => Some(m.expand(&ctx).into_owned()),
+                SetVarOp::Delete => NewValue::Delete,
+                SetVarOp::Set(m) => NewValue::Bytes(m.expand(&ctx)),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                     let cur = self
                         .s
@@ -893,25 +956,40 @@ impl Transaction {
                         .and_then(|c| c.get(key.as_ref()))
                         .map(|v| to_int(v))
                         .unwrap_or(0);
-                    let n = to_int(&m.expand(&ctx));
+                    let n = m.with_expanded(&ctx, to_int);
                     let r =
                         if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
-                    Some(r.to_string().into_bytes())
+                    NewValue::Int(r)
                 }
             };
             if !self.s.collections.contains_key(&sv.collection) {
                 self.s.collections.insert(sv.collection.clone(), Vars::default());
             }
             let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
-            match new {
-                Some(v) => match coll.get_mut(key.as_ref()) {
-                    Some(slot) => *slot = v,
-                    None => {
-                        coll.insert(key.into_owned(), v);
-                    }
-                },
-                None => {
+            // An existing value is overwritten in its buffer.
+            match (new, coll.get_mut(key.as_ref())) {
+                (NewValue::Delete, _) => {
                     coll.remove(key.as_ref());
+                }
+                (NewValue::Bytes(Cow::Owned(v)), Some(slot)) => *slot = v,
+                (NewValue::Bytes(Cow::Borrowed(v)), Some(slot)) => {
+                    slot.clear();
+                    slot.extend_from_slice(v);
+                }
+                (NewValue::Int(r), Some(slot)) => {
+                    slot.clear();
+                    let _ = write!(slot, "{r}");
+                }
+                (new, None) => {
+                    let v = match new {
+                        NewValue::Bytes(v) => v.into_owned(),
+                        NewValue::Int(r) => r.to_string().into_bytes(),
+                        NewValue::Delete => continue,
+                    };
+                    if coll.capacity() == 0 && sv.collection == "TX" {
+                        *coll = crate::collections::spare_tx();
+                    }
+                    coll.insert(key.into_owned(), v);
                 }
             }
         }
@@ -1041,6 +1119,14 @@ fn union_bits(
 /// TX:MSC_PCRE_LIMITS_EXCEEDED become 1, and its debug log (level 1) says
 /// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
 /// to the error log, once per transaction, naming the rule.
+/// The TX collection (created with the transaction; made again should anything remove it).
+fn tx_vars(c: &mut std::collections::BTreeMap<String, Vars>) -> Option<&mut Vars> {
+    if !c.contains_key("TX") {
+        c.insert("TX".into(), Vars::default());
+    }
+    c.get_mut("TX")
+}
+
 /// TX:0..TX:9 from a capturing match (the buffers of earlier captures are reused).
 fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
     const KEYS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];

@@ -263,9 +263,9 @@ impl Transaction {
             }
             match classify(rule, dialect) {
                 Class::Pure => {
-                    let before = self.s.matched_vars.clone();
+                    let before = self.s.matched_vars.as_slice().to_vec();
                     let matched = self.eval_link(rule, rule);
-                    pending.record(&before, &self.s.matched_vars);
+                    pending.record(&before, self.s.matched_vars.as_slice());
                     done[i] = true;
                     folded += 1;
                     i += 1;
@@ -281,7 +281,8 @@ impl Transaction {
                 }
                 Class::PureRead => {
                     let Some(op) = &rule.operator else { break };
-                    if !self.collect_hits(rule, rule, op).0.is_empty() {
+                    self.collect_hits(rule, rule, op);
+                    if self.hits.len > 0 {
                         break;
                     }
                     self.s.matched_vars.clear();
@@ -306,9 +307,11 @@ impl Transaction {
         if !pending.is_none() {
             effects.push((i, pending));
         }
+        // Before deciding the later rules: a PCRE limit hit there flags TX.
+        let tx = self.s.collections.get("TX").cloned().unwrap_or_default();
         let outcomes = self.constant_outcomes(&done);
         Some(Setup {
-            tx: self.s.collections.get("TX").cloned().unwrap_or_default(),
+            tx,
             done,
             matched: effects,
             folded,
@@ -331,7 +334,8 @@ impl Transaction {
                     continue;
                 }
                 let before = self.messages.len();
-                let hits = self.collect_hits(rule, rule, op).0;
+                self.collect_hits(rule, rule, op);
+                let hits = &self.hits.items[..self.hits.len];
                 if self.messages.len() != before {
                     // A PCRE limit: keep its message and flag per request.
                     self.messages.truncate(before);
@@ -340,7 +344,7 @@ impl Transaction {
                 out[i] = if hits.is_empty() {
                     Outcome::Never
                 } else if acts_without_match(rule, dialect) {
-                    Outcome::Always(hits.into_iter().map(|h| (h.name, h.value)).collect())
+                    Outcome::Always(hits.iter().map(|h| (h.name.clone(), h.value.clone())).collect())
                 } else {
                     Outcome::Evaluate
                 };

@@ -33,17 +33,70 @@ pub(super) struct Value<'a> {
 }
 
 impl Value<'_> {
-    pub(super) fn name(&self) -> String {
-        if self.key.is_empty() || !self.var.is_collection() {
-            self.var.name().to_string()
-        } else {
-            let (var, key) = (self.var.name(), String::from_utf8_lossy(&self.key));
-            let mut n = String::with_capacity(var.len() + 1 + key.len());
-            n.push_str(var);
-            n.push(':');
-            n.push_str(&key);
-            n
+    /// Writes the name a match reports (`VAR` or `VAR:key`) into `out`, replacing its text.
+    pub(super) fn write_name(&self, out: &mut String) {
+        out.clear();
+        out.push_str(self.var.name());
+        if !self.key.is_empty() && self.var.is_collection() {
+            out.push(':');
+            // Keys are nearly always UTF-8: checked in one pass, no lossy decoding.
+            match std::str::from_utf8(&self.key) {
+                Ok(k) => out.push_str(k),
+                Err(_) => out.push_str(&String::from_utf8_lossy(&self.key)),
+            }
         }
+    }
+}
+
+/// MATCHED_VARS of the current rule: (name, value) pairs. Entries past `len` are spare
+/// buffers from earlier rules, so a match costs no allocation once a transaction warmed up.
+#[derive(Debug, Default)]
+pub(super) struct MatchedVars {
+    items: Vec<(String, Vec<u8>)>,
+    len: usize,
+}
+
+impl MatchedVars {
+    pub(super) fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn as_slice(&self) -> &[(String, Vec<u8>)] {
+        &self.items[..self.len]
+    }
+
+    pub(super) fn last(&self) -> Option<&(String, Vec<u8>)> {
+        self.as_slice().last()
+    }
+
+    /// Appends a copy of a match, into a spare pair's buffers when there is one.
+    pub(super) fn push_copy(&mut self, name: &str, value: &[u8]) {
+        if self.len == self.items.len() {
+            self.items.push((name.to_string(), value.to_vec()));
+        } else {
+            let slot = &mut self.items[self.len];
+            slot.0.clear();
+            slot.0.push_str(name);
+            slot.1.clear();
+            slot.1.extend_from_slice(value);
+        }
+        self.len += 1;
+    }
+
+    /// Appends a match by swapping buffers with `name` and `value` (which get a spare pair).
+    pub(super) fn push_swap(&mut self, name: &mut String, value: &mut Vec<u8>) {
+        if self.len == self.items.len() {
+            self.items.push((std::mem::take(name), std::mem::take(value)));
+        } else {
+            let slot = &mut self.items[self.len];
+            std::mem::swap(&mut slot.0, name);
+            std::mem::swap(&mut slot.1, value);
+        }
+        self.len += 1;
     }
 }
 
@@ -88,12 +141,38 @@ pub(super) struct State {
     pub(super) resp_protocol: Vec<u8>,
     pub(super) resp_headers: Pairs,
     pub(super) resp_body: Vec<u8>,
-    pub(super) collections: BTreeMap<String, Vars>,
+    pub(super) collections: Collections,
     pub(super) env: BTreeMap<Vec<u8>, Vec<u8>>,
     /// The current rule's matches so far (MATCHED_VARS); the last is MATCHED_VAR.
-    pub(super) matched_vars: Vec<(String, Vec<u8>)>,
+    pub(super) matched_vars: MatchedVars,
     pub(super) highest_severity: Option<u8>,
     pub(super) start: Option<Instant>,
+}
+
+/// TX and the collections `initcol` loaded, by upper-case name. TX's table goes back to
+/// a per-thread spare list when the transaction ends (see collections::spare_tx).
+#[derive(Debug, Default)]
+pub(super) struct Collections(BTreeMap<String, Vars>);
+
+impl std::ops::Deref for Collections {
+    type Target = BTreeMap<String, Vars>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Collections {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Collections {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.remove("TX") {
+            crate::collections::recycle_tx(tx);
+        }
+    }
 }
 
 /// The rule currently evaluating, for `%{RULE.*}` macros.
@@ -419,7 +498,7 @@ impl State {
                 }
             }
             Var::MatchedVars | Var::MatchedVarsNames => {
-                for (n, v) in &self.matched_vars {
+                for (n, v) in self.matched_vars.as_slice() {
                     if sel.matches(n.as_bytes()) {
                         let value = if var == Var::MatchedVars { b(v) } else { b(n.as_bytes()) };
                         out.push(Value { var, key: b(n.as_bytes()), value, slot: Slot::None });

@@ -227,13 +227,29 @@ const NAMES: &[(&str, Var)] = &[
     ("MODSEC_BUILD", ModsecBuild),
 ];
 
+/// NAMES indexed both ways, for lookups per request (every match and macro names a variable).
+static BY_NAME: once_cell::sync::Lazy<rustc_hash::FxHashMap<&'static str, Var>> =
+    once_cell::sync::Lazy::new(|| NAMES.iter().map(|(n, v)| (*n, *v)).collect());
+static BY_VAR: once_cell::sync::Lazy<Vec<&'static str>> = once_cell::sync::Lazy::new(|| {
+    let mut names = vec!["?"; NAMES.iter().map(|(_, v)| *v as usize + 1).max().unwrap_or(0)];
+    // The first spelling of a variable is its name.
+    for (n, v) in NAMES.iter().rev() {
+        names[*v as usize] = n;
+    }
+    names
+});
+
 impl Var {
     pub fn from_name(name: &str) -> Option<Var> {
+        // Macros resolve names per request, already upper-cased: one hash lookup.
+        if let Some(v) = BY_NAME.get(name) {
+            return Some(*v);
+        }
         NAMES.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| *v)
     }
 
     pub fn name(self) -> &'static str {
-        NAMES.iter().find(|(_, v)| *v == self).map(|(n, _)| *n).unwrap_or("?")
+        BY_VAR.get(self as usize).copied().unwrap_or("?")
     }
 
     /// Whether this variable is a keyed collection (selectors apply to keys).
@@ -415,6 +431,8 @@ mod tests {
     fn names_are_case_insensitive_and_round_trip() {
         for (n, v) in NAMES {
             assert_eq!(Var::from_name(&n.to_ascii_lowercase()), Some(*v));
+            assert_eq!(Var::from_name(n), Some(*v));
+            assert_eq!(Var::from_name(v.name()), Some(*v));
         }
         assert_eq!(Var::from_name("NOPE"), None);
     }
