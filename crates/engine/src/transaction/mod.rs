@@ -166,7 +166,7 @@ impl Transaction {
             detected: false,
             matched_ids: Vec::new(),
             messages: Vec::new(),
-            cache: TransformCache::default(),
+            cache: TransformCache::spare(),
             unions: FxHashMap::default(),
             phases_done: 0,
             from_setup: false,
