@@ -19,9 +19,34 @@ enum Scan<'a> {
 /// repeat could save).
 const MAX_INTERNED: usize = 4096;
 
+/// Per (variable, gate): the union of the gate bits of all the variable's values (see
+/// `Transaction::unions`).
+pub(super) type Unions = FxHashMap<(crate::variables::Var, u32), Option<Vec<u64>>>;
+
 thread_local! {
     /// One emptied cache of a finished transaction's request phases (see `spare`).
     static SPARE: std::cell::RefCell<Option<TransformCache>> = const { std::cell::RefCell::new(None) };
+    /// One emptied unions table of a finished transaction.
+    static SPARE_UNIONS: std::cell::RefCell<Option<Unions>> = const { std::cell::RefCell::new(None) };
+}
+
+/// An empty unions table, with an earlier transaction's room when one is spare (a fresh
+/// one rehashes several times in every transaction).
+pub(super) fn spare_unions() -> Unions {
+    SPARE_UNIONS.try_with(|s| s.borrow_mut().take()).ok().flatten().unwrap_or_default()
+}
+
+/// Keeps `u` (emptied) for a later transaction.
+pub(super) fn recycle_unions(mut u: Unions) {
+    if u.capacity() == 0 || u.capacity() > SPARE_MAX_ROWS {
+        return;
+    }
+    u.clear();
+    let _ = SPARE_UNIONS.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Some(u);
+        }
+    });
 }
 
 /// Largest tables kept spare: a small request's, not a large body's.
