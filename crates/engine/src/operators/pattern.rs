@@ -73,6 +73,8 @@ pub struct Pattern {
     caret_twin: Option<pcre2::bytes::Regex>,
     /// The limits the PCRE2 parts were compiled with.
     limits: PcreLimits,
+    /// For patterns that match every input whole (`^.*$`): how many captures a match gives.
+    whole: Option<usize>,
 }
 
 #[derive(Clone, Copy)]
@@ -109,11 +111,18 @@ impl Pattern {
                     literals,
                     caret_twin,
                     limits,
+                    whole: whole_match_groups(pcre),
                 });
             }
         }
         let limits = PcreLimits::default();
-        Ok(Pattern { engine: Engine::Pcre2(pcre2_compile(pcre, limits)?), literals: None, caret_twin: None, limits })
+        Ok(Pattern {
+            engine: Engine::Pcre2(pcre2_compile(pcre, limits)?),
+            literals: None,
+            caret_twin: None,
+            limits,
+            whole: None,
+        })
     }
 
     /// Recompiles the PCRE2 parts (if any) with `limits`; the `regex` crate part has none.
@@ -164,6 +173,9 @@ impl Pattern {
 
     /// [`Self::is_match`]; sets `limit_hit` when PCRE2 stopped at a limit (no match).
     pub fn is_match_limited(&self, input: &[u8], limit_hit: &mut bool) -> bool {
+        if self.whole.is_some() {
+            return true;
+        }
         match self.engine_for(input) {
             EngineRef::Regex(re) => re.is_match(input),
             EngineRef::Pcre2(re) => pcre2_ok(re.is_match(input), limit_hit).unwrap_or(false),
@@ -223,6 +235,10 @@ impl Pattern {
     /// when PCRE2 stopped at a limit (then no match).
     pub fn captures(&self, input: &[u8], caps: &mut Captures, limit_hit: &mut bool) -> bool {
         caps.clear();
+        if let Some(n) = self.whole {
+            caps.extend(std::iter::repeat_n(input, n).map(<[u8]>::to_vec));
+            return true;
+        }
         // Most values do not match: the plain search is much cheaper than capture slots.
         if !self.is_match_limited(input, limit_hit) {
             return false;
@@ -294,6 +310,17 @@ impl Pattern {
     /// the value's length, like the original.
     pub fn first_verified<'s>(&self, input: &'s [u8], check: impl Fn(&[u8]) -> bool) -> Option<&'s [u8]> {
         (0..input.len().saturating_sub(1)).find_map(|i| self.search_all(input.get(i..)?).into_iter().find(|c| check(c)))
+    }
+}
+
+/// Patterns whose leftmost match is always the whole subject, and the number of captures
+/// (whole match and groups) it gives. With DOTALL, `.*` takes every byte, newlines too, and
+/// `^` always holds at the subject's start, `$` at its end: no regex needs to run.
+fn whole_match_groups(pcre: &str) -> Option<usize> {
+    match pcre {
+        "^.*$" | ".*" | "^.*" | ".*$" => Some(1),
+        "^(.*)$" | "(.*)" | "^(.*)" | "(.*)$" => Some(2),
+        _ => None,
     }
 }
 
@@ -795,6 +822,26 @@ fn push_byte(out: &mut String, b: u8) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn whole_match_patterns_agree_with_pcre2() {
+        let inputs: &[&[u8]] = &[b"", b"host", b"a\nb", b"a\n", b"\n", b"\r\n\r", b"\n\nx", b"\xff\x00z"];
+        for pat in ["^.*$", ".*", "^.*", ".*$", "^(.*)$", "(.*)", "^(.*)", "(.*)$"] {
+            let fast = Pattern::new(pat).unwrap();
+            assert!(fast.whole.is_some(), "{pat}");
+            let pcre = pcre2_compile(pat, PcreLimits::default()).unwrap();
+            for input in inputs {
+                let mut locs = pcre.capture_locations();
+                assert!(pcre.captures_read(&mut locs, input).unwrap().is_some(), "{pat} {input:?}");
+                let want: Vec<Vec<u8>> =
+                    (0..locs.len()).map(|i| locs.get(i).map(|(s, e)| input[s..e].to_vec()).unwrap()).collect();
+                let mut caps = Captures::new();
+                assert!(fast.captures(input, &mut caps, &mut false), "{pat} {input:?}");
+                assert_eq!(caps, want, "{pat} {input:?}");
+                assert!(fast.is_match(input));
+            }
+        }
+    }
 
     #[test]
     fn translations() {

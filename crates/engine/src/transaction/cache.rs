@@ -19,6 +19,40 @@ enum Scan<'a> {
 /// repeat could save).
 const MAX_INTERNED: usize = 4096;
 
+/// Per (variable, gate): the union of the gate bits of all the variable's values (see
+/// `Transaction::unions`).
+pub(super) type Unions = FxHashMap<(crate::variables::Var, u32), Option<Vec<u64>>>;
+
+thread_local! {
+    /// One emptied cache of a finished transaction's request phases (see `spare`).
+    static SPARE: std::cell::RefCell<Option<TransformCache>> = const { std::cell::RefCell::new(None) };
+    /// One emptied unions table of a finished transaction.
+    static SPARE_UNIONS: std::cell::RefCell<Option<Unions>> = const { std::cell::RefCell::new(None) };
+}
+
+/// An empty unions table, with an earlier transaction's room when one is spare (a fresh
+/// one rehashes several times in every transaction).
+pub(super) fn spare_unions() -> Unions {
+    SPARE_UNIONS.try_with(|s| s.borrow_mut().take()).ok().flatten().unwrap_or_default()
+}
+
+/// Keeps `u` (emptied) for a later transaction.
+pub(super) fn recycle_unions(mut u: Unions) {
+    if u.capacity() == 0 || u.capacity() > SPARE_MAX_ROWS {
+        return;
+    }
+    u.clear();
+    let _ = SPARE_UNIONS.try_with(|s| {
+        if let Ok(mut s) = s.try_borrow_mut() {
+            *s = Some(u);
+        }
+    });
+}
+
+/// Largest tables kept spare: a small request's, not a large body's.
+const SPARE_MAX_CELLS: usize = 1 << 14;
+const SPARE_MAX_ROWS: usize = 1024;
+
 /// From this many arguments and cookies on, identical contents share an entry.
 pub(super) const SHARE_FROM_VALUES: usize = 64;
 
@@ -141,7 +175,35 @@ impl TransformCache {
     /// later phase asks again. A transaction lives on after its request phases (while
     /// the upstream answers), and a JSON body's cache is ~1 MB.
     pub(super) fn release(&mut self) {
-        *self = TransformCache { sharing: self.sharing, ..TransformCache::default() };
+        let old = std::mem::replace(self, TransformCache { sharing: self.sharing, ..TransformCache::default() });
+        old.recycle();
+    }
+
+    /// An empty cache, with the tables of an earlier transaction's when one is spare: a
+    /// fresh one grows its maps by rehashing in every transaction.
+    pub(super) fn spare() -> TransformCache {
+        SPARE.try_with(|s| s.borrow_mut().take()).ok().flatten().unwrap_or_default()
+    }
+
+    /// Keeps this cache's tables (emptied) for a later transaction, unless they are large.
+    fn recycle(mut self) {
+        if self.cells.capacity() > SPARE_MAX_CELLS || self.slot_row.capacity() > SPARE_MAX_ROWS {
+            return;
+        }
+        self.slot_row.clear();
+        self.contents.clear();
+        self.cells.clear();
+        self.owned.clear();
+        self.bits.clear();
+        self.no_match.clear();
+        self.raw_scans.clear();
+        self.width = 0;
+        self.sharing = false;
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut s) = s.try_borrow_mut() {
+                *s = Some(self);
+            }
+        });
     }
 
     /// Whether gate `g`'s `bit` is set for the value in `slot` (raw content `raw`) after

@@ -6,8 +6,6 @@
 
 use std::borrow::Cow;
 use std::io::Write;
-
-use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,6 +20,7 @@ use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
 use crate::variables::Var;
+use cache::Unions;
 
 mod cache;
 pub(crate) mod setup;
@@ -124,7 +123,7 @@ pub struct Transaction {
     /// Per (variable, gate): the union of the gate bits of all the variable's values, or None
     /// when some value is not cacheable. Lets a gated rule skip a target without visiting its
     /// values. Rebuilt each phase, since phases add values (body, response).
-    unions: FxHashMap<(Var, u32), Option<Vec<u64>>>,
+    unions: Unions,
     phases_done: u8,
     /// Phase 1 started from the rule set's folded setup (setup.rs).
     from_setup: bool,
@@ -136,6 +135,12 @@ pub struct Transaction {
     expiries: Vec<(String, Vec<u8>, u64)>,
     /// Audit-log state: ctl:audit* changes and the rule messages (see audit.rs).
     audit: crate::audit::TxAudit,
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        cache::recycle_unions(std::mem::take(&mut self.unions));
+    }
 }
 
 impl Transaction {
@@ -166,8 +171,8 @@ impl Transaction {
             detected: false,
             matched_ids: Vec::new(),
             messages: Vec::new(),
-            cache: TransformCache::default(),
-            unions: FxHashMap::default(),
+            cache: TransformCache::spare(),
+            unions: cache::spare_unions(),
             phases_done: 0,
             from_setup: false,
             last_match: MatchInfo::default(),
