@@ -22,7 +22,7 @@ thread_local! {
     /// entries in every transaction (the CRS sets ~50 on a plain GET); reusing a table
     /// saves its rehashes and their allocations, the larger of which make glibc
     /// consolidate its free lists.
-    static SPARE_TX: RefCell<Vec<Vars>> = const { RefCell::new(Vec::new()) };
+    static SPARE_TX: crate::spare::Pool<Vars> = const { RefCell::new(Vec::new()) };
 }
 
 /// Spare tables kept per thread, and the largest kept (in entries).
@@ -31,7 +31,7 @@ const SPARE_TABLE_MAX: usize = 1024;
 
 /// An empty TX table, with the room of an earlier transaction's when one is spare.
 pub(crate) fn spare_tx() -> Vars {
-    SPARE_TX.with(|s| s.borrow_mut().pop()).unwrap_or_default()
+    crate::spare::take(&SPARE_TX).unwrap_or_default()
 }
 
 /// Keeps `tx` (emptied) for a later transaction.
@@ -40,12 +40,7 @@ pub(crate) fn recycle_tx(mut tx: Vars) {
         return;
     }
     tx.clear();
-    SPARE_TX.with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < SPARE_TABLES {
-            s.push(tx);
-        }
-    });
+    crate::spare::keep(&SPARE_TX, tx, SPARE_TABLES);
 }
 
 /// Most records kept before the least recently used are dropped.

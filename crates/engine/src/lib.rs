@@ -20,6 +20,7 @@ pub mod parser;
 pub mod prefilter;
 pub mod rule;
 pub mod ruleset;
+mod spare;
 pub mod transaction;
 pub mod transformations;
 pub mod variables;

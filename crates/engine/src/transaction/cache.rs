@@ -25,15 +25,15 @@ pub(super) type Unions = FxHashMap<(crate::variables::Var, u32), Option<Vec<u64>
 
 thread_local! {
     /// One emptied cache of a finished transaction's request phases (see `spare`).
-    static SPARE: std::cell::RefCell<Option<TransformCache>> = const { std::cell::RefCell::new(None) };
+    static SPARE: crate::spare::Pool<TransformCache> = const { std::cell::RefCell::new(Vec::new()) };
     /// One emptied unions table of a finished transaction.
-    static SPARE_UNIONS: std::cell::RefCell<Option<Unions>> = const { std::cell::RefCell::new(None) };
+    static SPARE_UNIONS: crate::spare::Pool<Unions> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An empty unions table, with an earlier transaction's room when one is spare (a fresh
 /// one rehashes several times in every transaction).
 pub(super) fn spare_unions() -> Unions {
-    SPARE_UNIONS.try_with(|s| s.borrow_mut().take()).ok().flatten().unwrap_or_default()
+    crate::spare::take(&SPARE_UNIONS).unwrap_or_default()
 }
 
 /// Keeps `u` (emptied) for a later transaction.
@@ -42,11 +42,7 @@ pub(super) fn recycle_unions(mut u: Unions) {
         return;
     }
     u.clear();
-    let _ = SPARE_UNIONS.try_with(|s| {
-        if let Ok(mut s) = s.try_borrow_mut() {
-            *s = Some(u);
-        }
-    });
+    crate::spare::keep(&SPARE_UNIONS, u, 1);
 }
 
 /// Largest tables kept spare: a small request's, not a large body's.
@@ -182,7 +178,7 @@ impl TransformCache {
     /// An empty cache, with the tables of an earlier transaction's when one is spare: a
     /// fresh one grows its maps by rehashing in every transaction.
     pub(super) fn spare() -> TransformCache {
-        SPARE.try_with(|s| s.borrow_mut().take()).ok().flatten().unwrap_or_default()
+        crate::spare::take(&SPARE).unwrap_or_default()
     }
 
     /// Keeps this cache's tables (emptied) for a later transaction, unless they are large.
@@ -199,11 +195,7 @@ impl TransformCache {
         self.raw_scans.clear();
         self.width = 0;
         self.sharing = false;
-        let _ = SPARE.try_with(|s| {
-            if let Ok(mut s) = s.try_borrow_mut() {
-                *s = Some(self);
-            }
-        });
+        crate::spare::keep(&SPARE, self, 1);
     }
 
     /// Whether gate `g`'s `bit` is set for the value in `slot` (raw content `raw`) after

@@ -770,7 +770,7 @@ impl Transaction {
         for i in 0..n {
             let h = &mut self.hits.items[i];
             if let Some(caps) = &h.caps {
-                if let Some(tx) = tx_vars(&mut self.s.collections) {
+                if let Some(tx) = tx_mut(&mut self.s.collections) {
                     set_captures(tx, caps);
                 }
             }
@@ -1119,13 +1119,8 @@ fn union_bits(
     Some(union)
 }
 
-/// ModSecurity v3 (src/operators/rx.cc) when a regex stops at its PCRE match limit: the
-/// value did not match (the operator said so already), MSC_PCRE_LIMITS_EXCEEDED and
-/// TX:MSC_PCRE_LIMITS_EXCEEDED become 1, and its debug log (level 1) says
-/// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
-/// to the error log, once per transaction, naming the rule.
 /// The TX collection (created with the transaction; made again should anything remove it).
-fn tx_vars(c: &mut std::collections::BTreeMap<String, Vars>) -> Option<&mut Vars> {
+fn tx_mut(c: &mut std::collections::BTreeMap<String, Vars>) -> Option<&mut Vars> {
     if !c.contains_key("TX") {
         c.insert("TX".into(), Vars::default());
     }
@@ -1148,8 +1143,15 @@ fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
     }
 }
 
+/// ModSecurity v3 (src/operators/rx.cc) when a regex stops at its PCRE match limit: the
+/// value did not match (the operator said so already), MSC_PCRE_LIMITS_EXCEEDED and
+/// TX:MSC_PCRE_LIMITS_EXCEEDED become 1, and its debug log (level 1) says
+/// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
+/// to the error log, once per transaction, naming the rule.
 fn pcre_limits_exceeded(s: &mut State, messages: &mut Vec<String>, rule: &Rule, pattern: &str) {
-    s.collections.entry("TX".into()).or_default().insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
+    if let Some(tx) = tx_mut(&mut s.collections) {
+        tx.insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
+    }
     if s.flags.iter().any(|(v, _)| *v == Var::MscPcreLimitsExceeded) {
         return;
     }

@@ -100,16 +100,14 @@ impl Written {
 
 /// Reads nothing but TX variables that stay as the setup left them.
 fn reads_constant(l: &Rule, w: &Written) -> bool {
-    !l.targets.is_empty()
-        && l.targets
-            .iter()
-            .all(|t| t.var == Var::Tx && matches!(&t.selector, Selector::Key(k) if !w.may_write(k)))
-        && l.operator.as_ref().is_some_and(|op| {
-            PURE_OPERATORS.iter().any(|n| n.eq_ignore_ascii_case(&op.name))
-                && match &op.imp {
-                    OperatorImpl::Static(_) => true,
-                    OperatorImpl::Dynamic(d) => d.template.refs().all(|(n, k)| n == "TX" && !w.may_write(k)),
-                }
+    let keys_constant = |k: &[u8]| !w.may_write(k);
+    reads_pure(l)
+        && !l.targets.is_empty()
+        && l.targets.iter().all(|t| matches!(&t.selector, Selector::Key(k) if keys_constant(k)))
+        && l.operator.as_ref().is_some_and(|op| match &op.imp {
+            OperatorImpl::Static(_) => true,
+            // reads_pure checked that its macros name TX only.
+            OperatorImpl::Dynamic(d) => d.template.refs().all(|(_, k)| keys_constant(k)),
         })
 }
 
