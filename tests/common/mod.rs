@@ -336,6 +336,21 @@ impl Nginx {
             assert!(Instant::now() < deadline, "nginx did not listen on {port}\n{}", self.error_log());
             thread::sleep(Duration::from_millis(50));
         }
+        // The master listens before it forks the workers: wait for them too, so that tests
+        // that compare worker pids before and after start from the real set.
+        let expected = self.configured_workers();
+        while self.worker_pids().len() < expected {
+            assert!(Instant::now() < deadline, "nginx did not start {expected} worker(s)\n{}", self.error_log());
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `worker_processes N;` from nginx.conf (1 when absent or not a number).
+    fn configured_workers(&self) -> usize {
+        let conf = std::fs::read_to_string(self.path("nginx.conf")).unwrap_or_default();
+        conf.lines()
+            .find_map(|l| l.trim().strip_prefix("worker_processes")?.trim().strip_suffix(';')?.trim().parse().ok())
+            .unwrap_or(1)
     }
 
     /// `nginx -s <signal>` against this instance.
