@@ -278,6 +278,10 @@ impl State {
             out.push(Value { var, key: Cow::Borrowed(&[]), value: v, slot });
         };
         let pairs = |out: &mut Values<'a>, list: &'a Pairs, coll: u64, names: bool| {
+            // One allocation for a large collection rather than doubling up to it.
+            if matches!(sel, Selector::All) {
+                out.reserve(list.len());
+            }
             for (i, (k, v)) in list.iter().enumerate() {
                 if sel.matches(k) {
                     let value = if names { k } else { v };
