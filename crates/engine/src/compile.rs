@@ -11,6 +11,7 @@ use crate::audit;
 use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::operators::OperatorContext;
+use crate::prebuild::{with_prebuilt, Prebuilt};
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::transformations::tree::TransformTree;
@@ -48,7 +49,7 @@ enum RuleSelector {
     Msg(String),
 }
 
-struct Compiler {
+struct Compiler<'p> {
     config: Config,
     defaults: [Actions; 5],
     default_set: [bool; 5],
@@ -58,9 +59,15 @@ struct Compiler {
     exceptions: Exceptions,
     /// Files read so far (a RefCell: operator constructors record data files through a shared context).
     inputs: RefCell<Inputs>,
+    /// `@rx` patterns built ahead on another core.
+    prebuilt: Option<&'p Prebuilt>,
 }
 
 pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
+    with_prebuilt(sources, |prebuilt| compile_with(sources, prebuilt))
+}
+
+fn compile_with(sources: &[RuleSource], prebuilt: Option<&Prebuilt>) -> Result<RuleSet, Error> {
     let mut c = Compiler {
         config: Config::default(),
         defaults: std::array::from_fn(|i| default_actions(i as u8 + 1)),
@@ -70,6 +77,7 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
         ids: HashSet::new(),
         exceptions: Exceptions::default(),
         inputs: RefCell::default(),
+        prebuilt,
     };
     for src in sources {
         match src {
@@ -132,7 +140,7 @@ fn limit_action(d: &Directive) -> Result<LimitAction, Error> {
     }
 }
 
-impl Compiler {
+impl Compiler<'_> {
     fn file(&mut self, path: &Path, from: Option<&Directive>, depth: usize) -> Result<(), Error> {
         let text = self.inputs.get_mut().read(path).map_err(|e| match from {
             Some(d) => err(d, format!("cannot read {}: {e}", path.display())),
@@ -364,7 +372,7 @@ impl Compiler {
         let base = d.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let operator = match op {
             Some(o) => {
-                let ctx = OperatorContext { base_dir: &base, inputs: Some(&self.inputs) };
+                let ctx = OperatorContext { base_dir: &base, inputs: Some(&self.inputs), prebuilt: self.prebuilt };
                 Some(RuleOperator::new(o, &ctx).map_err(|e| err(d, e))?)
             }
             None => None,

@@ -17,6 +17,7 @@ pub mod log;
 pub mod macros;
 pub mod operators;
 pub mod parser;
+mod prebuild;
 pub mod prefilter;
 pub mod rule;
 pub mod ruleset;

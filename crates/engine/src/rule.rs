@@ -60,27 +60,26 @@ impl DynamicOperator {
     }
 }
 
+/// A rule's operator argument split into (negated, name, parameter); no `@name` means
+/// `@rx` with the whole argument. `None` when the name is missing.
+pub(crate) fn operator_parts(spec: &str) -> Option<(bool, &str, &str)> {
+    let s = spec.trim_start();
+    let (negated, s) = match s.strip_prefix('!') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, s),
+    };
+    let Some(r) = s.strip_prefix('@') else { return Some((negated, "rx", s)) };
+    let end = r.find(|c: char| c.is_ascii_whitespace()).unwrap_or(r.len());
+    let param = r[end..].strip_prefix(|c: char| c.is_ascii_whitespace()).unwrap_or(&r[end..]);
+    (end > 0).then_some((negated, &r[..end], param))
+}
+
 impl RuleOperator {
     /// Parses `@name param`; `ctx` locates (and, during a load, records) data files.
     pub fn new(spec: &str, ctx: &OperatorContext) -> Result<RuleOperator, String> {
         let base_dir = ctx.base_dir;
-        let s = spec.trim_start();
-        let (negated, s) = match s.strip_prefix('!') {
-            Some(r) => (true, r.trim_start()),
-            None => (false, s),
-        };
-        let (name, param) = match s.strip_prefix('@') {
-            Some(r) => {
-                let end = r.find(|c: char| c.is_ascii_whitespace()).unwrap_or(r.len());
-                let param = r[end..].strip_prefix(|c: char| c.is_ascii_whitespace()).unwrap_or(&r[end..]);
-                (r[..end].to_string(), param.to_string())
-            }
-            // No operator named: the whole argument is a regular expression.
-            None => ("rx".to_string(), s.to_string()),
-        };
-        if name.is_empty() {
-            return Err(format!("missing operator name in '{spec}'"));
-        }
+        let (negated, name, param) = operator_parts(spec).ok_or_else(|| format!("missing operator name in '{spec}'"))?;
+        let (name, param) = (name.to_string(), param.to_string());
         let template = Macro::parse(&param);
         let imp = if template.is_literal() {
             OperatorImpl::Static(operators::create(&name, &param, ctx)?)

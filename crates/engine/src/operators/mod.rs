@@ -53,11 +53,13 @@ pub struct OperatorContext<'a> {
     pub base_dir: &'a Path,
     /// Where a rule-set load records the data files it reads (None outside a load).
     pub inputs: Option<&'a RefCell<Inputs>>,
+    /// `@rx` patterns built ahead during a rule-set load (see `prebuild`).
+    pub(crate) prebuilt: Option<&'a crate::prebuild::Prebuilt>,
 }
 
 impl<'a> OperatorContext<'a> {
     pub fn new(base_dir: &'a Path) -> Self {
-        OperatorContext { base_dir, inputs: None }
+        OperatorContext { base_dir, inputs: None, prebuilt: None }
     }
 
     /// Reads a data file, recording it when a rule set is being loaded.

@@ -21,8 +21,11 @@ pub struct Rx {
 }
 
 impl Rx {
-    pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Self::build(param, false)
+    pub fn create(param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        match ctx.prebuilt {
+            Some(pool) if !param.is_empty() => Ok(Box::new(Rx { pattern: Some(pool.pattern(param)?), global: false })),
+            _ => Self::build(param, false),
+        }
     }
 
     /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture.
