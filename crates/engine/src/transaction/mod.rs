@@ -602,12 +602,9 @@ impl Transaction {
         // Phase 1 starts where the setup rules folded at load left off (setup.rs).
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
-            // Into the (spare) table TX already has: same size, so no rehash.
-            match self.s.collections.get_mut("TX") {
-                Some(tx) => tx.clone_from(&setup.tx),
-                None => {
-                    self.s.collections.insert("TX".into(), setup.tx.clone());
-                }
+            // TX is empty here: start from a spare table reset to the setup's.
+            if let Some(old) = self.s.collections.insert("TX".into(), crate::collections::spare_tx_as(&setup.tx)) {
+                crate::collections::recycle_tx(old);
             }
             self.from_setup = true;
         }
