@@ -20,8 +20,24 @@ enum Scan<'a> {
 const MAX_INTERNED: usize = 4096;
 
 /// Per (variable, gate): the union of the gate bits of all the variable's values (see
-/// `Transaction::unions`).
-pub(super) type Unions = FxHashMap<(crate::variables::Var, u32), Option<Vec<u64>>>;
+/// `Transaction::unions`), one after the other in one vector rather than one each.
+#[derive(Debug, Default)]
+pub(super) struct Unions {
+    /// (variable, gate) → where its union starts in `bits`, or None when it has none.
+    pub(super) at: FxHashMap<(crate::variables::Var, u32), Option<u32>>,
+    pub(super) bits: Vec<u64>,
+}
+
+impl Unions {
+    pub(super) fn clear(&mut self) {
+        self.at.clear();
+        self.bits.clear();
+    }
+
+    fn capacity(&self) -> usize {
+        self.at.capacity()
+    }
+}
 
 thread_local! {
     /// One emptied cache of a finished transaction's request phases (see `spare`).

@@ -841,8 +841,15 @@ impl Transaction {
             // Worth it for whole collections only: a scalar or a keyed value is checked as cheaply directly.
             let whole = t.var.is_collection() && !matches!(t.selector, crate::variables::Selector::Key(_));
             if let (Some((g, bit)), false, true) = (link.gate, t.count, whole && State::stable_var(t.var)) {
-                let u = unions.entry((t.var, g)).or_insert_with(|| union_bits(state, cache, rules, link, t.var, g));
-                if u.as_ref().is_some_and(|u| !crate::prefilter::has(u, bit)) {
+                let at = match unions.at.get(&(t.var, g)) {
+                    Some(&at) => at,
+                    None => {
+                        let at = union_bits(state, cache, rules, link, t.var, g, &mut unions.bits);
+                        unions.at.insert((t.var, g), at);
+                        at
+                    }
+                };
+                if at.is_some_and(|at| !crate::prefilter::has(&unions.bits[at as usize..], bit)) {
                     continue;
                 }
             }
@@ -1097,7 +1104,8 @@ impl Transaction {
 }
 
 /// The union of gate `g`'s bits over every value of `var` (transformed as `link` does, and
-/// cached as rule evaluation would), or None when a value has no stable slot.
+/// cached as rule evaluation would), appended to `bits`: where it starts, or None (and
+/// nothing appended) when a value has no stable slot.
 fn union_bits(
     state: &State,
     cache: &mut TransformCache,
@@ -1105,15 +1113,20 @@ fn union_bits(
     link: &Rule,
     var: Var,
     g: u32,
-) -> Option<Vec<u64>> {
+    bits: &mut Vec<u64>,
+) -> Option<u32> {
     let mut values = Values::new();
     state.values(var, &crate::variables::Selector::All, None, &mut values);
-    let mut union = rules.gates[g as usize].empty_scan().to_vec();
+    let start = bits.len();
+    bits.extend_from_slice(rules.gates[g as usize].empty_scan());
     for v in &values {
-        let Slot::Stable(slot) = v.slot else { return None };
-        cache.or_gate_bits(slot, &v.value, link.transform_key, rules, g, &mut union);
+        let Slot::Stable(slot) = v.slot else {
+            bits.truncate(start);
+            return None;
+        };
+        cache.or_gate_bits(slot, &v.value, link.transform_key, rules, g, &mut bits[start..]);
     }
-    Some(union)
+    Some(start as u32)
 }
 
 /// The TX collection (created with the transaction; made again should anything remove it).
