@@ -19,24 +19,30 @@ use super::changed;
 
 /// `t:htmlEntityDecode`.
 pub fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
-    if memchr::memchr(b'&', input).is_none() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
+    // From `&` to `&` (anything else is copied as is), and no output until a reference
+    // decodes: a large body full of `&` separators is checked at memchr's speed.
+    let mut i = memchr::memchr(b'&', input)?;
+    let mut out: Option<Vec<u8>> = None;
+    // Input before this index is in `out` (once there is one).
+    let mut copied = 0;
+    loop {
         match entity(input, i) {
             Entity::Decoded(byte, next) => {
-                out.push(byte);
+                let o = out.get_or_insert_with(|| Vec::with_capacity(input.len()));
+                o.extend_from_slice(input.get(copied..i).unwrap_or_default());
+                o.push(byte);
+                copied = next;
                 i = next;
             }
-            Entity::Copy(n) => {
-                let end = (i + n).min(input.len());
-                out.extend_from_slice(input.get(i..end).unwrap_or_default());
-                i = end;
-            }
+            Entity::Copy(n) => i = (i + n).min(input.len()),
+        }
+        match input.get(i..).and_then(|rest| memchr::memchr(b'&', rest)) {
+            Some(at) => i += at,
+            None => break,
         }
     }
+    let mut out = out?;
+    out.extend_from_slice(input.get(copied..).unwrap_or_default());
     changed(input, out)
 }
 
@@ -108,6 +114,39 @@ fn strtol_byte(digits: &[u8], radix: u32) -> u8 {
 mod tests {
     use super::super::check;
     use super::*;
+
+    /// The decoder one byte at a time, as it was before it skipped from `&` to `&`.
+    fn bytewise(input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < input.len() {
+            match entity(input, i) {
+                Entity::Decoded(byte, next) => {
+                    out.push(byte);
+                    i = next;
+                }
+                Entity::Copy(n) => {
+                    let end = (i + n).min(input.len());
+                    out.extend_from_slice(&input[i..end]);
+                    i = end;
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn skipping_to_ampersands_decodes_the_same(
+            input in proptest::collection::vec(proptest::sample::select(b"&#x;ampltgqu0129aF; \xff".to_vec()), 0..40)
+        ) {
+            let want = bytewise(&input);
+            let got = html_entity_decode(&input);
+            proptest::prop_assert_eq!(got.clone().unwrap_or_else(|| input.clone()), want.clone());
+            proptest::prop_assert_eq!(got.is_some(), want != input);
+        }
+    }
 
     #[test]
     fn table() {
