@@ -100,8 +100,8 @@ fn changed(input: &[u8], out: Vec<u8>) -> Option<Vec<u8>> {
 
 /// C's `isspace` in the "C" locale: space, `\t`, `\n`, `\v`, `\f`, `\r`.
 /// (Rust's `is_ascii_whitespace` leaves out `\v`.)
-fn is_c_space(c: u8) -> bool {
-    c == b' ' || (0x09..=0x0d).contains(&c)
+const fn is_c_space(c: u8) -> bool {
+    c == b' ' || (c >= 0x09 && c <= 0x0d)
 }
 
 /// One hex digit's value as ModSecurity's `xsingle2c` computes it. Callers pass

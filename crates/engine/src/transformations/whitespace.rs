@@ -9,11 +9,34 @@ use super::{changed, is_c_space};
 
 /// `t:removeWhitespace`.
 pub fn remove_whitespace(input: &[u8]) -> Option<Vec<u8>> {
-    let drop = |c: u8| is_c_space(c) || c == 0xa0 || c == 0xc2;
-    if !input.iter().any(|&c| drop(c)) {
-        return None;
-    }
-    Some(input.iter().copied().filter(|&c| !drop(c)).collect())
+    // A table: this runs on nearly every value, and a byte compare chain is ~3x slower.
+    const DROP: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            t[c] = is_c_space(c as u8) || c == 0xa0 || c == 0xc2;
+            c += 1;
+        }
+        t
+    };
+    let drop = |c: &u8| DROP[usize::from(*c)];
+    // Long values (bodies): three vectorised searches beat one byte loop.
+    let first = if input.len() >= 256 {
+        [
+            memchr::memchr3(b' ', b'\t', b'\n', input),
+            memchr::memchr3(b'\r', 0x0b, 0x0c, input),
+            memchr::memchr2(0xa0, 0xc2, input),
+        ]
+        .into_iter()
+        .flatten()
+        .min()?
+    } else {
+        input.iter().position(drop)?
+    };
+    let mut out = Vec::with_capacity(input.len());
+    out.extend_from_slice(&input[..first]);
+    out.extend(input[first..].iter().copied().filter(|c| !drop(c)));
+    Some(out)
 }
 
 /// `t:compressWhitespace`.
@@ -54,6 +77,16 @@ mod tests {
                 (b"\xc3\xa9", b"\xc3\xa9"),
             ],
         );
+    }
+
+    #[test]
+    fn long_values_find_every_kind_of_whitespace() {
+        for c in [b' ', b'\t', b'\n', b'\r', 0x0b, 0x0c, 0xa0, 0xc2] {
+            let mut v = vec![b'a'; 300];
+            v[290] = c;
+            assert_eq!(remove_whitespace(&v), Some(vec![b'a'; 299]), "{c:#x}");
+        }
+        assert_eq!(remove_whitespace(&[b'a'; 300]), None);
     }
 
     #[test]
