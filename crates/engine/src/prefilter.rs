@@ -1,20 +1,24 @@
 //! The rule-set prefilter: one Aho-Corasick scan per (value, transformation list)
 //! decides which rules can still match it.
 //!
+//! The automata are `daachorse`'s double-array Aho-Corasick over the lower-cased
+//! literals, fed the value lower-cased on the fly: on the CRS's ~7,800 literals it scans
+//! about twice as fast as the `aho-corasick` crate's NFA with ASCII case folding (its DFA
+//! is barely faster and takes 84 MB), in half the memory.
+//!
 //! At load, every rule link whose operator has required literals (see
 //! [`crate::operators::Operator::required_literals`]) gets a bit in the gate of its
 //! transformation list. Per transaction, a transformed value is scanned once by that
 //! gate; a rule whose bit is not set cannot match the value and its operator is not run.
 //! Negated operators and `multiMatch` rules are never gated.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use daachorse::DoubleArrayAhoCorasick;
+use rustc_hash::FxHashMap;
 
 /// One gate: the literals of every gated rule sharing a transformation list.
 #[derive(Debug)]
 pub struct Gate {
-    ac: AhoCorasick,
-    /// Rule bit of each pattern.
-    bit_of: Vec<u32>,
+    lits: Literals,
     words: usize,
     /// The scan of an empty value (where unions of a collection's values start).
     empty: Vec<u64>,
@@ -35,7 +39,7 @@ impl Gate {
 
     /// [`Gate::scan`], appended to `out` (a cache keeps many results in one vector).
     pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
-        scan_bits(&self.ac, value, self.words, |p| std::slice::from_ref(&self.bit_of[p]), out)
+        self.lits.scan_into(value, self.words, out)
     }
 
     /// The length of a scan result.
@@ -48,9 +52,8 @@ impl Gate {
 /// unchanged is scanned once for all those gates instead of once per gate.
 #[derive(Debug)]
 pub struct Combined {
-    ac: AhoCorasick,
-    /// Global bits (gate offset + rule bit) of each distinct literal.
-    bits_of: Vec<Vec<u32>>,
+    /// Each literal sets the global bits (gate offset + rule bit) of its rules.
+    lits: Literals,
     /// First global bit of each gate, then the total.
     offsets: Vec<u32>,
     words: usize,
@@ -66,7 +69,7 @@ impl Combined {
 
     /// [`Combined::scan`], appended to `out`.
     pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
-        scan_bits(&self.ac, value, self.words, |p| &self.bits_of[p], out)
+        self.lits.scan_into(value, self.words, out)
     }
 
     /// The length of a scan result.
@@ -113,32 +116,59 @@ impl Combined {
     }
 }
 
-/// Every literal occurrence (overlapping ones too) sets the bits of its pattern, in
-/// `words` words appended to `out`.
-fn scan_bits<'a>(
-    ac: &AhoCorasick,
-    value: &[u8],
-    words: usize,
-    bits_of: impl Fn(usize) -> &'a [u32],
-    out: &mut Vec<u64>,
-) {
-    let start = out.len();
-    out.resize(start + words, 0);
-    let bits = &mut out[start..];
-    for m in ac.find_overlapping_iter(value) {
-        for &b in bits_of(m.pattern().as_usize()) {
-            bits[b as usize / 64] |= 1 << (b % 64);
-        }
+/// Literals found ASCII case-insensitively, overlapping occurrences too, each setting
+/// the bits of the rules that require it.
+struct Literals {
+    /// Over the distinct lower-cased non-empty literals (None when there are none); a
+    /// literal's value is its index in `bits_of`.
+    pma: Option<DoubleArrayAhoCorasick<u32>>,
+    bits_of: Vec<Vec<u32>>,
+    /// Bits of rules with an empty literal: it occurs in every value.
+    always: Vec<u32>,
+}
+
+impl std::fmt::Debug for Literals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Literals").field("literals", &self.bits_of.len()).field("always", &self.always).finish()
     }
 }
 
-/// Literals compare ASCII case-insensitively; overlapping search needs Standard semantics.
-fn automaton(patterns: &[Vec<u8>]) -> Result<AhoCorasick, String> {
-    AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .build(patterns)
-        .map_err(|e| format!("cannot build the rule prefilter: {e}"))
+impl Literals {
+    fn new<'a>(literals: impl IntoIterator<Item = (&'a [u8], u32)>) -> Result<Literals, String> {
+        let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
+        let (mut pats, mut bits_of, mut always) = (Vec::new(), Vec::<Vec<u32>>::new(), Vec::new());
+        for (lit, bit) in literals {
+            if lit.is_empty() {
+                always.push(bit);
+                continue;
+            }
+            let i = *index.entry(lit.to_ascii_lowercase()).or_insert_with_key(|k| {
+                pats.push(k.clone());
+                bits_of.push(Vec::new());
+                pats.len() - 1
+            });
+            bits_of[i].push(bit);
+        }
+        let pma = if pats.is_empty() {
+            None
+        } else {
+            Some(DoubleArrayAhoCorasick::new(&pats).map_err(|e| format!("cannot build the rule prefilter: {e}"))?)
+        };
+        Ok(Literals { pma, bits_of, always })
+    }
+
+    /// Sets the bits of every literal in `value`, in `words` words appended to `out`.
+    fn scan_into(&self, value: &[u8], words: usize, out: &mut Vec<u64>) {
+        let start = out.len();
+        out.resize(start + words, 0);
+        let bits = &mut out[start..];
+        let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
+        self.always.iter().for_each(|&b| set(b));
+        let Some(pma) = &self.pma else { return };
+        for m in pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)) {
+            self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+        }
+    }
 }
 
 /// Whether `bit` is set in a scan result.
@@ -177,33 +207,22 @@ impl GateBuilder {
     pub fn combined(&self) -> Result<Combined, String> {
         let mut offsets = Vec::new();
         let mut next = 0u32;
-        let mut index: std::collections::HashMap<Vec<u8>, usize> = Default::default();
-        let (mut pats, mut bits_of): (Vec<Vec<u8>>, Vec<Vec<u32>>) = (Vec::new(), Vec::new());
+        let mut all = Vec::new();
         for (_, group_pats, bit_of, n) in &self.groups {
             offsets.push(next);
-            for (p, &b) in group_pats.iter().zip(bit_of) {
-                // Literals compare ASCII case-insensitively: one pattern per folded spelling.
-                let key = p.to_ascii_lowercase();
-                let i = *index.entry(key).or_insert_with(|| {
-                    pats.push(p.clone());
-                    bits_of.push(Vec::new());
-                    pats.len() - 1
-                });
-                bits_of[i].push(next + b);
-            }
+            all.extend(group_pats.iter().zip(bit_of).map(|(p, &b)| (p.as_slice(), next + b)));
             next += n;
         }
         offsets.push(next);
-        let ac = automaton(&pats)?;
-        Ok(Combined { ac, bits_of, offsets, words: (next as usize).div_ceil(64) })
+        Ok(Combined { lits: Literals::new(all)?, offsets, words: (next as usize).div_ceil(64) })
     }
 
     pub fn build(self) -> Result<Vec<Gate>, String> {
         self.groups
             .into_iter()
             .map(|(_, pats, bit_of, n)| {
-                let ac = automaton(&pats)?;
-                let mut gate = Gate { ac, bit_of, words: (n as usize).div_ceil(64), empty: Vec::new() };
+                let lits = Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of))?;
+                let mut gate = Gate { lits, words: (n as usize).div_ceil(64), empty: Vec::new() };
                 gate.empty = gate.scan(b"");
                 Ok(gate)
             })
