@@ -235,6 +235,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn literals_fold_ascii_case_overlap_and_handle_empty_sets() {
+        let bits = |l: &Literals, v: &[u8]| {
+            let mut out = Vec::new();
+            l.scan_into(v, 1, &mut out);
+            (0..8).filter(|&b| has(&out, b)).collect::<Vec<u32>>()
+        };
+        // Mixed-case duplicates share one literal; overlapping occurrences all count.
+        let l = Literals::new([(&b"abc"[..], 0), (b"ABC", 1), (b"bcd", 2), (b"\xc9t\xc9", 3), (b"zz", 4)]).unwrap();
+        assert_eq!(bits(&l, b"xAbCd"), [0, 1, 2]);
+        // Only ASCII folds: 0xC9 and 0xE9 stay different bytes.
+        assert_eq!(bits(&l, b"\xc9T\xc9"), [3]);
+        assert_eq!(bits(&l, b"\xe9t\xe9"), Vec::<u32>::new());
+        // An empty literal occurs in every value, the empty one included.
+        let l = Literals::new([(&b""[..], 5), (b"q", 6)]).unwrap();
+        assert_eq!(bits(&l, b""), [5]);
+        assert_eq!(bits(&l, b"Q"), [5, 6]);
+        // No literals at all.
+        let l = Literals::new(std::iter::empty()).unwrap();
+        assert_eq!(bits(&l, b"anything"), Vec::<u32>::new());
+    }
+
+    #[test]
     fn gate_sets_bits_of_rules_whose_literals_occur() {
         let mut b = GateBuilder::default();
         let (g0, r0) = b.add(7, vec![b"select".to_vec(), b"union".to_vec()]);
