@@ -171,14 +171,20 @@ impl XssDetector {
             return AttributeType::None;
         }
 
+        // Ward: the lists compare as C's cstrcasecmp_with_null does (NUL bytes skipped,
+        // a-z upper-cased, whole names), so the name is normalised once and compared as a
+        // slice, instead of byte by byte against each of the ~300 names.
+        let mut buf = [0u8; 64];
+
         // Check for event handlers (on* attributes) - match C's manual case checking exactly
         if attr_name.len() >= 5 {
             if (attr_name[0] == b'o' || attr_name[0] == b'O') &&
                (attr_name[1] == b'n' || attr_name[1] == b'N') {
-                let event_name = &attr_name[2..];
-                for event in BLACK_ATTR_EVENTS {
-                    if Self::cstrcasecmp_with_null(event.name.as_bytes(), event_name) {
-                        return event.atype;
+                if let Some(event_name) = Self::normalized(&attr_name[2..], &mut buf, 64) {
+                    for event in BLACK_ATTR_EVENTS {
+                        if event.name.as_bytes() == event_name {
+                            return event.atype;
+                        }
                     }
                 }
             }
@@ -191,13 +197,33 @@ impl XssDetector {
         }
 
         // Check other blacklisted attributes
-        for attr in BLACK_ATTRS {
-            if Self::cstrcasecmp_with_null(attr.name.as_bytes(), attr_name) {
-                return attr.atype;
+        if let Some(name) = Self::normalized(attr_name, &mut buf, 16) {
+            for attr in BLACK_ATTRS {
+                if attr.name.as_bytes() == name {
+                    return attr.atype;
+                }
             }
         }
 
         AttributeType::None
+    }
+
+    /// Ward: `input` without NUL bytes and with a-z upper-cased, as `cstrcasecmp_with_null`
+    /// compares it; None when that is longer than `max` (at most 64: longer than every
+    /// name in the list it is compared with; 44 for the events, 13 for the attributes).
+    fn normalized<'b>(input: &[u8], buf: &'b mut [u8; 64], max: usize) -> Option<&'b [u8]> {
+        let mut n = 0;
+        for &c in input {
+            if c == 0 {
+                continue;
+            }
+            if n == max {
+                return None;
+            }
+            *buf.get_mut(n)? = if c.is_ascii_lowercase() { c - 0x20 } else { c };
+            n += 1;
+        }
+        Some(&buf[..n])
     }
 
     fn is_black_url(url: &[u8]) -> bool {
