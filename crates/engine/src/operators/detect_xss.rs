@@ -43,6 +43,14 @@ mod tests {
             ("this is not an XSS", false),
             ("<a href=\"javascript:alert(1)\">)", true),
             ("<script>alert(1)</script>", true),
+            // Attribute names compare case-insensitively with NUL bytes skipped (the
+            // vendored crate's normalised comparison, WARD.md item 5).
+            ("<img src=x oNeRrOr=alert(1)>", true),
+            ("<img src=x on\0err\0or=alert(1)>", true),
+            ("<img src=x onerrorx=alert(1)>", false),
+            ("<a xlink:href=x>", true),
+            ("<a sTyLe=x>", true),
+            ("<a title=x>", false),
         ] {
             assert_eq!(DetectXss.evaluate(input.as_bytes(), None), want, "{input:?}");
         }
