@@ -15,74 +15,55 @@
 use daachorse::DoubleArrayAhoCorasick;
 use rustc_hash::FxHashMap;
 
-/// One gate: the literals of every gated rule sharing a transformation list.
+/// One gate: the literals of every gated rule sharing a transformation list (scanned
+/// through [`Literals`]), and the scan of an empty value.
 #[derive(Debug)]
 pub struct Gate {
     lits: Literals,
-    words: usize,
     /// The scan of an empty value (where unions of a collection's values start).
     empty: Vec<u64>,
 }
 
 impl Gate {
-    /// [`Gate::scan`] of an empty value, computed once.
+    /// The scan of an empty value, computed once.
     pub fn empty_scan(&self) -> &[u64] {
         &self.empty
     }
+}
 
-    /// The bits of the rules that may match `value`.
-    pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        let mut bits = Vec::new();
-        self.scan_into(value, &mut bits);
-        bits
-    }
-
-    /// [`Gate::scan`], appended to `out` (a cache keeps many results in one vector).
-    pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
-        self.lits.scan_into(value, self.words, out)
-    }
-
-    /// The length of a scan result.
-    pub fn words(&self) -> usize {
-        self.words
+/// A gate scans as its literals do.
+impl std::ops::Deref for Gate {
+    type Target = Literals;
+    fn deref(&self) -> &Literals {
+        &self.lits
     }
 }
 
 /// Every gate's literals in one automaton: a value that a transformation list leaves
-/// unchanged is scanned once for all those gates instead of once per gate.
+/// unchanged is scanned once for all those gates instead of once per gate. Each literal
+/// sets global bits (gate offset + rule bit).
 #[derive(Debug)]
 pub struct Combined {
-    /// Each literal sets the global bits (gate offset + rule bit) of its rules.
     lits: Literals,
     /// First global bit of each gate, then the total.
     offsets: Vec<u32>,
-    words: usize,
+}
+
+/// The combined automaton scans as its literals do.
+impl std::ops::Deref for Combined {
+    type Target = Literals;
+    fn deref(&self) -> &Literals {
+        &self.lits
+    }
 }
 
 impl Combined {
-    /// The global bits of every gate's rules that may match `value`.
-    pub fn scan(&self, value: &[u8]) -> Vec<u64> {
-        let mut bits = Vec::new();
-        self.scan_into(value, &mut bits);
-        bits
-    }
-
-    /// [`Combined::scan`], appended to `out`.
-    pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
-        self.lits.scan_into(value, self.words, out)
-    }
-
-    /// The length of a scan result.
-    pub fn words(&self) -> usize {
-        self.words
-    }
-
-    /// Whether gate `g`'s `bit` is set in a [`Combined::scan`] result.
+    /// Whether gate `g`'s `bit` is set in a combined scan result.
     pub fn has(&self, bits: &[u64], g: u32, bit: u32) -> bool {
         self.offsets.get(g as usize).is_some_and(|o| has(bits, o + bit))
     }
 
-    /// Gate `g`'s own bits out of a combined scan, as [`Gate::scan`] gives them.
+    /// Gate `g`'s own bits out of a combined scan, as the gate's own scan gives them.
     pub fn gate_bits(&self, bits: &[u64], g: u32) -> Vec<u64> {
         let mut out = vec![0u64; self.gate_len(g).div_ceil(64)];
         self.or_gate_bits(bits, g, &mut out);
@@ -117,14 +98,17 @@ impl Combined {
 }
 
 /// Literals found ASCII case-insensitively, overlapping occurrences too, each setting
-/// the bits of the rules that require it.
-struct Literals {
+/// the bits of the rules that require it: what a [`Gate`] and the [`Combined`]
+/// automaton scan with.
+pub struct Literals {
     /// Over the distinct lower-cased non-empty literals (None when there are none); a
     /// literal's value is its index in `bits_of`.
     pma: Option<DoubleArrayAhoCorasick<u32>>,
     bits_of: Vec<Vec<u32>>,
     /// Bits of rules with an empty literal: it occurs in every value.
     always: Vec<u32>,
+    /// Length of a scan result, in words.
+    words: usize,
 }
 
 impl std::fmt::Debug for Literals {
@@ -134,7 +118,8 @@ impl std::fmt::Debug for Literals {
 }
 
 impl Literals {
-    fn new<'a>(literals: impl IntoIterator<Item = (&'a [u8], u32)>) -> Result<Literals, String> {
+    /// (literal, bit) pairs, with bits below `bits`.
+    fn new<'a>(literals: impl IntoIterator<Item = (&'a [u8], u32)>, bits: u32) -> Result<Literals, String> {
         let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         let (mut pats, mut bits_of, mut always) = (Vec::new(), Vec::<Vec<u32>>::new(), Vec::new());
         for (lit, bit) in literals {
@@ -154,13 +139,20 @@ impl Literals {
         } else {
             Some(DoubleArrayAhoCorasick::new(&pats).map_err(|e| format!("cannot build the rule prefilter: {e}"))?)
         };
-        Ok(Literals { pma, bits_of, always })
+        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64) })
     }
 
-    /// Sets the bits of every literal in `value`, in `words` words appended to `out`.
-    fn scan_into(&self, value: &[u8], words: usize, out: &mut Vec<u64>) {
+    /// The bits of the rules that may match `value`.
+    pub fn scan(&self, value: &[u8]) -> Vec<u64> {
+        let mut bits = Vec::new();
+        self.scan_into(value, &mut bits);
+        bits
+    }
+
+    /// [`Literals::scan`], appended to `out` (a cache keeps many results in one vector).
+    pub fn scan_into(&self, value: &[u8], out: &mut Vec<u64>) {
         let start = out.len();
-        out.resize(start + words, 0);
+        out.resize(start + self.words, 0);
         let bits = &mut out[start..];
         let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
         self.always.iter().for_each(|&b| set(b));
@@ -168,6 +160,11 @@ impl Literals {
         for m in pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)) {
             self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
         }
+    }
+
+    /// The length of a scan result.
+    pub fn words(&self) -> usize {
+        self.words
     }
 }
 
@@ -214,17 +211,16 @@ impl GateBuilder {
             next += n;
         }
         offsets.push(next);
-        Ok(Combined { lits: Literals::new(all)?, offsets, words: (next as usize).div_ceil(64) })
+        Ok(Combined { lits: Literals::new(all, next)?, offsets })
     }
 
     pub fn build(self) -> Result<Vec<Gate>, String> {
         self.groups
             .into_iter()
             .map(|(_, pats, bit_of, n)| {
-                let lits = Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of))?;
-                let mut gate = Gate { lits, words: (n as usize).div_ceil(64), empty: Vec::new() };
-                gate.empty = gate.scan(b"");
-                Ok(gate)
+                let lits = Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of), n)?;
+                let empty = lits.scan(b"");
+                Ok(Gate { lits, empty })
             })
             .collect()
     }
@@ -238,21 +234,21 @@ mod tests {
     fn literals_fold_ascii_case_overlap_and_handle_empty_sets() {
         let bits = |l: &Literals, v: &[u8]| {
             let mut out = Vec::new();
-            l.scan_into(v, 1, &mut out);
+            l.scan_into(v, &mut out);
             (0..8).filter(|&b| has(&out, b)).collect::<Vec<u32>>()
         };
         // Mixed-case duplicates share one literal; overlapping occurrences all count.
-        let l = Literals::new([(&b"abc"[..], 0), (b"ABC", 1), (b"bcd", 2), (b"\xc9t\xc9", 3), (b"zz", 4)]).unwrap();
+        let l = Literals::new([(&b"abc"[..], 0), (b"ABC", 1), (b"bcd", 2), (b"\xc9t\xc9", 3), (b"zz", 4)], 8).unwrap();
         assert_eq!(bits(&l, b"xAbCd"), [0, 1, 2]);
         // Only ASCII folds: 0xC9 and 0xE9 stay different bytes.
         assert_eq!(bits(&l, b"\xc9T\xc9"), [3]);
         assert_eq!(bits(&l, b"\xe9t\xe9"), Vec::<u32>::new());
         // An empty literal occurs in every value, the empty one included.
-        let l = Literals::new([(&b""[..], 5), (b"q", 6)]).unwrap();
+        let l = Literals::new([(&b""[..], 5), (b"q", 6)], 8).unwrap();
         assert_eq!(bits(&l, b""), [5]);
         assert_eq!(bits(&l, b"Q"), [5, 6]);
         // No literals at all.
-        let l = Literals::new(std::iter::empty()).unwrap();
+        let l = Literals::new(std::iter::empty(), 8).unwrap();
         assert_eq!(bits(&l, b"anything"), Vec::<u32>::new());
     }
 
