@@ -18,7 +18,7 @@ use crate::transformations::tree::TransformTree;
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
 use crate::variables::{attach_exclusions, compile_targets, split_targets, Selector, Target, Var};
 
-const MAX_INCLUDE_DEPTH: usize = 32;
+pub(crate) const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// A rule being assembled, before exceptions and marker resolution.
 struct Pending {
@@ -177,16 +177,8 @@ impl Compiler<'_> {
                     return Err(err(d, "Include nested too deeply (a cycle?)"));
                 }
                 let pat = one_arg(d)?;
-                let full = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
-                let full_s = full.to_string_lossy().to_string();
-                let paths: Vec<PathBuf> = if full_s.contains(['*', '?', '[']) {
-                    self.inputs
-                        .get_mut()
-                        .glob(&full_s)
-                        .map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?
-                } else {
-                    vec![full]
-                };
+                let paths = crate::inputs::include_paths(pat, base, |p| self.inputs.get_mut().glob(p))
+                    .map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?;
                 for p in paths {
                     self.file(&p, Some(d), depth + 1)?;
                 }

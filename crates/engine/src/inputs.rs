@@ -32,6 +32,22 @@ pub(crate) fn expand(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> 
     Ok(paths)
 }
 
+/// The files an `Include` argument names: `pattern` relative to `base` unless absolute,
+/// a glob (`*`, `?`, `[`) expanded by `expand` (a load's records what it found).
+pub(crate) fn include_paths<E>(
+    pattern: &str,
+    base: &Path,
+    expand: impl FnOnce(&str) -> Result<Vec<PathBuf>, E>,
+) -> Result<Vec<PathBuf>, E> {
+    let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+    let full_s = full.to_string_lossy();
+    if full_s.contains(['*', '?', '[']) {
+        expand(&full_s)
+    } else {
+        Ok(vec![full])
+    }
+}
+
 impl Inputs {
     /// Reads `path`, remembering what it returned.
     pub(crate) fn read(&mut self, path: &Path) -> std::io::Result<Vec<u8>> {

@@ -9,7 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
@@ -155,18 +155,15 @@ fn scan_text(
     seen: &mut HashSet<String>,
     out: &mut Vec<String>,
 ) {
-    // Same nesting bound as the compiler's (which reports deeper ones).
-    if depth >= 32 {
+    // The compiler's nesting bound (it reports deeper ones).
+    if depth >= crate::compile::MAX_INCLUDE_DEPTH {
         return;
     }
     let Ok(ds) = parser::parse_dialect(text, file, line, dialect) else { return };
     for d in &ds {
         if d.name.eq_ignore_ascii_case("include") {
             let [pat] = d.args.as_slice() else { continue };
-            let full = if Path::new(pat).is_absolute() { PathBuf::from(pat) } else { base.join(pat) };
-            let full_s = full.to_string_lossy().to_string();
-            let paths =
-                if full_s.contains(['*', '?', '[']) { crate::inputs::expand(&full_s).unwrap_or_default() } else { vec![full] };
+            let paths = crate::inputs::include_paths(pat, base, crate::inputs::expand).unwrap_or_default();
             for p in paths {
                 scan_file(&p, depth + 1, dialect, seen, out);
             }
@@ -187,6 +184,7 @@ fn scan_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn inline(text: &str) -> RuleSource {
         RuleSource::Inline { text: text.into(), origin: PathBuf::from("/nonexistent/t.conf"), line: 1 }
