@@ -22,15 +22,21 @@ pub struct Rx {
 
 impl Rx {
     pub fn create(param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        // During a load, the pattern may have been built ahead on another core.
         match ctx.prebuilt {
-            Some(pool) if !param.is_empty() => Ok(Box::new(Rx { pattern: Some(pool.pattern(param)?), global: false })),
-            _ => Self::build(param, false),
+            Some(pool) => Self::build(param, false, |p| pool.pattern(p)),
+            None => Self::build(param, false, Pattern::new),
         }
     }
 
-    /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture.
-    pub(super) fn build(param: &str, global: bool) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(Pattern::new(param)?) };
+    /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture; `new`
+    /// builds a non-empty pattern.
+    pub(super) fn build(
+        param: &str,
+        global: bool,
+        new: impl FnOnce(&str) -> Result<Pattern, String>,
+    ) -> Result<Box<dyn Operator>, String> {
+        let pattern = if param.is_empty() { None } else { Some(new(param)?) };
         Ok(Box::new(Rx { pattern, global }))
     }
 }

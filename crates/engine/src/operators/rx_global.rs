@@ -15,7 +15,7 @@ pub struct RxGlobal;
 
 impl RxGlobal {
     pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Rx::build(param, true)
+        Rx::build(param, true, super::pattern::Pattern::new)
     }
 }
 
