@@ -39,6 +39,8 @@ fn main() {
         eprintln!("unknown shape {name}");
         std::process::exit(2);
     };
+    let t = std::time::Instant::now();
     let blocked = measured(&rs, &shape, n, response);
-    println!("{name}: {n} runs, {blocked} blocked");
+    let per = t.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
+    println!("{name}: {n} runs, {blocked} blocked, {per:.1} µs/run");
 }

@@ -504,6 +504,8 @@ impl Compiler<'_> {
         let mut gates = crate::prefilter::GateBuilder::default();
         let mut gated = 0;
         let mut memos = 0;
+        // Per scan domain, the gated links that read it.
+        let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
@@ -515,8 +517,14 @@ impl Compiler<'_> {
                     }
                     if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
                         if let Some(lits) = o.required_literals() {
-                            l.gate = Some(gates.add(l.transform_key, lits));
+                            let gate = gates.add(l.transform_key, lits);
+                            l.gate = Some(gate);
                             gated += 1;
+                            for t in &l.targets {
+                                for &d in crate::transaction::var_domains(t.var) {
+                                    domain_links[d].push(gate);
+                                }
+                            }
                         }
                     }
                     if let OperatorImpl::Static(o) = &op.imp {
@@ -526,7 +534,7 @@ impl Compiler<'_> {
                 link = l.chain.as_deref_mut();
             }
         }
-        let combined = Some(gates.combined().map_err(|e| Error::new("<rule set>", 0, e))?);
+        let combined = Some(gates.domain_scans(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?);
         let gates = gates.build().map_err(|e| Error::new("<rule set>", 0, e))?;
         let mut stats = Stats { gated_links: gated, ..Stats::default() };
         let mut phases: [Vec<Entry>; 5] = Default::default();

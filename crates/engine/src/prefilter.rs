@@ -97,6 +97,33 @@ impl Combined {
     }
 }
 
+/// The combined automaton per scan domain (the request data a raw value comes from, see
+/// `transaction::state::slot_domain`): a domain whose rules need at most half of all the
+/// literals gets its own automaton with only those. A 1 MB body is then scanned for the
+/// few rules that read `REQUEST_BODY`, not for all 7,800 CRS literals.
+#[derive(Debug)]
+pub struct DomainScans {
+    all: Combined,
+    own: Vec<Combined>,
+    /// Per domain: 0 for `all`, k for `own[k - 1]`.
+    of: Vec<u16>,
+}
+
+impl DomainScans {
+    /// The automaton for raw values of domain `d` (the full one for a domain not known).
+    pub fn get(&self, d: usize) -> &Combined {
+        match self.of.get(d) {
+            Some(&k) if k > 0 => &self.own[k as usize - 1],
+            _ => &self.all,
+        }
+    }
+
+    /// The automaton of every gate's literals.
+    pub fn all(&self) -> &Combined {
+        &self.all
+    }
+}
+
 /// Literals found ASCII case-insensitively, overlapping occurrences too, each setting
 /// the bits of the rules that require it: what a [`Gate`] and the [`Combined`]
 /// automaton scan with.
@@ -157,9 +184,37 @@ impl Literals {
         let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
         self.always.iter().for_each(|&b| set(b));
         let Some(pma) = &self.pma else { return };
-        for m in pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)) {
-            self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+        // The automaton walks a slice faster than a lower-casing iterator (1 MB: 2.5 ms
+        // against 2.2 ms on the CRS's literals, 1.6 against 0.9 ms on a few hundred);
+        // most values have no upper case and are walked as they are.
+        if !value.iter().any(u8::is_ascii_uppercase) {
+            for m in pma.find_overlapping_iter(value) {
+                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+            }
+            return;
         }
+        LOWERED.with(|buf| {
+            let Ok(mut buf) = buf.try_borrow_mut() else {
+                for m in pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)) {
+                    self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+                }
+                return;
+            };
+            buf.clear();
+            buf.extend(value.iter().map(u8::to_ascii_lowercase));
+            for m in pma.find_overlapping_iter(&*buf) {
+                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+            }
+            // A large body's copy is not kept for the thread's life.
+            if buf.capacity() > LOWERED_KEPT {
+                *buf = Vec::new();
+            }
+        });
+    }
+
+    /// How many distinct literals it looks for.
+    pub fn count(&self) -> usize {
+        self.bits_of.len()
     }
 
     /// The length of a scan result.
@@ -167,6 +222,14 @@ impl Literals {
         self.words
     }
 }
+
+thread_local! {
+    /// A value lower-cased for scanning.
+    static LOWERED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The largest lower-casing buffer a thread keeps between scans.
+const LOWERED_KEPT: usize = 64 << 10;
 
 /// Whether `bit` is set in a scan result.
 pub fn has(bits: &[u64], bit: u32) -> bool {
@@ -202,16 +265,55 @@ impl GateBuilder {
 
     /// The automaton of every gate's literals at once (build before [`GateBuilder::build`]).
     pub fn combined(&self) -> Result<Combined, String> {
+        self.combined_of(|_, _| true)
+    }
+
+    /// The combined automaton of the (gate, bit) rule links `keep` picks: the same result
+    /// layout as [`GateBuilder::combined`], the other links' bits never set.
+    pub fn combined_of(&self, keep: impl Fn(u32, u32) -> bool) -> Result<Combined, String> {
         let mut offsets = Vec::new();
         let mut next = 0u32;
         let mut all = Vec::new();
-        for (_, group_pats, bit_of, n) in &self.groups {
+        for (g, (_, group_pats, bit_of, n)) in self.groups.iter().enumerate() {
             offsets.push(next);
-            all.extend(group_pats.iter().zip(bit_of).map(|(p, &b)| (p.as_slice(), next + b)));
+            all.extend(
+                group_pats.iter().zip(bit_of).filter(|(_, &b)| keep(g as u32, b)).map(|(p, &b)| (p.as_slice(), next + b)),
+            );
             next += n;
         }
         offsets.push(next);
         Ok(Combined { lits: Literals::new(all, next)?, offsets })
+    }
+
+    /// Per-domain automata from the (gate, bit) rule links that read each domain.
+    pub fn domain_scans(&self, links: &[Vec<(u32, u32)>]) -> Result<DomainScans, String> {
+        let all = self.combined()?;
+        let (mut own, mut of) = (Vec::new(), Vec::with_capacity(links.len()));
+        let mut seen: FxHashMap<Vec<(u32, u32)>, u16> = FxHashMap::default();
+        for set in links {
+            let mut set = set.clone();
+            set.sort_unstable();
+            set.dedup();
+            if let Some(&k) = seen.get(&set) {
+                of.push(k);
+                continue;
+            }
+            let keep: rustc_hash::FxHashSet<(u32, u32)> = set.iter().copied().collect();
+            let keep = |g: u32, b: u32| keep.contains(&(g, b));
+            // Counted before building: most domains read nearly every rule's literals.
+            let (kept, total) = self.groups.iter().enumerate().fold((0, 0), |(k, t), (g, (_, _, bit_of, _))| {
+                (k + bit_of.iter().filter(|&&b| keep(g as u32, b)).count(), t + bit_of.len())
+            });
+            let k = if kept * 2 <= total {
+                own.push(self.combined_of(keep)?);
+                u16::try_from(own.len()).map_err(|_| "too many prefilter domains".to_string())?
+            } else {
+                0
+            };
+            seen.insert(set, k);
+            of.push(k);
+        }
+        Ok(DomainScans { all, own, of })
     }
 
     pub fn build(self) -> Result<Vec<Gate>, String> {
@@ -276,6 +378,34 @@ mod tests {
         assert!(has(&bits, r0) && !has(&bits, r1));
         let bits = gates[0].scan(b"benign text");
         assert!(!has(&bits, r0) && !has(&bits, r1));
+    }
+
+    #[test]
+    fn domain_automata_hold_only_their_rules_literals() {
+        let mut b = GateBuilder::default();
+        let body = b.add(1, vec![b"%uff".to_vec()]);
+        let args: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()])).collect();
+        let mut everything = args.clone();
+        everything.push(body);
+        // Domain 0 reads one rule of seven, 1 and 3 read the same six, 2 reads all, 4 none.
+        let d = b.domain_scans(&[vec![body], args.clone(), everything, args.clone(), vec![]]).unwrap();
+        let value = b"word1 %UFF word5";
+        let full = d.all().scan(value);
+        let on = |c: &Combined, (g, bit): (u32, u32)| c.has(&c.scan(value), g, bit);
+        // The body domain finds its literal and, in its own small automaton, nothing else.
+        assert!(on(d.get(0), body));
+        assert!(!on(d.get(0), args[1]));
+        assert_eq!(d.get(0).count(), 1);
+        // Identical sets share one automaton; over half of the literals: the full one.
+        assert!(std::ptr::eq(d.get(1), d.get(3)));
+        assert!(std::ptr::eq(d.get(2), d.all()));
+        assert!(std::ptr::eq(d.get(1), d.all()));
+        assert!(on(d.get(1), args[1]) && on(d.get(1), args[5]) && !on(d.get(1), args[2]));
+        // No rules: no literals; an unknown domain gets the full automaton.
+        assert_eq!(d.get(4).count(), 0);
+        assert!(std::ptr::eq(d.get(99), d.all()));
+        // Kept links read the same bits as in the full scan.
+        assert_eq!(d.get(0).scan(value)[0] & 1 << body.1, full[0] & 1 << body.1);
     }
 
     #[test]

@@ -134,8 +134,9 @@ pub struct RuleSet {
     pub(crate) stats: Stats,
     /// Prefilter gates, indexed by `Rule::gate`.
     pub(crate) gates: Vec<crate::prefilter::Gate>,
-    /// All gates in one automaton, for values a transformation list leaves unchanged.
-    pub(crate) combined: Option<crate::prefilter::Combined>,
+    /// All gates in one automaton, for values a transformation list leaves unchanged (per
+    /// scan domain: only the literals of rules reading it).
+    pub(crate) combined: Option<crate::prefilter::DomainScans>,
     /// What it was loaded from.
     pub(crate) inputs: crate::inputs::Inputs,
     /// Every rule link's transformation list, by `Rule::transform_key`.
@@ -230,7 +231,11 @@ impl RuleSet {
         match link.gate {
             Some((g, bit)) => {
                 let own = self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit));
-                let all = self.combined.as_ref().is_none_or(|c| c.has(&c.scan(value), g, bit));
+                // The full automaton and that of every domain the link reads.
+                let all = self.combined.as_ref().is_none_or(|c| {
+                    let domains = link.targets.iter().flat_map(|t| crate::transaction::var_domains(t.var));
+                    std::iter::once(c.all()).chain(domains.map(|&d| c.get(d))).all(|c| c.has(&c.scan(value), g, bit))
+                });
                 own && all
             }
             None => true,

@@ -59,6 +59,21 @@ pub fn shapes() -> Vec<Shape> {
             (*n < 1_000_000).then_some(s)
         })
         .collect();
+    // scripts/bench.sh's 1 MB form: 400 fields of ~2.6 KB, padded with `x` (same bytes).
+    let words = "alpha bravo charlie delta echo foxtrot golf hotel india juliett kilo lima mike november oscar papa";
+    let words: Vec<&str> = words.split(' ').collect();
+    let mut bench_1m = String::new();
+    for f in 1..=400usize {
+        let mut v = String::new();
+        let mut i = 0;
+        while v.len() < 2600 {
+            v += &format!("{}{}_", words[(f * 7 + i) % words.len()], i % 10);
+            i += 1;
+        }
+        bench_1m += &format!("{}field{f:03}={v}", if f > 1 { "&" } else { "" });
+    }
+    bench_1m.extend(std::iter::repeat_n('x', 1_048_576usize.saturating_sub(bench_1m.len())));
+    bench_1m.truncate(1_048_576);
     vec![
         Shape { name: "get_root", method: "GET", uri: "/".into(), content_type: None, body: vec![] },
         Shape {
@@ -97,6 +112,13 @@ pub fn shapes() -> Vec<Shape> {
             uri: "/upload".into(),
             content_type: Some("application/x-www-form-urlencoded"),
             body: big.into_bytes(),
+        },
+        Shape {
+            name: "post_form_1m_bench",
+            method: "POST",
+            uri: "/upload/form".into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: bench_1m.into_bytes(),
         },
     ]
 }

@@ -49,15 +49,22 @@ fn character_len(s: &[u8]) -> Option<usize> {
 
 impl Operator for ValidateUtf8Encoding {
     fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
-        let mut rest = input;
-        while !rest.is_empty() {
-            match character_len(rest) {
-                Some(n) => rest = rest.get(n..).unwrap_or_default(),
-                None => return true,
-            }
-        }
-        false
+        // The standard library's check is stricter (it also refuses 0xF4 sequences above
+        // U+10FFFF) and much faster on ASCII: what it accepts is valid here too.
+        std::str::from_utf8(input).is_err() && invalid(input)
     }
+}
+
+/// Whether `input` has a character ModSecurity finds invalid, one character at a time.
+fn invalid(input: &[u8]) -> bool {
+    let mut rest = input;
+    while !rest.is_empty() {
+        match character_len(rest) {
+            Some(n) => rest = rest.get(n..).unwrap_or_default(),
+            None => return true,
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -80,6 +87,19 @@ mod tests {
         ];
         for (input, want) in cases {
             assert_eq!(ValidateUtf8Encoding.evaluate(input, None), *want, "{input:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+        /// The fast path (the standard library's check first) says what the
+        /// character-by-character check says: on valid text, and with bytes spliced in.
+        #[test]
+        fn fast_path_agrees(text in "\\PC{0,24}", bytes in proptest::collection::vec(0x80u8..=0xff, 0..4), at in 0usize..100) {
+            let mut v = text.into_bytes();
+            let at = at.min(v.len());
+            v.splice(at..at, bytes);
+            proptest::prop_assert_eq!(ValidateUtf8Encoding.evaluate(&v, None), invalid(&v));
         }
     }
 }

@@ -237,7 +237,7 @@ impl TransformCache {
     fn scan<'a>(&'a mut self, slot: u64, raw: &[u8], key: u32, rules: &'a RuleSet, g: u32) -> Scan<'a> {
         let tree = &rules.transforms;
         let i = (!tree.node(key).case_only).then(|| self.entry(slot, raw, key, tree));
-        if let Some(all) = &rules.combined {
+        if let Some(all) = rules.combined.as_ref().map(|c| c.get(super::state::slot_domain(slot))) {
             if i.is_none_or(|i| self.cells[i].value == RAW) {
                 let at = match self.raw_scans.get(&slot) {
                     Some(&at) => at as usize,

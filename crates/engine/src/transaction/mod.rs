@@ -25,6 +25,7 @@ use cache::Unions;
 mod cache;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
+pub(crate) use state::{var_domains, DOMAINS};
 use setup::Outcome;
 mod state;
 use cache::TransformCache;

@@ -186,6 +186,87 @@ fn slot(coll: u64, idx: usize, name: bool) -> Slot {
     Slot::Stable((coll << 40) | ((idx as u64) << 1) | name as u64)
 }
 
+/// The collections of slots (their high bits).
+mod coll {
+    pub const ARGS_GET: u64 = 1;
+    pub const ARGS_POST: u64 = 2;
+    pub const HEADERS: u64 = 3;
+    pub const COOKIES: u64 = 4;
+    pub const FILES: u64 = 5;
+    pub const FILES_SIZES: u64 = 6;
+    pub const MULTIPART_FILENAMES: u64 = 7;
+    pub const MULTIPART_NAMES: u64 = 8;
+    pub const MULTIPART_PART_HEADERS: u64 = 9;
+    pub const RESP_HEADERS: u64 = 10;
+    pub const ARGS_JSON: u64 = 11;
+    pub const URI: u64 = 20;
+    pub const URI_RAW: u64 = 21;
+    pub const REQUEST_LINE: u64 = 22;
+    pub const METHOD: u64 = 23;
+    pub const PROTOCOL: u64 = 24;
+    pub const FILENAME: u64 = 25;
+    pub const BASENAME: u64 = 26;
+    pub const QUERY: u64 = 27;
+    pub const BODY: u64 = 28;
+    pub const RESP_BODY: u64 = 29;
+}
+
+/// Scan domains: a slot's collection, names apart from values. The prefilter's combined
+/// scan of a raw value uses only the literals of rules that read its domain.
+pub(crate) const DOMAINS: usize = 64;
+
+const fn domain(coll: u64, name: bool) -> usize {
+    coll as usize * 2 + name as usize
+}
+
+/// The scan domain of a stable slot (below [`DOMAINS`]).
+pub(crate) fn slot_domain(slot: u64) -> usize {
+    domain(slot >> 40, slot & 1 == 1)
+}
+
+/// The scan domains whose slots `var` yields (none for variables without stable slots).
+pub(crate) fn var_domains(var: Var) -> &'static [usize] {
+    use coll::*;
+    // A constant per arm, so that the slice is static.
+    macro_rules! d {
+        ($($c:expr, $n:expr);+) => {{
+            const D: &[usize] = &[$(domain($c, $n)),+];
+            D
+        }};
+    }
+    match var {
+        Var::Args => d!(ARGS_GET, false; ARGS_POST, false; ARGS_JSON, false),
+        Var::ArgsGet => d!(ARGS_GET, false),
+        Var::ArgsPost => d!(ARGS_POST, false),
+        Var::ArgsNames => d!(ARGS_GET, true; ARGS_POST, true; ARGS_JSON, true),
+        Var::ArgsGetNames => d!(ARGS_GET, true),
+        Var::ArgsPostNames => d!(ARGS_POST, true),
+        Var::RequestHeaders => d!(HEADERS, false),
+        Var::RequestHeadersNames => d!(HEADERS, true),
+        Var::RequestCookies => d!(COOKIES, false),
+        Var::RequestCookiesNames => d!(COOKIES, true),
+        Var::Files => d!(FILES, false),
+        Var::FilesNames => d!(FILES, true),
+        Var::FilesSizes => d!(FILES_SIZES, false),
+        Var::MultipartFilename => d!(MULTIPART_FILENAMES, false),
+        Var::MultipartName => d!(MULTIPART_NAMES, false),
+        Var::MultipartPartHeaders => d!(MULTIPART_PART_HEADERS, false),
+        Var::ResponseHeaders => d!(RESP_HEADERS, false),
+        Var::ResponseHeadersNames => d!(RESP_HEADERS, true),
+        Var::RequestUri => d!(URI, false),
+        Var::RequestUriRaw => d!(URI_RAW, false),
+        Var::RequestLine => d!(REQUEST_LINE, false),
+        Var::RequestMethod => d!(METHOD, false),
+        Var::RequestProtocol => d!(PROTOCOL, false),
+        Var::RequestFilename | Var::PathInfo => d!(FILENAME, false),
+        Var::RequestBasename => d!(BASENAME, false),
+        Var::QueryString => d!(QUERY, false),
+        Var::RequestBody => d!(BODY, false),
+        Var::ResponseBody => d!(RESP_BODY, false),
+        _ => &[],
+    }
+}
+
 impl State {
     /// Appends the values of one target to `out`.
     pub(super) fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Values<'a>) {
@@ -298,19 +379,19 @@ impl State {
         let num = |n: usize| Cow::Owned(n.to_string().into_bytes());
         match var {
             Var::Args => {
-                pairs(out, &self.args_get, 1, false);
-                pairs(out, &self.args_post, 2, false);
-                pairs(out, &self.args_json, 11, false);
+                pairs(out, &self.args_get, coll::ARGS_GET, false);
+                pairs(out, &self.args_post, coll::ARGS_POST, false);
+                pairs(out, &self.args_json, coll::ARGS_JSON, false);
             }
-            Var::ArgsGet => pairs(out, &self.args_get, 1, false),
-            Var::ArgsPost => pairs(out, &self.args_post, 2, false),
+            Var::ArgsGet => pairs(out, &self.args_get, coll::ARGS_GET, false),
+            Var::ArgsPost => pairs(out, &self.args_post, coll::ARGS_POST, false),
             Var::ArgsNames => {
-                pairs(out, &self.args_get, 1, true);
-                pairs(out, &self.args_post, 2, true);
-                pairs(out, &self.args_json, 11, true);
+                pairs(out, &self.args_get, coll::ARGS_GET, true);
+                pairs(out, &self.args_post, coll::ARGS_POST, true);
+                pairs(out, &self.args_json, coll::ARGS_JSON, true);
             }
-            Var::ArgsGetNames => pairs(out, &self.args_get, 1, true),
-            Var::ArgsPostNames => pairs(out, &self.args_post, 2, true),
+            Var::ArgsGetNames => pairs(out, &self.args_get, coll::ARGS_GET, true),
+            Var::ArgsPostNames => pairs(out, &self.args_post, coll::ARGS_POST, true),
             Var::ArgsCombinedSize => {
                 let n: usize = self
                     .args_get
@@ -321,30 +402,30 @@ impl State {
                     .sum();
                 scalar(out, num(n), Slot::None)
             }
-            Var::RequestHeaders => pairs(out, &self.headers, 3, false),
-            Var::RequestHeadersNames => pairs(out, &self.headers, 3, true),
-            Var::RequestCookies => pairs(out, &self.cookies, 4, false),
-            Var::RequestCookiesNames => pairs(out, &self.cookies, 4, true),
-            Var::Files => pairs(out, &self.files, 5, false),
-            Var::FilesNames => pairs(out, &self.files, 5, true),
-            Var::FilesSizes => pairs(out, &self.files_sizes, 6, false),
-            Var::MultipartFilename => pairs(out, &self.multipart_filenames, 7, false),
-            Var::MultipartName => pairs(out, &self.multipart_names, 8, false),
-            Var::MultipartPartHeaders => pairs(out, &self.multipart_part_headers, 9, false),
-            Var::ResponseHeaders => pairs(out, &self.resp_headers, 10, false),
-            Var::ResponseHeadersNames => pairs(out, &self.resp_headers, 10, true),
+            Var::RequestHeaders => pairs(out, &self.headers, coll::HEADERS, false),
+            Var::RequestHeadersNames => pairs(out, &self.headers, coll::HEADERS, true),
+            Var::RequestCookies => pairs(out, &self.cookies, coll::COOKIES, false),
+            Var::RequestCookiesNames => pairs(out, &self.cookies, coll::COOKIES, true),
+            Var::Files => pairs(out, &self.files, coll::FILES, false),
+            Var::FilesNames => pairs(out, &self.files, coll::FILES, true),
+            Var::FilesSizes => pairs(out, &self.files_sizes, coll::FILES_SIZES, false),
+            Var::MultipartFilename => pairs(out, &self.multipart_filenames, coll::MULTIPART_FILENAMES, false),
+            Var::MultipartName => pairs(out, &self.multipart_names, coll::MULTIPART_NAMES, false),
+            Var::MultipartPartHeaders => pairs(out, &self.multipart_part_headers, coll::MULTIPART_PART_HEADERS, false),
+            Var::ResponseHeaders => pairs(out, &self.resp_headers, coll::RESP_HEADERS, false),
+            Var::ResponseHeadersNames => pairs(out, &self.resp_headers, coll::RESP_HEADERS, true),
             Var::FilesCombinedSize => scalar(out, num(self.files_combined), Slot::None),
-            Var::RequestUri => scalar(out, b(&self.uri), slot(20, 0, false)),
-            Var::RequestUriRaw => scalar(out, b(&self.uri_raw), slot(21, 0, false)),
-            Var::RequestLine => scalar(out, b(&self.request_line), slot(22, 0, false)),
-            Var::RequestMethod => scalar(out, b(&self.method), slot(23, 0, false)),
-            Var::RequestProtocol => scalar(out, b(&self.protocol), slot(24, 0, false)),
-            Var::RequestFilename | Var::PathInfo => scalar(out, b(&self.filename), slot(25, 0, false)),
-            Var::RequestBasename => scalar(out, b(&self.basename), slot(26, 0, false)),
-            Var::QueryString => scalar(out, b(&self.query), slot(27, 0, false)),
+            Var::RequestUri => scalar(out, b(&self.uri), slot(coll::URI, 0, false)),
+            Var::RequestUriRaw => scalar(out, b(&self.uri_raw), slot(coll::URI_RAW, 0, false)),
+            Var::RequestLine => scalar(out, b(&self.request_line), slot(coll::REQUEST_LINE, 0, false)),
+            Var::RequestMethod => scalar(out, b(&self.method), slot(coll::METHOD, 0, false)),
+            Var::RequestProtocol => scalar(out, b(&self.protocol), slot(coll::PROTOCOL, 0, false)),
+            Var::RequestFilename | Var::PathInfo => scalar(out, b(&self.filename), slot(coll::FILENAME, 0, false)),
+            Var::RequestBasename => scalar(out, b(&self.basename), slot(coll::BASENAME, 0, false)),
+            Var::QueryString => scalar(out, b(&self.query), slot(coll::QUERY, 0, false)),
             Var::RequestBody => {
                 let body: &[u8] = if self.body_hidden { b"" } else { &self.body };
-                scalar(out, b(body), slot(28, 0, false))
+                scalar(out, b(body), slot(coll::BODY, 0, false))
             }
             Var::ReqbodyProcessor => scalar(out, b(&self.reqbody_processor), Slot::None),
             Var::RequestBodyLength => scalar(out, num(self.body.len()), Slot::None),
@@ -382,7 +463,7 @@ impl State {
                     scalar(out, Cow::Owned(l), Slot::None)
                 }
             }
-            Var::ResponseBody => scalar(out, b(&self.resp_body), slot(29, 0, false)),
+            Var::ResponseBody => scalar(out, b(&self.resp_body), slot(coll::RESP_BODY, 0, false)),
             Var::ResponseContentType => {
                 if let Some((_, v)) = self.resp_headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(b"content-type")) {
                     scalar(out, b(v), Slot::None)
@@ -663,5 +744,43 @@ mod tests {
         for n in ["TX", "XML", "RULE", "MATCHED_VARS", "ENV", "REMOTE_ADDR", "REQBODY_PROCESSOR", "FULL_REQUEST"] {
             assert!(!State::stable_var(Var::from_name(n).unwrap()), "{n}");
         }
+    }
+
+    #[test]
+    fn every_stable_slot_lies_in_a_scan_domain_of_its_variable() {
+        // A slot outside its variable's domains would be scanned without that rule's
+        // literals: the rule would be skipped where it could match.
+        let pair = || vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), b"v2".to_vec())];
+        let s = State {
+            args_get: pair(),
+            args_post: pair(),
+            args_json: pair(),
+            headers: pair(),
+            cookies: pair(),
+            files: pair(),
+            files_sizes: pair(),
+            multipart_filenames: pair(),
+            multipart_names: pair(),
+            multipart_part_headers: pair(),
+            resp_headers: pair(),
+            body: b"a=b".to_vec(),
+            ..State::default()
+        };
+        let mut stable = 0;
+        for (name, var) in crate::variables::NAMES {
+            let mut out = Values::new();
+            s.values(*var, &Selector::All, None, &mut out);
+            for v in &out {
+                if let Slot::Stable(slot) = v.slot {
+                    stable += 1;
+                    assert!(slot_domain(slot) < DOMAINS, "{name}");
+                    assert!(var_domains(*var).contains(&slot_domain(slot)), "{name}: slot {slot:#x}");
+                }
+            }
+            if State::stable_var(*var) {
+                assert!(!var_domains(*var).is_empty(), "{name}");
+            }
+        }
+        assert!(stable > 50, "{stable}");
     }
 }

@@ -119,7 +119,7 @@ pub enum Var {
 use Var::*;
 
 /// Name → variable, upper case.
-const NAMES: &[(&str, Var)] = &[
+pub(crate) const NAMES: &[(&str, Var)] = &[
     ("ARGS", Args),
     ("ARGS_GET", ArgsGet),
     ("ARGS_POST", ArgsPost),
