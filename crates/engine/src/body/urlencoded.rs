@@ -79,10 +79,7 @@ fn split<'a>(input: &'a [u8], separator: u8, mut emit: impl FnMut(Cow<'a, [u8]>,
 
 /// `urldecode_nonstrict`: returns the decoded bytes and the count of invalid escapes.
 pub fn decode(input: &[u8]) -> (Cow<'_, [u8]>, usize) {
-    let first = match input.iter().position(|&b| b == b'%' || b == b'+') {
-        Some(i) => i,
-        None => return (Cow::Borrowed(input), 0),
-    };
+    let Some(first) = memchr::memchr2(b'%', b'+', input) else { return (Cow::Borrowed(input), 0) };
     let mut out = Vec::with_capacity(input.len());
     out.extend_from_slice(&input[..first]);
     let mut invalid = 0;
@@ -105,8 +102,10 @@ pub fn decode(input: &[u8]) -> (Cow<'_, [u8]>, usize) {
                 i += 1;
             }
             _ => {
-                out.push(b);
-                i += 1;
+                // The run up to the next escape or `+`, at once.
+                let end = memchr::memchr2(b'%', b'+', &input[i..]).map_or(input.len(), |n| i + n);
+                out.extend_from_slice(&input[i..end]);
+                i = end;
             }
         }
     }
@@ -171,6 +170,36 @@ mod tests {
         assert!(matches!(out[0].1, Cow::Borrowed(_)));
         assert!(matches!(out[1].1, Cow::Owned(_)));
         assert_eq!(&*out[1].1, b"A");
+    }
+
+    /// `decode` one byte at a time, as it was before it copied runs.
+    fn decode_bytewise(input: &[u8]) -> (Vec<u8>, usize) {
+        let (mut out, mut invalid, mut i) = (Vec::new(), 0, 0);
+        while let Some(&b) = input.get(i) {
+            match (b, input.get(i + 1).and_then(|&c| hex(c)), input.get(i + 2).and_then(|&c| hex(c))) {
+                (b'%', Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                (b'%', ..) => invalid += 1,
+                _ => {}
+            }
+            out.push(if b == b'+' { b' ' } else { b });
+            i += 1;
+        }
+        (out, invalid)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 3000, failure_persistence: None, ..Default::default() })]
+        #[test]
+        fn decode_copies_runs_as_bytewise_decoding_would(
+            input in proptest::collection::vec(proptest::sample::select(b"%+aF09gG &=".to_vec()), 0..40)
+        ) {
+            let (got, invalid) = decode(&input);
+            proptest::prop_assert_eq!((got.into_owned(), invalid), decode_bytewise(&input));
+        }
     }
 
     #[test]

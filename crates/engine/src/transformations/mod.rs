@@ -11,7 +11,7 @@
 //! its quirks, because verdicts must match it; each file says which quirks it keeps.
 
 mod base64;
-mod case;
+pub(crate) mod case;
 mod cmd_line;
 mod comments;
 mod css_decode;
