@@ -534,8 +534,8 @@ impl Compiler<'_> {
                 link = l.chain.as_deref_mut();
             }
         }
-        let combined = Some(gates.domain_scans(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?);
-        let gates = gates.build().map_err(|e| Error::new("<rule set>", 0, e))?;
+        let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
+        let combined = Some(combined);
         let mut stats = Stats { gated_links: gated, ..Stats::default() };
         let mut phases: [Vec<Entry>; 5] = Default::default();
         for it in rules {
