@@ -184,36 +184,30 @@ impl Literals {
         let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
         self.always.iter().for_each(|&b| set(b));
         let Some(pma) = &self.pma else { return };
+        let mut found = |m: daachorse::Match<u32>| self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
         // The automaton walks a slice faster than a lower-casing iterator (1 MB: 2.5 ms
         // against 2.2 ms on the CRS's literals, 1.6 against 0.9 ms on a few hundred);
         // most values have no upper case and are walked as they are.
         if !crate::transformations::case::has_uppercase(value) {
-            for m in pma.find_overlapping_iter(value) {
-                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
-            }
-            return;
+            return pma.find_overlapping_iter(value).for_each(found);
         }
-        LOWERED.with(|buf| {
-            let Ok(mut buf) = buf.try_borrow_mut() else {
-                for m in pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)) {
-                    self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+        LOWERED.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                buf.extend(value.iter().map(u8::to_ascii_lowercase));
+                pma.find_overlapping_iter(&*buf).for_each(&mut found);
+                // A large body's copy is not kept for the thread's life.
+                if buf.capacity() > LOWERED_KEPT {
+                    *buf = Vec::new();
                 }
-                return;
-            };
-            buf.clear();
-            buf.extend(value.iter().map(u8::to_ascii_lowercase));
-            for m in pma.find_overlapping_iter(&*buf) {
-                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
             }
-            // A large body's copy is not kept for the thread's life.
-            if buf.capacity() > LOWERED_KEPT {
-                *buf = Vec::new();
-            }
+            Err(_) => pma.find_overlapping_iter_from_iter(value.iter().map(u8::to_ascii_lowercase)).for_each(found),
         });
     }
 
     /// How many distinct literals it looks for.
-    pub fn count(&self) -> usize {
+    #[cfg(test)]
+    fn count(&self) -> usize {
         self.bits_of.len()
     }
 

@@ -685,23 +685,29 @@ mod tests {
         assert_eq!(time_field(Var::TimeEpoch, 1_700_000_000), "1700000000");
     }
 
+    /// A state with two pairs in every keyed collection and a body.
+    fn populated() -> State {
+        let pairs = || vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), b"v2".to_vec())];
+        State {
+            args_get: pairs(),
+            args_post: pairs(),
+            args_json: pairs(),
+            headers: pairs(),
+            cookies: pairs(),
+            files: pairs(),
+            files_sizes: pairs(),
+            multipart_filenames: pairs(),
+            multipart_names: pairs(),
+            multipart_part_headers: pairs(),
+            resp_headers: pairs(),
+            body: b"a=b".to_vec(),
+            ..State::default()
+        }
+    }
+
     #[test]
     fn stable_vars_yield_only_stable_slots() {
-        let pair = || vec![(b"k".to_vec(), b"v".to_vec())];
-        let s = State {
-            args_get: pair(),
-            args_post: pair(),
-            args_json: pair(),
-            headers: pair(),
-            cookies: pair(),
-            files: pair(),
-            files_sizes: pair(),
-            multipart_filenames: pair(),
-            multipart_names: pair(),
-            multipart_part_headers: pair(),
-            resp_headers: pair(),
-            ..State::default()
-        };
+        let s = populated();
         let names = [
             "ARGS",
             "ARGS_GET",
@@ -750,22 +756,7 @@ mod tests {
     fn every_stable_slot_lies_in_a_scan_domain_of_its_variable() {
         // A slot outside its variable's domains would be scanned without that rule's
         // literals: the rule would be skipped where it could match.
-        let pair = || vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), b"v2".to_vec())];
-        let s = State {
-            args_get: pair(),
-            args_post: pair(),
-            args_json: pair(),
-            headers: pair(),
-            cookies: pair(),
-            files: pair(),
-            files_sizes: pair(),
-            multipart_filenames: pair(),
-            multipart_names: pair(),
-            multipart_part_headers: pair(),
-            resp_headers: pair(),
-            body: b"a=b".to_vec(),
-            ..State::default()
-        };
+        let s = populated();
         let mut stable = 0;
         for (name, var) in crate::variables::NAMES {
             let mut out = Values::new();
