@@ -225,49 +225,50 @@ pub(crate) fn slot_domain(slot: u64) -> usize {
 }
 
 /// The scan domains whose slots `var` yields (none for variables without stable slots).
+/// Read off [`State::values`] once, on a state with every collection filled, so that it
+/// cannot disagree with where values actually come from.
 pub(crate) fn var_domains(var: Var) -> &'static [usize] {
-    use coll::*;
-    // A constant per arm, so that the slice is static.
-    macro_rules! d {
-        ($($c:expr, $n:expr);+) => {{
-            const D: &[usize] = &[$(domain($c, $n)),+];
-            D
-        }};
-    }
-    match var {
-        Var::Args => d!(ARGS_GET, false; ARGS_POST, false; ARGS_JSON, false),
-        Var::ArgsGet => d!(ARGS_GET, false),
-        Var::ArgsPost => d!(ARGS_POST, false),
-        Var::ArgsNames => d!(ARGS_GET, true; ARGS_POST, true; ARGS_JSON, true),
-        Var::ArgsGetNames => d!(ARGS_GET, true),
-        Var::ArgsPostNames => d!(ARGS_POST, true),
-        Var::RequestHeaders => d!(HEADERS, false),
-        Var::RequestHeadersNames => d!(HEADERS, true),
-        Var::RequestCookies => d!(COOKIES, false),
-        Var::RequestCookiesNames => d!(COOKIES, true),
-        Var::Files => d!(FILES, false),
-        Var::FilesNames => d!(FILES, true),
-        Var::FilesSizes => d!(FILES_SIZES, false),
-        Var::MultipartFilename => d!(MULTIPART_FILENAMES, false),
-        Var::MultipartName => d!(MULTIPART_NAMES, false),
-        Var::MultipartPartHeaders => d!(MULTIPART_PART_HEADERS, false),
-        Var::ResponseHeaders => d!(RESP_HEADERS, false),
-        Var::ResponseHeadersNames => d!(RESP_HEADERS, true),
-        Var::RequestUri => d!(URI, false),
-        Var::RequestUriRaw => d!(URI_RAW, false),
-        Var::RequestLine => d!(REQUEST_LINE, false),
-        Var::RequestMethod => d!(METHOD, false),
-        Var::RequestProtocol => d!(PROTOCOL, false),
-        Var::RequestFilename | Var::PathInfo => d!(FILENAME, false),
-        Var::RequestBasename => d!(BASENAME, false),
-        Var::QueryString => d!(QUERY, false),
-        Var::RequestBody => d!(BODY, false),
-        Var::ResponseBody => d!(RESP_BODY, false),
-        _ => &[],
-    }
+    static TABLE: once_cell::sync::Lazy<Vec<Vec<usize>>> = once_cell::sync::Lazy::new(|| {
+        let s = State::filled(1);
+        let mut table = vec![Vec::new(); crate::variables::NAMES.iter().map(|(_, v)| *v as usize + 1).max().unwrap_or(0)];
+        for (_, var) in crate::variables::NAMES {
+            let mut out = Values::new();
+            s.values(*var, &Selector::All, None, &mut out);
+            let d = &mut table[*var as usize];
+            d.extend(out.iter().filter_map(|v| match v.slot {
+                Slot::Stable(slot) => Some(slot_domain(slot)),
+                Slot::None => None,
+            }));
+            d.sort_unstable();
+            d.dedup();
+        }
+        table
+    });
+    TABLE.get(var as usize).map_or(&[], Vec::as_slice)
 }
 
 impl State {
+    /// A state with `n` pairs in every keyed collection and a body: every variable with
+    /// stable slots yields values from it.
+    fn filled(n: usize) -> State {
+        let pairs = || (0..n).map(|i| (format!("k{i}").into_bytes(), format!("v{i}").into_bytes())).collect::<Pairs>();
+        State {
+            args_get: pairs(),
+            args_post: pairs(),
+            args_json: pairs(),
+            headers: pairs(),
+            cookies: pairs(),
+            files: pairs(),
+            files_sizes: pairs(),
+            multipart_filenames: pairs(),
+            multipart_names: pairs(),
+            multipart_part_headers: pairs(),
+            resp_headers: pairs(),
+            body: b"a=b".to_vec(),
+            ..State::default()
+        }
+    }
+
     /// Appends the values of one target to `out`.
     pub(super) fn collect<'a>(&'a self, t: &'a Target, rule: Option<&'a Rule>, out: &mut Values<'a>) {
         let start = out.len();
@@ -685,29 +686,9 @@ mod tests {
         assert_eq!(time_field(Var::TimeEpoch, 1_700_000_000), "1700000000");
     }
 
-    /// A state with two pairs in every keyed collection and a body.
-    fn populated() -> State {
-        let pairs = || vec![(b"k".to_vec(), b"v".to_vec()), (b"k2".to_vec(), b"v2".to_vec())];
-        State {
-            args_get: pairs(),
-            args_post: pairs(),
-            args_json: pairs(),
-            headers: pairs(),
-            cookies: pairs(),
-            files: pairs(),
-            files_sizes: pairs(),
-            multipart_filenames: pairs(),
-            multipart_names: pairs(),
-            multipart_part_headers: pairs(),
-            resp_headers: pairs(),
-            body: b"a=b".to_vec(),
-            ..State::default()
-        }
-    }
-
     #[test]
     fn stable_vars_yield_only_stable_slots() {
-        let s = populated();
+        let s = State::filled(2);
         let names = [
             "ARGS",
             "ARGS_GET",
@@ -756,7 +737,8 @@ mod tests {
     fn every_stable_slot_lies_in_a_scan_domain_of_its_variable() {
         // A slot outside its variable's domains would be scanned without that rule's
         // literals: the rule would be skipped where it could match.
-        let s = populated();
+        // Not the state the table was read from: more pairs, other keys.
+        let s = State::filled(3);
         let mut stable = 0;
         for (name, var) in crate::variables::NAMES {
             let mut out = Values::new();
