@@ -841,6 +841,10 @@ impl Transaction {
             // Most targets give a few values: no allocation per link for them.
             let mut values = Values::new();
             for t in &link.targets {
+                // Nothing to collect (no ARGS, cookies, files…): as collecting found nothing.
+                if !t.count && state.known_empty(t.var) {
+                    continue;
+                }
                 // Worth it for whole collections only: a scalar or a keyed value is checked as cheaply directly.
                 let whole = t.var.is_collection() && !matches!(t.selector, crate::variables::Selector::Key(_));
                 if let (Some((g, bit)), false, true) = (link.gate, t.count, whole && State::stable_var(t.var)) {

@@ -686,6 +686,41 @@ mod tests {
         assert_eq!(time_field(Var::TimeEpoch, 1_700_000_000), "1700000000");
     }
 
+    /// Rules skip a target that is known empty without collecting it: that must only ever
+    /// be said of a variable that yields nothing, whichever collections are empty.
+    #[test]
+    fn known_empty_variables_yield_nothing() {
+        let clear: [fn(&mut State); 10] = [
+            |_| {},
+            |s| s.args_get.clear(),
+            |s| s.args_post.clear(),
+            |s| s.args_json.clear(),
+            |s| s.cookies.clear(),
+            |s| s.files.clear(),
+            |s| s.files_sizes.clear(),
+            |s| s.multipart_filenames.clear(),
+            |s| s.multipart_names.clear(),
+            |s| s.multipart_part_headers.clear(),
+        ];
+        for (k, f) in clear.iter().enumerate() {
+            let mut s = State::filled(2);
+            f(&mut s);
+            for st in [&s, &State::default()] {
+                for (name, var) in crate::variables::NAMES {
+                    let mut out = Values::new();
+                    st.values(*var, &Selector::All, None, &mut out);
+                    assert!(!st.known_empty(*var) || out.is_empty(), "{name} said empty, yields {} (case {k})", out.len());
+                }
+            }
+        }
+        // Said of the empty collections (all but XML are filled here).
+        let s = State::filled(2);
+        let said = crate::variables::NAMES.iter().filter(|(_, v)| s.known_empty(*v)).count();
+        assert_eq!(said, 1);
+        let said = crate::variables::NAMES.iter().filter(|(_, v)| State::default().known_empty(*v)).count();
+        assert_eq!(said, 15);
+    }
+
     #[test]
     fn stable_vars_yield_only_stable_slots() {
         let s = State::filled(2);
