@@ -845,8 +845,9 @@ impl Transaction {
                 if !t.count && state.known_empty(t.var) {
                     continue;
                 }
-                // Worth it for whole collections only: a scalar or a keyed value is checked as cheaply directly.
-                let whole = t.var.is_collection() && !matches!(t.selector, crate::variables::Selector::Key(_));
+                // A keyed value is checked as cheaply directly; a scalar's union is its own
+                // scan, read by the many links that share its gate without collecting it again.
+                let whole = !matches!(t.selector, crate::variables::Selector::Key(_));
                 if let (Some((g, bit)), false, true) = (link.gate, t.count, whole && State::stable_var(t.var)) {
                     let at = match unions.at.get(&(t.var, g)) {
                         Some(&at) => at,
