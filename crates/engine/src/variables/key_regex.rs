@@ -13,15 +13,21 @@ pub struct KeyRegex {
     pattern: Pattern,
     /// `^literal…`: the literal, and whether it is the whole pattern.
     prefix: Option<(Vec<u8>, bool)>,
+    /// No shorter key can match (the CRS's unanchored `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`
+    /// is tried on every TX key of every request; most are shorter than its 31 bytes).
+    min_len: usize,
 }
 
 impl KeyRegex {
     pub fn new(pat: &str) -> Result<KeyRegex, String> {
         let pattern = Pattern::new(&format!("(?i){pat}"))?;
-        Ok(KeyRegex { pattern, prefix: anchored_prefix(pat) })
+        Ok(KeyRegex { pattern, prefix: anchored_prefix(pat), min_len: min_len(pat) })
     }
 
     pub fn is_match(&self, key: &[u8]) -> bool {
+        if key.len() < self.min_len {
+            return false;
+        }
         // Non-ASCII keys go to the regex: its case folding is not only ASCII's.
         if let (Some((lit, whole)), true) = (&self.prefix, key.is_ascii()) {
             let starts = key.len() >= lit.len() && key[..lit.len()].eq_ignore_ascii_case(lit);
@@ -31,6 +37,17 @@ impl KeyRegex {
         }
         self.pattern.is_match(key)
     }
+}
+
+/// The shortest match of `pat` in bytes, read in byte mode: a lower bound for an ASCII
+/// pattern whatever the case folding (an ASCII letter's other cases are as long or
+/// longer); 0 (no bound) for any other.
+fn min_len(pat: &str) -> usize {
+    let translated = match crate::operators::pattern::translate(&format!("(?i){pat}")) {
+        Ok(t) if pat.is_ascii() => t,
+        _ => return 0,
+    };
+    crate::operators::literals::parse(&translated).and_then(|h| h.properties().minimum_len()).unwrap_or(0)
 }
 
 /// The literal after `^` at the start of `pat` (ASCII only), and whether nothing follows it.
@@ -70,6 +87,13 @@ mod tests {
     }
 
     #[test]
+    fn shortest_matches() {
+        for (pat, want) in [("MULTIPART_HEADERS_CONTENT_TYPES_*", 31), ("paramcounter_.*", 13), ("^a|bc", 1), ("x?", 0), ("é", 0)] {
+            assert_eq!(KeyRegex::new(pat).unwrap().min_len, want, "{pat}");
+        }
+    }
+
+    #[test]
     fn the_fast_path_agrees_with_the_regex() {
         let keys: &[&[u8]] = &[
             b"_pk_ref",
@@ -88,8 +112,27 @@ mod tests {
             b"ac",
             "_pk_ref\u{212a}".as_bytes(),
             "\u{212a}ey".as_bytes(),
+            "\u{17f}".as_bytes(),
+            b"multipart_headers_content_types",
+            b"multipart_headers_content_type",
+            b"x_MULTIPART_HEADERS_CONTENT_TYPES_",
+            b"paramcounter_",
+            b"paramcounter",
+            b"a_paramcounter_1",
         ];
-        for pat in ["^_pk_ref", "^pbjs-\\w+$", "^_ga(?:_\\w+)?$", "^ab?", "^ab?$", "^key", "__utm"] {
+        for pat in [
+            "^_pk_ref",
+            "^pbjs-\\w+$",
+            "^_ga(?:_\\w+)?$",
+            "^ab?",
+            "^ab?$",
+            "^key",
+            "__utm",
+            "MULTIPART_HEADERS_CONTENT_TYPES_*",
+            "paramcounter_.*",
+            "k.y",
+            "s",
+        ] {
             let k = KeyRegex::new(pat).unwrap();
             let plain = Pattern::new(&format!("(?i){pat}")).unwrap();
             for key in keys {
