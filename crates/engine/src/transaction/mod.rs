@@ -5,7 +5,6 @@
 //! the value's slot and the rule's transformation list.
 
 use std::borrow::Cow;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -995,12 +994,12 @@ impl Transaction {
                 }
                 (NewValue::Int(r), Some(slot)) => {
                     slot.clear();
-                    let _ = write!(slot, "{r}");
+                    slot.extend_from_slice(itoa::Buffer::new().format(r).as_bytes());
                 }
                 (new, None) => {
                     let v = match new {
                         NewValue::Bytes(v) => v.into_owned(),
-                        NewValue::Int(r) => r.to_string().into_bytes(),
+                        NewValue::Int(r) => itoa::Buffer::new().format(r).as_bytes().to_vec(),
                         NewValue::Delete => continue,
                     };
                     if coll.capacity() == 0 && sv.collection == "TX" {
