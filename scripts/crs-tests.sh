@@ -65,6 +65,20 @@ fi
 SERVER_EXTRA=""
 [ "$SUITE" = v3.3 ] && SERVER_EXTRA="ignore_invalid_headers off;"
 MARKER='SecRule REQUEST_HEADERS:X-CRS-Test "@rx ^.*$" "id:999999,phase:1,pass,t:none,log,msg:'"'"'%{MATCHED_VAR}'"'"',ctl:ruleRemoveById=1-999999"'
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+range_busy() {  # base -> true when a port of the range (jobs and albedo) is taken
+  local p
+  for ((p = $1; p < $1 + JOBS; p++)); do port_open "$p" && return 0; done
+  port_open $(($1 + 99))
+}
+# Another suite running (the other one, or a second checkout): without WARD_CRS_PORT the
+# range moves up until it is free rather than failing on a taken port.
+if [ -z "${WARD_CRS_PORT:-}" ]; then
+  for ((try = 0; try < 20; try++)); do
+    range_busy "$BASE_PORT" || break
+    BASE_PORT=$((BASE_PORT + 200))
+  done
+fi
 ALBEDO_PORT=$((BASE_PORT + 99))
 for f in "$CRS_SETUP" "$RULES_DIR" "$TESTS" /etc/nginx/modsecurity.conf; do
   [ -e "$f" ] || { echo "missing: $f" >&2; exit 2; }
@@ -158,7 +172,6 @@ EOF
   : > "$PREFIX/logs/error-$port.log"
 done
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for ((p = BASE_PORT; p < BASE_PORT + JOBS; p++)); do
   port_open "$p" && { echo "port $p already in use" >&2; exit 2; }
 done
