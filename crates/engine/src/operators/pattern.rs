@@ -75,6 +75,10 @@ pub struct Pattern {
     limits: PcreLimits,
     /// For patterns that match every input whole (`^.*$`): how many captures a match gives.
     whole: Option<usize>,
+    /// The shortest input the `regex` engine can match (from the HIR it is built from): a
+    /// shorter one is refused without a search (selector regexes such as the CRS's
+    /// `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/` are tried on every TX key).
+    min_len: usize,
 }
 
 #[derive(Clone, Copy)]
@@ -103,6 +107,7 @@ impl Pattern {
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
                 .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
             let build = |hir: &regex_syntax::hir::Hir| meta::Builder::new().configure(config).build_from_hir(hir);
+            let min_len = hir.as_ref().and_then(|h| h.properties().minimum_len()).unwrap_or(0);
             if let Some((Ok(re), literals)) = hir.as_ref().map(|hir| with_literals(hir, translated.len(), build)) {
                 let limits = PcreLimits::default();
                 let caret_twin = if caret { Some(pcre2_compile(pcre, limits)?) } else { None };
@@ -112,6 +117,7 @@ impl Pattern {
                     caret_twin,
                     limits,
                     whole: whole_match_groups(pcre),
+                    min_len,
                 });
             }
         }
@@ -122,6 +128,7 @@ impl Pattern {
             caret_twin: None,
             limits,
             whole: None,
+            min_len: 0,
         })
     }
 
@@ -159,6 +166,11 @@ impl Pattern {
         self.literals.clone()
     }
 
+    /// No shorter input matches (0 when unknown).
+    pub fn min_len(&self) -> usize {
+        self.min_len
+    }
+
     /// `"regex"` or `"pcre2"`: which engine runs this pattern.
     pub fn backend(&self) -> &'static str {
         match self.engine {
@@ -177,7 +189,7 @@ impl Pattern {
             return true;
         }
         match self.engine_for(input) {
-            EngineRef::Regex(re) => re.is_match(input),
+            EngineRef::Regex(re) => input.len() >= self.min_len && re.is_match(input),
             EngineRef::Pcre2(re) => pcre2_ok(re.is_match(input), limit_hit).unwrap_or(false),
         }
     }
@@ -839,6 +851,42 @@ mod tests {
                 assert!(fast.captures(input, &mut caps, &mut false), "{pat} {input:?}");
                 assert_eq!(caps, want, "{pat} {input:?}");
                 assert!(fast.is_match(input));
+            }
+        }
+    }
+
+    /// The length bound refuses only inputs no search would match: `is_match` agrees with
+    /// a search (which does not take the bound) around each pattern's shortest match.
+    #[test]
+    fn shortest_match_bound() {
+        for (pat, want) in [
+            ("(?i)MULTIPART_HEADERS_CONTENT_TYPES_*", 31),
+            ("(?i)paramcounter_.*", 13),
+            ("^a|bc", 1),
+            ("x?", 0),
+            ("(?i)é", 2),
+        ] {
+            let p = Pattern::new(pat).unwrap();
+            assert_eq!(p.min_len, want, "{pat}");
+        }
+        let keys: &[&[u8]] = &[
+            b"",
+            b"a",
+            b"bc",
+            b"xbc",
+            b"paramcounter_",
+            b"paramcounter",
+            b"a_PARAMCOUNTER_1",
+            b"multipart_headers_content_types",
+            b"multipart_headers_content_type",
+            b"x_MULTIPART_HEADERS_CONTENT_TYPES_",
+            "\u{e9}".as_bytes(),
+            "\u{c9}t".as_bytes(),
+        ];
+        for pat in ["(?i)MULTIPART_HEADERS_CONTENT_TYPES_*", "(?i)paramcounter_.*", "^a|bc", "x?", "(?i)é"] {
+            let p = Pattern::new(pat).unwrap();
+            for key in keys {
+                assert_eq!(p.is_match(key), p.find_at(key, 0).is_some(), "/{pat}/ on {:?}", String::from_utf8_lossy(key));
             }
         }
     }

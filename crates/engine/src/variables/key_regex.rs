@@ -13,19 +13,18 @@ pub struct KeyRegex {
     pattern: Pattern,
     /// `^literal…`: the literal, and whether it is the whole pattern.
     prefix: Option<(Vec<u8>, bool)>,
-    /// No shorter key can match (the CRS's unanchored `TX:/MULTIPART_HEADERS_CONTENT_TYPES_*/`
-    /// is tried on every TX key of every request; most are shorter than its 31 bytes).
-    min_len: usize,
 }
 
 impl KeyRegex {
     pub fn new(pat: &str) -> Result<KeyRegex, String> {
         let pattern = Pattern::new(&format!("(?i){pat}"))?;
-        Ok(KeyRegex { pattern, prefix: anchored_prefix(pat), min_len: min_len(pat) })
+        Ok(KeyRegex { pattern, prefix: anchored_prefix(pat) })
     }
 
     pub fn is_match(&self, key: &[u8]) -> bool {
-        if key.len() < self.min_len {
+        // Asked first: a collection's every key comes here (the pattern would refuse a
+        // short key too, after more work).
+        if key.len() < self.pattern.min_len() {
             return false;
         }
         // Non-ASCII keys go to the regex: its case folding is not only ASCII's.
@@ -37,17 +36,6 @@ impl KeyRegex {
         }
         self.pattern.is_match(key)
     }
-}
-
-/// The shortest match of `pat` in bytes, read in byte mode: a lower bound for an ASCII
-/// pattern whatever the case folding (an ASCII letter's other cases are as long or
-/// longer); 0 (no bound) for any other.
-fn min_len(pat: &str) -> usize {
-    let translated = match crate::operators::pattern::translate(&format!("(?i){pat}")) {
-        Ok(t) if pat.is_ascii() => t,
-        _ => return 0,
-    };
-    crate::operators::literals::parse(&translated).and_then(|h| h.properties().minimum_len()).unwrap_or(0)
 }
 
 /// The literal after `^` at the start of `pat` (ASCII only), and whether nothing follows it.
@@ -83,13 +71,6 @@ mod tests {
         for (pat, want) in table {
             let got = anchored_prefix(pat);
             assert_eq!(got.as_ref().map(|(l, w)| (l.as_slice(), *w)), *want, "{pat}");
-        }
-    }
-
-    #[test]
-    fn shortest_matches() {
-        for (pat, want) in [("MULTIPART_HEADERS_CONTENT_TYPES_*", 31), ("paramcounter_.*", 13), ("^a|bc", 1), ("x?", 0), ("é", 0)] {
-            assert_eq!(KeyRegex::new(pat).unwrap().min_len, want, "{pat}");
         }
     }
 
