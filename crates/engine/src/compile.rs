@@ -506,6 +506,8 @@ impl Compiler<'_> {
         let mut memos = 0;
         // Per scan domain, the gated links that read it.
         let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
+        // (variable, gate) → its union's index in a transaction's table.
+        let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, u32), u32> = Default::default();
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
@@ -520,9 +522,13 @@ impl Compiler<'_> {
                             let gate = gates.add(l.transform_key, lits);
                             l.gate = Some(gate);
                             gated += 1;
-                            for t in &l.targets {
+                            for t in &mut l.targets {
                                 for &d in crate::transaction::var_domains(t.var) {
                                     domain_links[d].push(gate);
+                                }
+                                if crate::transaction::has_union(t) {
+                                    let next = union_slots.len() as u32;
+                                    t.union = *union_slots.entry((t.var, gate.0)).or_insert(next);
                                 }
                             }
                         }
@@ -588,6 +594,7 @@ impl Compiler<'_> {
             defaults: self.defaults,
             stats,
             gates,
+            union_slots: union_slots.len(),
             combined,
             inputs: self.inputs.into_inner(),
             transforms,

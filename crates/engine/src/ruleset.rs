@@ -134,6 +134,8 @@ pub struct RuleSet {
     pub(crate) stats: Stats,
     /// Prefilter gates, indexed by `Rule::gate`.
     pub(crate) gates: Vec<crate::prefilter::Gate>,
+    /// How many (variable, gate) unions targets have (see `Target::union`).
+    pub(crate) union_slots: usize,
     /// All gates in one automaton, for values a transformation list leaves unchanged (per
     /// scan domain: only the literals of rules reading it).
     pub(crate) combined: Option<crate::prefilter::DomainScans>,

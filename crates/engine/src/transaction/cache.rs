@@ -23,13 +23,24 @@ const MAX_INTERNED: usize = 4096;
 /// `Transaction::unions`), one after the other in one vector rather than one each.
 #[derive(Debug, Default)]
 pub(super) struct Unions {
-    /// (variable, gate) → where its union starts in `bits`, or None when it has none.
-    pub(super) at: FxHashMap<(crate::variables::Var, u32), Option<u32>>,
+    /// By `Target::union`: where its union starts in `bits`, [`NOT_YET`] until computed,
+    /// [`NO_UNION_BITS`] when the variable has none (a value without a stable slot).
+    pub(super) at: Vec<u32>,
     pub(super) bits: Vec<u64>,
 }
 
+pub(super) const NOT_YET: u32 = u32::MAX;
+pub(super) const NO_UNION_BITS: u32 = u32::MAX - 1;
+
 impl Unions {
-    pub(super) fn clear(&mut self) {
+    /// Forgets every union; `slots` is the rule set's number of them.
+    pub(super) fn reset(&mut self, slots: usize) {
+        self.at.clear();
+        self.at.resize(slots, NOT_YET);
+        self.bits.clear();
+    }
+
+    fn clear(&mut self) {
         self.at.clear();
         self.bits.clear();
     }

@@ -25,6 +25,12 @@ mod cache;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
 pub(crate) use state::{var_domains, DOMAINS};
+
+/// Whether a gated link's target reads its values through a per-phase union of gate bits:
+/// a whole variable (not a count, not one key) whose values all have stable slots.
+pub(crate) fn has_union(t: &crate::variables::Target) -> bool {
+    !t.count && !matches!(t.selector, crate::variables::Selector::Key(_)) && State::stable_var(t.var)
+}
 use setup::Outcome;
 mod state;
 use cache::TransformCache;
@@ -596,8 +602,8 @@ impl Transaction {
             Some(AllowScope::Phase) => self.allow = None,
             _ => {}
         }
-        self.unions.clear();
         let rules = Arc::clone(&self.rules);
+        self.unions.reset(rules.union_slots);
         let entries = &rules.phases[usize::from(phase - 1)];
         // Phase 1 starts where the setup rules folded at load left off (setup.rs).
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
@@ -853,17 +859,12 @@ impl Transaction {
                 }
                 // A keyed value is checked as cheaply directly; a scalar's union is its own
                 // scan, read by the many links that share its gate without collecting it again.
-                let whole = !matches!(t.selector, crate::variables::Selector::Key(_));
-                if let (Some((g, bit)), false, true) = (link.gate, t.count, whole && State::stable_var(t.var)) {
-                    let at = match unions.at.get(&(t.var, g)) {
-                        Some(&at) => at,
-                        None => {
-                            let at = union_bits(state, cache, rules, link, t.var, g, &mut unions.bits);
-                            unions.at.insert((t.var, g), at);
-                            at
-                        }
-                    };
-                    if at.is_some_and(|at| !crate::prefilter::has(&unions.bits[at as usize..], bit)) {
+                if let (Some((g, bit)), Some(at)) = (link.gate, unions.at.get_mut(t.union as usize)) {
+                    if *at == cache::NOT_YET {
+                        *at = union_bits(state, cache, rules, link, t.var, g, &mut unions.bits)
+                            .unwrap_or(cache::NO_UNION_BITS);
+                    }
+                    if *at != cache::NO_UNION_BITS && !crate::prefilter::has(&unions.bits[*at as usize..], bit) {
                         continue;
                     }
                 }
@@ -1262,6 +1263,43 @@ fn strip_scheme_host(u: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn targets_share_a_union_per_variable_and_gate() {
+        let text = "SecRuleEngine On\n\
+            SecRule ARGS|REQUEST_HEADERS:Host|&ARGS \"@rx foo\" \"id:1,phase:2,pass,log,t:lowercase\"\n\
+            SecRule ARGS|REQUEST_FILENAME \"@rx bar\" \"id:2,phase:2,pass,log,t:lowercase\"\n\
+            SecRule ARGS \"@rx baz\" \"id:3,phase:2,pass,log,t:none\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/u.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let unions = |id: u64| -> Vec<u32> {
+            rs.phases[1]
+                .iter()
+                .find_map(|e| match e {
+                    Entry::Rule { rule, .. } if rule.id == id => Some(rule.targets.iter().map(|t| t.union).collect()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let (a, b, c) = (unions(1), unions(2), unions(3));
+        use crate::variables::NO_UNION;
+        // One key and a count read no union; the same variable under the same gate shares one.
+        assert_eq!((a[1], a[2]), (NO_UNION, NO_UNION));
+        assert_eq!(a[0], b[0]);
+        assert!(b[1] != NO_UNION && b[1] != b[0]);
+        // Another transformation list is another gate, so another union.
+        assert!(c[0] != NO_UNION && c[0] != a[0] && c[0] != b[1]);
+        assert_eq!(rs.union_slots, 3);
+        // The shared union still lets each rule match its own values only.
+        for (query, want) in [("a=xFOO", "1"), ("a=bar&b=z", "2"), ("a=baz", "3"), ("a=BAZ&b=foo", "1"), ("a=nothing", "")] {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(format!("/p?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+            tx.add_request_header(b"Host", b"bar.example");
+            tx.process_request_headers();
+            tx.process_request_body();
+            assert_eq!(tx.matched_ids(), want, "{query}");
+        }
+    }
 
     #[test]
     fn uri_helpers() {

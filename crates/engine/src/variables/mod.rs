@@ -377,7 +377,13 @@ pub struct Target {
     pub exclusions: Vec<Selector>,
     /// The original spelling for logs (`ARGS:foo`).
     pub display: String,
+    /// For a whole stable variable read by a gated link: the index of its (variable, gate)
+    /// union of gate bits in a transaction's table (assigned at load; [`NO_UNION`] otherwise).
+    pub union: u32,
 }
+
+/// [`Target::union`] of a target without a per-phase union.
+pub const NO_UNION: u32 = u32::MAX;
 
 /// Turns a variable list into targets: exclusions attach to every target of the same variable.
 pub fn compile_targets(items: &[crate::parser::VariableItem]) -> Result<Vec<Target>, String> {
@@ -406,7 +412,7 @@ pub fn split_targets(items: &[crate::parser::VariableItem]) -> Result<(Vec<Targe
             Some(s) => format!("{}:{}", var.name(), s),
             None => var.name().to_string(),
         };
-        targets.push(Target { var, selector: sel, count: it.count, exclusions: Vec::new(), display });
+        targets.push(Target { var, selector: sel, count: it.count, exclusions: Vec::new(), display, union: NO_UNION });
     }
     Ok((targets, excl))
 }
