@@ -110,6 +110,20 @@ impl Macro {
         self.parts.iter().any(|p| matches!(p, Part::Var { name: n, .. } if n == name))
     }
 
+    /// Appends the expansion to `out` (a caller's buffer, reused across expansions).
+    pub fn expand_into(&self, r: &dyn MacroResolver, out: &mut Vec<u8>) {
+        for p in &self.parts {
+            match p {
+                Part::Literal(l) => out.extend_from_slice(l),
+                Part::Var { name, key } => {
+                    if let Some(v) = r.resolve(name, key) {
+                        out.extend_from_slice(&v);
+                    }
+                }
+            }
+        }
+    }
+
     pub fn expand<'a>(&'a self, r: &dyn MacroResolver) -> Cow<'a, [u8]> {
         match self.parts.as_slice() {
             [] => Cow::Borrowed(&[]),

@@ -62,7 +62,7 @@ thread_local! {
 /// What a `setvar` writes.
 enum NewValue<'a> {
     Delete,
-    Bytes(Cow<'a, [u8]>),
+    Bytes(&'a [u8]),
     Int(i64),
 }
 
@@ -134,6 +134,9 @@ pub struct Transaction {
     /// Phase 1 started from the rule set's folded setup (setup.rs).
     from_setup: bool,
     last_match: MatchInfo,
+    /// A setvar's expanded key and value: buffers kept for the transaction's setvars
+    /// instead of a new vector per expansion.
+    setvar_buf: (Vec<u8>, Vec<u8>),
     /// The current link's matches (buffers reused from link to link).
     hits: Hits,
     /// Collections loaded by `initcol`, written back at the end.
@@ -182,6 +185,7 @@ impl Transaction {
             phases_done: 0,
             from_setup: false,
             last_match: MatchInfo::default(),
+            setvar_buf: Default::default(),
             hits: Hits::default(),
             persisted: Vec::new(),
             expiries: Vec::new(),
@@ -963,21 +967,38 @@ impl Transaction {
     }
 
     fn run_setvars(&mut self, link: &Rule) {
+        if link.actions.setvars.is_empty() {
+            return;
+        }
+        let (mut key_buf, mut value_buf) = std::mem::take(&mut self.setvar_buf);
         for sv in &link.actions.setvars {
             let ctx = RuleCtx { state: &self.s, rule: Some(link) };
-            let key = sv.key.expand(&ctx);
             // Literal keys were lower-cased at load; expanded ones may carry upper case.
-            let key: Cow<[u8]> =
-                if key.iter().any(u8::is_ascii_uppercase) { Cow::Owned(key.to_ascii_lowercase()) } else { key };
+            let key: &[u8] = match sv.key.literal() {
+                Some(k) if !k.iter().any(u8::is_ascii_uppercase) => k,
+                _ => {
+                    key_buf.clear();
+                    sv.key.expand_into(&ctx, &mut key_buf);
+                    key_buf.make_ascii_lowercase();
+                    &key_buf
+                }
+            };
             let new = match &sv.op {
                 SetVarOp::Delete => NewValue::Delete,
-                SetVarOp::Set(m) => NewValue::Bytes(m.expand(&ctx)),
+                SetVarOp::Set(m) => NewValue::Bytes(match m.literal() {
+                    Some(v) => v,
+                    None => {
+                        value_buf.clear();
+                        m.expand_into(&ctx, &mut value_buf);
+                        &value_buf
+                    }
+                }),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
                     let cur = self
                         .s
                         .collections
                         .get(&sv.collection)
-                        .and_then(|c| c.get(key.as_ref()))
+                        .and_then(|c| c.get(key))
                         .map(|v| to_int(v))
                         .unwrap_or(0);
                     let n = m.with_expanded(&ctx, to_int);
@@ -991,12 +1012,11 @@ impl Transaction {
             }
             let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
             // An existing value is overwritten in its buffer.
-            match (new, coll.get_mut(key.as_ref())) {
+            match (new, coll.get_mut(key)) {
                 (NewValue::Delete, _) => {
-                    coll.remove(key.as_ref());
+                    coll.remove(key);
                 }
-                (NewValue::Bytes(Cow::Owned(v)), Some(slot)) => *slot = v,
-                (NewValue::Bytes(Cow::Borrowed(v)), Some(slot)) => {
+                (NewValue::Bytes(v), Some(slot)) => {
                     slot.clear();
                     slot.extend_from_slice(v);
                 }
@@ -1006,17 +1026,18 @@ impl Transaction {
                 }
                 (new, None) => {
                     let v = match new {
-                        NewValue::Bytes(v) => v.into_owned(),
+                        NewValue::Bytes(v) => v.to_vec(),
                         NewValue::Int(r) => itoa::Buffer::new().format(r).as_bytes().to_vec(),
                         NewValue::Delete => continue,
                     };
                     if coll.capacity() == 0 && sv.collection == "TX" {
                         *coll = crate::collections::spare_tx();
                     }
-                    coll.insert(key.into_owned(), v);
+                    coll.insert(key.to_vec(), v);
                 }
             }
         }
+        self.setvar_buf = (key_buf, value_buf);
     }
 
     /// Actions that run once the whole chain below this link matched.
@@ -1299,6 +1320,30 @@ mod tests {
             tx.process_request_body();
             assert_eq!(tx.matched_ids(), want, "{query}");
         }
+    }
+
+    #[test]
+    fn setvar_expands_keys_and_values_in_reused_buffers() {
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_METHOD \"@streq GET\" \"id:1,phase:1,pass,nolog,setvar:tx.name=HeLLo,\
+              setvar:'tx.k_%{tx.name}=v_%{tx.name}',setvar:'tx.K_%{tx.name}=w_%{tx.name}_2',setvar:tx.n=5,\
+              setvar:tx.n=+%{tx.n},setvar:'tx.copy=%{tx.n}',setvar:'tx.%{tx.name}%{tx.n}=x'\"\n\
+            SecRule REQUEST_METHOD \"@streq GET\" \"id:2,phase:1,pass,nolog,setvar:'tx.j_%{tx.name}=%{tx.copy}',\
+              setvar:!tx.name,setvar:'tx.after=[%{tx.name}]'\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/s.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let mut tx = Transaction::new(rs, "t");
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.process_request_headers();
+        let got = |k: &str| tx.s.collections.get("TX").and_then(|c| c.get(k.as_bytes())).map(|v| String::from_utf8_lossy(v).into_owned());
+        // Expanded keys are lower-cased, values keep their case; an existing value is overwritten.
+        assert_eq!(got("k_hello").as_deref(), Some("w_HeLLo_2"));
+        assert_eq!(got("j_hello").as_deref(), Some("10"));
+        assert_eq!(got("n").as_deref(), Some("10"));
+        assert_eq!(got("copy").as_deref(), Some("10"));
+        assert_eq!(got("hello10").as_deref(), Some("x"));
+        assert_eq!(got("name"), None);
+        assert_eq!(got("after").as_deref(), Some("[]"));
     }
 
     #[test]
