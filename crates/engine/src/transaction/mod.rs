@@ -679,7 +679,8 @@ impl Transaction {
                 }
                 // Every target empty (no ARGS, cookies, files…): there is nothing to match.
                 Outcome::Evaluate
-                    if rule.operator.is_some() && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) =>
+                    if rule.operator.is_some()
+                        && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) =>
                 {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
@@ -828,8 +829,9 @@ impl Transaction {
     /// are in `self.hits`. Returns the parameter as evaluated when it has macros (expanded).
     fn collect_hits(&mut self, starter: &Rule, link: &Rule, op: &RuleOperator) -> Option<Arc<str>> {
         let capture = link.actions.capture;
-        let Transaction { s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, hits, .. } =
-            self;
+        let Transaction {
+            s, cache, unions, rules, removed_targets_by_id, removed_targets_by_tag, messages, hits, ..
+        } = self;
         hits.clear();
         // A PCRE2 run stopped at SecPcreMatchLimit* (that value then did not match).
         let mut limit_hit = false;
@@ -991,13 +993,8 @@ impl Transaction {
                     }
                 }),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                    let cur = self
-                        .s
-                        .collections
-                        .get(&sv.collection)
-                        .and_then(|c| c.get(key))
-                        .map(|v| to_int(v))
-                        .unwrap_or(0);
+                    let cur =
+                        self.s.collections.get(&sv.collection).and_then(|c| c.get(key)).map(|v| to_int(v)).unwrap_or(0);
                     let n = m.with_expanded(&ctx, to_int);
                     let r =
                         if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
@@ -1315,7 +1312,9 @@ mod tests {
         assert!(c[0] != NO_UNION && c[0] != a[0] && c[0] != b[1]);
         assert_eq!(rs.union_slots, 3);
         // The shared union still lets each rule match its own values only.
-        for (query, want) in [("a=xFOO", "1"), ("a=bar&b=z", "2"), ("a=baz", "3"), ("a=BAZ&b=foo", "1"), ("a=nothing", "")] {
+        for (query, want) in
+            [("a=xFOO", "1"), ("a=bar&b=z", "2"), ("a=baz", "3"), ("a=BAZ&b=foo", "1"), ("a=nothing", "")]
+        {
             let mut tx = Transaction::new(rs.clone(), "t");
             tx.process_uri(format!("/p?{query}").as_bytes(), b"GET", b"HTTP/1.1");
             tx.add_request_header(b"Host", b"bar.example");
@@ -1338,7 +1337,12 @@ mod tests {
         let mut tx = Transaction::new(rs, "t");
         tx.process_uri(b"/", b"GET", b"HTTP/1.1");
         tx.process_request_headers();
-        let got = |k: &str| tx.s.collections.get("TX").and_then(|c| c.get(k.as_bytes())).map(|v| String::from_utf8_lossy(v).into_owned());
+        let got = |k: &str| {
+            tx.s.collections
+                .get("TX")
+                .and_then(|c| c.get(k.as_bytes()))
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
         // Expanded keys are lower-cased, values keep their case; an existing value is overwritten.
         assert_eq!(got("k_hello").as_deref(), Some("w_HeLLo_2"));
         assert_eq!(got("j_hello").as_deref(), Some("10"));
@@ -1366,9 +1370,21 @@ mod tests {
         let lines = tx.take_messages();
         let line = |id: &str| lines.iter().find(|l| l.contains(&format!("[id \"{id}\"]"))).cloned().unwrap_or_default();
         // The chain's second link, with its parameter as expanded.
-        assert!(line("1").contains("Operator `Within' with parameter `/a/ /b/' against variable `TX:1' (Value: `/a/' )"), "{}", line("1"));
-        assert!(line("2").contains("Operator `Rx' with parameter `b+' against variable `ARGS:y' (Value: `abbc' )"), "{}", line("2"));
-        assert!(line("3").contains("Operator `Unconditional' with parameter `' against variable `' (Value: `' )"), "{}", line("3"));
+        assert!(
+            line("1").contains("Operator `Within' with parameter `/a/ /b/' against variable `TX:1' (Value: `/a/' )"),
+            "{}",
+            line("1")
+        );
+        assert!(
+            line("2").contains("Operator `Rx' with parameter `b+' against variable `ARGS:y' (Value: `abbc' )"),
+            "{}",
+            line("2")
+        );
+        assert!(
+            line("3").contains("Operator `Unconditional' with parameter `' against variable `' (Value: `' )"),
+            "{}",
+            line("3")
+        );
     }
 
     #[test]
