@@ -24,13 +24,7 @@ use cache::Unions;
 mod cache;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
-pub(crate) use state::{var_domains, DOMAINS};
-
-/// Whether a gated link's target reads its values through a per-phase union of gate bits:
-/// a whole variable (not a count, not one key) whose values all have stable slots.
-pub(crate) fn has_union(t: &crate::variables::Target) -> bool {
-    !t.count && !matches!(t.selector, crate::variables::Selector::Key(_)) && State::stable_var(t.var)
-}
+pub(crate) use state::{has_union, var_domains, DOMAINS};
 use setup::Outcome;
 mod state;
 use cache::TransformCache;
@@ -795,6 +789,7 @@ impl Transaction {
         // A multiMatch chain starter logs each match as it happens, whether or not the
         // rest of the chain matches (ModSecurity v3; the CRS nginx overrides rely on it).
         let log_each = std::ptr::eq(starter, link) && link.actions.multi_match && link.operator.is_some();
+        let depth = starter.links().position(|l| std::ptr::eq(l, link)).unwrap_or(0);
         for i in 0..n {
             // The logged match is the deepest link's last one, as in ModSecurity.
             if log_each || i + 1 == n {
@@ -807,7 +802,6 @@ impl Transaction {
                     m.var.push_str(var);
                     m.value.extend_from_slice(value);
                 }
-                let depth = starter.links().position(|l| std::ptr::eq(l, link)).unwrap_or(0);
                 self.last_link = (depth, expanded.clone());
                 if log_each {
                     self.log_match(starter, starter.phase, None);

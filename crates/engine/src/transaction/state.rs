@@ -175,6 +175,12 @@ impl Drop for Collections {
     }
 }
 
+/// Whether a gated link's target reads its values through a per-phase union of gate bits:
+/// a whole variable (not a count, not one key) whose values all have stable slots.
+pub(crate) fn has_union(t: &Target) -> bool {
+    !t.count && !matches!(t.selector, Selector::Key(_)) && State::stable_var(t.var)
+}
+
 /// The rule currently evaluating, for `%{RULE.*}` macros.
 pub(super) struct RuleCtx<'a> {
     pub(super) state: &'a State,
