@@ -262,6 +262,9 @@ pub struct AuditMessage {
     pub message: Vec<u8>,
     pub data: Vec<u8>,
     pub matched: MatchInfo,
+    /// The matching operator (ModSecurity's spelling) and its parameter.
+    pub op: Arc<str>,
+    pub param: Arc<str>,
     pub severity: u8,
     pub ver: String,
     pub rev: String,
@@ -282,6 +285,7 @@ impl AuditMessage {
         data: &[u8],
     ) -> Self {
         let a = &rule.actions;
+        let (op, param) = matched.operator(rule);
         AuditMessage {
             rule_id: rule.id,
             file: rule.file.clone(),
@@ -291,6 +295,8 @@ impl AuditMessage {
             message: msg.to_vec(),
             data: data.to_vec(),
             matched: matched.clone(),
+            op,
+            param,
             severity: a.severity.unwrap_or(0),
             ver: a.ver.clone().unwrap_or_default(),
             rev: a.rev.clone().unwrap_or_default(),
@@ -306,9 +312,9 @@ impl AuditMessage {
         let m = &self.matched;
         let mut out = Vec::with_capacity(128);
         out.extend_from_slice(b"Matched \"Operator `");
-        out.extend_from_slice(m.op.as_bytes());
+        out.extend_from_slice(self.op.as_bytes());
         out.extend_from_slice(b"' with parameter `");
-        out.extend_from_slice(&limit_to(200, m.param.as_bytes()));
+        out.extend_from_slice(&limit_to(200, self.param.as_bytes()));
         out.extend_from_slice(b"' against variable `");
         out.extend_from_slice(m.var.as_bytes());
         out.extend_from_slice(b"' (Value: `");

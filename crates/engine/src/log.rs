@@ -1,6 +1,10 @@
 //! ModSecurity-format error-log lines for rule matches, so existing parsers and the
 //! CRS test markers work unchanged.
 
+use std::sync::Arc;
+
+use once_cell::sync::Lazy;
+
 use crate::rule::Rule;
 
 /// The match a message reports (the deepest chain link's last match).
@@ -8,9 +12,23 @@ use crate::rule::Rule;
 pub struct MatchInfo {
     pub var: String,
     pub value: Vec<u8>,
-    /// ModSecurity's operator spelling (`Rx`).
-    pub op: std::sync::Arc<str>,
-    pub param: std::sync::Arc<str>,
+    /// Which link of the rule's chain matched (0: the rule itself): its operator is reported.
+    pub link: usize,
+    /// That operator's parameter as expanded, when it has macros.
+    pub expanded: Option<Arc<str>>,
+}
+
+impl MatchInfo {
+    /// The matching link's operator of `rule` in ModSecurity's spelling (`Rx`) and its
+    /// parameter. Looked up when a match is logged, not kept with every match: sharing them
+    /// was an atomic write into the rule set per rule evaluation.
+    pub fn operator(&self, rule: &Rule) -> (Arc<str>, Arc<str>) {
+        static UNCONDITIONAL: Lazy<(Arc<str>, Arc<str>)> = Lazy::new(|| (Arc::from("Unconditional"), Arc::from("")));
+        match rule.links().nth(self.link).and_then(|l| l.operator.as_ref()) {
+            Some(o) => (o.display_name(), self.expanded.clone().unwrap_or_else(|| o.param.clone())),
+            None => UNCONDITIONAL.clone(),
+        }
+    }
 }
 
 pub struct Message<'a> {
@@ -41,6 +59,7 @@ fn clean(b: &[u8], limit: usize) -> String {
 }
 
 pub fn error_line(m: &Message) -> String {
+    let (op, param) = m.matched.operator(m.rule);
     let r = m.rule;
     let mut out = String::with_capacity(512);
     match m.denied_with {
@@ -49,8 +68,8 @@ pub fn error_line(m: &Message) -> String {
     }
     out.push_str(&format!(
         "Matched \"Operator `{}' with parameter `{}' against variable `{}' (Value: `{}' )",
-        m.matched.op,
-        clean(m.matched.param.as_bytes(), 200),
+        op,
+        clean(param.as_bytes(), 200),
         clean(m.matched.var.as_bytes(), 200),
         clean(&m.matched.value, 100)
     ));

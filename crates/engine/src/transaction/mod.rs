@@ -47,12 +47,6 @@ pub struct Intervention {
     pub rule_id: u64,
 }
 
-thread_local! {
-    // Shared names for SecAction's match: no allocation per action.
-    static UNCONDITIONAL: Arc<str> = Arc::from("Unconditional");
-    static EMPTY: Arc<str> = Arc::from("");
-}
-
 /// What a `setvar` writes.
 enum NewValue<'a> {
     Delete,
@@ -128,9 +122,6 @@ pub struct Transaction {
     /// Phase 1 started from the rule set's folded setup (setup.rs).
     from_setup: bool,
     last_match: MatchInfo,
-    /// Which link of its chain `last_match` comes from, and its operator's parameter as
-    /// expanded when it has macros: `log_match` fills in the operator from them.
-    last_link: (usize, Option<Arc<str>>),
     /// A setvar's expanded key and value: buffers kept for the transaction's setvars
     /// instead of a new vector per expansion.
     setvar_buf: (Vec<u8>, Vec<u8>),
@@ -182,7 +173,6 @@ impl Transaction {
             phases_done: 0,
             from_setup: false,
             last_match: MatchInfo::default(),
-            last_link: (0, None),
             setvar_buf: Default::default(),
             hits: Hits::default(),
             persisted: Vec::new(),
@@ -802,7 +792,8 @@ impl Transaction {
                     m.var.push_str(var);
                     m.value.extend_from_slice(value);
                 }
-                self.last_link = (depth, expanded.clone());
+                m.link = depth;
+                m.expanded = expanded.clone();
                 if log_each {
                     self.log_match(starter, starter.phase, None);
                 }
@@ -856,6 +847,7 @@ impl Transaction {
                 }
                 // A keyed value is checked as cheaply directly; a scalar's union is its own
                 // scan, read by the many links that share its gate without collecting it again.
+                // A target without a union (`NO_UNION`) indexes past the table.
                 if let (Some((g, bit)), Some(at)) = (link.gate, unions.at.get_mut(t.union as usize)) {
                     if *at == cache::NOT_YET {
                         *at = union_bits(state, cache, rules, link, t.var, g, &mut unions.bits)
@@ -1081,12 +1073,6 @@ impl Transaction {
         if self.matched_ids.last() != Some(&rule.id) {
             self.matched_ids.push(rule.id);
         }
-        let (op, param) = match rule.links().nth(self.last_link.0).and_then(|l| l.operator.as_ref()) {
-            Some(o) => (o.display_name(), self.last_link.1.clone().unwrap_or_else(|| o.param.clone())),
-            None => (UNCONDITIONAL.with(Arc::clone), EMPTY.with(Arc::clone)),
-        };
-        self.last_match.op = op;
-        self.last_match.param = param;
         let ctx = RuleCtx { state: &self.s, rule: Some(rule) };
         let msg = rule.actions.msg.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();
         let data = rule.actions.logdata.as_ref().map(|m| m.expand(&ctx).into_owned()).unwrap_or_default();
