@@ -588,6 +588,15 @@ impl Compiler<'_> {
                 }
             }
         }
+        let mut quick_targets = Vec::new();
+        let quick = phases.each_ref().map(|list| {
+            list.iter()
+                .map(|e| match e {
+                    Entry::Rule { rule, .. } => crate::ruleset::Quick::of(rule, &mut quick_targets),
+                    Entry::Marker(_) => Default::default(),
+                })
+                .collect()
+        });
         let rs = RuleSet {
             config: self.config,
             phases,
@@ -599,6 +608,8 @@ impl Compiler<'_> {
             inputs: self.inputs.into_inner(),
             transforms,
             setup: None,
+            quick,
+            quick_targets,
         };
         Ok(crate::transaction::with_setup(rs))
     }

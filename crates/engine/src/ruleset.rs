@@ -145,6 +145,39 @@ pub struct RuleSet {
     pub(crate) transforms: crate::transformations::tree::TransformTree,
     /// Phase 1's setup rules, evaluated at load (transaction/setup.rs).
     pub(crate) setup: Option<crate::transaction::setup::Setup>,
+    /// Per phase, beside each entry: what decides a gated rule's miss without reading it.
+    pub(crate) quick: [Vec<Quick>; 5],
+    /// The targets of every [`Quick`]: (union slot, variable).
+    pub(crate) quick_targets: Vec<(u32, crate::variables::Var)>,
+}
+
+/// A gated rule whose every target reads a per-phase union of gate bits: when none of
+/// those unions has its bit, the rule cannot match and is passed over without touching
+/// the rule itself (most of `GET /`'s evaluations; the rule and its targets are cold
+/// cache lines between requests in a worker).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Quick {
+    pub(crate) gate: u32,
+    pub(crate) bit: u32,
+    pub(crate) transform_key: u32,
+    /// `quick_targets[start..start + len]`; `len == 0`: no quick decision.
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+}
+
+impl Quick {
+    /// For the first link of a chain; the default (none) unless it qualifies.
+    pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, crate::variables::Var)>) -> Quick {
+        let Some((gate, bit)) = rule.gate else { return Quick::default() };
+        // A target without a union still qualifies: it decides when known to be empty.
+        let counts = rule.targets.iter().any(|t| t.count);
+        if rule.operator.is_none() || rule.dangling_chain || rule.targets.is_empty() || counts {
+            return Quick::default();
+        }
+        let start = targets.len() as u32;
+        targets.extend(rule.targets.iter().map(|t| (t.union, t.var)));
+        Quick { gate, bit, transform_key: rule.transform_key, start, len: rule.targets.len() as u32 }
+    }
 }
 
 /// Load-time figures, for the debug log.

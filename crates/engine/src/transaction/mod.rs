@@ -17,7 +17,7 @@ use crate::log::{self, MatchInfo};
 use crate::operators::Captures;
 use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
-use crate::ruleset::{EngineMode, Entry, LimitAction, RuleSet};
+use crate::ruleset::{EngineMode, Entry, LimitAction, Quick, RuleSet};
 use crate::variables::Var;
 use cache::Unions;
 
@@ -609,6 +609,7 @@ impl Transaction {
         // Results decided at load hold for a transaction that started from the setup's TX.
         let outcomes = rules.setup.as_ref().filter(|_| self.from_setup).map(|s| &s.outcomes[usize::from(phase - 1)]);
         let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().peekable();
+        let quick = &rules.quick[usize::from(phase - 1)];
         let mut i = 0;
         let mut skip = 0u32;
         while i < entries.len() {
@@ -660,6 +661,12 @@ impl Transaction {
                     }
                     self.after_full_match(rule);
                     true
+                }
+                // No value of any target carries a literal the rule needs.
+                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
+                    // As a rule that did not match.
+                    self.s.matched_vars.clear();
+                    false
                 }
                 // Every target empty (no ARGS, cookies, files…): there is nothing to match.
                 Outcome::Evaluate
@@ -738,6 +745,30 @@ impl Transaction {
                     let msg = m.expand(&RuleCtx { state: &self.s, rule: Some(rule) });
                     self.removed_msgs.iter().any(|x| x.as_bytes() == msg.as_ref())
                 }))
+    }
+
+    /// Whether a rule's [`Quick`] record shows it cannot match: no value of its targets
+    /// carries its literals. The unions it reads are computed here when not yet, as
+    /// `collect_hits` would; the rule itself is not read.
+    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)]) -> bool {
+        if q.len == 0 {
+            return false;
+        }
+        let Transaction { s, cache, unions, rules, .. } = self;
+        for &(slot, var) in &targets[q.start as usize..][..q.len as usize] {
+            if s.known_empty(var) {
+                continue;
+            }
+            let Some(at) = unions.at.get_mut(slot as usize) else { return false };
+            if *at == cache::NOT_YET {
+                *at = union_bits(s, cache, rules, q.transform_key, var, q.gate, &mut unions.bits)
+                    .unwrap_or(cache::NO_UNION_BITS);
+            }
+            if *at == cache::NO_UNION_BITS || crate::prefilter::has(&unions.bits[*at as usize..], q.bit) {
+                return false;
+            }
+        }
+        true
     }
 
     /// Evaluates one chain link (and the rest of the chain); runs its actions on a full match.
@@ -850,7 +881,7 @@ impl Transaction {
                 // A target without a union (`NO_UNION`) indexes past the table.
                 if let (Some((g, bit)), Some(at)) = (link.gate, unions.at.get_mut(t.union as usize)) {
                     if *at == cache::NOT_YET {
-                        *at = union_bits(state, cache, rules, link, t.var, g, &mut unions.bits)
+                        *at = union_bits(state, cache, rules, link.transform_key, t.var, g, &mut unions.bits)
                             .unwrap_or(cache::NO_UNION_BITS);
                     }
                     if *at != cache::NO_UNION_BITS && !crate::prefilter::has(&unions.bits[*at as usize..], bit) {
@@ -1126,7 +1157,7 @@ fn union_bits(
     state: &State,
     cache: &mut TransformCache,
     rules: &RuleSet,
-    link: &Rule,
+    transform_key: u32,
     var: Var,
     g: u32,
     bits: &mut Vec<u64>,
@@ -1140,7 +1171,7 @@ fn union_bits(
             bits.truncate(start);
             return None;
         };
-        cache.or_gate_bits(slot, &v.value, link.transform_key, rules, g, &mut bits[start..]);
+        cache.or_gate_bits(slot, &v.value, transform_key, rules, g, &mut bits[start..]);
     }
     Some(start as u32)
 }
@@ -1302,6 +1333,43 @@ mod tests {
             tx.process_request_body();
             assert_eq!(tx.matched_ids(), want, "{query}");
         }
+    }
+
+    #[test]
+    fn a_gated_rule_is_passed_over_only_when_no_value_of_its_targets_has_its_literals() {
+        let text = "SecRuleEngine On\n\
+            SecRule ARGS|XML:/* \"@rx foo\" \"id:1,phase:2,pass,log,t:lowercase\"\n\
+            SecRule ARGS|&ARGS \"@rx foo\" \"id:2,phase:2,pass,log,t:lowercase\"\n\
+            SecRule ARGS_NAMES|REQUEST_HEADERS:Host \"@rx bar\" \"id:3,phase:2,pass,log,t:lowercase\"\n\
+            SecRule ARGS \"!@rx foo\" \"id:4,phase:2,pass,log,t:none\"\n\
+            SecRule ARGS \"@rx foo\" \"id:5,phase:2,pass,log,t:none,chain\"\n\
+              SecRule REQUEST_FILENAME \"@rx zzz\" \"t:none\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/q.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        // A count (2) or a negated operator (4) gets no record; the chain starter's (5) is its own.
+        let lens: Vec<u32> = rs.quick[1].iter().map(|q| q.len).collect();
+        assert_eq!(lens, [2, 0, 2, 0, 1]);
+        for (query, host, want) in [
+            ("a=xFOO", "h", "1,2,4"),
+            ("a=nothing", "h", "4"),
+            ("bar=1", "h", "3,4"),
+            ("a=1", "bar.example", "3,4"),
+            ("a=foo", "h", "1,2,5"),
+        ] {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(format!("/zzz?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+            tx.add_request_header(b"Host", host.as_bytes());
+            tx.process_request_headers();
+            tx.process_request_body();
+            assert_eq!(tx.matched_ids(), want, "{query} {host}");
+        }
+        // Without the request data the rules read, every record decides a miss.
+        let mut tx = Transaction::new(rs.clone(), "t");
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.add_request_header(b"Host", b"h");
+        tx.process_request_headers();
+        tx.process_request_body();
+        assert_eq!(tx.matched_ids(), "");
     }
 
     #[test]
