@@ -507,7 +507,9 @@ impl Compiler<'_> {
         // Per scan domain, the gated links that read it.
         let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
         // (variable, gate) → its union's index in a transaction's table.
-        let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, u32), u32> = Default::default();
+        let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> =
+            Default::default();
+        let mut unions = Vec::new();
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
@@ -527,8 +529,15 @@ impl Compiler<'_> {
                                     domain_links[d].push(gate);
                                 }
                                 if crate::transaction::has_union(t) {
-                                    let next = union_slots.len() as u32;
-                                    t.union = *union_slots.entry((t.var, gate.0)).or_insert(next);
+                                    let key = match &t.selector {
+                                        Selector::Key(k) => Some(k.clone()),
+                                        _ => None,
+                                    };
+                                    t.union = *union_slots.entry((t.var, key.clone(), gate.0)).or_insert_with(|| {
+                                        let sel = key.map_or(Selector::All, Selector::Key);
+                                        unions.push((t.var, sel));
+                                        unions.len() as u32 - 1
+                                    });
                                 }
                             }
                         }
@@ -603,7 +612,7 @@ impl Compiler<'_> {
             defaults: self.defaults,
             stats,
             gates,
-            union_slots: union_slots.len(),
+            unions,
             combined,
             inputs: self.inputs.into_inner(),
             transforms,

@@ -134,8 +134,9 @@ pub struct RuleSet {
     pub(crate) stats: Stats,
     /// Prefilter gates, indexed by `Rule::gate`.
     pub(crate) gates: Vec<crate::prefilter::Gate>,
-    /// How many (variable, gate) unions targets have (see `Target::union`).
-    pub(crate) union_slots: usize,
+    /// The (variable, key or all) of each union of gate bits targets read, by
+    /// `Target::union` (one per variable, key and gate).
+    pub(crate) unions: Vec<(crate::variables::Var, crate::variables::Selector)>,
     /// All gates in one automaton, for values a transformation list leaves unchanged (per
     /// scan domain: only the literals of rules reading it).
     pub(crate) combined: Option<crate::prefilter::DomainScans>,

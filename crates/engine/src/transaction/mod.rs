@@ -595,7 +595,7 @@ impl Transaction {
             _ => {}
         }
         let rules = Arc::clone(&self.rules);
-        self.unions.reset(rules.union_slots);
+        self.unions.reset(rules.unions.len());
         let entries = &rules.phases[usize::from(phase - 1)];
         // Phase 1 starts where the setup rules folded at load left off (setup.rs).
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
@@ -761,7 +761,7 @@ impl Transaction {
             }
             let Some(at) = unions.at.get_mut(slot as usize) else { return false };
             if *at == cache::NOT_YET {
-                *at = union_bits(s, cache, rules, q.transform_key, var, q.gate, &mut unions.bits)
+                *at = union_bits(s, cache, rules, slot, q.transform_key, q.gate, &mut unions.bits)
                     .unwrap_or(cache::NO_UNION_BITS);
             }
             if *at == cache::NO_UNION_BITS || crate::prefilter::has(&unions.bits[*at as usize..], q.bit) {
@@ -876,12 +876,12 @@ impl Transaction {
                 if !t.count && state.known_empty(t.var) {
                     continue;
                 }
-                // A keyed value is checked as cheaply directly; a scalar's union is its own
-                // scan, read by the many links that share its gate without collecting it again.
+                // A union per (variable or key, gate): read by the many links that share the
+                // gate without collecting the values again; a scalar's is its own scan.
                 // A target without a union (`NO_UNION`) indexes past the table.
                 if let (Some((g, bit)), Some(at)) = (link.gate, unions.at.get_mut(t.union as usize)) {
                     if *at == cache::NOT_YET {
-                        *at = union_bits(state, cache, rules, link.transform_key, t.var, g, &mut unions.bits)
+                        *at = union_bits(state, cache, rules, t.union, link.transform_key, g, &mut unions.bits)
                             .unwrap_or(cache::NO_UNION_BITS);
                     }
                     if *at != cache::NO_UNION_BITS && !crate::prefilter::has(&unions.bits[*at as usize..], bit) {
@@ -1150,20 +1150,22 @@ impl Transaction {
     }
 }
 
-/// The union of gate `g`'s bits over every value of `var` (transformed as `link` does, and
-/// cached as rule evaluation would), appended to `bits`: where it starts, or None (and
-/// nothing appended) when a value has no stable slot.
+/// The union of gate `g`'s bits over every value that union `slot` covers (its variable's,
+/// or one key's), transformed by list `transform_key` and cached as rule evaluation would,
+/// appended to `bits`: where it starts, or None (and nothing appended) when a value has
+/// no stable slot.
 fn union_bits(
     state: &State,
     cache: &mut TransformCache,
     rules: &RuleSet,
+    slot: u32,
     transform_key: u32,
-    var: Var,
     g: u32,
     bits: &mut Vec<u64>,
 ) -> Option<u32> {
+    let (var, sel) = &rules.unions[slot as usize];
     let mut values = Values::new();
-    state.values(var, &crate::variables::Selector::All, None, &mut values);
+    state.values(*var, sel, None, &mut values);
     let start = bits.len();
     bits.extend_from_slice(rules.gates[g as usize].empty_scan());
     for v in &values {
@@ -1315,13 +1317,16 @@ mod tests {
         };
         let (a, b, c) = (unions(1), unions(2), unions(3));
         use crate::variables::NO_UNION;
-        // One key and a count read no union; the same variable under the same gate shares one.
-        assert_eq!((a[1], a[2]), (NO_UNION, NO_UNION));
+        // A count reads no union, one key its own; the same variable under the same gate
+        // shares one.
+        assert_eq!(a[2], NO_UNION);
+        assert!(a[1] != NO_UNION && a[1] != a[0]);
+        assert!(matches!(&rs.unions[a[1] as usize].1, crate::variables::Selector::Key(k) if k == b"host"));
         assert_eq!(a[0], b[0]);
-        assert!(b[1] != NO_UNION && b[1] != b[0]);
+        assert!(b[1] != NO_UNION && b[1] != b[0] && b[1] != a[1]);
         // Another transformation list is another gate, so another union.
         assert!(c[0] != NO_UNION && c[0] != a[0] && c[0] != b[1]);
-        assert_eq!(rs.union_slots, 3);
+        assert_eq!(rs.unions.len(), 4);
         // The shared union still lets each rule match its own values only.
         for (query, want) in
             [("a=xFOO", "1"), ("a=bar&b=z", "2"), ("a=baz", "3"), ("a=BAZ&b=foo", "1"), ("a=nothing", "")]

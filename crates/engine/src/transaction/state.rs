@@ -176,9 +176,10 @@ impl Drop for Collections {
 }
 
 /// Whether a gated link's target reads its values through a per-phase union of gate bits:
-/// a whole variable (not a count, not one key) whose values all have stable slots.
+/// a variable (not a count) whose values all have stable slots; over one key's values for
+/// a keyed target (`REQUEST_HEADERS:User-Agent`), else over all of them.
 pub(crate) fn has_union(t: &Target) -> bool {
-    !t.count && !matches!(t.selector, Selector::Key(_)) && State::stable_var(t.var)
+    !t.count && State::stable_var(t.var)
 }
 
 /// The rule currently evaluating, for `%{RULE.*}` macros.
