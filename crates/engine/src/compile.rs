@@ -619,6 +619,10 @@ impl Compiler<'_> {
             setup: None,
             quick,
             quick_targets,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
         };
         Ok(crate::transaction::with_setup(rs))
     }

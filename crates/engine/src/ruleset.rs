@@ -146,6 +146,9 @@ pub struct RuleSet {
     pub(crate) transforms: crate::transformations::tree::TransformTree,
     /// Phase 1's setup rules, evaluated at load (transaction/setup.rs).
     pub(crate) setup: Option<crate::transaction::setup::Setup>,
+    /// Unique per compiled rule set in this process (results kept across transactions
+    /// belong to one rule set; an address could be reused after a reload).
+    pub(crate) id: u64,
     /// Per phase, beside each entry: what decides a gated rule's miss without reading it.
     pub(crate) quick: [Vec<Quick>; 5],
     /// The targets of every [`Quick`]: (union slot, variable).

@@ -135,3 +135,19 @@ fn directives_take_a_number() {
         assert!(RuleSet::compile(&[src]).is_err(), "{d}");
     }
 }
+
+/// A header's results are kept from one transaction to the next (transaction/cache.rs),
+/// misses included: a run stopped at the limit is not a miss, so each request reports it.
+#[test]
+fn a_run_stopped_at_the_limit_is_not_remembered_for_later_requests() {
+    let rule = r#"SecRule REQUEST_HEADERS:X-Test "@rx (w+)+\1$" "id:1,phase:1,t:none,pass,log,setvar:tx.matched=1""#;
+    let rs = rules(&format!("SecRuleEngine On\nSecPcreMatchLimit 2\n{rule}\n{FLAG_RULES}\n"));
+    for round in 0..3 {
+        let mut tx = Transaction::new(rs.clone(), "uid-1");
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.add_request_header(b"X-Test", b"wwwwwwww");
+        tx.process_request_headers();
+        assert_eq!(tx.tx("flag"), Some(&b"1"[..]), "round {round}");
+        assert_eq!(tx.tx("matched"), None, "round {round}");
+    }
+}

@@ -1,7 +1,9 @@
 //! Per-transaction cache of transformed request values, shared by values with identical
 //! content: a JSON body or a long form repeats the same values many times, and each
 //! distinct content is transformed, prefilter-scanned and (for pure operators) found not
-//! to match a rule once.
+//! to match a rule once. The results for header values, the method and the path are kept
+//! on the thread for the next transactions of the same rule set (see [`Kept`]): a client
+//! sends the same `User-Agent`, `Accept`… with every request.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -50,11 +52,110 @@ impl Unions {
     }
 }
 
+/// A request value after one transformation list: one cell of the cache's table. 8 bytes,
+/// since a JSON body or a long form has ~40 of them per value (a list that leaves the
+/// value unchanged is a cell too, to remember that), and a transaction keeps them until
+/// its request phases end.
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    /// [`UNSET`], [`RAW`] (the list left the raw value unchanged), or the index of the
+    /// bytes in `owned` (shared with the parent list's cell when the last steps changed nothing).
+    value: u32,
+    /// [`UNSET`] until scanned, then where this list's gate bits start in `bits`.
+    bits: u32,
+}
+
+const UNSET: u32 = u32::MAX;
+const RAW: u32 = u32::MAX - 1;
+
+impl Cell {
+    const EMPTY: Cell = Cell { value: UNSET, bits: UNSET };
+}
+
+/// Rows of cells (one per node of the rule set's transformation tree) and what the cells
+/// point to: a transaction's own, or the kept ones that outlive it (see [`Kept`]).
+#[derive(Debug, Default)]
+struct Rows {
+    /// Interned contents → row.
+    contents: FxHashMap<Vec<u8>, u32>,
+    /// Row-major table: cell `row * width + list`.
+    cells: Vec<Cell>,
+    /// Transformed values that differ from their input.
+    owned: Vec<Vec<u8>>,
+    /// Scan results, one after the other (cells and `raw_scans` say where each starts):
+    /// one vector rather than an allocation per scan.
+    bits: Vec<u64>,
+    /// (cell, memo index) of rule links whose (pure) operator did not match the cell's value.
+    no_match: FxHashSet<u64>,
+    /// Where the combined prefilter scan of a raw value starts in `bits` (see
+    /// [`TransformCache::gate_pass`]): by slot for a transaction's rows, by (row, domain)
+    /// for kept ones, which many slots share.
+    raw_scans: FxHashMap<u64, u32>,
+}
+
+impl Rows {
+    fn clear(&mut self) {
+        self.contents.clear();
+        self.cells.clear();
+        self.owned.clear();
+        self.bits.clear();
+        self.no_match.clear();
+        self.raw_scans.clear();
+    }
+
+    fn bytes<'a>(&'a self, value: u32, raw: &'a [u8]) -> &'a [u8] {
+        self.owned.get(value as usize).map_or(raw, Vec::as_slice)
+    }
+
+    /// Cell `key` of `row`: the last step of `key` applied to its parent's value.
+    fn cell(&mut self, width: usize, row: usize, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
+        let i = row * width + key as usize;
+        if self.cells[i].value != UNSET {
+            return i;
+        }
+        let node = tree.node(key);
+        let value = match (node.parent, &node.step) {
+            (Some(parent), Some(step)) => {
+                let input = if parent == ROOT {
+                    RAW
+                } else {
+                    let p = self.cell(width, row, raw, parent, tree);
+                    self.cells[p].value
+                };
+                match (step.func)(self.bytes(input, raw)) {
+                    Some(v) => {
+                        self.owned.push(v);
+                        (self.owned.len() - 1) as u32
+                    }
+                    None => input,
+                }
+            }
+            _ => RAW,
+        };
+        self.cells[i].value = value;
+        i
+    }
+}
+
+/// Rows kept from one transaction to the next on a thread, for one rule set: the results
+/// for request data that repeats across requests (a client's `User-Agent`, `Accept`…, the
+/// method, a path without a query). Only such values are kept, never cookies,
+/// credentials, query strings, arguments or bodies, so that how fast a request is
+/// answered tells nothing about another client's secrets.
+#[derive(Debug, Default)]
+struct Kept {
+    /// `RuleSet::id`: rows are only valid for the rule set that made them.
+    rules: u64,
+    rows: Rows,
+}
+
 thread_local! {
     /// One emptied cache of a finished transaction's request phases (see `spare`).
     static SPARE: crate::spare::Pool<TransformCache> = const { std::cell::RefCell::new(Vec::new()) };
     /// One emptied unions table of a finished transaction.
     static SPARE_UNIONS: crate::spare::Pool<Unions> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Kept rows, per rule set (a worker may serve a few).
+    static KEPT: crate::spare::Pool<Kept> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// An empty unions table, with an earlier transaction's room when one is spare (a fresh
@@ -79,48 +180,34 @@ const SPARE_MAX_ROWS: usize = 1024;
 /// From this many arguments and cookies on, identical contents share an entry.
 pub(super) const SHARE_FROM_VALUES: usize = 64;
 
-/// A request value after one transformation list: one cell of the cache's table. 8 bytes,
-/// since a JSON body or a long form has ~40 of them per value (a list that leaves the
-/// value unchanged is a cell too, to remember that), and a transaction keeps them until
-/// its request phases end.
-#[derive(Debug, Clone, Copy)]
-struct Cell {
-    /// [`UNSET`], [`RAW`] (the list left the raw value unchanged), or the index of the
-    /// bytes in `owned` (shared with the parent list's cell when the last steps changed nothing).
-    value: u32,
-    /// [`UNSET`] until scanned, then where this list's gate bits start in `bits`.
-    bits: u32,
-}
+/// The longest value whose results are kept across transactions.
+const MAX_KEPT_LEN: usize = 1024;
+/// Bounds of the kept rows per rule set and thread; past any of them they start afresh.
+const KEPT_MAX_ROWS: usize = 256;
+const KEPT_MAX_BYTES: usize = 256 << 10;
+const KEPT_MAX_BITS: usize = 1 << 14;
+const KEPT_MAX_MISSES: usize = 1 << 14;
+/// Rule sets whose kept rows a thread holds at once.
+const KEPT_RULE_SETS: usize = 4;
 
-const UNSET: u32 = u32::MAX;
-const RAW: u32 = u32::MAX - 1;
-
-impl Cell {
-    const EMPTY: Cell = Cell { value: UNSET, bits: UNSET };
-}
+/// The tag of a kept row (in `slot_row` and in cell handles).
+const KEPT_ROW: u32 = 1 << 31;
+const KEPT_CELL: usize = 1 << (usize::BITS - 1);
 
 /// Transformation results, one row of cells (one per node of the rule set's transformation
 /// tree) per value, or per distinct content when contents are shared.
 #[derive(Debug, Default)]
 pub(super) struct TransformCache {
-    /// slot → row.
+    /// slot → row (tagged [`KEPT_ROW`] for a kept one).
     slot_row: FxHashMap<u64, u32>,
-    /// Interned contents → row.
-    contents: FxHashMap<Vec<u8>, u32>,
     /// Cells per row: the number of transformation lists (nodes of the tree).
     width: usize,
-    /// Row-major table: cell `row * width + list`.
-    cells: Vec<Cell>,
-    /// Transformed values that differ from their input.
-    owned: Vec<Vec<u8>>,
-    /// Scan results, one after the other (cells and `raw_scans` say where each starts):
-    /// one vector rather than an allocation per scan.
-    bits: Vec<u64>,
-    /// (cell, memo index) of rule links whose (pure) operator did not match the cell's value.
-    no_match: FxHashSet<u64>,
-    /// slot → where the combined prefilter scan of its raw value starts in `bits` (see
-    /// [`TransformCache::gate_pass`]).
-    raw_scans: FxHashMap<u64, u32>,
+    /// This transaction's rows.
+    tx: Rows,
+    /// Rows kept across transactions, while the request phases run (None after).
+    kept: Option<Kept>,
+    /// Indexes of request headers whose values are never kept (cookies, credentials).
+    private: Vec<u32>,
     /// Whether identical contents share a row (and misses are remembered); off, every slot
     /// has its own row and nothing is interned.
     sharing: bool,
@@ -134,92 +221,153 @@ impl TransformCache {
         self.cell(row, raw, key, tree)
     }
 
+    /// Whether the value in `slot` may be kept across transactions.
+    fn keepable(&self, slot: u64, raw: &[u8]) -> bool {
+        self.kept.is_some() && raw.len() <= MAX_KEPT_LEN && super::state::slot_keepable(slot, raw, &self.private)
+    }
+
     fn row(&mut self, slot: u64, raw: &[u8], width: usize) -> u32 {
         if let Some(&r) = self.slot_row.get(&slot) {
             return r;
         }
-        let intern = self.sharing && raw.len() <= MAX_INTERNED;
-        let r = match intern.then(|| self.contents.get(raw).copied()).flatten() {
-            Some(r) => r,
-            None => {
-                // The tree is the rule set's: every row of a transaction has its width.
-                self.width = width;
-                let r = (self.cells.len() / width.max(1)) as u32;
-                self.cells.resize(self.cells.len() + width, Cell::EMPTY);
-                if intern {
-                    self.contents.insert(raw.to_vec(), r);
+        // The tree is the rule set's: every row has its width.
+        self.width = width;
+        let r = if self.keepable(slot, raw) {
+            let rows = &mut self.kept.as_mut().expect("keepable").rows;
+            match rows.contents.get(raw) {
+                Some(&r) => r | KEPT_ROW,
+                None => {
+                    let r = (rows.cells.len() / width.max(1)) as u32;
+                    rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
+                    rows.contents.insert(raw.to_vec(), r);
+                    r | KEPT_ROW
                 }
-                r
+            }
+        } else {
+            let intern = self.sharing && raw.len() <= MAX_INTERNED;
+            let rows = &mut self.tx;
+            match intern.then(|| rows.contents.get(raw).copied()).flatten() {
+                Some(r) => r,
+                None => {
+                    let r = (rows.cells.len() / width.max(1)) as u32;
+                    rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
+                    if intern {
+                        rows.contents.insert(raw.to_vec(), r);
+                    }
+                    r
+                }
             }
         };
         self.slot_row.insert(slot, r);
         r
     }
 
-    /// Cell `key` of `row`: the last step of `key` applied to its parent's value.
-    fn cell(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
-        let i = row as usize * self.width + key as usize;
-        if self.cells[i].value != UNSET {
-            return i;
+    fn rows(&self, kept: bool) -> &Rows {
+        match (kept, &self.kept) {
+            (true, Some(k)) => &k.rows,
+            _ => &self.tx,
         }
-        let node = tree.node(key);
-        let value = match (node.parent, &node.step) {
-            (Some(parent), Some(step)) => {
-                let input = if parent == ROOT {
-                    RAW
-                } else {
-                    let p = self.cell(row, raw, parent, tree);
-                    self.cells[p].value
-                };
-                match (step.func)(self.bytes(input, raw)) {
-                    Some(v) => {
-                        self.owned.push(v);
-                        (self.owned.len() - 1) as u32
-                    }
-                    None => input,
-                }
-            }
-            _ => RAW,
-        };
-        self.cells[i].value = value;
-        i
     }
 
-    fn bytes<'a>(&'a self, value: u32, raw: &'a [u8]) -> &'a [u8] {
-        self.owned.get(value as usize).map_or(raw, Vec::as_slice)
+    fn rows_mut(&mut self, kept: bool) -> &mut Rows {
+        match (kept, &mut self.kept) {
+            (true, Some(k)) => &mut k.rows,
+            _ => &mut self.tx,
+        }
+    }
+
+    /// Cell `key` of `row` (tagged [`KEPT_ROW`] or not), as a handle tagged [`KEPT_CELL`]
+    /// for a kept row.
+    fn cell(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
+        let kept = row & KEPT_ROW != 0;
+        let width = self.width;
+        let i = self.rows_mut(kept).cell(width, (row & !KEPT_ROW) as usize, raw, key, tree);
+        if kept {
+            i | KEPT_CELL
+        } else {
+            i
+        }
+    }
+
+    /// Cell `i`'s rows and its index in them.
+    fn at(&self, i: usize) -> (&Rows, usize) {
+        (self.rows(i & KEPT_CELL != 0), i & !KEPT_CELL)
     }
 
     /// Cell `i`'s value (`raw` is the value it was computed from).
     pub(super) fn value<'a>(&'a self, i: usize, raw: &'a [u8]) -> &'a [u8] {
-        self.bytes(self.cells[i].value, raw)
+        let (rows, i) = self.at(i);
+        rows.bytes(rows.cells[i].value, raw)
     }
 
     /// Frees everything (keeping the sharing setting): the results are recomputed if a
     /// later phase asks again. A transaction lives on after its request phases (while
-    /// the upstream answers), and a JSON body's cache is ~1 MB.
+    /// the upstream answers), and a JSON body's cache is ~1 MB. The kept rows go back to
+    /// the thread for the next transaction.
     pub(super) fn release(&mut self) {
+        self.put_back_kept();
         let old = std::mem::replace(self, TransformCache { sharing: self.sharing, ..TransformCache::default() });
         old.recycle();
     }
 
     /// An empty cache, with the tables of an earlier transaction's when one is spare: a
-    /// fresh one grows its maps by rehashing in every transaction.
-    pub(super) fn spare() -> TransformCache {
-        crate::spare::take(&SPARE).unwrap_or_default()
+    /// fresh one grows its maps by rehashing in every transaction. It starts from the rows
+    /// kept for rule set `rules` (`RuleSet::id`) on this thread, if any.
+    pub(super) fn spare(rules: u64) -> TransformCache {
+        let mut c = crate::spare::take(&SPARE).unwrap_or_default();
+        let kept = KEPT
+            .try_with(|k| {
+                let mut k = k.try_borrow_mut().ok()?;
+                let i = k.iter().position(|k| k.rules == rules)?;
+                Some(k.swap_remove(i))
+            })
+            .ok()
+            .flatten();
+        c.kept = Some(kept.unwrap_or(Kept { rules, rows: Rows::default() }));
+        c
+    }
+
+    /// Gives the kept rows back to the thread, unless they outgrew their bounds (then the
+    /// next transaction starts them afresh).
+    pub(super) fn put_back_kept(&mut self) {
+        let Some(mut kept) = self.kept.take() else { return };
+        let r = &kept.rows;
+        let rows = r.cells.len() / self.width.max(1);
+        let bytes: usize = r.owned.iter().map(Vec::len).sum::<usize>() + r.contents.keys().map(Vec::len).sum::<usize>();
+        if rows > KEPT_MAX_ROWS
+            || bytes > KEPT_MAX_BYTES
+            || r.bits.len() > KEPT_MAX_BITS
+            || r.no_match.len() > KEPT_MAX_MISSES
+        {
+            kept.rows.clear();
+        }
+        let _ = KEPT.try_with(|k| {
+            if let Ok(mut k) = k.try_borrow_mut() {
+                // Another transaction of this rule set may have put its rows back meanwhile.
+                k.retain(|o| o.rules != kept.rules);
+                if k.len() >= KEPT_RULE_SETS {
+                    k.remove(0);
+                }
+                k.push(kept);
+            }
+        });
+    }
+
+    /// Request headers (by index) whose values are never kept.
+    pub(super) fn set_private(&mut self, headers: impl Iterator<Item = u32>) {
+        self.private.clear();
+        self.private.extend(headers);
     }
 
     /// Keeps this cache's tables (emptied) for a later transaction, unless they are large.
     fn recycle(mut self) {
-        if self.cells.capacity() > SPARE_MAX_CELLS || self.slot_row.capacity() > SPARE_MAX_ROWS {
+        if self.tx.cells.capacity() > SPARE_MAX_CELLS || self.slot_row.capacity() > SPARE_MAX_ROWS {
             return;
         }
         self.slot_row.clear();
-        self.contents.clear();
-        self.cells.clear();
-        self.owned.clear();
-        self.bits.clear();
-        self.no_match.clear();
-        self.raw_scans.clear();
+        self.tx.clear();
+        self.kept = None;
+        self.private.clear();
         self.width = 0;
         self.sharing = false;
         crate::spare::keep(&SPARE, self, 1);
@@ -247,32 +395,56 @@ impl TransformCache {
 
     fn scan<'a>(&'a mut self, slot: u64, raw: &[u8], key: u32, rules: &'a RuleSet, g: u32) -> Scan<'a> {
         let tree = &rules.transforms;
-        let i = (!tree.node(key).case_only).then(|| self.entry(slot, raw, key, tree));
-        if let Some(all) = rules.combined.as_ref().map(|c| c.get(super::state::slot_domain(slot))) {
-            if i.is_none_or(|i| self.cells[i].value == RAW) {
-                let at = match self.raw_scans.get(&slot) {
+        let combined = rules.combined.as_ref().map(|c| c.get(super::state::slot_domain(slot)));
+        // Only the raw scan is needed: no row, unless it is kept (then the scan is found by row).
+        let raw_only = combined.is_some() && tree.node(key).case_only;
+        let row = (!raw_only || self.keepable(slot, raw)).then(|| self.row(slot, raw, tree.len()));
+        let mut kept = row.is_some_and(|r| r & KEPT_ROW != 0);
+        let width = self.width;
+        let cell = match row {
+            Some(r) if !raw_only => Some(self.rows_mut(kept).cell(width, (r & !KEPT_ROW) as usize, raw, key, tree)),
+            _ => None,
+        };
+        if let Some(all) = combined {
+            if cell.is_none_or(|i| self.rows(kept).cells[i].value == RAW) {
+                // A kept row's scan is found by (row, domain): other slots share the row.
+                let id = match row {
+                    Some(r) if kept => (u64::from(r & !KEPT_ROW) << 8) | super::state::slot_domain(slot) as u64,
+                    _ => slot,
+                };
+                let rows = self.rows_mut(kept);
+                let at = match rows.raw_scans.get(&id) {
                     Some(&at) => at as usize,
                     None => {
-                        let at = self.bits.len();
-                        all.scan_into(raw, &mut self.bits);
-                        self.raw_scans.insert(slot, at as u32);
+                        let at = rows.bits.len();
+                        all.scan_into(raw, &mut rows.bits);
+                        rows.raw_scans.insert(id, at as u32);
                         at
                     }
                 };
-                return Scan::Raw(all, &self.bits[at..at + all.words()]);
+                return Scan::Raw(all, &rows.bits[at..at + all.words()]);
             }
         }
-        let i = i.unwrap_or_else(|| self.entry(slot, raw, key, tree));
+        let i = match cell {
+            Some(i) => i,
+            // Not reached (without a combined automaton every list has its cell above).
+            None => {
+                let r = self.row(slot, raw, tree.len());
+                kept = r & KEPT_ROW != 0;
+                self.rows_mut(kept).cell(width, (r & !KEPT_ROW) as usize, raw, key, tree)
+            }
+        };
         let gate = &rules.gates[g as usize];
-        if self.cells[i].bits == UNSET {
-            let at = self.bits.len() as u32;
+        let rows = self.rows_mut(kept);
+        if rows.cells[i].bits == UNSET {
+            let at = rows.bits.len() as u32;
             // Fields apart: the value is read from `owned` while `bits` grows.
-            let value = self.owned.get(self.cells[i].value as usize).map_or(raw, Vec::as_slice);
-            gate.scan_into(value, &mut self.bits);
-            self.cells[i].bits = at;
+            let value = rows.owned.get(rows.cells[i].value as usize).map_or(raw, Vec::as_slice);
+            gate.scan_into(value, &mut rows.bits);
+            rows.cells[i].bits = at;
         }
-        let at = self.cells[i].bits as usize;
-        Scan::Gate(&self.bits[at..at + gate.words()])
+        let at = rows.cells[i].bits as usize;
+        Scan::Gate(&rows.bits[at..at + gate.words()])
     }
 
     /// Turns content sharing on or off for values not seen yet; `values` request values
@@ -283,23 +455,27 @@ impl TransformCache {
         let values = values.min(1024);
         self.slot_row.reserve(values * 2);
         if on {
-            self.contents.reserve(values * 2);
+            self.tx.contents.reserve(values * 2);
         }
     }
 
-    /// Whether misses are worth remembering (only shared cells are looked at twice).
-    pub(super) fn memo_on(&self) -> bool {
-        self.sharing
+    /// Whether a miss on the value in `slot` is worth remembering: its row is shared by
+    /// identical contents, or kept for later transactions.
+    pub(super) fn memo_on(&self, slot: u64, raw: &[u8]) -> bool {
+        self.sharing || self.keepable(slot, raw)
     }
 
     pub(super) fn known_no_match(&self, i: usize, memo: u32) -> bool {
-        !self.no_match.is_empty() && self.no_match.contains(&((i as u64) << 32 | u64::from(memo)))
+        let (rows, i) = self.at(i);
+        !rows.no_match.is_empty() && rows.no_match.contains(&((i as u64) << 32 | u64::from(memo)))
     }
 
-    /// Remembers a miss; without sharing no entry is looked at twice, so nothing is kept.
+    /// Remembers a miss; in a transaction's own rows without sharing no entry is looked at
+    /// twice, so nothing is kept.
     pub(super) fn set_no_match(&mut self, i: usize, memo: u32) {
-        if self.sharing {
-            self.no_match.insert((i as u64) << 32 | u64::from(memo));
+        let kept = i & KEPT_CELL != 0;
+        if self.sharing || kept {
+            self.rows_mut(kept).no_match.insert(((i & !KEPT_CELL) as u64) << 32 | u64::from(memo));
         }
     }
 }
@@ -345,16 +521,16 @@ mod tests {
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
             // The prefixes were computed on the way and are found again.
-            let n = c.owned.len();
+            let n = c.tx.owned.len();
             let (lt, l) = (c.entry(7, raw, lower_trim, &tree), c.entry(7, raw, lower, &tree));
             assert_eq!(c.value(lt, raw), b"abc");
             assert_eq!(c.value(l, raw), b" abc ");
-            assert_eq!(c.owned.len(), n, "nothing computed twice");
+            assert_eq!(c.tx.owned.len(), n, "nothing computed twice");
             // removeNulls changed nothing: the same bytes as its parent, not a copy.
-            assert_eq!(c.cells[e].value, c.cells[lt].value);
+            assert_eq!(c.tx.cells[e].value, c.tx.cells[lt].value);
             // Unchanged all the way: the raw value.
             let t = c.entry(8, b"x", trim, &tree);
-            assert_eq!(c.cells[t].value, RAW);
+            assert_eq!(c.tx.cells[t].value, RAW);
             assert_eq!(c.value(t, b"x"), b"x");
         }
     }
@@ -368,7 +544,7 @@ mod tests {
         let a = c.entry(1, b"abc", upper, &tree);
         c.set_no_match(a, 3);
         c.release();
-        assert!(c.memo_on(), "sharing is kept");
+        assert!(c.memo_on(1, b"abc"), "sharing is kept");
         assert!(!c.known_no_match(a, 3));
         let a = c.entry(1, b"abc", upper, &tree);
         assert_eq!(c.value(a, b"abc"), b"ABC");
@@ -392,5 +568,63 @@ mod tests {
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));
+    }
+
+    #[test]
+    fn kept_rows_outlive_the_transaction_for_their_rule_set_only() {
+        use super::super::state::{coll, stable_slot};
+        let mut tree = TransformTree::default();
+        let upper = tree.key(&steps(&["uppercase"]));
+        let header = |i: usize| stable_slot(coll::HEADERS, i, false);
+        let (arg, uri) = (stable_slot(coll::ARGS_GET, 0, false), stable_slot(coll::URI, 0, false));
+        // Ids no rule set of this test thread has.
+        let (rules, other) = (u64::MAX - 1, u64::MAX - 2);
+        let mut c = TransformCache::spare(rules);
+        c.set_private([2].into_iter());
+        let a = c.entry(header(1), b"abc", upper, &tree);
+        assert_eq!(c.value(a, b"abc"), b"ABC");
+        c.set_no_match(a, 5);
+        let path = c.entry(uri, b"/p", upper, &tree);
+        c.set_no_match(path, 5);
+        // Not kept: a cookie (private header), an argument, a URI with a query string.
+        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (uri + 2, b"/p?q")] {
+            let i = c.entry(slot, raw, upper, &tree);
+            c.set_no_match(i, 6);
+        }
+        let kept = c.kept.as_ref().unwrap();
+        assert_eq!(kept.rows.contents.len(), 2, "the header value and the path");
+        c.release();
+
+        // The next transaction of the rule set finds them, computes nothing again.
+        let mut c = TransformCache::spare(rules);
+        c.set_private([2].into_iter());
+        let owned = c.kept.as_ref().unwrap().rows.owned.len();
+        let b = c.entry(header(0), b"abc", upper, &tree);
+        assert!(c.known_no_match(b, 5) && !c.known_no_match(b, 6));
+        assert_eq!(c.value(b, b"abc"), b"ABC");
+        let path = c.entry(uri, b"/p", upper, &tree);
+        assert!(c.known_no_match(path, 5));
+        assert_eq!(c.kept.as_ref().unwrap().rows.owned.len(), owned);
+        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (uri + 2, b"/p?q")] {
+            let i = c.entry(slot, raw, upper, &tree);
+            assert!(!c.known_no_match(i, 6), "{raw:?}");
+        }
+        c.release();
+
+        // Another rule set starts with none of them.
+        let mut c = TransformCache::spare(other);
+        let d = c.entry(header(1), b"abc", upper, &tree);
+        assert!(!c.known_no_match(d, 5));
+        // Past its bounds, the kept rows start afresh.
+        for n in 0..=KEPT_MAX_ROWS {
+            c.entry(header(n + 10), format!("v{n}").as_bytes(), upper, &tree);
+        }
+        c.release();
+        let c = TransformCache::spare(other);
+        assert!(c.kept.as_ref().unwrap().rows.contents.is_empty());
+        // Rule set `rules` is still kept (a thread holds a few).
+        let mut c = TransformCache::spare(rules);
+        let e = c.entry(header(0), b"abc", upper, &tree);
+        assert!(c.known_no_match(e, 5));
     }
 }

@@ -136,6 +136,8 @@ pub struct Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        // Before phase 2 ended (an intervention, a dropped connection): kept rows go back.
+        self.cache.put_back_kept();
         cache::recycle_unions(std::mem::take(&mut self.unions));
     }
 }
@@ -146,6 +148,7 @@ impl Transaction {
         let cfg = rules.config();
         let (engine, body_access, response_body_access) =
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
+        let cache = TransformCache::spare(rules.id);
         let mut s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
         s.collections.insert("TX".into(), Vars::default());
         Transaction {
@@ -168,7 +171,7 @@ impl Transaction {
             detected: false,
             matched_ids: Vec::new(),
             messages: Vec::new(),
-            cache: TransformCache::spare(),
+            cache,
             unions: cache::spare_unions(),
             phases_done: 0,
             from_setup: false,
@@ -596,6 +599,17 @@ impl Transaction {
         }
         let rules = Arc::clone(&self.rules);
         self.unions.reset(rules.unions.len());
+        if phase <= 2 {
+            // Results for these headers' values are never kept across transactions.
+            const PRIVATE: [&[u8]; 3] = [b"cookie", b"authorization", b"proxy-authorization"];
+            let private = self
+                .s
+                .headers
+                .iter()
+                .enumerate()
+                .filter(|(_, (n, _))| PRIVATE.iter().any(|p| n.eq_ignore_ascii_case(p)));
+            self.cache.set_private(private.map(|(i, _)| i as u32));
+        }
         let entries = &rules.phases[usize::from(phase - 1)];
         // Phase 1 starts where the setup rules folded at load left off (setup.rs).
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
@@ -897,8 +911,8 @@ impl Transaction {
                     let mut caps = if capture { Some(Captures::new()) } else { None };
                     if link.actions.multi_match {
                         // A stable value remembers, per content, that no stage matched.
-                        let memo = match (v.slot, link.memo.filter(|_| cache.memo_on())) {
-                            (Slot::Stable(slot), Some(m)) => {
+                        let memo = match (v.slot, link.memo) {
+                            (Slot::Stable(slot), Some(m)) if cache.memo_on(slot, &v.value) => {
                                 let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
                                 if cache.known_no_match(i, m) {
                                     continue;
@@ -910,10 +924,12 @@ impl Transaction {
                         // The raw value, then each transformation's result that changed it; a
                         // stage is copied only when it matches.
                         let before = hits.len;
+                        // A run stopped at the match limit is not a miss to remember.
+                        let mut limited = false;
                         let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
                         let mut steps = link.transforms.iter();
                         loop {
-                            if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limit_hit) != op.negated {
+                            if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limited) != op.negated {
                                 let h = hits.next();
                                 v.write_name(&mut h.name);
                                 h.value.extend_from_slice(&cur);
@@ -924,14 +940,15 @@ impl Transaction {
                                 None => break,
                             }
                         }
-                        if let (Some((i, m)), true) = (memo, hits.len == before) {
+                        limit_hit |= limited;
+                        if let (Some((i, m)), true) = (memo, hits.len == before && !limited) {
                             cache.set_no_match(i, m);
                         }
                         continue;
                     }
                     let (transformed, entry): (&[u8], Option<usize>) = match v.slot {
                         Slot::Stable(slot) => {
-                            let memo = link.memo.filter(|_| cache.memo_on());
+                            let memo = link.memo.filter(|_| cache.memo_on(slot, &v.value));
                             if link.transforms.is_empty() && link.gate.is_none() && memo.is_none() {
                                 (v.value.as_ref(), None)
                             } else {
@@ -963,16 +980,18 @@ impl Transaction {
                             continue;
                         }
                     };
-                    if op_impl.evaluate_limited(transformed, caps.as_mut(), &mut limit_hit) != op.negated {
+                    let mut limited = false;
+                    if op_impl.evaluate_limited(transformed, caps.as_mut(), &mut limited) != op.negated {
                         let h = hits.next();
                         v.write_name(&mut h.name);
                         h.value.extend_from_slice(transformed);
                         h.caps = caps;
-                    } else if let (Some(i), Some(m)) = (entry, link.memo) {
+                    } else if let (Some(i), Some(m), false) = (entry, link.memo, limited) {
                         // Memo links are pure, static and not negated: no match here is no match
-                        // for every value with this content.
+                        // for every value with this content (unless the match limit stopped it).
                         cache.set_no_match(i, m);
                     }
+                    limit_hit |= limited;
                 }
             }
         }
@@ -1375,6 +1394,41 @@ mod tests {
         tx.process_request_headers();
         tx.process_request_body();
         assert_eq!(tx.matched_ids(), "");
+    }
+
+    #[test]
+    fn results_kept_from_request_to_request_give_each_request_its_own_verdict() {
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_HEADERS \"@rx attack\" \"id:1,phase:1,pass,log,t:lowercase\"\n\
+            SecRule REQUEST_HEADERS:User-Agent \"@detectSQLi\" \"id:2,phase:1,pass,log\"\n\
+            SecRule REQUEST_FILENAME \"@rx ^/admin\" \"id:3,phase:1,pass,log,t:none\"\n\
+            SecRule REQUEST_COOKIES|REQUEST_HEADERS:Cookie \"@contains secret\" \"id:4,phase:1,pass,log\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/k.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let benign = "Mozilla/5.0";
+        let sqli = "1' or '1'='1";
+        // (User-Agent, path, cookie, expected): the same values come back in other orders.
+        let requests = [
+            (benign, "/", "a=b", ""),
+            (benign, "/", "a=b", ""),
+            (sqli, "/", "a=b", "2"),
+            (benign, "/admin", "a=b", "3"),
+            ("ATTACK", "/", "a=secret", "1,4"),
+            (benign, "/", "a=b", ""),
+            (sqli, "/admin", "a=secret", "2,3,4"),
+            ("ATTACK", "/", "a=b", "1"),
+            (benign, "/admin", "a=b", "3"),
+        ];
+        for round in 0..2 {
+            for (ua, path, cookie, want) in requests {
+                let mut tx = Transaction::new(rs.clone(), "t");
+                tx.process_uri(path.as_bytes(), b"GET", b"HTTP/1.1");
+                tx.add_request_header(b"User-Agent", ua.as_bytes());
+                tx.add_request_header(b"Cookie", cookie.as_bytes());
+                tx.process_request_headers();
+                assert_eq!(tx.matched_ids(), want, "round {round}: {ua} {path} {cookie}");
+            }
+        }
     }
 
     #[test]

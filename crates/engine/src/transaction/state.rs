@@ -190,11 +190,15 @@ pub(super) struct RuleCtx<'a> {
 
 /// Request-data slots: the collection in the high bits, the index below.
 fn slot(coll: u64, idx: usize, name: bool) -> Slot {
-    Slot::Stable((coll << 40) | ((idx as u64) << 1) | name as u64)
+    Slot::Stable(stable_slot(coll, idx, name))
+}
+
+pub(super) const fn stable_slot(coll: u64, idx: usize, name: bool) -> u64 {
+    (coll << 40) | ((idx as u64) << 1) | name as u64
 }
 
 /// The collections of slots (their high bits).
-mod coll {
+pub(super) mod coll {
     pub const ARGS_GET: u64 = 1;
     pub const ARGS_POST: u64 = 2;
     pub const HEADERS: u64 = 3;
@@ -229,6 +233,19 @@ const fn domain(coll: u64, name: bool) -> usize {
 /// The scan domain of a stable slot (below [`DOMAINS`]).
 pub(crate) fn slot_domain(slot: u64) -> usize {
     domain(slot >> 40, slot & 1 == 1)
+}
+
+/// Whether the results for the value in `slot` (content `raw`) may be kept across
+/// transactions (cache.rs `Kept`): request header names and values, but not the values of
+/// the headers in `private` (cookies, credentials); the method, protocol and path; the URI
+/// and request line only without a query string.
+pub(super) fn slot_keepable(slot: u64, raw: &[u8], private: &[u32]) -> bool {
+    match slot >> 40 {
+        coll::HEADERS => slot & 1 == 1 || !private.contains(&(((slot >> 1) & ((1 << 39) - 1)) as u32)),
+        coll::METHOD | coll::PROTOCOL | coll::FILENAME | coll::BASENAME => true,
+        coll::URI | coll::URI_RAW | coll::REQUEST_LINE => !raw.contains(&b'?'),
+        _ => false,
+    }
 }
 
 /// The scan domains whose slots `var` yields (none for variables without stable slots).
