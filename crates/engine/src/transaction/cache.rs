@@ -1,9 +1,9 @@
 //! Per-transaction cache of transformed request values, shared by values with identical
 //! content: a JSON body or a long form repeats the same values many times, and each
 //! distinct content is transformed, prefilter-scanned and (for pure operators) found not
-//! to match a rule once. The results for header values, the method and the path are kept
-//! on the thread for the next transactions of the same rule set (see [`Kept`]): a client
-//! sends the same `User-Agent`, `Accept`… with every request.
+//! to match a rule once. The results for header values, the method, the path and the
+//! names of form fields are kept on the thread for the next transactions of the same rule
+//! set (see [`Kept`]): a client sends the same `User-Agent`, `Accept`… with every request.
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -139,9 +139,10 @@ impl Rows {
 
 /// Rows kept from one transaction to the next on a thread, for one rule set: the results
 /// for request data that repeats across requests (a client's `User-Agent`, `Accept`…, the
-/// method, a path without a query). Only such values are kept, never cookies,
-/// credentials, query strings, arguments or bodies, so that how fast a request is
-/// answered tells nothing about another client's secrets.
+/// method, a path without a query, the names of form fields and cookies). Only such
+/// values are kept, never cookie values, credentials, query strings, argument values,
+/// JSON keys or bodies, so that how fast a request is answered tells nothing about
+/// another client's secrets.
 #[derive(Debug, Default)]
 struct Kept {
     /// `RuleSet::id`: rows are only valid for the rule set that made them.
@@ -586,13 +587,17 @@ mod tests {
         c.set_no_match(a, 5);
         let path = c.entry(uri, b"/p", upper, &tree);
         c.set_no_match(path, 5);
-        // Not kept: a cookie (private header), an argument, a URI with a query string.
-        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (uri + 2, b"/p?q")] {
+        let name = c.entry(arg | 1, b"field", upper, &tree);
+        c.set_no_match(name, 5);
+        // Not kept: a cookie (private header), an argument's value, a JSON key, a URI with
+        // a query string.
+        let json_key = stable_slot(coll::ARGS_JSON, 0, true);
+        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (json_key, b"k"), (uri + 2, b"/p?q")] {
             let i = c.entry(slot, raw, upper, &tree);
             c.set_no_match(i, 6);
         }
         let kept = c.kept.as_ref().unwrap();
-        assert_eq!(kept.rows.contents.len(), 2, "the header value and the path");
+        assert_eq!(kept.rows.contents.len(), 3, "the header value, the path, the argument's name");
         c.release();
 
         // The next transaction of the rule set finds them, computes nothing again.
@@ -605,7 +610,9 @@ mod tests {
         let path = c.entry(uri, b"/p", upper, &tree);
         assert!(c.known_no_match(path, 5));
         assert_eq!(c.kept.as_ref().unwrap().rows.owned.len(), owned);
-        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (uri + 2, b"/p?q")] {
+        let name = c.entry(arg | 1, b"field", upper, &tree);
+        assert!(c.known_no_match(name, 5));
+        for (slot, raw) in [(header(2), &b"abc"[..]), (arg, b"abc"), (json_key, b"k"), (uri + 2, b"/p?q")] {
             let i = c.entry(slot, raw, upper, &tree);
             assert!(!c.known_no_match(i, 6), "{raw:?}");
         }

@@ -1402,7 +1402,8 @@ mod tests {
             SecRule REQUEST_HEADERS \"@rx attack\" \"id:1,phase:1,pass,log,t:lowercase\"\n\
             SecRule REQUEST_HEADERS:User-Agent \"@detectSQLi\" \"id:2,phase:1,pass,log\"\n\
             SecRule REQUEST_FILENAME \"@rx ^/admin\" \"id:3,phase:1,pass,log,t:none\"\n\
-            SecRule REQUEST_COOKIES|REQUEST_HEADERS:Cookie \"@contains secret\" \"id:4,phase:1,pass,log\"\n";
+            SecRule REQUEST_COOKIES|REQUEST_HEADERS:Cookie \"@contains secret\" \"id:4,phase:1,pass,log\"\n\
+            SecRule ARGS_NAMES|ARGS \"@rx evil\" \"id:5,phase:1,pass,log,t:none\"\n";
         let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/k.conf".into(), line: 1 };
         let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
         let benign = "Mozilla/5.0";
@@ -1414,10 +1415,12 @@ mod tests {
             (sqli, "/", "a=b", "2"),
             (benign, "/admin", "a=b", "3"),
             ("ATTACK", "/", "a=secret", "1,4"),
-            (benign, "/", "a=b", ""),
+            (benign, "/?evil=1", "a=b", "5"),
+            (benign, "/?good=1", "a=b", ""),
             (sqli, "/admin", "a=secret", "2,3,4"),
+            (benign, "/?good=evil", "a=b", "5"),
             ("ATTACK", "/", "a=b", "1"),
-            (benign, "/admin", "a=b", "3"),
+            (benign, "/admin?evil=1", "a=b", "3,5"),
         ];
         for round in 0..2 {
             for (ua, path, cookie, want) in requests {

@@ -237,11 +237,15 @@ pub(crate) fn slot_domain(slot: u64) -> usize {
 
 /// Whether the results for the value in `slot` (content `raw`) may be kept across
 /// transactions (cache.rs `Kept`): request header names and values, but not the values of
-/// the headers in `private` (cookies, credentials); the method, protocol and path; the URI
-/// and request line only without a query string.
+/// the headers in `private` (cookies, credentials); the names of query and form arguments
+/// and of cookies; the method, protocol and path; the URI and request line only without a
+/// query string.
 pub(super) fn slot_keepable(slot: u64, raw: &[u8], private: &[u32]) -> bool {
     match slot >> 40 {
         coll::HEADERS => slot & 1 == 1 || !private.contains(&(((slot >> 1) & ((1 << 39) - 1)) as u32)),
+        // Names of query and form arguments and of cookies (chosen by the application, not
+        // typed by the user; JSON keys can be data).
+        coll::ARGS_GET | coll::ARGS_POST | coll::COOKIES => slot & 1 == 1,
         coll::METHOD | coll::PROTOCOL | coll::FILENAME | coll::BASENAME => true,
         coll::URI | coll::URI_RAW | coll::REQUEST_LINE => !raw.contains(&b'?'),
         _ => false,
