@@ -167,20 +167,34 @@ pub(crate) struct Quick {
     /// `quick_targets[start..start + len]`; `len == 0`: no quick decision.
     pub(crate) start: u32,
     pub(crate) len: u32,
+    /// Every target is a variable that can be known to be empty (args, cookies, files…),
+    /// these (`State::empty_bit`): when all are empty the rule has nothing to match.
+    pub(crate) emptiable: bool,
+    pub(crate) empty_bits: u16,
 }
 
 impl Quick {
-    /// For the first link of a chain; the default (none) unless it qualifies.
+    /// For the first link of a chain: its empty-target bits, and its gate's record when
+    /// it qualifies (`len == 0` otherwise).
     pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, crate::variables::Var)>) -> Quick {
-        let Some((gate, bit)) = rule.gate else { return Quick::default() };
+        let bits: Option<u16> = rule
+            .targets
+            .iter()
+            .try_fold(0, |m, t| (!t.count).then(|| crate::transaction::empty_bit(t.var)).flatten().map(|b| m | b));
+        let empty = Quick {
+            emptiable: rule.operator.is_some() && bits.is_some(),
+            empty_bits: bits.unwrap_or(0),
+            ..Quick::default()
+        };
+        let Some((gate, bit)) = rule.gate else { return empty };
         // A target without a union still qualifies: it decides when known to be empty.
         let counts = rule.targets.iter().any(|t| t.count);
         if rule.operator.is_none() || rule.dangling_chain || rule.targets.is_empty() || counts {
-            return Quick::default();
+            return empty;
         }
         let start = targets.len() as u32;
         targets.extend(rule.targets.iter().map(|t| (t.union, t.var)));
-        Quick { gate, bit, transform_key: rule.transform_key, start, len: rule.targets.len() as u32 }
+        Quick { gate, bit, transform_key: rule.transform_key, start, len: rule.targets.len() as u32, ..empty }
     }
 }
 

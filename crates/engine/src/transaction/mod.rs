@@ -26,6 +26,10 @@ pub(crate) mod setup;
 pub(crate) use setup::with_setup;
 use setup::Outcome;
 pub(crate) use state::{has_union, var_domains, DOMAINS};
+
+pub(crate) fn empty_bit(var: Var) -> Option<u16> {
+    State::empty_bit(var)
+}
 mod state;
 use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value, Values};
@@ -624,6 +628,8 @@ impl Transaction {
         let outcomes = rules.setup.as_ref().filter(|_| self.from_setup).map(|s| &s.outcomes[usize::from(phase - 1)]);
         let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().peekable();
         let quick = &rules.quick[usize::from(phase - 1)];
+        // Which variables are empty does not change during a phase (bodies are parsed first).
+        let empty = self.s.empty_mask();
         let mut i = 0;
         let mut skip = 0u32;
         while i < entries.len() {
@@ -676,17 +682,14 @@ impl Transaction {
                     self.after_full_match(rule);
                     true
                 }
-                // No value of any target carries a literal the rule needs.
-                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
+                // Every target empty (no ARGS, cookies, files…): there is nothing to match.
+                Outcome::Evaluate if quick[at].emptiable && quick[at].empty_bits & !empty == 0 => {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
                     false
                 }
-                // Every target empty (no ARGS, cookies, files…): there is nothing to match.
-                Outcome::Evaluate
-                    if rule.operator.is_some()
-                        && rule.targets.iter().all(|t| !t.count && self.s.known_empty(t.var)) =>
-                {
+                // No value of any target carries a literal the rule needs.
+                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
                     false
