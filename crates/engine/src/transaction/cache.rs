@@ -140,9 +140,10 @@ impl Rows {
 /// Rows kept from one transaction to the next on a thread, for one rule set: the results
 /// for request data that repeats across requests (a client's `User-Agent`, `Accept`…, the
 /// method, a path without a query, the names of form fields and cookies). Only such
-/// values are kept, never cookie values, credentials, query strings, argument values,
-/// JSON keys or bodies, so that how fast a request is answered tells nothing about
-/// another client's secrets.
+/// values are kept, never cookie values, credentials (nor any header whose name says it
+/// carries a key, token, session or secret), query strings, argument values, JSON keys or
+/// bodies, so that how fast a request is answered tells nothing about another client's
+/// secrets.
 #[derive(Debug, Default)]
 struct Kept {
     /// `RuleSet::id`: rows are only valid for the rule set that made them.
@@ -340,7 +341,8 @@ impl TransformCache {
             || r.bits.len() > KEPT_MAX_BITS
             || r.no_match.len() > KEPT_MAX_MISSES
         {
-            kept.rows.clear();
+            // Dropped, not emptied: a request with many values must not leave its room behind.
+            kept.rows = Rows::default();
         }
         let _ = KEPT.try_with(|k| {
             if let Ok(mut k) = k.try_borrow_mut() {
@@ -628,7 +630,8 @@ mod tests {
         }
         c.release();
         let c = TransformCache::spare(other);
-        assert!(c.kept.as_ref().unwrap().rows.contents.is_empty());
+        let rows = &c.kept.as_ref().unwrap().rows;
+        assert!(rows.contents.is_empty() && rows.cells.capacity() == 0, "dropped, room and all");
         // Rule set `rules` is still kept (a thread holds a few).
         let mut c = TransformCache::spare(rules);
         let e = c.entry(header(0), b"abc", upper, &tree);

@@ -604,14 +604,7 @@ impl Transaction {
         let rules = Arc::clone(&self.rules);
         self.unions.reset(rules.unions.len());
         if phase <= 2 {
-            // Results for these headers' values are never kept across transactions.
-            const PRIVATE: [&[u8]; 3] = [b"cookie", b"authorization", b"proxy-authorization"];
-            let private = self
-                .s
-                .headers
-                .iter()
-                .enumerate()
-                .filter(|(_, (n, _))| PRIVATE.iter().any(|p| n.eq_ignore_ascii_case(p)));
+            let private = self.s.headers.iter().enumerate().filter(|(_, (n, _))| private_header(n));
             self.cache.set_private(private.map(|(i, _)| i as u32));
         }
         let entries = &rules.phases[usize::from(phase - 1)];
@@ -1200,6 +1193,15 @@ fn union_bits(
     Some(start as u32)
 }
 
+/// Whether a request header may carry a secret: its value's results are never kept across
+/// transactions (cache.rs `Kept`). Cookies, credentials, and any name that says so
+/// (`X-Api-Key`, `X-Auth-Token`, `X-Session-Id`…).
+fn private_header(name: &[u8]) -> bool {
+    const WORDS: [&[u8]; 7] = [b"cookie", b"auth", b"token", b"key", b"secret", b"session", b"pass"];
+    let lower = name.to_ascii_lowercase();
+    WORDS.iter().any(|w| memchr::memmem::find(&lower, w).is_some())
+}
+
 /// The TX collection (created with the transaction; made again should anything remove it).
 fn tx_mut(c: &mut std::collections::BTreeMap<String, Vars>) -> Option<&mut Vars> {
     if !c.contains_key("TX") {
@@ -1498,6 +1500,17 @@ mod tests {
             "{}",
             line("3")
         );
+    }
+
+    #[test]
+    fn headers_that_may_carry_secrets_are_private() {
+        let private = ["Cookie", "Authorization", "Proxy-Authorization", "X-Api-Key", "X-Auth-Token", "X-Session-Id"];
+        for name in private {
+            assert!(private_header(name.as_bytes()), "{name}");
+        }
+        for name in ["Host", "User-Agent", "Accept", "Accept-Language", "Referer", "Content-Type", "kbn-xsrf"] {
+            assert!(!private_header(name.as_bytes()), "{name}");
+        }
     }
 
     #[test]

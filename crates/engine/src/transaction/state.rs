@@ -237,7 +237,7 @@ pub(crate) fn slot_domain(slot: u64) -> usize {
 
 /// Whether the results for the value in `slot` (content `raw`) may be kept across
 /// transactions (cache.rs `Kept`): request header names and values, but not the values of
-/// the headers in `private` (cookies, credentials); the names of query and form arguments
+/// the headers in `private` (cookies, credentials, keys, tokens); the names of query and form arguments
 /// and of cookies; the method, protocol and path; the URI and request line only without a
 /// query string.
 pub(super) fn slot_keepable(slot: u64, raw: &[u8], private: &[u32]) -> bool {
