@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use crate::variables::Var;
+
 /// A parsed template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Macro {
@@ -14,16 +16,25 @@ pub struct Macro {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {
     Literal(Vec<u8>),
-    /// Upper-cased collection or variable name and lower-cased key (may be empty).
+    /// Upper-cased collection or variable name and lower-cased key (may be empty), and
+    /// the variable of that name, looked up once here (None for a name Ward does not know).
     Var {
         name: String,
         key: Vec<u8>,
+        var: Option<Var>,
     },
 }
 
 /// Resolves one macro reference to its value (first value if several).
 pub trait MacroResolver {
     fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>>;
+
+    /// [`MacroResolver::resolve`] with the variable of `name` already known (macros look it
+    /// up when parsed, not per request).
+    fn resolve_known(&self, var: Option<Var>, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        let _ = var;
+        self.resolve(name, key)
+    }
 }
 
 impl Macro {
@@ -43,10 +54,9 @@ impl Macro {
                         Some(p) => (&inner[..p], &inner[p + 1..]),
                         None => (inner, ""),
                     };
-                    parts.push(Part::Var {
-                        name: name.trim().to_ascii_uppercase(),
-                        key: key.trim().to_ascii_lowercase().into_bytes(),
-                    });
+                    let name = name.trim().to_ascii_uppercase();
+                    let var = Var::from_name(&name);
+                    parts.push(Part::Var { name, key: key.trim().to_ascii_lowercase().into_bytes(), var });
                     i += end + 3;
                     continue;
                 }
@@ -72,7 +82,7 @@ impl Macro {
     /// What it reads: (upper-cased collection or variable name, lower-cased key).
     pub fn refs(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.parts.iter().filter_map(|p| match p {
-            Part::Var { name, key } => Some((name.as_str(), key.as_slice())),
+            Part::Var { name, key, .. } => Some((name.as_str(), key.as_slice())),
             Part::Literal(_) => None,
         })
     }
@@ -97,7 +107,7 @@ impl Macro {
     /// Calls `f` with the expansion, copying nothing when the template is a single macro.
     pub fn with_expanded<R>(&self, r: &dyn MacroResolver, f: impl FnOnce(&[u8]) -> R) -> R {
         match self.parts.as_slice() {
-            [Part::Var { name, key }] => match r.resolve(name, key) {
+            [Part::Var { name, key, var }] => match r.resolve_known(*var, name, key) {
                 Some(v) => f(&v),
                 None => f(&[]),
             },
@@ -115,8 +125,8 @@ impl Macro {
         for p in &self.parts {
             match p {
                 Part::Literal(l) => out.extend_from_slice(l),
-                Part::Var { name, key } => {
-                    if let Some(v) = r.resolve(name, key) {
+                Part::Var { name, key, var } => {
+                    if let Some(v) = r.resolve_known(*var, name, key) {
                         out.extend_from_slice(&v);
                     }
                 }
@@ -133,8 +143,8 @@ impl Macro {
                 for p in parts {
                     match p {
                         Part::Literal(l) => out.extend_from_slice(l),
-                        Part::Var { name, key } => {
-                            if let Some(v) = r.resolve(name, key) {
+                        Part::Var { name, key, var } => {
+                            if let Some(v) = r.resolve_known(*var, name, key) {
                                 out.extend_from_slice(&v);
                             }
                         }

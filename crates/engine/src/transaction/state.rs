@@ -721,7 +721,11 @@ fn time_field(var: Var, secs: u64) -> String {
 
 impl MacroResolver for RuleCtx<'_> {
     fn resolve(&self, name: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        let var = Var::from_name(name)?;
+        self.resolve_known(Var::from_name(name), name, key)
+    }
+
+    fn resolve_known(&self, var: Option<Var>, _: &str, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        let var = var?;
         // Fast path for `%{tx.key}` and friends: keys are stored lower-cased, as macros parse them.
         if matches!(var, Var::Tx | Var::Ip | Var::Global | Var::Session | Var::User | Var::Resource)
             && !key.is_empty()
