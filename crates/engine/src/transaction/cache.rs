@@ -208,8 +208,10 @@ pub(super) struct TransformCache {
     tx: Rows,
     /// Rows kept across transactions, while the request phases run (None after).
     kept: Option<Kept>,
-    /// Indexes of request headers whose values are never kept (cookies, credentials).
+    /// Indexes of request headers whose values are never kept (cookies, credentials), once
+    /// `private_set`.
     private: Vec<u32>,
+    private_set: bool,
     /// Whether identical contents share a row (and misses are remembered); off, every slot
     /// has its own row and nothing is interned.
     sharing: bool,
@@ -356,10 +358,16 @@ impl TransformCache {
         });
     }
 
-    /// Request headers (by index) whose values are never kept.
+    /// Request headers (by index) whose values are never kept (headers do not change once
+    /// the request phases start: set once).
     pub(super) fn set_private(&mut self, headers: impl Iterator<Item = u32>) {
         self.private.clear();
         self.private.extend(headers);
+        self.private_set = true;
+    }
+
+    pub(super) fn private_set(&self) -> bool {
+        self.private_set
     }
 
     /// Keeps this cache's tables (emptied) for a later transaction, unless they are large.
@@ -371,6 +379,7 @@ impl TransformCache {
         self.tx.clear();
         self.kept = None;
         self.private.clear();
+        self.private_set = false;
         self.width = 0;
         self.sharing = false;
         crate::spare::keep(&SPARE, self, 1);
