@@ -31,8 +31,8 @@ pub(super) struct Unions {
     pub(super) bits: Vec<u64>,
 }
 
-pub(super) const NOT_YET: u32 = u32::MAX;
-pub(super) const NO_UNION_BITS: u32 = u32::MAX - 1;
+const NOT_YET: u32 = u32::MAX;
+const NO_UNION_BITS: u32 = u32::MAX - 1;
 
 impl Unions {
     /// Forgets every union; `slots` is the rule set's number of them.
@@ -40,6 +40,22 @@ impl Unions {
         self.at.clear();
         self.at.resize(slots, NOT_YET);
         self.bits.clear();
+    }
+
+    /// Whether union `slot` has gate bit `bit`; None when there is no union to read (a
+    /// target without one, a value without a stable slot). `compute` appends the union to
+    /// `bits` on first use and says where it starts (None: there is none).
+    pub(super) fn has(
+        &mut self,
+        slot: u32,
+        bit: u32,
+        compute: impl FnOnce(&mut Vec<u64>) -> Option<u32>,
+    ) -> Option<bool> {
+        let at = self.at.get_mut(slot as usize)?;
+        if *at == NOT_YET {
+            *at = compute(&mut self.bits).unwrap_or(NO_UNION_BITS);
+        }
+        (*at != NO_UNION_BITS).then(|| crate::prefilter::has(&self.bits[*at as usize..], bit))
     }
 
     fn clear(&mut self) {

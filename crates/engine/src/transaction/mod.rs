@@ -25,11 +25,7 @@ mod cache;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
 use setup::Outcome;
-pub(crate) use state::{has_union, var_domains, DOMAINS};
-
-pub(crate) fn empty_bit(var: Var) -> Option<u16> {
-    State::empty_bit(var)
-}
+pub(crate) use state::{empty_bit, has_union, var_domains, DOMAINS};
 mod state;
 use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value, Values};
@@ -769,12 +765,8 @@ impl Transaction {
             if s.known_empty(var) {
                 continue;
             }
-            let Some(at) = unions.at.get_mut(slot as usize) else { return false };
-            if *at == cache::NOT_YET {
-                *at = union_bits(s, cache, rules, slot, q.transform_key, q.gate, &mut unions.bits)
-                    .unwrap_or(cache::NO_UNION_BITS);
-            }
-            if *at == cache::NO_UNION_BITS || crate::prefilter::has(&unions.bits[*at as usize..], q.bit) {
+            let union = |bits: &mut Vec<u64>| union_bits(s, cache, rules, slot, q.transform_key, q.gate, bits);
+            if unions.has(slot, q.bit, union) != Some(false) {
                 return false;
             }
         }
@@ -889,12 +881,10 @@ impl Transaction {
                 // A union per (variable or key, gate): read by the many links that share the
                 // gate without collecting the values again; a scalar's is its own scan.
                 // A target without a union (`NO_UNION`) indexes past the table.
-                if let (Some((g, bit)), Some(at)) = (link.gate, unions.at.get_mut(t.union as usize)) {
-                    if *at == cache::NOT_YET {
-                        *at = union_bits(state, cache, rules, t.union, link.transform_key, g, &mut unions.bits)
-                            .unwrap_or(cache::NO_UNION_BITS);
-                    }
-                    if *at != cache::NO_UNION_BITS && !crate::prefilter::has(&unions.bits[*at as usize..], bit) {
+                if let Some((g, bit)) = link.gate {
+                    let union =
+                        |bits: &mut Vec<u64>| union_bits(state, cache, rules, t.union, link.transform_key, g, bits);
+                    if unions.has(t.union, bit, union) == Some(false) {
                         continue;
                     }
                 }

@@ -175,6 +175,25 @@ impl Drop for Collections {
     }
 }
 
+/// The variables [`State::known_empty`] can say are empty, as one bit each of a mask
+/// ([`State::empty_mask`]); None for the others.
+pub(crate) fn empty_bit(var: Var) -> Option<u16> {
+    let bit = match var {
+        Var::Args | Var::ArgsNames => 0,
+        Var::ArgsGet | Var::ArgsGetNames => 1,
+        Var::ArgsPost | Var::ArgsPostNames => 2,
+        Var::RequestCookies | Var::RequestCookiesNames => 3,
+        Var::Files | Var::FilesNames => 4,
+        Var::FilesSizes => 5,
+        Var::MultipartFilename => 6,
+        Var::MultipartName => 7,
+        Var::MultipartPartHeaders => 8,
+        Var::Xml => 9,
+        _ => return None,
+    };
+    Some(1 << bit)
+}
+
 /// Whether a gated link's target reads its values through a per-phase union of gate bits:
 /// a variable (not a count) whose values all have stable slots; over one key's values for
 /// a keyed target (`REQUEST_HEADERS:User-Agent`), else over all of them.
@@ -365,26 +384,7 @@ impl State {
     }
 
     /// Whether `var` is a request collection with no value at all (so no rule can match on it).
-    /// The variables [`State::known_empty`] can say are empty, as one bit each of a mask
-    /// ([`State::empty_mask`]); None for the others.
-    pub(crate) fn empty_bit(var: Var) -> Option<u16> {
-        let bit = match var {
-            Var::Args | Var::ArgsNames => 0,
-            Var::ArgsGet | Var::ArgsGetNames => 1,
-            Var::ArgsPost | Var::ArgsPostNames => 2,
-            Var::RequestCookies | Var::RequestCookiesNames => 3,
-            Var::Files | Var::FilesNames => 4,
-            Var::FilesSizes => 5,
-            Var::MultipartFilename => 6,
-            Var::MultipartName => 7,
-            Var::MultipartPartHeaders => 8,
-            Var::Xml => 9,
-            _ => return None,
-        };
-        Some(1 << bit)
-    }
-
-    /// The bits ([`State::empty_bit`]) of the variables that are empty now.
+    /// The bits ([`empty_bit`]) of the variables that are empty now.
     pub(super) fn empty_mask(&self) -> u16 {
         [
             Var::Args,
@@ -400,7 +400,7 @@ impl State {
         ]
         .into_iter()
         .filter(|&v| self.known_empty(v))
-        .fold(0, |m, v| m | State::empty_bit(v).unwrap_or(0))
+        .fold(0, |m, v| m | empty_bit(v).unwrap_or(0))
     }
 
     pub(super) fn known_empty(&self, var: Var) -> bool {
@@ -767,7 +767,7 @@ mod tests {
             for st in [&s, &State::default()] {
                 let mask = st.empty_mask();
                 for (name, var) in crate::variables::NAMES {
-                    match State::empty_bit(*var) {
+                    match empty_bit(*var) {
                         Some(bit) => assert_eq!(mask & bit != 0, st.known_empty(*var), "{name}"),
                         None => assert!(!st.known_empty(*var), "{name} has no bit"),
                     }
