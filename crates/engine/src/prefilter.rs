@@ -122,6 +122,15 @@ impl DomainScans {
     pub fn all(&self) -> &Combined {
         &self.all
     }
+
+    /// Whether the scan of a text in domain `whole` may be taken as the union of domain
+    /// `part`'s scans of its pieces between `cuts` bytes: no literal of `whole` contains
+    /// a cut, so none spans two pieces, and `part` looks for all of `whole`'s literals,
+    /// setting the same bits (and maybe more, which only lets more rules run).
+    pub fn union_of_pieces(&self, whole: usize, part: usize, cuts: &[u8]) -> bool {
+        let of = |d: usize| self.of.get(d).copied().unwrap_or(0);
+        (of(part) == 0 || of(part) == of(whole)) && !cuts.iter().any(|&b| self.get(whole).has_byte(b))
+    }
 }
 
 /// Literals found ASCII case-insensitively, overlapping occurrences too, each setting
@@ -137,6 +146,8 @@ pub struct Literals {
     always: Vec<u32>,
     /// Length of a scan result, in words.
     words: usize,
+    /// The bytes that occur in the literals (lower-cased), as a 256-bit set.
+    bytes: [u64; 4],
 }
 
 impl std::fmt::Debug for Literals {
@@ -162,12 +173,14 @@ impl Literals {
             });
             bits_of[i].push(bit);
         }
+        let mut bytes = [0u64; 4];
+        pats.iter().flatten().for_each(|&b| bytes[b as usize / 64] |= 1 << (b % 64));
         let pma = if pats.is_empty() {
             None
         } else {
             Some(DoubleArrayAhoCorasick::new(&pats).map_err(|e| format!("cannot build the rule prefilter: {e}"))?)
         };
-        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64) })
+        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64), bytes })
     }
 
     /// The bits of the rules that may match `value`.
@@ -215,6 +228,12 @@ impl Literals {
     /// The length of a scan result.
     pub fn words(&self) -> usize {
         self.words
+    }
+
+    /// Whether some literal contains `b` (or its upper case).
+    fn has_byte(&self, b: u8) -> bool {
+        let b = b.to_ascii_lowercase();
+        self.bytes[b as usize / 64] & (1 << (b % 64)) != 0
     }
 }
 

@@ -244,3 +244,64 @@ fn unavailable_operators_load_and_are_explained() {
     assert_eq!(run(&rs, "/", None).0, None);
     assert!(rules("SecRule ARGS \"@rx a\" \"id:1\"").unavailable_summary().is_none());
 }
+
+/// A urlencoded body that decodes to its own bytes has its prefilter scan made of its
+/// arguments' (transaction/cache.rs); with escapes, or when a rule's literal could span
+/// two arguments, the body is scanned whole. Either way a rule on `REQUEST_BODY` matches
+/// exactly when its pattern occurs: every body of up to four pieces, on rule sets that
+/// take each path.
+#[test]
+fn request_body_rules_match_whatever_its_scan_is_made_of() {
+    use ward_engine::body::urlencoded;
+    const PIECES: &[&str] = &["java", "ja", "va", "=", "&", ";", "x", "%6a", "+", "A=J"];
+    let sets: &[(&str, u8, &str, bool)] = &[
+        // (rules, separator, pattern rule 1 denies on, rule 1 reads ARGS_POST too)
+        (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java" "id:1,phase:2,deny,status:403""#, b'&', "java", true),
+        (
+            "SecArgumentSeparator ;\nSecRule REQUEST_BODY|ARGS_POST \"@rx (?i)java\" \"id:1,phase:2,deny,status:403\"",
+            b';',
+            "java",
+            true,
+        ),
+        // A literal with `=`: the body is scanned whole.
+        (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java|a=j" "id:1,phase:2,deny,status:403""#, b'&', "java|a=j", true),
+        // The arguments' automaton has other literals only: the body is scanned whole.
+        (
+            "SecRule REQUEST_BODY \"@rx (?i)java\" \"id:1,phase:2,deny,status:403\"\n\
+             SecRule ARGS_POST \"@rx (?i)evilx\" \"id:2,phase:2,pass,nolog\"",
+            b'&',
+            "java",
+            false,
+        ),
+        // The arguments' automaton has the body's literals and more.
+        (
+            "SecRule REQUEST_BODY|ARGS_POST \"@rx (?i)java\" \"id:1,phase:2,deny,status:403\"\n\
+             SecRule ARGS_POST \"@rx (?i)evilx\" \"id:2,phase:2,pass,nolog\"",
+            b'&',
+            "java",
+            true,
+        ),
+    ];
+    for (text, sep, pattern, reads_args) in sets {
+        let rs = rules(&format!("SecRuleEngine On\nSecRequestBodyAccess On\n{text}"));
+        let found = |v: &[u8]| {
+            let v = v.to_ascii_lowercase();
+            pattern.split('|').any(|p| v.windows(p.len()).any(|w| w == p.as_bytes()))
+        };
+        let mut bodies = vec![String::new()];
+        for _ in 0..4 {
+            let longer: Vec<String> =
+                bodies.iter().flat_map(|b| PIECES.iter().map(move |p| format!("{b}{p}"))).collect();
+            bodies.extend(longer);
+        }
+        bodies.sort();
+        bodies.dedup();
+        for body in &bodies {
+            let mut args = Vec::new();
+            urlencoded::parse_with_separator(body.as_bytes(), *sep, &mut args);
+            let want = found(body.as_bytes()) || (*reads_args && args.iter().any(|(_, v)| found(v)));
+            let (status, _, _) = run(&rs, "/", Some(body));
+            assert_eq!(status, want.then_some(403), "rules {text:?}, body {body:?}");
+        }
+    }
+}

@@ -16,6 +16,7 @@
 //! no allocation per argument (see [`parse_borrowed`]).
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 /// A (name, value) pair borrowing from the input where nothing was decoded.
 pub type CowPair<'a> = (Cow<'a, [u8]>, Cow<'a, [u8]>);
@@ -29,6 +30,8 @@ pub struct UrlencodedOutcome {
     pub invalid_encoding: usize,
     /// Invalid `%` escapes in names (v3 ignores these for URLENCODED_ERROR).
     pub invalid_encoding_names: usize,
+    /// Nothing was decoded: every name and value is the input's own bytes (see [`spans`]).
+    pub verbatim: bool,
 }
 
 impl UrlencodedOutcome {
@@ -54,27 +57,39 @@ pub fn parse_borrowed<'a>(input: &'a [u8], separator: u8, out: &mut Vec<CowPair<
 }
 
 fn split<'a>(input: &'a [u8], separator: u8, mut emit: impl FnMut(Cow<'a, [u8]>, Cow<'a, [u8]>)) -> UrlencodedOutcome {
-    let mut outcome = UrlencodedOutcome::default();
-    let mut rest = input;
-    // getline semantics: stop when nothing is left, so a trailing separator adds nothing.
-    while !rest.is_empty() {
-        let (piece, next) = match memchr::memchr(separator, rest) {
-            Some(i) => (&rest[..i], &rest[i + 1..]),
-            None => (rest, &rest[rest.len()..]),
-        };
-        rest = next;
-        let (name, value) = match memchr::memchr(b'=', piece) {
-            Some(i) => (&piece[..i], &piece[i + 1..]),
-            None => (piece, &piece[piece.len()..]),
-        };
-        let (name, bad_name) = decode(name);
-        let (value, bad_value) = decode(value);
+    let mut outcome = UrlencodedOutcome { verbatim: true, ..UrlencodedOutcome::default() };
+    pieces(input, separator, |name, value| {
+        let (name, bad_name) = decode(&input[name]);
+        let (value, bad_value) = decode(&input[value]);
         outcome.invalid_encoding_names += bad_name;
         outcome.invalid_encoding += bad_value;
+        outcome.verbatim &= matches!((&name, &value), (Cow::Borrowed(_), Cow::Borrowed(_)));
         outcome.count += 1;
         emit(name, value);
-    }
+    });
     outcome
+}
+
+/// Where each argument's raw name and value lie in `input`, in the order [`parse`] gives
+/// them: when the outcome was `verbatim`, these are the arguments themselves.
+pub fn spans(input: &[u8], separator: u8) -> Vec<(Range<usize>, Range<usize>)> {
+    let mut out = Vec::new();
+    pieces(input, separator, |name, value| out.push((name, value)));
+    out
+}
+
+/// Cuts `input` into (raw name, raw value) ranges: on the separator as `std::getline`
+/// does (a trailing separator adds nothing), then at each piece's first `=`.
+fn pieces(input: &[u8], separator: u8, mut emit: impl FnMut(Range<usize>, Range<usize>)) {
+    let mut at = 0;
+    while at < input.len() {
+        let end = memchr::memchr(separator, &input[at..]).map_or(input.len(), |i| at + i);
+        match memchr::memchr(b'=', &input[at..end]) {
+            Some(i) => emit(at..at + i, at + i + 1..end),
+            None => emit(at..end, end..end),
+        }
+        at = end + 1;
+    }
 }
 
 /// `urldecode_nonstrict`: returns the decoded bytes and the count of invalid escapes.
@@ -159,6 +174,21 @@ mod tests {
             assert_eq!(o.invalid_encoding, *bad_v, "input {:?}", String::from_utf8_lossy(input));
             assert_eq!(o.invalid_encoding_names, *bad_n);
             assert_eq!(o.count, want.len());
+            assert_eq!(o.verbatim, !input.iter().any(|&b| b == b'%' || b == b'+'), "input {input:?}");
+            spans_agree(input, b'&', &out, &o);
+        }
+    }
+
+    /// [`spans`] cuts where `parse` does; where nothing was decoded they are the arguments.
+    fn spans_agree(input: &[u8], sep: u8, out: &[(Vec<u8>, Vec<u8>)], o: &UrlencodedOutcome) {
+        let spans = spans(input, sep);
+        assert_eq!(spans.len(), out.len(), "input {input:?}");
+        for ((name, value), (k, v)) in spans.into_iter().zip(out) {
+            assert_eq!(decode(&input[name.clone()]).0, &k[..], "input {input:?}");
+            assert_eq!(decode(&input[value.clone()]).0, &v[..], "input {input:?}");
+            if o.verbatim {
+                assert_eq!((&input[name], &input[value]), (&k[..], &v[..]), "input {input:?}");
+            }
         }
     }
 
@@ -199,6 +229,16 @@ mod tests {
         ) {
             let (got, invalid) = decode(&input);
             proptest::prop_assert_eq!((got.into_owned(), invalid), decode_bytewise(&input));
+        }
+
+        #[test]
+        fn spans_cut_where_parse_does(
+            input in proptest::collection::vec(proptest::sample::select(b"%+a4;&=".to_vec()), 0..40),
+            sep in proptest::sample::select(b"&;".to_vec()),
+        ) {
+            let mut out = Vec::new();
+            let o = parse_with_separator(&input, sep, &mut out);
+            spans_agree(&input, sep, &out, &o);
         }
     }
 

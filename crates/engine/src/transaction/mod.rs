@@ -369,6 +369,18 @@ impl Transaction {
                 let before = s.args_post.len();
                 let o = body::urlencoded::parse_with_separator(&s.body, cfg.argument_separator, &mut s.args_post);
                 s.args_post.truncate(before + room);
+                // The body's own prefilter scan can be made of its arguments' (cache.rs).
+                let dom = |coll| state::slot_domain(state::stable_slot(coll, 0, false));
+                let (body_dom, value_dom) = (dom(state::coll::BODY), dom(state::coll::ARGS_POST));
+                if o.verbatim
+                    && o.count <= room
+                    && !s.body_hidden
+                    && self.rules.combined.as_ref().is_some_and(|c| {
+                        c.union_of_pieces(body_dom, value_dom, &[b'=', cfg.argument_separator])
+                    })
+                {
+                    self.cache.set_body_args(cache::BodyArgs { first: before, separator: cfg.argument_separator });
+                }
                 if o.urlencoded_error() {
                     s.flags.push((Var::UrlencodedError, b"1".to_vec()));
                 }
