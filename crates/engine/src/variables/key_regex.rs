@@ -27,6 +27,15 @@ impl KeyRegex {
         if key.len() < self.pattern.min_len() {
             return false;
         }
+        if let Some((lit, _)) = &self.prefix {
+            // Most keys differ at their first byte; an ASCII byte folds to no other ASCII
+            // byte than its other case, so no regex could match from there.
+            if let (Some(&k), Some(&l)) = (key.first(), lit.first()) {
+                if k.is_ascii() && !k.eq_ignore_ascii_case(&l) {
+                    return false;
+                }
+            }
+        }
         // Non-ASCII keys go to the regex: its case folding is not only ASCII's.
         if let (Some((lit, whole)), true) = (&self.prefix, key.is_ascii()) {
             let starts = key.len() >= lit.len() && key[..lit.len()].eq_ignore_ascii_case(lit);
@@ -100,6 +109,11 @@ mod tests {
             b"paramcounter_",
             b"paramcounter",
             b"a_paramcounter_1",
+            b"Key",
+            b"xey",
+            b"KEY_1",
+            "k\u{212a}y".as_bytes(),
+            "\u{17f}_ga".as_bytes(),
         ];
         for pat in [
             "^_pk_ref",
