@@ -125,6 +125,9 @@ pub struct Transaction {
     /// A setvar's expanded key and value: buffers kept for the transaction's setvars
     /// instead of a new vector per expansion.
     setvar_buf: (Vec<u8>, Vec<u8>),
+    /// The running phase's empty variables (`State::empty_mask`; 0 outside a phase: none
+    /// known empty, so everything is collected).
+    empty: u16,
     /// The current link's matches (buffers reused from link to link).
     hits: Hits,
     /// Collections loaded by `initcol`, written back at the end.
@@ -177,6 +180,7 @@ impl Transaction {
             from_setup: false,
             last_match: MatchInfo::default(),
             setvar_buf: Default::default(),
+            empty: 0,
             hits: Hits::default(),
             persisted: Vec::new(),
             expiries: Vec::new(),
@@ -631,6 +635,7 @@ impl Transaction {
         let quick = &rules.quick[usize::from(phase - 1)];
         // Which variables are empty does not change during a phase (bodies are parsed first).
         let empty = self.s.empty_mask();
+        self.empty = empty;
         let mut i = 0;
         let mut skip = 0u32;
         while i < entries.len() {
@@ -690,7 +695,7 @@ impl Transaction {
                     false
                 }
                 // No value of any target carries a literal the rule needs.
-                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
+                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets, empty) => {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
                     false
@@ -768,13 +773,14 @@ impl Transaction {
     /// Whether a rule's [`Quick`] record shows it cannot match: no value of its targets
     /// carries its literals. The unions it reads are computed here when not yet, as
     /// `collect_hits` would; the rule itself is not read.
-    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)]) -> bool {
+    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)], empty: u16) -> bool {
         if q.len == 0 {
             return false;
         }
         let Transaction { s, cache, unions, rules, .. } = self;
         for &(slot, var) in &targets[q.start as usize..][..q.len as usize] {
-            if s.known_empty(var) {
+            // The phase's mask of empty variables (`State::empty_mask`).
+            if empty_bit(var).is_some_and(|b| empty & b != 0) {
                 continue;
             }
             let union = |bits: &mut Vec<u64>| union_bits(s, cache, rules, slot, q.transform_key, q.gate, bits);
@@ -887,7 +893,7 @@ impl Transaction {
             let mut values = Values::new();
             for t in &link.targets {
                 // Nothing to collect (no ARGS, cookies, files…): as collecting found nothing.
-                if !t.count && state.known_empty(t.var) {
+                if !t.count && empty_bit(t.var).is_some_and(|b| self.empty & b != 0) {
                     continue;
                 }
                 // A union per (variable or key, gate): read by the many links that share the
