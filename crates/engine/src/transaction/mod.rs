@@ -152,8 +152,7 @@ impl Transaction {
         let (engine, body_access, response_body_access) =
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let cache = TransformCache::spare(rules.id);
-        let mut s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
-        s.collections.insert("TX".into(), Vars::default());
+        let s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
         Transaction {
             rules,
             s,
@@ -624,9 +623,8 @@ impl Transaction {
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
             // TX is empty here: start from a spare table reset to the setup's.
-            if let Some(old) = self.s.collections.insert("TX".into(), crate::collections::spare_tx_as(&setup.tx)) {
-                crate::collections::recycle_tx(old);
-            }
+            let old = std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx));
+            crate::collections::recycle_tx(old);
             self.from_setup = true;
         }
         // Results decided at load hold for a transaction that started from the setup's TX.
@@ -817,9 +815,7 @@ impl Transaction {
         for i in 0..n {
             let h = &mut self.hits.items[i];
             if let Some(caps) = &h.caps {
-                if let Some(tx) = tx_mut(&mut self.s.collections) {
-                    set_captures(tx, caps);
-                }
+                set_captures(self.s.collections.tx_mut(), caps);
             }
             // Each match is MATCHED_VAR while the link's setvars run.
             if link.operator.is_some() {
@@ -1224,14 +1220,6 @@ fn private_header(name: &[u8]) -> bool {
     })
 }
 
-/// The TX collection (created with the transaction; made again should anything remove it).
-fn tx_mut(c: &mut std::collections::BTreeMap<String, Vars>) -> Option<&mut Vars> {
-    if !c.contains_key("TX") {
-        c.insert("TX".into(), Vars::default());
-    }
-    c.get_mut("TX")
-}
-
 /// TX:0..TX:9 from a capturing match (the buffers of earlier captures are reused).
 fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
     const KEYS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
@@ -1254,9 +1242,7 @@ fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
 /// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
 /// to the error log, once per transaction, naming the rule.
 fn pcre_limits_exceeded(s: &mut State, messages: &mut Vec<String>, rule: &Rule, pattern: &str) {
-    if let Some(tx) = tx_mut(&mut s.collections) {
-        tx.insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
-    }
+    s.collections.tx_mut().insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
     if s.flags.iter().any(|(v, _)| *v == Var::MscPcreLimitsExceeded) {
         return;
     }

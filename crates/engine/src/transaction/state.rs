@@ -149,29 +149,55 @@ pub(super) struct State {
     pub(super) start: Option<Instant>,
 }
 
-/// TX and the collections `initcol` loaded, by upper-case name. TX's table goes back to
-/// a per-thread spare list when the transaction ends (see collections::spare_tx).
+/// TX and the collections `initcol` loaded, by upper-case name. TX is a field of its own:
+/// every setvar and `%{tx.…}` reaches it, and a map lookup by name compared strings each
+/// time. TX's table goes back to a per-thread spare list when the transaction ends (see
+/// collections::spare_tx).
 #[derive(Debug, Default)]
-pub(super) struct Collections(BTreeMap<String, Vars>);
-
-impl std::ops::Deref for Collections {
-    type Target = BTreeMap<String, Vars>;
-    fn deref(&self) -> &Self::Target {
-        &self.0
-    }
+pub(super) struct Collections {
+    tx: Vars,
+    others: BTreeMap<String, Vars>,
 }
 
-impl std::ops::DerefMut for Collections {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.0
+impl Collections {
+    pub(super) fn get(&self, name: &str) -> Option<&Vars> {
+        if name == "TX" {
+            Some(&self.tx)
+        } else {
+            self.others.get(name)
+        }
+    }
+
+    pub(super) fn get_mut(&mut self, name: &str) -> Option<&mut Vars> {
+        if name == "TX" {
+            Some(&mut self.tx)
+        } else {
+            self.others.get_mut(name)
+        }
+    }
+
+    /// TX, which always exists.
+    pub(super) fn tx_mut(&mut self) -> &mut Vars {
+        &mut self.tx
+    }
+
+    pub(super) fn contains_key(&self, name: &str) -> bool {
+        name == "TX" || self.others.contains_key(name)
+    }
+
+    /// Sets a collection's table, returning the one it replaces.
+    pub(super) fn insert(&mut self, name: String, vars: Vars) -> Option<Vars> {
+        if name == "TX" {
+            Some(std::mem::replace(&mut self.tx, vars))
+        } else {
+            self.others.insert(name, vars)
+        }
     }
 }
 
 impl Drop for Collections {
     fn drop(&mut self) {
-        if let Some(tx) = self.0.remove("TX") {
-            crate::collections::recycle_tx(tx);
-        }
+        crate::collections::recycle_tx(std::mem::take(&mut self.tx));
     }
 }
 
