@@ -22,53 +22,204 @@ thread_local! {
     /// to dozens of entries in every transaction (the CRS sets ~50 on a plain GET); reusing a table
     /// saves its rehashes and their allocations, the larger of which make glibc
     /// consolidate its free lists.
-    static SPARE_TX: crate::spare::Pool<Vars> = const { RefCell::new(Vec::new()) };
+    static SPARE_TX: crate::spare::Pool<TxTable> = const { RefCell::new(Vec::new()) };
 }
 
 /// Spare tables kept per thread, and the largest kept (in entries).
 const SPARE_TABLES: usize = 16;
 const SPARE_TABLE_MAX: usize = 1024;
 
-/// An empty TX table, with the room of an earlier transaction's when one is spare.
-pub(crate) fn spare_tx() -> Vars {
-    let mut tx = crate::spare::take(&SPARE_TX).unwrap_or_default();
-    tx.clear();
-    tx
+/// Changes a table notes before it gives up and is reset whole (see [`TxTable`]).
+const NOTED_MAX: usize = 256;
+
+/// A transaction's TX. Only its own methods change it, and each change notes the key: a
+/// table that started as a rule set's setup TX is, when a later transaction of the same
+/// rule set takes it back, reset by those keys alone instead of by all ~90 of the setup's.
+/// Reading goes through `Deref` to the map.
+#[derive(Debug, Default)]
+pub(crate) struct TxTable {
+    vars: Vars,
+    /// `RuleSet::id` of the setup TX that `vars` equals but for the `noted` keys; 0 when
+    /// none (the table is then reset whole).
+    origin: u64,
+    /// Keys changed since the last reset, in `noted[..noted_len]`; the buffers after them
+    /// are kept for the next notes.
+    noted: Vec<Vec<u8>>,
+    noted_len: usize,
+    /// A value longer than [`SPARE_VALUE_MAX`] was written since the last reset.
+    big: bool,
 }
 
-/// A TX table equal to `like` (the setup TX every transaction starts from). A spare table
-/// of an earlier transaction holds nearly the same names: their names and values are
-/// overwritten in place instead of being allocated again (~100 of each per request).
-pub(crate) fn spare_tx_as(like: &Vars) -> Vars {
-    let Some(mut tx) = crate::spare::take(&SPARE_TX) else { return like.clone() };
-    tx.retain(|k, v| match like.get(k) {
-        Some(want) => {
-            v.clear();
-            v.extend_from_slice(want);
-            true
+impl std::ops::Deref for TxTable {
+    type Target = Vars;
+    fn deref(&self) -> &Vars {
+        &self.vars
+    }
+}
+
+/// Notes that `key` changed (fields apart, so that `vars` may be borrowed meanwhile).
+fn note(origin: &mut u64, noted: &mut Vec<Vec<u8>>, noted_len: &mut usize, key: &[u8]) {
+    if *origin == 0 || (*noted_len > 0 && noted[*noted_len - 1] == key) {
+        return;
+    }
+    if *noted_len == NOTED_MAX {
+        *origin = 0;
+        return;
+    }
+    match noted.get_mut(*noted_len) {
+        Some(b) => {
+            b.clear();
+            b.extend_from_slice(key);
         }
-        None => false,
-    });
-    if tx.len() < like.len() {
-        for (k, v) in like {
-            if !tx.contains_key(k) {
-                tx.insert(k.clone(), v.clone());
+        None => noted.push(key.to_vec()),
+    }
+    *noted_len += 1;
+}
+
+impl TxTable {
+    /// A table with these entries and no setup it derives from.
+    pub(crate) fn from_vars(vars: Vars) -> TxTable {
+        TxTable { vars, ..TxTable::default() }
+    }
+
+    /// Sets `key` to `value` (an existing value is overwritten in its buffer; an equal one
+    /// is left alone, unnoted).
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.big |= value.len() > SPARE_VALUE_MAX;
+        if let Some(v) = self.vars.get_mut(key) {
+            if v.as_slice() != value {
+                v.clear();
+                v.extend_from_slice(value);
+                note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
+            }
+            return;
+        }
+        if self.vars.capacity() == 0 {
+            // The room of an earlier transaction's table.
+            let big = self.big;
+            *self = spare_tx();
+            self.big = big;
+        }
+        note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
+        self.vars.insert(key.to_vec(), value.to_vec());
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        if self.vars.remove(key).is_some() {
+            note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
+        }
+    }
+
+    /// Makes the table equal to `like`: through the noted keys when it already was, apart
+    /// from them, `like` itself (`origin`), else entry by entry.
+    fn reset_to(&mut self, like: &Vars, origin: u64) {
+        if origin != 0 && self.origin == origin {
+            for k in &self.noted[..self.noted_len] {
+                match (like.get(k), self.vars.get_mut(k)) {
+                    (Some(want), Some(v)) => {
+                        v.clear();
+                        v.extend_from_slice(want);
+                    }
+                    (Some(want), None) => {
+                        self.vars.insert(k.clone(), want.clone());
+                    }
+                    (None, _) => {
+                        self.vars.remove(k);
+                    }
+                }
+            }
+        } else {
+            // Names and values of an earlier transaction's table are overwritten in place.
+            self.vars.retain(|k, v| match like.get(k) {
+                Some(want) => {
+                    v.clear();
+                    v.extend_from_slice(want);
+                    true
+                }
+                None => false,
+            });
+            if self.vars.len() < like.len() {
+                for (k, v) in like {
+                    if !self.vars.contains_key(k) {
+                        self.vars.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        self.origin = origin;
+        self.noted_len = 0;
+        self.big = false;
+    }
+}
+
+/// A collection a setvar changes: TX (which notes each change) or a loaded one.
+pub(crate) enum VarsMut<'a> {
+    Tx(&'a mut TxTable),
+    Other(&'a mut Vars),
+}
+
+impl VarsMut<'_> {
+    pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
+        match self {
+            VarsMut::Tx(t) => t.set(key, value),
+            VarsMut::Other(v) => match v.get_mut(key) {
+                Some(old) => {
+                    old.clear();
+                    old.extend_from_slice(value);
+                }
+                None => {
+                    v.insert(key.to_vec(), value.to_vec());
+                }
+            },
+        }
+    }
+
+    pub(crate) fn remove(&mut self, key: &[u8]) {
+        match self {
+            VarsMut::Tx(t) => t.remove(key),
+            VarsMut::Other(v) => {
+                v.remove(key);
             }
         }
     }
+}
+
+/// An empty TX table, with the room of an earlier transaction's when one is spare.
+fn spare_tx() -> TxTable {
+    let mut tx = crate::spare::take(&SPARE_TX).unwrap_or_default();
+    tx.vars.clear();
+    tx.origin = 0;
+    tx.noted_len = 0;
+    tx
+}
+
+/// A TX table equal to `like`, the setup TX of rule set `origin` (`RuleSet::id`) that every
+/// transaction starts from. A spare table of an earlier transaction holds nearly the same
+/// entries and is reset in place (see [`TxTable`]) instead of being allocated again.
+pub(crate) fn spare_tx_as(like: &Vars, origin: u64) -> TxTable {
+    let Some(mut tx) = crate::spare::take(&SPARE_TX) else {
+        return TxTable { vars: like.clone(), origin, ..TxTable::default() };
+    };
+    tx.reset_to(like, origin);
     tx
 }
 
 /// Values longer than this are not kept in a spare table (one large value per table would
-/// otherwise stay allocated per thread).
+/// otherwise stay allocated per thread); the setup's own values are, whatever their size.
 const SPARE_VALUE_MAX: usize = 256;
 
 /// Keeps `tx` for a later transaction, with its small entries (see [`spare_tx_as`]).
-pub(crate) fn recycle_tx(mut tx: Vars) {
-    if tx.capacity() == 0 || tx.capacity() > SPARE_TABLE_MAX {
+pub(crate) fn recycle_tx(mut tx: TxTable) {
+    if tx.vars.capacity() == 0 || tx.vars.capacity() > SPARE_TABLE_MAX {
         return;
     }
-    tx.retain(|k, v| k.capacity() <= SPARE_VALUE_MAX && v.capacity() <= SPARE_VALUE_MAX);
+    // A table that holds its setup's entries plus small changes is kept as it is (its
+    // next reset goes by the noted keys); one with a long value written is trimmed and
+    // reset whole next time.
+    if tx.origin == 0 || tx.big {
+        tx.vars.retain(|k, v| k.capacity() <= SPARE_VALUE_MAX && v.capacity() <= SPARE_VALUE_MAX);
+        tx.origin = 0;
+    }
     crate::spare::keep(&SPARE_TX, tx, SPARE_TABLES);
 }
 
@@ -124,19 +275,92 @@ mod tests {
         pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
     }
 
+    /// A table's entries, sorted.
+    fn entries(t: &Vars) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let mut v: Vec<_> = t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        v.sort();
+        v
+    }
+
     #[test]
-    fn spare_tables_come_back_empty_or_equal_to_the_setup() {
+    fn spare_tables_come_back_equal_to_the_setup() {
         let setup = vars(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        let other = vars(&[("a", "5"), ("d", "4")]);
         // No spare yet: a copy.
-        assert_eq!(spare_tx_as(&setup), setup);
-        // A finished transaction's table: changed, deleted, added and oversized entries.
-        let mut used = vars(&[("a", "10"), ("c", "3"), ("extra", "x")]);
-        used.insert(b"big".to_vec(), vec![b'x'; SPARE_VALUE_MAX + 1]);
-        recycle_tx(used);
-        assert_eq!(spare_tx_as(&setup), setup);
-        recycle_tx(vars(&[("z", "9")]));
-        let empty = spare_tx();
-        assert!(empty.is_empty() && empty.capacity() > 0);
+        let mut t = spare_tx_as(&setup, 7);
+        assert_eq!(*t, setup);
+        // Changed, deleted, added and rewritten-to-equal entries; reset by the noted keys.
+        t.set(b"a", b"10");
+        t.remove(b"c");
+        t.set(b"extra", b"x");
+        t.set(b"b", b"2");
+        recycle_tx(t);
+        let mut t = spare_tx_as(&setup, 7);
+        assert_eq!(*t, setup);
+        // Another rule set's setup: reset entry by entry.
+        t.set(b"b", b"9");
+        recycle_tx(t);
+        let t = spare_tx_as(&other, 8);
+        assert_eq!(*t, other);
+        recycle_tx(t);
+        assert_eq!(*spare_tx_as(&setup, 7), setup);
+    }
+
+    #[test]
+    fn long_values_are_not_kept_in_spare_tables() {
+        let setup = vars(&[("a", "1")]);
+        let mut t = spare_tx_as(&setup, 9);
+        t.set(b"big", &vec![b'x'; SPARE_VALUE_MAX + 1]);
+        t.set(b"a", &vec![b'y'; 4 * SPARE_VALUE_MAX]);
+        recycle_tx(t);
+        let t = spare_tx_as(&setup, 9);
+        assert_eq!(*t, setup);
+        assert!(t.values().all(|v| v.capacity() <= SPARE_VALUE_MAX));
+    }
+
+    #[test]
+    fn many_changes_reset_the_table_whole() {
+        let setup = vars(&[("a", "1")]);
+        let mut t = spare_tx_as(&setup, 11);
+        for i in 0..NOTED_MAX + 10 {
+            t.set(format!("k{i}").as_bytes(), b"v");
+        }
+        t.remove(b"a");
+        recycle_tx(t);
+        assert_eq!(*spare_tx_as(&setup, 11), setup);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 500, failure_persistence: None, ..Default::default() })]
+        /// Whatever a transaction does to its TX, the next one of the same rule set (or of
+        /// another) starts from exactly its setup.
+        #[test]
+        fn every_reset_gives_the_setup(
+            rounds in proptest::collection::vec(
+                (0u8..3, proptest::collection::vec((0u8..6, 0u8..4, proptest::bool::ANY), 0..12)),
+                1..8,
+            ),
+        ) {
+            let setups = [
+                vars(&[("k0", "a"), ("k1", "b"), ("k2", "c")]),
+                vars(&[("k1", "x"), ("k3", "y")]),
+                vars(&[]),
+            ];
+            for (which, ops) in rounds {
+                let setup = &setups[which as usize];
+                let mut t = spare_tx_as(setup, u64::from(which) + 100);
+                proptest::prop_assert_eq!(entries(&t), entries(setup));
+                for (k, v, del) in ops {
+                    let key = format!("k{k}");
+                    if del {
+                        t.remove(key.as_bytes());
+                    } else {
+                        t.set(key.as_bytes(), ["a", "b", "x", ""][v as usize].as_bytes());
+                    }
+                }
+                recycle_tx(t);
+            }
+        }
     }
 
     #[test]
@@ -153,9 +377,9 @@ mod tests {
 
     #[test]
     fn spare_tx_tables_come_back_empty_with_their_room() {
-        let mut tx = spare_tx();
+        let mut tx = TxTable::default();
         for i in 0..40u8 {
-            tx.insert(vec![i], vec![i]);
+            tx.set(&[i], &[i]);
         }
         let room = tx.capacity();
         recycle_tx(tx);
@@ -165,7 +389,7 @@ mod tests {
         // Oversized tables are not kept.
         let mut big = Vars::default();
         big.reserve(SPARE_TABLE_MAX + 1);
-        recycle_tx(big);
+        recycle_tx(TxTable::from_vars(big));
         assert!(spare_tx().capacity() <= SPARE_TABLE_MAX);
     }
 }

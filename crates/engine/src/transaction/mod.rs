@@ -12,7 +12,6 @@ use crate::actions::ctl::{BodyProcessor, IdRange, TargetRef};
 use crate::actions::setvar::to_int;
 use crate::actions::{AllowScope, Ctl, DisruptiveAction, SetVarOp, TransformStep};
 use crate::body;
-use crate::collections::Vars;
 use crate::log::{self, MatchInfo};
 use crate::operators::Captures;
 use crate::parser::Dialect;
@@ -623,7 +622,7 @@ impl Transaction {
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
             // TX is empty here: start from a spare table reset to the setup's.
-            let old = std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx));
+            let old = std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx, rules.id));
             crate::collections::recycle_tx(old);
             self.from_setup = true;
         }
@@ -1037,34 +1036,11 @@ impl Transaction {
                     NewValue::Int(r)
                 }
             };
-            if !self.s.collections.contains_key(&sv.collection) {
-                self.s.collections.insert(sv.collection.clone(), Vars::default());
-            }
-            let Some(coll) = self.s.collections.get_mut(&sv.collection) else { continue };
-            // An existing value is overwritten in its buffer.
-            match (new, coll.get_mut(key)) {
-                (NewValue::Delete, _) => {
-                    coll.remove(key);
-                }
-                (NewValue::Bytes(v), Some(slot)) => {
-                    slot.clear();
-                    slot.extend_from_slice(v);
-                }
-                (NewValue::Int(r), Some(slot)) => {
-                    slot.clear();
-                    slot.extend_from_slice(itoa::Buffer::new().format(r).as_bytes());
-                }
-                (new, None) => {
-                    let v = match new {
-                        NewValue::Bytes(v) => v.to_vec(),
-                        NewValue::Int(r) => itoa::Buffer::new().format(r).as_bytes().to_vec(),
-                        NewValue::Delete => continue,
-                    };
-                    if coll.capacity() == 0 && sv.collection == "TX" {
-                        *coll = crate::collections::spare_tx();
-                    }
-                    coll.insert(key.to_vec(), v);
-                }
+            let mut coll = self.s.collections.get_mut(&sv.collection);
+            match new {
+                NewValue::Delete => coll.remove(key),
+                NewValue::Bytes(v) => coll.set(key, v),
+                NewValue::Int(r) => coll.set(key, itoa::Buffer::new().format(r).as_bytes()),
             }
         }
         self.setvar_buf = (key_buf, value_buf);
@@ -1221,18 +1197,10 @@ fn private_header(name: &[u8]) -> bool {
 }
 
 /// TX:0..TX:9 from a capturing match (the buffers of earlier captures are reused).
-fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
+fn set_captures(tx: &mut crate::collections::TxTable, caps: &[Vec<u8>]) {
     const KEYS: [&[u8]; 10] = [b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"7", b"8", b"9"];
     for (key, c) in KEYS.iter().zip(caps) {
-        match tx.get_mut(*key) {
-            Some(v) => {
-                v.clear();
-                v.extend_from_slice(c);
-            }
-            None => {
-                tx.insert(key.to_vec(), c.clone());
-            }
-        }
+        tx.set(key, c);
     }
 }
 
@@ -1242,7 +1210,7 @@ fn set_captures(tx: &mut Vars, caps: &[Vec<u8>]) {
 /// `rx: regex error 'MATCH_LIMIT' for pattern '…'`. Ward has no debug log: that line goes
 /// to the error log, once per transaction, naming the rule.
 fn pcre_limits_exceeded(s: &mut State, messages: &mut Vec<String>, rule: &Rule, pattern: &str) {
-    s.collections.tx_mut().insert(b"msc_pcre_limits_exceeded".to_vec(), b"1".to_vec());
+    s.collections.tx_mut().set(b"msc_pcre_limits_exceeded", b"1");
     if s.flags.iter().any(|(v, _)| *v == Var::MscPcreLimitsExceeded) {
         return;
     }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::body;
-use crate::collections::Vars;
+use crate::collections::{TxTable, Vars, VarsMut};
 use crate::macros::MacroResolver;
 use crate::rule::Rule;
 use crate::variables::{Selector, Target, Var};
@@ -155,42 +155,41 @@ pub(super) struct State {
 /// collections::spare_tx).
 #[derive(Debug, Default)]
 pub(super) struct Collections {
-    tx: Vars,
+    tx: TxTable,
     others: BTreeMap<String, Vars>,
 }
 
 impl Collections {
     pub(super) fn get(&self, name: &str) -> Option<&Vars> {
         if name == "TX" {
-            Some(&self.tx)
+            Some(&*self.tx)
         } else {
             self.others.get(name)
         }
     }
 
-    pub(super) fn get_mut(&mut self, name: &str) -> Option<&mut Vars> {
+    /// A collection to change, created empty when missing.
+    pub(super) fn get_mut(&mut self, name: &str) -> VarsMut<'_> {
         if name == "TX" {
-            Some(&mut self.tx)
-        } else {
-            self.others.get_mut(name)
+            return VarsMut::Tx(&mut self.tx);
         }
+        if !self.others.contains_key(name) {
+            self.others.insert(name.to_string(), Vars::default());
+        }
+        VarsMut::Other(self.others.get_mut(name).expect("inserted above"))
     }
 
     /// TX, which always exists.
-    pub(super) fn tx_mut(&mut self) -> &mut Vars {
+    pub(super) fn tx_mut(&mut self) -> &mut TxTable {
         &mut self.tx
     }
 
-    pub(super) fn contains_key(&self, name: &str) -> bool {
-        name == "TX" || self.others.contains_key(name)
-    }
-
-    /// Sets a collection's table, returning the one it replaces.
-    pub(super) fn insert(&mut self, name: String, vars: Vars) -> Option<Vars> {
+    /// Sets a collection's table (`initcol`).
+    pub(super) fn insert(&mut self, name: String, vars: Vars) {
         if name == "TX" {
-            Some(std::mem::replace(&mut self.tx, vars))
+            self.tx = TxTable::from_vars(vars);
         } else {
-            self.others.insert(name, vars)
+            self.others.insert(name, vars);
         }
     }
 }
