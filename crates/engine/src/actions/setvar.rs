@@ -58,6 +58,11 @@ impl SetVar {
 
 /// ModSecurity's numeric reading of a value: leading integer, otherwise 0.
 pub fn to_int(v: &[u8]) -> i64 {
+    // Most values are a few plain digits (scores, limits): read them without the general
+    // path. 18 digits cannot overflow.
+    if !v.is_empty() && v.len() <= 18 && v.iter().all(u8::is_ascii_digit) {
+        return v.iter().fold(0, |n, &d| n * 10 + i64::from(d - b'0'));
+    }
     let s = std::str::from_utf8(v).unwrap_or("").trim();
     let end = s.char_indices().take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))).count();
     s[..end].parse().unwrap_or(0)
@@ -85,5 +90,28 @@ mod tests {
         assert_eq!(to_int(b"-3x"), -3);
         assert_eq!(to_int(b"abc"), 0);
         assert_eq!(to_int(b""), 0);
+        assert_eq!(to_int(b"007"), 7);
+        assert_eq!(to_int(b"999999999999999999"), 999_999_999_999_999_999);
+        // Past i64: 0, as the general path's parse gives.
+        assert_eq!(to_int(b"99999999999999999999"), 0);
+    }
+
+    /// The general path, as it was before plain digits got their own.
+    fn to_int_general(v: &[u8]) -> i64 {
+        let s = std::str::from_utf8(v).unwrap_or("").trim();
+        let end = s.char_indices().take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))).count();
+        s[..end].parse().unwrap_or(0)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_digits_read_as_the_general_path_does(v in proptest::collection::vec(proptest::sample::select(b"0123456789 +-x".to_vec()), 0..24)) {
+            proptest::prop_assert_eq!(to_int(&v), to_int_general(&v));
+        }
+
+        #[test]
+        fn digit_strings_read_as_the_general_path_does(v in "[0-9]{0,22}") {
+            proptest::prop_assert_eq!(to_int(v.as_bytes()), to_int_general(v.as_bytes()));
+        }
     }
 }
