@@ -510,6 +510,9 @@ impl Compiler<'_> {
         let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> =
             Default::default();
         let mut unions = Vec::new();
+        // (variable, key) → its value group: unions over the same values share their list.
+        let mut groups: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>), u32> = Default::default();
+        let mut union_group = Vec::new();
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
@@ -534,6 +537,8 @@ impl Compiler<'_> {
                                         _ => None,
                                     };
                                     t.union = *union_slots.entry((t.var, key.clone(), gate.0)).or_insert_with(|| {
+                                        let n = groups.len() as u32;
+                                        union_group.push(*groups.entry((t.var, key.clone())).or_insert(n));
                                         let sel = key.map_or(Selector::All, Selector::Key);
                                         unions.push((t.var, sel));
                                         unions.len() as u32 - 1
@@ -613,6 +618,8 @@ impl Compiler<'_> {
             stats,
             gates,
             unions,
+            union_group,
+            union_groups: groups.len(),
             combined,
             inputs: self.inputs.into_inner(),
             transforms,

@@ -137,6 +137,10 @@ pub struct RuleSet {
     /// The (variable, key or all) of each union of gate bits targets read, by
     /// `Target::union` (one per variable, key and gate).
     pub(crate) unions: Vec<(crate::variables::Var, crate::variables::Selector)>,
+    /// Each union's value group: unions of one (variable, key) over different gates read
+    /// the same values, listed once per phase (see `Unions`).
+    pub(crate) union_group: Vec<u32>,
+    pub(crate) union_groups: usize,
     /// All gates in one automaton, for values a transformation list leaves unchanged (per
     /// scan domain: only the literals of rules reading it).
     pub(crate) combined: Option<crate::prefilter::DomainScans>,

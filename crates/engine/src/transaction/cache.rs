@@ -29,17 +29,61 @@ pub(super) struct Unions {
     /// [`NO_UNION_BITS`] when the variable has none (a value without a stable slot).
     pub(super) at: Vec<u32>,
     pub(super) bits: Vec<u64>,
+    /// The values the unions read, per value group (`RuleSet::union_group`).
+    pub(super) groups: ValueGroups,
+}
+
+/// Per value group (a variable and key), its values' slots and cache rows, listed on first
+/// use in a phase (values do not change during one): each union over them (one per gate)
+/// then reads the list instead of collecting the variable and finding each row again.
+#[derive(Debug, Default)]
+pub(super) struct ValueGroups {
+    /// (start, length) in `members`; start [`NOT_YET`] or [`NO_UNION_BITS`].
+    at: Vec<(u32, u32)>,
+    members: Vec<(u64, u32)>,
+}
+
+impl ValueGroups {
+    /// Group `g`'s (slot, row) list, listed by `list` on first use (None: the group has a
+    /// value without a stable slot, so no union).
+    pub(super) fn get(
+        &mut self,
+        g: usize,
+        list: impl FnOnce(&mut Vec<(u64, u32)>) -> bool,
+    ) -> Option<&[(u64, u32)]> {
+        let (start, len) = *self.at.get(g)?;
+        let (start, len) = match start {
+            NOT_YET => {
+                let start = self.members.len();
+                if !list(&mut self.members) {
+                    self.members.truncate(start);
+                    self.at[g] = (NO_UNION_BITS, 0);
+                    return None;
+                }
+                let len = (self.members.len() - start) as u32;
+                self.at[g] = (start as u32, len);
+                (start as u32, len)
+            }
+            NO_UNION_BITS => return None,
+            _ => (start, len),
+        };
+        Some(&self.members[start as usize..][..len as usize])
+    }
 }
 
 const NOT_YET: u32 = u32::MAX;
 const NO_UNION_BITS: u32 = u32::MAX - 1;
 
 impl Unions {
-    /// Forgets every union; `slots` is the rule set's number of them.
-    pub(super) fn reset(&mut self, slots: usize) {
+    /// Forgets every union and value list; `slots` and `groups` are the rule set's numbers
+    /// of them.
+    pub(super) fn reset(&mut self, slots: usize, groups: usize) {
         self.at.clear();
         self.at.resize(slots, NOT_YET);
         self.bits.clear();
+        self.groups.at.clear();
+        self.groups.at.resize(groups, (NOT_YET, 0));
+        self.groups.members.clear();
     }
 
     /// Whether union `slot` has gate bit `bit`; None when there is no union to read (a
@@ -49,11 +93,11 @@ impl Unions {
         &mut self,
         slot: u32,
         bit: u32,
-        compute: impl FnOnce(&mut Vec<u64>) -> Option<u32>,
+        compute: impl FnOnce(&mut Vec<u64>, &mut ValueGroups) -> Option<u32>,
     ) -> Option<bool> {
         let at = self.at.get_mut(slot as usize)?;
         if *at == NOT_YET {
-            *at = compute(&mut self.bits).unwrap_or(NO_UNION_BITS);
+            *at = compute(&mut self.bits, &mut self.groups).unwrap_or(NO_UNION_BITS);
         }
         (*at != NO_UNION_BITS).then(|| crate::prefilter::has(&self.bits[*at as usize..], bit))
     }
@@ -61,6 +105,8 @@ impl Unions {
     fn clear(&mut self) {
         self.at.clear();
         self.bits.clear();
+        self.groups.at.clear();
+        self.groups.members.clear();
     }
 
     fn capacity(&self) -> usize {
@@ -428,31 +474,58 @@ impl TransformCache {
     /// which the prefilter ignores) is scanned once for all gates, without transforming
     /// it; a transformed one once per gate.
     pub(super) fn gate_pass(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32, bit: u32) -> bool {
-        match self.scan(slot, raw, key, rules, g) {
+        match self.scan(None, slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.has(bits, g, bit),
             Scan::Gate(bits) => crate::prefilter::has(bits, bit),
         }
     }
 
+    /// The row of the value in `slot` (content `raw`), made on first use.
+    pub(super) fn value_row(&mut self, slot: u64, raw: &[u8], rules: &RuleSet) -> u32 {
+        self.row(slot, raw, rules.transforms.len())
+    }
+
     /// ORs gate `g`'s bits for that value (as [`TransformCache::gate_pass`] reads them)
-    /// into `out`.
-    pub(super) fn or_gate_bits(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32, out: &mut [u64]) {
-        match self.scan(slot, raw, key, rules, g) {
+    /// into `out`; `row` is its row ([`Self::value_row`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn or_gate_bits(
+        &mut self,
+        row: u32,
+        slot: u64,
+        raw: &[u8],
+        key: u32,
+        rules: &RuleSet,
+        g: u32,
+        out: &mut [u64],
+    ) {
+        match self.scan(Some(row), slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.or_gate_bits(bits, g, out),
             Scan::Gate(bits) => out.iter_mut().zip(bits).for_each(|(o, b)| *o |= b),
         }
     }
 
-    fn scan<'a>(&'a mut self, slot: u64, raw: &[u8], key: u32, rules: &'a RuleSet, g: u32) -> Scan<'a> {
+    fn scan<'a>(
+        &'a mut self,
+        row: Option<u32>,
+        slot: u64,
+        raw: &[u8],
+        key: u32,
+        rules: &'a RuleSet,
+        g: u32,
+    ) -> Scan<'a> {
         let tree = &rules.transforms;
         let combined = rules.combined.as_ref().map(|c| c.get(super::state::slot_domain(slot)));
         // A list that changes nothing but case: the raw value's scan, without transforming
-        // (and without a row, unless the value is kept: its scan is found by row).
+        // (and without a row, unless the value is kept: its scan is found by row; a
+        // transaction's own row finds it by slot, as no row does).
         if let (Some(all), true) = (combined, tree.node(key).case_only) {
-            let row = self.keepable(slot, raw).then(|| self.row(slot, raw, tree.len()));
+            let row = row.or_else(|| self.keepable(slot, raw).then(|| self.row(slot, raw, tree.len())));
             return self.raw_scan(row, slot, raw, all, rules);
         }
-        let row = self.row(slot, raw, tree.len());
+        let row = match row {
+            Some(r) => r,
+            None => self.row(slot, raw, tree.len()),
+        };
         let kept = row & KEPT_ROW != 0;
         let width = self.width;
         let i = self.rows_mut(kept).cell(width, (row & !KEPT_ROW) as usize, raw, key, tree);

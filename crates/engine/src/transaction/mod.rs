@@ -612,7 +612,7 @@ impl Transaction {
             _ => {}
         }
         let rules = Arc::clone(&self.rules);
-        self.unions.reset(rules.unions.len());
+        self.unions.reset(rules.unions.len(), rules.union_groups);
         if phase <= 2 && !self.cache.private_set() {
             let private = self.s.headers.iter().enumerate().filter(|(_, (n, _))| private_header(n));
             self.cache.set_private(private.map(|(i, _)| i as u32));
@@ -780,7 +780,9 @@ impl Transaction {
             if empty_bit(var).is_some_and(|b| empty & b != 0) {
                 continue;
             }
-            let union = |bits: &mut Vec<u64>| union_bits(s, cache, rules, slot, q.transform_key, q.gate, bits);
+            let union = |bits: &mut Vec<u64>, groups: &mut cache::ValueGroups| {
+                union_bits(s, cache, rules, groups, slot, q.transform_key, q.gate, bits)
+            };
             if unions.has(slot, q.bit, union) != Some(false) {
                 return false;
             }
@@ -895,8 +897,9 @@ impl Transaction {
                 // gate without collecting the values again; a scalar's is its own scan.
                 // A target without a union (`NO_UNION`) indexes past the table.
                 if let Some((g, bit)) = link.gate {
-                    let union =
-                        |bits: &mut Vec<u64>| union_bits(state, cache, rules, t.union, link.transform_key, g, bits);
+                    let union = |bits: &mut Vec<u64>, groups: &mut cache::ValueGroups| {
+                        union_bits(state, cache, rules, groups, t.union, link.transform_key, g, bits)
+                    };
                     if unions.has(t.union, bit, union) == Some(false) {
                         continue;
                     }
@@ -1149,26 +1152,39 @@ impl Transaction {
 /// or one key's), transformed by list `transform_key` and cached as rule evaluation would,
 /// appended to `bits`: where it starts, or None (and nothing appended) when a value has
 /// no stable slot.
+#[allow(clippy::too_many_arguments)]
 fn union_bits(
     state: &State,
     cache: &mut TransformCache,
     rules: &RuleSet,
+    groups: &mut cache::ValueGroups,
     slot: u32,
     transform_key: u32,
     g: u32,
     bits: &mut Vec<u64>,
 ) -> Option<u32> {
-    let (var, sel) = &rules.unions[slot as usize];
-    let mut values = Values::new();
-    state.values(*var, sel, None, &mut values);
+    let group = *rules.union_group.get(slot as usize)? as usize;
+    let members = groups.get(group, |out| {
+        let (var, sel) = &rules.unions[slot as usize];
+        let mut values = Values::new();
+        state.values(*var, sel, None, &mut values);
+        values.iter().all(|v| match v.slot {
+            Slot::Stable(s) => {
+                out.push((s, cache.value_row(s, &v.value, rules)));
+                true
+            }
+            Slot::None => false,
+        })
+    })?;
     let start = bits.len();
     bits.extend_from_slice(rules.gates[g as usize].empty_scan());
-    for v in &values {
-        let Slot::Stable(slot) = v.slot else {
+    for &(s, row) in members {
+        // A value that is not where it was listed: no union (the rule then collects).
+        let Some(raw) = state.slot_value(s) else {
             bits.truncate(start);
             return None;
         };
-        cache.or_gate_bits(slot, &v.value, transform_key, rules, g, &mut bits[start..]);
+        cache.or_gate_bits(row, s, raw, transform_key, rules, g, &mut bits[start..]);
     }
     Some(start as u32)
 }

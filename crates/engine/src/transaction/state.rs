@@ -428,6 +428,43 @@ impl State {
         .fold(0, |m, v| m | empty_bit(v).unwrap_or(0))
     }
 
+    /// The value in stable `slot`, as [`State::values`] yields it (None for a slot that
+    /// holds nothing now).
+    pub(super) fn slot_value(&self, slot: u64) -> Option<&[u8]> {
+        let (idx, name) = (((slot >> 1) & ((1 << 39) - 1)) as usize, slot & 1 == 1);
+        let pairs = match slot >> 40 {
+            coll::ARGS_GET => &self.args_get,
+            coll::ARGS_POST => &self.args_post,
+            coll::HEADERS => &self.headers,
+            coll::COOKIES => &self.cookies,
+            coll::FILES => &self.files,
+            coll::FILES_SIZES => &self.files_sizes,
+            coll::MULTIPART_FILENAMES => &self.multipart_filenames,
+            coll::MULTIPART_NAMES => &self.multipart_names,
+            coll::MULTIPART_PART_HEADERS => &self.multipart_part_headers,
+            coll::RESP_HEADERS => &self.resp_headers,
+            coll::ARGS_JSON => &self.args_json,
+            scalar => {
+                let v: &[u8] = match scalar {
+                    coll::URI => &self.uri,
+                    coll::URI_RAW => &self.uri_raw,
+                    coll::REQUEST_LINE => &self.request_line,
+                    coll::METHOD => &self.method,
+                    coll::PROTOCOL => &self.protocol,
+                    coll::FILENAME => &self.filename,
+                    coll::BASENAME => &self.basename,
+                    coll::QUERY => &self.query,
+                    coll::BODY if self.body_hidden => b"",
+                    coll::BODY => &self.body,
+                    coll::RESP_BODY => &self.resp_body,
+                    _ => return None,
+                };
+                return (idx == 0 && !name).then_some(v);
+            }
+        };
+        pairs.get(idx).map(|(k, v)| if name { k.as_slice() } else { v.as_slice() })
+    }
+
     pub(super) fn known_empty(&self, var: Var) -> bool {
         match var {
             Var::Args | Var::ArgsNames => {
@@ -779,6 +816,30 @@ mod tests {
         assert_eq!(time_field(Var::TimeYear, 1_700_000_000), "2023");
         assert_eq!(time_field(Var::TimeMon, 1_700_000_000), "11");
         assert_eq!(time_field(Var::TimeEpoch, 1_700_000_000), "1700000000");
+    }
+
+    /// `slot_value` finds every stable slot's value where `values` put it.
+    #[test]
+    fn slot_value_reads_what_values_yields() {
+        let mut s = State::filled(3);
+        s.uri = b"/u".to_vec();
+        s.body = b"b=1".to_vec();
+        s.resp_body = b"ok".to_vec();
+        let mut seen = 0;
+        for (name, var) in crate::variables::NAMES {
+            let mut out = Values::new();
+            s.values(*var, &Selector::All, None, &mut out);
+            for v in out.iter() {
+                if let Slot::Stable(slot) = v.slot {
+                    assert_eq!(s.slot_value(slot), Some(v.value.as_ref()), "{name}");
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen > 40, "{seen}");
+        s.body_hidden = true;
+        assert_eq!(s.slot_value(stable_slot(coll::BODY, 0, false)), Some(&b""[..]));
+        assert_eq!(s.slot_value(stable_slot(coll::ARGS_GET, 99, false)), None);
     }
 
     /// Rules skip a target that is known empty without collecting it: that must only ever
