@@ -99,7 +99,8 @@ mod tests {
     /// The general path, as it was before plain digits got their own.
     fn to_int_general(v: &[u8]) -> i64 {
         let s = std::str::from_utf8(v).unwrap_or("").trim();
-        let end = s.char_indices().take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))).count();
+        let end =
+            s.char_indices().take_while(|(i, c)| c.is_ascii_digit() || (*i == 0 && (*c == '-' || *c == '+'))).count();
         s[..end].parse().unwrap_or(0)
     }
 

@@ -46,11 +46,7 @@ pub(super) struct ValueGroups {
 impl ValueGroups {
     /// Group `g`'s (slot, row) list, listed by `list` on first use (None: the group has a
     /// value without a stable slot, so no union).
-    pub(super) fn get(
-        &mut self,
-        g: usize,
-        list: impl FnOnce(&mut Vec<(u64, u32)>) -> bool,
-    ) -> Option<&[(u64, u32)]> {
+    pub(super) fn get(&mut self, g: usize, list: impl FnOnce(&mut Vec<(u64, u32)>) -> bool) -> Option<&[(u64, u32)]> {
         let (start, len) = *self.at.get(g)?;
         let (start, len) = match start {
             NOT_YET => {

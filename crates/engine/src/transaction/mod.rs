@@ -377,9 +377,11 @@ impl Transaction {
                 if o.verbatim
                     && o.count <= room
                     && !s.body_hidden
-                    && self.rules.combined.as_ref().is_some_and(|c| {
-                        c.union_of_pieces(body_dom, value_dom, &[b'=', cfg.argument_separator])
-                    })
+                    && self
+                        .rules
+                        .combined
+                        .as_ref()
+                        .is_some_and(|c| c.union_of_pieces(body_dom, value_dom, &[b'=', cfg.argument_separator]))
                 {
                     self.cache.set_body_args(cache::BodyArgs { first: before, separator: cfg.argument_separator });
                 }
@@ -622,7 +624,8 @@ impl Transaction {
         let setup = rules.setup.as_ref().filter(|_| phase == 1 && self.s.tx_is_empty());
         if let Some(setup) = setup {
             // TX is empty here: start from a spare table reset to the setup's.
-            let old = std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx, rules.id));
+            let old =
+                std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx, rules.id));
             crate::collections::recycle_tx(old);
             self.from_setup = true;
         }
