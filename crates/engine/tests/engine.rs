@@ -305,3 +305,19 @@ fn request_body_rules_match_whatever_its_scan_is_made_of() {
         }
     }
 }
+
+/// Match buffers are reused from one transaction to the next on a thread: a transaction
+/// never sees another's matches (MATCHED_VAR before its own first match is empty).
+#[test]
+fn matches_do_not_carry_over_between_transactions() {
+    let rs = rules(
+        r#"SecRuleEngine On
+SecRule MATCHED_VAR "@rx secret" "id:1,phase:1,deny,status:403"
+SecRule ARGS:a "@rx secret" "id:2,phase:1,pass,log,msg:'seen'""#,
+    );
+    for _ in 0..3 {
+        let (status, msgs, _) = run(&rs, "/?a=secret", None);
+        assert_eq!(status, None, "{msgs:?}");
+        assert_eq!(msgs.len(), 1, "{msgs:?}");
+    }
+}

@@ -74,6 +74,21 @@ impl Hits {
         self.len = 0;
     }
 
+    /// Empties it for a later transaction, keeping a few small buffers.
+    fn recycle(&mut self) {
+        self.len = 0;
+        self.items.truncate(state::SPARE_MATCHES);
+        for h in &mut self.items {
+            if h.name.capacity() > state::SPARE_MATCH_BYTES {
+                h.name = String::new();
+            }
+            if h.value.capacity() > state::SPARE_MATCH_BYTES {
+                h.value = Vec::new();
+            }
+            h.caps = None;
+        }
+    }
+
     /// A new entry, its buffers emptied.
     fn next(&mut self) -> &mut Hit {
         if self.len == self.items.len() {
@@ -136,11 +151,22 @@ pub struct Transaction {
     audit: crate::audit::TxAudit,
 }
 
+thread_local! {
+    /// The match buffers of a finished transaction (its links' matches and MATCHED_VARS):
+    /// every transaction makes its first dozen matches, and would allocate their names
+    /// and values again.
+    static SPARE_MATCHES: crate::spare::Pool<(Hits, state::MatchedVars)> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl Drop for Transaction {
     fn drop(&mut self) {
         // Before phase 2 ended (an intervention, a dropped connection): kept rows go back.
         self.cache.put_back_kept();
         cache::recycle_unions(std::mem::take(&mut self.unions));
+        let (mut hits, mut matched) = (std::mem::take(&mut self.hits), std::mem::take(&mut self.s.matched_vars));
+        hits.recycle();
+        matched.recycle();
+        crate::spare::keep(&SPARE_MATCHES, (hits, matched), 1);
     }
 }
 
@@ -151,7 +177,8 @@ impl Transaction {
         let (engine, body_access, response_body_access) =
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let cache = TransformCache::spare(rules.id);
-        let s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), ..State::default() };
+        let (hits, matched_vars) = crate::spare::take(&SPARE_MATCHES).unwrap_or_default();
+        let s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), matched_vars, ..State::default() };
         Transaction {
             rules,
             s,
@@ -179,7 +206,7 @@ impl Transaction {
             last_match: MatchInfo::default(),
             setvar_buf: Default::default(),
             empty: 0,
-            hits: Hits::default(),
+            hits,
             persisted: Vec::new(),
             expiries: Vec::new(),
             audit: crate::audit::TxAudit::default(),

@@ -48,6 +48,11 @@ impl Value<'_> {
     }
 }
 
+/// Match buffers kept from one transaction to the next (names and values of matches).
+pub(super) const SPARE_MATCHES: usize = 64;
+/// The largest such buffer kept.
+pub(super) const SPARE_MATCH_BYTES: usize = 1024;
+
 /// MATCHED_VARS of the current rule: (name, value) pairs. Entries past `len` are spare
 /// buffers from earlier rules, so a match costs no allocation once a transaction warmed up.
 #[derive(Debug, Default)]
@@ -85,6 +90,20 @@ impl MatchedVars {
             slot.1.extend_from_slice(value);
         }
         self.len += 1;
+    }
+
+    /// Empties it for a later transaction, keeping a few small buffers.
+    pub(super) fn recycle(&mut self) {
+        self.len = 0;
+        self.items.truncate(SPARE_MATCHES);
+        for (n, v) in &mut self.items {
+            if n.capacity() > SPARE_MATCH_BYTES {
+                *n = String::new();
+            }
+            if v.capacity() > SPARE_MATCH_BYTES {
+                *v = Vec::new();
+            }
+        }
     }
 
     /// Appends a match by swapping buffers with `name` and `value` (which get a spare pair).
