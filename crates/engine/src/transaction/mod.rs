@@ -178,7 +178,8 @@ impl Transaction {
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let cache = TransformCache::spare(rules.id);
         let (hits, matched_vars) = crate::spare::take(&SPARE_MATCHES).unwrap_or_default();
-        let s = State { unique_id: unique_id.to_string(), start: Some(Instant::now()), matched_vars, ..State::default() };
+        let s =
+            State { unique_id: unique_id.to_string(), start: Some(Instant::now()), matched_vars, ..State::default() };
         Transaction {
             rules,
             s,
