@@ -46,7 +46,7 @@ pub(crate) struct TxTable {
     /// are kept for the next notes.
     noted: Vec<Vec<u8>>,
     noted_len: usize,
-    /// A value longer than [`SPARE_VALUE_MAX`] was written since the last reset.
+    /// A key or value longer than [`SPARE_VALUE_MAX`] was written since the last reset.
     big: bool,
 }
 
@@ -85,7 +85,7 @@ impl TxTable {
     /// Sets `key` to `value` (an existing value is overwritten in its buffer; an equal one
     /// is left alone, unnoted).
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
-        self.big |= value.len() > SPARE_VALUE_MAX;
+        self.big |= key.len() > SPARE_VALUE_MAX || value.len() > SPARE_VALUE_MAX;
         if let Some(v) = self.vars.get_mut(key) {
             if v.as_slice() != value {
                 v.clear();
@@ -219,6 +219,8 @@ pub(crate) fn recycle_tx(mut tx: TxTable) {
     if tx.origin == 0 || tx.big {
         tx.vars.retain(|k, v| k.capacity() <= SPARE_VALUE_MAX && v.capacity() <= SPARE_VALUE_MAX);
         tx.origin = 0;
+        tx.noted_len = 0;
+        tx.noted.retain(|k| k.capacity() <= SPARE_VALUE_MAX);
     }
     crate::spare::keep(&SPARE_TX, tx, SPARE_TABLES);
 }
@@ -307,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_not_kept_in_spare_tables() {
+    fn long_keys_and_values_are_not_kept_in_spare_tables() {
         let setup = vars(&[("a", "1")]);
         let mut t = spare_tx_as(&setup, 9);
         t.set(b"big", &vec![b'x'; SPARE_VALUE_MAX + 1]);
@@ -316,6 +318,16 @@ mod tests {
         let t = spare_tx_as(&setup, 9);
         assert_eq!(*t, setup);
         assert!(t.values().all(|v| v.capacity() <= SPARE_VALUE_MAX));
+        recycle_tx(t);
+        // A long key: neither it nor its note outlives the transaction.
+        let mut t = spare_tx_as(&setup, 9);
+        t.set(&vec![b'k'; 4 * SPARE_VALUE_MAX], b"v");
+        recycle_tx(t);
+        let t = crate::spare::take(&SPARE_TX).expect("kept");
+        assert!(t.keys().all(|k| k.capacity() <= SPARE_VALUE_MAX));
+        assert!(t.noted.iter().all(|k| k.capacity() <= SPARE_VALUE_MAX));
+        recycle_tx(t);
+        assert_eq!(*spare_tx_as(&setup, 9), setup);
     }
 
     #[test]
