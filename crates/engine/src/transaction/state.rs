@@ -192,10 +192,8 @@ impl Collections {
         if name == "TX" {
             return VarsMut::Tx(&mut self.tx);
         }
-        if !self.others.contains_key(name) {
-            self.others.insert(name.to_string(), Vars::default());
-        }
-        VarsMut::Other(self.others.get_mut(name).expect("inserted above"))
+        // IP, GLOBAL…: rare enough that the name's copy does not matter.
+        VarsMut::Other(self.others.entry(name.to_string()).or_default())
     }
 
     /// TX, which always exists.
