@@ -139,8 +139,8 @@ pub struct Transaction {
     /// A setvar's expanded key and value: buffers kept for the transaction's setvars
     /// instead of a new vector per expansion.
     setvar_buf: (Vec<u8>, Vec<u8>),
-    /// The running phase's empty variables (`State::empty_mask`; 0 outside a phase: none
-    /// known empty, so everything is collected).
+    /// The empty variables of the phase running (`State::empty_mask`, set as each phase
+    /// starts; 0 before the first: none known empty, so everything is collected).
     empty: u16,
     /// The current link's matches (buffers reused from link to link).
     hits: Hits,
@@ -723,7 +723,7 @@ impl Transaction {
                     false
                 }
                 // No value of any target carries a literal the rule needs.
-                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets, empty) => {
+                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
                     false
@@ -801,14 +801,13 @@ impl Transaction {
     /// Whether a rule's [`Quick`] record shows it cannot match: no value of its targets
     /// carries its literals. The unions it reads are computed here when not yet, as
     /// `collect_hits` would; the rule itself is not read.
-    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)], empty: u16) -> bool {
+    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)]) -> bool {
         if q.len == 0 {
             return false;
         }
-        let Transaction { s, cache, unions, rules, .. } = self;
+        let Transaction { s, cache, unions, rules, empty, .. } = self;
         for &(slot, var) in &targets[q.start as usize..][..q.len as usize] {
-            // The phase's mask of empty variables (`State::empty_mask`).
-            if empty_bit(var).is_some_and(|b| empty & b != 0) {
+            if empty_bit(var).is_some_and(|b| *empty & b != 0) {
                 continue;
             }
             let union = |bits: &mut Vec<u64>, groups: &mut cache::ValueGroups| {
