@@ -258,6 +258,11 @@ pub(super) const fn stable_slot(coll: u64, idx: usize, name: bool) -> u64 {
     (coll << 40) | ((idx as u64) << 1) | name as u64
 }
 
+/// The index within its collection of a [`stable_slot`].
+const fn slot_index(slot: u64) -> usize {
+    ((slot >> 1) & ((1 << 39) - 1)) as usize
+}
+
 /// The collections of slots (their high bits).
 pub(super) mod coll {
     pub const ARGS_GET: u64 = 1;
@@ -303,7 +308,7 @@ pub(crate) fn slot_domain(slot: u64) -> usize {
 /// query string.
 pub(super) fn slot_keepable(slot: u64, raw: &[u8], private: &[u32]) -> bool {
     match slot >> 40 {
-        coll::HEADERS => slot & 1 == 1 || !private.contains(&(((slot >> 1) & ((1 << 39) - 1)) as u32)),
+        coll::HEADERS => slot & 1 == 1 || !private.contains(&(slot_index(slot) as u32)),
         // Names of query and form arguments and of cookies (chosen by the application, not
         // typed by the user; JSON keys can be data).
         coll::ARGS_GET | coll::ARGS_POST | coll::COOKIES => slot & 1 == 1,
@@ -448,7 +453,7 @@ impl State {
     /// The value in stable `slot`, as [`State::values`] yields it (None for a slot that
     /// holds nothing now).
     pub(super) fn slot_value(&self, slot: u64) -> Option<&[u8]> {
-        let (idx, name) = (((slot >> 1) & ((1 << 39) - 1)) as usize, slot & 1 == 1);
+        let (idx, name) = (slot_index(slot), slot & 1 == 1);
         let pairs = match slot >> 40 {
             coll::ARGS_GET => &self.args_get,
             coll::ARGS_POST => &self.args_post,
