@@ -34,7 +34,7 @@ const NOTED_MAX: usize = 256;
 
 /// A transaction's TX. Only its own methods change it, and each change notes the key: a
 /// table that started as a rule set's setup TX is, when a later transaction of the same
-/// rule set takes it back, reset by those keys alone instead of by all ~90 of the setup's.
+/// rule set takes it back, reset by those keys alone instead of by all of the setup's.
 /// Reading goes through `Deref` to the map.
 #[derive(Debug, Default)]
 pub(crate) struct TxTable {
