@@ -126,10 +126,13 @@ impl DomainScans {
     /// Whether the scan of a text in domain `whole` may be taken as the union of domain
     /// `part`'s scans of its pieces between `cuts` bytes: no literal of `whole` contains
     /// a cut, so none spans two pieces, and `part` looks for all of `whole`'s literals,
-    /// setting the same bits (and maybe more, which only lets more rules run).
+    /// setting the same bits (and maybe more, which only lets more rules run) in scan
+    /// results of the same length.
     pub fn union_of_pieces(&self, whole: usize, part: usize, cuts: &[u8]) -> bool {
         let of = |d: usize| self.of.get(d).copied().unwrap_or(0);
-        (of(part) == 0 || of(part) == of(whole)) && !cuts.iter().any(|&b| self.get(whole).has_byte(b))
+        (of(part) == 0 || of(part) == of(whole))
+            && self.get(part).words() == self.get(whole).words()
+            && !cuts.iter().any(|&b| self.get(whole).has_byte(b))
     }
 }
 
@@ -248,6 +251,11 @@ const LOWERED_KEPT: usize = 64 << 10;
 /// Whether `bit` is set in a scan result.
 pub fn has(bits: &[u64], bit: u32) -> bool {
     bits.get(bit as usize / 64).is_some_and(|w| w & (1 << (bit % 64)) != 0)
+}
+
+/// ORs a scan result into `out` (a union of scans).
+pub fn or_into(out: &mut [u64], bits: &[u64]) {
+    out.iter_mut().zip(bits).for_each(|(o, b)| *o |= b);
 }
 
 /// Collects literals per transformation list while the rule set is compiled.

@@ -496,7 +496,7 @@ impl TransformCache {
     ) {
         match self.scan(Some(row), slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.or_gate_bits(bits, g, out),
-            Scan::Gate(bits) => out.iter_mut().zip(bits).for_each(|(o, b)| *o |= b),
+            Scan::Gate(bits) => crate::prefilter::or_into(out, bits),
         }
     }
 
@@ -594,9 +594,6 @@ impl TransformCache {
         let Some(domains) = &rules.combined else { return };
         let first_value = super::state::stable_slot(super::state::coll::ARGS_POST, b.first, false);
         let values = domains.get(super::state::slot_domain(first_value));
-        if values.words() != all.words() {
-            return;
-        }
         let spans = crate::body::urlencoded::spans(body, b.separator);
         let mut starts = Vec::with_capacity(spans.len());
         for (i, (_, value)) in spans.iter().enumerate() {
@@ -609,16 +606,16 @@ impl TransformCache {
         // The empty scan: the bits of rules whose literal is empty, and room.
         all.scan_into(b"", &mut rows.bits);
         let words = all.words();
+        // Same lengths (`union_of_pieces`); the values' scans lie before the body's.
+        let (scans, union) = rows.bits.split_at_mut(at);
         for s in starts {
-            for w in 0..words {
-                rows.bits[at + w] |= rows.bits[s + w];
-            }
+            crate::prefilter::or_into(union, &scans[s..s + words]);
         }
         let mut name_bits = Vec::with_capacity(words);
         for (name, _) in &spans {
             name_bits.clear();
             all.scan_into(&body[name.clone()], &mut name_bits);
-            rows.bits[at..at + words].iter_mut().zip(&name_bits).for_each(|(o, n)| *o |= n);
+            crate::prefilter::or_into(union, &name_bits);
         }
         rows.raw_scans.insert(BODY_SLOT, at as u32);
     }
