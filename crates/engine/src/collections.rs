@@ -57,6 +57,23 @@ impl std::ops::Deref for TxTable {
     }
 }
 
+/// Sets `key` to `value`, overwriting an existing value in its buffer; false when it
+/// already had that value.
+fn set_in(vars: &mut Vars, key: &[u8], value: &[u8]) -> bool {
+    match vars.get_mut(key) {
+        Some(v) if v.as_slice() == value => false,
+        Some(v) => {
+            v.clear();
+            v.extend_from_slice(value);
+            true
+        }
+        None => {
+            vars.insert(key.to_vec(), value.to_vec());
+            true
+        }
+    }
+}
+
 /// Notes that `key` changed (fields apart, so that `vars` may be borrowed meanwhile).
 fn note(origin: &mut u64, noted: &mut Vec<Vec<u8>>, noted_len: &mut usize, key: &[u8]) {
     if *origin == 0 || (*noted_len > 0 && noted[*noted_len - 1] == key) {
@@ -85,23 +102,14 @@ impl TxTable {
     /// Sets `key` to `value` (an existing value is overwritten in its buffer; an equal one
     /// is left alone, unnoted).
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
-        self.big |= key.len() > SPARE_VALUE_MAX || value.len() > SPARE_VALUE_MAX;
-        if let Some(v) = self.vars.get_mut(key) {
-            if v.as_slice() != value {
-                v.clear();
-                v.extend_from_slice(value);
-                note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
-            }
-            return;
-        }
         if self.vars.capacity() == 0 {
             // The room of an earlier transaction's table.
-            let big = self.big;
             *self = spare_tx();
-            self.big = big;
         }
-        note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
-        self.vars.insert(key.to_vec(), value.to_vec());
+        self.big |= key.len() > SPARE_VALUE_MAX || value.len() > SPARE_VALUE_MAX;
+        if set_in(&mut self.vars, key, value) {
+            note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
+        }
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) {
@@ -162,15 +170,9 @@ impl VarsMut<'_> {
     pub(crate) fn set(&mut self, key: &[u8], value: &[u8]) {
         match self {
             VarsMut::Tx(t) => t.set(key, value),
-            VarsMut::Other(v) => match v.get_mut(key) {
-                Some(old) => {
-                    old.clear();
-                    old.extend_from_slice(value);
-                }
-                None => {
-                    v.insert(key.to_vec(), value.to_vec());
-                }
-            },
+            VarsMut::Other(v) => {
+                set_in(v, key, value);
+            }
         }
     }
 
@@ -190,6 +192,7 @@ fn spare_tx() -> TxTable {
     tx.vars.clear();
     tx.origin = 0;
     tx.noted_len = 0;
+    tx.big = false;
     tx
 }
 
