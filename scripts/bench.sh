@@ -65,6 +65,8 @@ need_pkgs=()
 command -v wrk >/dev/null || need_pkgs+=(wrk)
 command -v curl >/dev/null || need_pkgs+=(curl)
 [[ ",$CONFIGS," != *",modsec-"* ]] || [ -f "$MODSEC_SO" ] || need_pkgs+=(libnginx-mod-http-modsecurity)
+# Every WAF configuration, Ward's too, starts from the package's modsecurity.conf.
+[[ ",$CONFIGS," != *",ward-"* ]] || [ -f /etc/nginx/modsecurity.conf ] || need_pkgs+=(libnginx-mod-http-modsecurity)
 [[ ",$CONFIGS," != *"-v33-"* ]] || [ -d "$V33_RULES" ] || need_pkgs+=(modsecurity-crs)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
