@@ -155,8 +155,8 @@ pub struct RuleSet {
     pub(crate) id: u64,
     /// Per phase, beside each entry: what decides a gated rule's miss without reading it.
     pub(crate) quick: [Vec<Quick>; 5],
-    /// The targets of every [`Quick`]: (union slot, variable).
-    pub(crate) quick_targets: Vec<(u32, crate::variables::Var)>,
+    /// The targets of every [`Quick`]: (union slot, the variable's `empty_bit` or 0).
+    pub(crate) quick_targets: Vec<(u32, u16)>,
 }
 
 /// A gated rule whose every target reads a per-phase union of gate bits: when none of
@@ -180,7 +180,7 @@ pub(crate) struct Quick {
 impl Quick {
     /// For the first link of a chain: its empty-target bits, and its gate's record when
     /// it qualifies (`len == 0` otherwise).
-    pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, crate::variables::Var)>) -> Quick {
+    pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, u16)>) -> Quick {
         let bits: Option<u16> = rule
             .targets
             .iter()
@@ -197,7 +197,7 @@ impl Quick {
             return empty;
         }
         let start = targets.len() as u32;
-        targets.extend(rule.targets.iter().map(|t| (t.union, t.var)));
+        targets.extend(rule.targets.iter().map(|t| (t.union, crate::transaction::empty_bit(t.var).unwrap_or(0))));
         Quick { gate, bit, transform_key: rule.transform_key, start, len: rule.targets.len() as u32, ..empty }
     }
 }
@@ -252,6 +252,16 @@ impl RuleSet {
         self.setup = None;
         self.stats.folded_setup_rules = 0;
         self.stats.decided_at_load = 0;
+        self
+    }
+
+    /// The same set walking every entry of every phase, as without plans (for tests and
+    /// measurements of transaction/plan.rs).
+    #[doc(hidden)]
+    pub fn without_plans(mut self) -> Self {
+        if let Some(s) = &mut self.setup {
+            s.plans = None;
+        }
         self
     }
 

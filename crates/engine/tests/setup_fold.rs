@@ -1,6 +1,7 @@
-//! Phase-1 setup rules evaluated at load (transaction/setup.rs) change nothing a request
-//! can see: the CRS v4, at paranoia levels 1 and 4, gives the same TX, matched rules, log
-//! lines and verdicts with and without the folding, for benign and attack requests.
+//! Phase-1 setup rules evaluated at load (transaction/setup.rs), and the walk plans made
+//! from them (transaction/plan.rs), change nothing a request can see: the CRS v4, at
+//! paranoia levels 1 and 4, gives the same TX, matched rules, log lines and verdicts with
+//! and without them, for benign and attack requests, through all five phases.
 
 use std::sync::Arc;
 
@@ -14,7 +15,10 @@ mod shapes;
 type Outcome = (Vec<(Vec<u8>, Vec<u8>)>, String, Vec<String>, Option<u16>);
 
 fn run(rs: &Arc<RuleSet>, s: &shapes::Shape) -> Outcome {
-    let (mut tx, _) = shapes::request(rs, s);
+    let (mut tx, blocked) = shapes::request(rs, s);
+    if !blocked {
+        shapes::response(&mut tx);
+    }
     tx.process_logging();
     outcome(tx)
 }
@@ -46,11 +50,13 @@ fn crs_setup_folding_changes_nothing() {
     for pl in [1, 4] {
         let folded = Arc::new(RuleSet::compile(&shapes::sources(&crs, pl)).expect("CRS v4 compiles"));
         let plain = Arc::new(RuleSet::compile(&shapes::sources(&crs, pl)).unwrap().without_setup_folding());
+        let walked = Arc::new(RuleSet::compile(&shapes::sources(&crs, pl)).unwrap().without_plans());
         // The CRS's 901 defaults, its sampling and paranoia checks: about thirty rules.
         assert!(folded.stats().folded_setup_rules >= 25, "PL{pl}: {}", folded.stats().folded_setup_rules);
         for s in &requests {
             let (a, b) = (run(&folded, s), run(&plain, s));
             assert_eq!(a, b, "PL{pl} {}", s.name);
+            assert_eq!(a, run(&walked, s), "PL{pl} {}: with and without plans", s.name);
             let attack = matches!(s.name, "sqli" | "xss" | "lfi");
             // PL4's byte-range rules (920273…) also block the benign shapes.
             assert!(a.3.is_some() == attack || (pl == 4 && !attack), "PL{pl} {}: {:?} {}", s.name, a.3, a.1);

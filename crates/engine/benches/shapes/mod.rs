@@ -134,23 +134,28 @@ pub fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
 pub fn run_with_response(rs: &Arc<RuleSet>, s: &Shape) -> bool {
     let (mut tx, mut blocked) = request(rs, s);
     if !blocked {
-        for (k, v) in [
-            ("Server", "nginx/1.22.1"),
-            ("Date", "Fri, 27 Nov 2026 00:00:00 GMT"),
-            ("Content-Type", "text/plain"),
-            ("Content-Length", "3"),
-            ("Connection", "keep-alive"),
-        ] {
-            tx.add_response_header(k.as_bytes(), v.as_bytes());
-        }
-        blocked = tx.process_response_headers(200, b"HTTP/1.1").is_some();
-        if !blocked {
-            tx.append_response_body(b"ok\n");
-            blocked = tx.process_response_body().is_some();
-        }
+        blocked = response(&mut tx);
     }
     tx.process_logging();
     blocked
+}
+
+/// Phases 3 and 4 on bench.sh's upstream answer (`200`, `ok\n`); whether they blocked.
+pub fn response(tx: &mut Transaction) -> bool {
+    for (k, v) in [
+        ("Server", "nginx/1.22.1"),
+        ("Date", "Fri, 27 Nov 2026 00:00:00 GMT"),
+        ("Content-Type", "text/plain"),
+        ("Content-Length", "3"),
+        ("Connection", "keep-alive"),
+    ] {
+        tx.add_response_header(k.as_bytes(), v.as_bytes());
+    }
+    if tx.process_response_headers(200, b"HTTP/1.1").is_some() {
+        return true;
+    }
+    tx.append_response_body(b"ok\n");
+    tx.process_response_body().is_some()
 }
 
 /// The transaction of `s` after its request phases (where nginx keeps it while the upstream

@@ -19,11 +19,13 @@ use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{EngineMode, Entry, LimitAction, Quick, RuleSet};
 use crate::variables::Var;
 use cache::Unions;
+use plan::Plan;
+use setup::{Outcome, Setup};
 
 mod cache;
+mod plan;
 pub(crate) mod setup;
 pub(crate) use setup::with_setup;
-use setup::Outcome;
 pub(crate) use state::{empty_bit, has_union, var_domains, DOMAINS};
 mod state;
 use cache::TransformCache;
@@ -101,6 +103,14 @@ impl Hits {
         h.caps = None;
         h
     }
+}
+
+/// Where walking a phase's plan ended.
+enum PlanEnd {
+    /// The phase's answer.
+    Return(Option<Intervention>),
+    /// The general loop goes on from this entry, with this many rules still to skip.
+    Resume { at: usize, skip: u32 },
 }
 
 /// One request passing through the engine.
@@ -659,22 +669,28 @@ impl Transaction {
         }
         // Results decided at load hold for a transaction that started from the setup's TX.
         let outcomes = rules.setup.as_ref().filter(|_| self.from_setup).map(|s| &s.outcomes[usize::from(phase - 1)]);
-        let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().peekable();
         let quick = &rules.quick[usize::from(phase - 1)];
         // Which variables are empty does not change during a phase (bodies are parsed first).
-        let empty = self.s.empty_mask();
-        self.empty = empty;
-        let mut i = 0;
-        let mut skip = 0u32;
+        self.empty = self.s.empty_mask();
+        let (mut i, mut skip) = (0, 0u32);
+        // Phase 1's plan starts where this transaction's setup left off.
+        let plan = rules
+            .setup
+            .as_ref()
+            .filter(|_| self.from_setup && (phase > 1 || setup.is_some()) && self.plan_holds())
+            .and_then(|s| Some((s, &s.plans.as_ref()?[usize::from(phase - 1)])));
+        if let Some((s, plan)) = plan {
+            match self.run_plan(&rules, s, plan, phase) {
+                PlanEnd::Return(iv) => return iv,
+                PlanEnd::Resume { at, skip: n } => (i, skip) = (at, n),
+            }
+        }
+        let start = i;
+        let mut effects = setup.map_or(&[][..], |s| &s.matched[..]).iter().skip_while(|(at, _)| *at < start).peekable();
         while i < entries.len() {
             if let Some(setup) = setup {
                 if let Some((_, e)) = effects.next_if(|(at, _)| *at == i) {
-                    if e.clear {
-                        self.s.matched_vars.clear();
-                    }
-                    for (n, v) in &e.push {
-                        self.s.matched_vars.push_copy(n, v);
-                    }
+                    self.s.matched_vars.apply(e);
                 }
                 if setup.done[i] {
                     i += 1;
@@ -696,34 +712,14 @@ impl Transaction {
             }
             // A ctl that removes a TX target may take away the very variable it was decided
             // on (the CRS's own 941010 removes REQUEST_FILENAME: that changes nothing here).
-            let outcome = outcomes
-                .filter(|_| {
-                    !self.removed_targets_by_id.iter().any(|(_, t)| t.var == Var::Tx)
-                        && !self.removed_targets_by_tag.iter().any(|(_, t)| t.var == Var::Tx)
-                })
-                .map_or(&Outcome::Evaluate, |o| &o[at]);
+            let outcome = outcomes.filter(|_| !self.tx_target_removed()).map_or(&Outcome::Evaluate, |o| &o[at]);
             let matched = match outcome {
                 Outcome::Never => {
                     self.s.matched_vars.clear();
                     false
                 }
-                Outcome::Always(hits) => {
-                    // As eval_link does with a link's matches (setvars see each as MATCHED_VAR).
-                    for (n, v) in hits {
-                        self.s.matched_vars.push_copy(n, v);
-                        self.run_setvars(rule);
-                    }
-                    self.after_full_match(rule);
-                    true
-                }
-                // Every target empty (no ARGS, cookies, files…): there is nothing to match.
-                Outcome::Evaluate if quick[at].emptiable && quick[at].empty_bits & !empty == 0 => {
-                    // As a rule that did not match.
-                    self.s.matched_vars.clear();
-                    false
-                }
-                // No value of any target carries a literal the rule needs.
-                Outcome::Evaluate if self.quick_miss(&quick[at], &rules.quick_targets) => {
+                Outcome::Always(hits) => self.run_always(rule, hits),
+                Outcome::Evaluate if self.passes_over(&quick[at], &rules.quick_targets) => {
                     // As a rule that did not match.
                     self.s.matched_vars.clear();
                     false
@@ -733,57 +729,132 @@ impl Transaction {
             if !matched {
                 continue;
             }
-            let a = &rule.actions;
-            if a.skip > 0 {
-                skip = a.skip;
+            if rule.actions.skip > 0 {
+                skip = rule.actions.skip;
             }
             if let Some(to) = skip_after_to {
                 i = *to;
             }
-            let disruptive = match &a.disruptive {
-                Some(DisruptiveAction::Block) => rules.block_action(phase).0,
-                d => d.as_ref(),
+            if let Some(ret) = self.settle_match(&rules, rule, phase) {
+                return ret;
+            }
+        }
+        None
+    }
+
+    /// Walks `plan` (plan.rs): the phase's answer, or where the general loop takes over.
+    fn run_plan(&mut self, rules: &RuleSet, setup: &Setup, plan: &Plan, phase: u8) -> PlanEnd {
+        let p = usize::from(phase - 1);
+        let (entries, outcomes) = (&rules.phases[p], &setup.outcomes[p]);
+        for step in &plan.steps {
+            if let Some(e) = plan.edit(step.edit) {
+                self.s.matched_vars.apply(e);
+            }
+            let at = step.entry as usize;
+            let Entry::Rule { rule, skip_after_to } = &entries[at] else { unreachable!("plans step on rules") };
+            let matched = if step.always {
+                let Outcome::Always(hits) = &outcomes[at] else { unreachable!("an always step is Always") };
+                self.run_always(rule, hits)
+            } else if self.passes_over(&step.quick, &rules.quick_targets) {
+                self.s.matched_vars.clear();
+                false
+            } else {
+                self.eval_link(rule, rule)
             };
-            // `status` of any link, else SecDefaultAction's (ModSecurity runs both before the disruptive action).
-            let status = rule.links().find_map(|l| l.actions.status).or(rules.block_action(phase).1);
-            match disruptive {
-                Some(DisruptiveAction::Allow(scope)) => {
-                    if self.engine == EngineMode::On {
-                        self.allow = Some(*scope);
-                        return None;
-                    }
-                }
-                Some(d @ (DisruptiveAction::Deny | DisruptiveAction::Drop | DisruptiveAction::Redirect(_))) => {
-                    if phase == 5 {
-                        continue;
-                    }
-                    if self.engine == EngineMode::On {
-                        let action = match d {
-                            DisruptiveAction::Drop => Disruptive::Drop,
-                            DisruptiveAction::Redirect(m) => {
-                                let url = m.expand(&RuleCtx { state: &self.s, rule: Some(rule) });
-                                Disruptive::Redirect(String::from_utf8_lossy(&url).into_owned())
-                            }
-                            _ => Disruptive::Deny,
-                        };
-                        let status = match (&action, status) {
-                            (Disruptive::Redirect(_), Some(s)) if (301..=307).contains(&s) => s,
-                            (Disruptive::Redirect(_), _) => 302,
-                            (_, Some(s)) => s,
-                            (_, None) => 403,
-                        };
-                        let iv = Intervention { status, action, rule_id: rule.id };
-                        self.intervention = Some(iv.clone());
-                        self.log_match(rule, phase, Some(status));
-                        return Some(iv);
-                    }
-                    self.detected = true;
-                }
-                _ => {}
+            if !matched {
+                continue;
             }
-            if !rule.actions.multi_match {
-                self.log_match(rule, phase, None);
+            if let Some(ret) = self.settle_match(rules, rule, phase) {
+                return PlanEnd::Return(ret);
             }
+            // An always step's jump is in the plan; a match's own is not.
+            let jumps = !step.always && skip_after_to.is_some();
+            if jumps || rule.actions.skip > 0 || !self.plan_holds() {
+                return PlanEnd::Resume { at: skip_after_to.unwrap_or(at + 1), skip: rule.actions.skip };
+            }
+        }
+        if let Some(e) = plan.edit(plan.tail) {
+            self.s.matched_vars.apply(e);
+        }
+        PlanEnd::Resume { at: plan.resume_at.unwrap_or(entries.len()), skip: 0 }
+    }
+
+    /// Whether the plans' assumptions hold: no rule removed, no TX target removed.
+    fn plan_holds(&self) -> bool {
+        self.removed_ids.is_empty()
+            && self.removed_tags.is_empty()
+            && self.removed_msgs.is_empty()
+            && !self.tx_target_removed()
+    }
+
+    fn tx_target_removed(&self) -> bool {
+        self.removed_targets_by_id.iter().any(|(_, t)| t.var == Var::Tx)
+            || self.removed_targets_by_tag.iter().any(|(_, t)| t.var == Var::Tx)
+    }
+
+    /// A rule decided at load to match with `hits`: its actions, as `eval_link` would run
+    /// them (setvars see each hit as MATCHED_VAR).
+    fn run_always(&mut self, rule: &Rule, hits: &[(String, Vec<u8>)]) -> bool {
+        for (n, v) in hits {
+            self.s.matched_vars.push_copy(n, v);
+            self.run_setvars(rule);
+        }
+        self.after_full_match(rule);
+        true
+    }
+
+    /// Whether a rule can be passed over unread: every target is empty, or no value of
+    /// any target carries a literal it needs.
+    fn passes_over(&mut self, q: &Quick, targets: &[(u32, u16)]) -> bool {
+        (q.emptiable && q.empty_bits & !self.empty == 0) || self.quick_miss(q, targets)
+    }
+
+    /// A matched rule's disruptive action and log line; Some(answer) ends the phase.
+    fn settle_match(&mut self, rules: &RuleSet, rule: &Rule, phase: u8) -> Option<Option<Intervention>> {
+        let a = &rule.actions;
+        let disruptive = match &a.disruptive {
+            Some(DisruptiveAction::Block) => rules.block_action(phase).0,
+            d => d.as_ref(),
+        };
+        // `status` of any link, else SecDefaultAction's (ModSecurity runs both before the disruptive action).
+        let status = rule.links().find_map(|l| l.actions.status).or(rules.block_action(phase).1);
+        match disruptive {
+            Some(DisruptiveAction::Allow(scope)) => {
+                if self.engine == EngineMode::On {
+                    self.allow = Some(*scope);
+                    return Some(None);
+                }
+            }
+            Some(d @ (DisruptiveAction::Deny | DisruptiveAction::Drop | DisruptiveAction::Redirect(_))) => {
+                if phase == 5 {
+                    return None;
+                }
+                if self.engine == EngineMode::On {
+                    let action = match d {
+                        DisruptiveAction::Drop => Disruptive::Drop,
+                        DisruptiveAction::Redirect(m) => {
+                            let url = m.expand(&RuleCtx { state: &self.s, rule: Some(rule) });
+                            Disruptive::Redirect(String::from_utf8_lossy(&url).into_owned())
+                        }
+                        _ => Disruptive::Deny,
+                    };
+                    let status = match (&action, status) {
+                        (Disruptive::Redirect(_), Some(s)) if (301..=307).contains(&s) => s,
+                        (Disruptive::Redirect(_), _) => 302,
+                        (_, Some(s)) => s,
+                        (_, None) => 403,
+                    };
+                    let iv = Intervention { status, action, rule_id: rule.id };
+                    self.intervention = Some(iv.clone());
+                    self.log_match(rule, phase, Some(status));
+                    return Some(Some(iv));
+                }
+                self.detected = true;
+            }
+            _ => {}
+        }
+        if !rule.actions.multi_match {
+            self.log_match(rule, phase, None);
         }
         None
     }
@@ -801,13 +872,13 @@ impl Transaction {
     /// Whether a rule's [`Quick`] record shows it cannot match: no value of its targets
     /// carries its literals. The unions it reads are computed here when not yet, as
     /// `collect_hits` would; the rule itself is not read.
-    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, Var)]) -> bool {
+    fn quick_miss(&mut self, q: &Quick, targets: &[(u32, u16)]) -> bool {
         if q.len == 0 {
             return false;
         }
         let Transaction { s, cache, unions, rules, empty, .. } = self;
-        for &(slot, var) in &targets[q.start as usize..][..q.len as usize] {
-            if empty_bit(var).is_some_and(|b| *empty & b != 0) {
+        for &(slot, empty_bit) in &targets[q.start as usize..][..q.len as usize] {
+            if *empty & empty_bit != 0 {
                 continue;
             }
             let union = |bits: &mut Vec<u64>, groups: &mut cache::ValueGroups| {

@@ -41,6 +41,8 @@ pub struct Setup {
     pub(crate) folded: usize,
     /// Per phase and entry: the rule's result when it is the same for every request.
     pub(crate) outcomes: [Vec<Outcome>; 5],
+    /// Per phase: the entries left to visit (plan.rs); None to always walk them all.
+    pub(crate) plans: Option<Box<[super::plan::Plan; 5]>>,
 }
 
 /// A rule's result for every request that started from [`Setup::tx`].
@@ -113,7 +115,7 @@ fn reads_constant(l: &Rule, w: &Written) -> bool {
 
 /// A match runs its actions without needing the match itself again: no chain to
 /// evaluate, no captures, no log line (which would quote the match).
-fn acts_without_match(rule: &Rule, dialect: Dialect) -> bool {
+pub(super) fn acts_without_match(rule: &Rule, dialect: Dialect) -> bool {
     let a = &rule.actions;
     rule.chain.is_none() && !a.capture && !a.multi_match && !a.logs_in(dialect)
 }
@@ -127,8 +129,17 @@ pub(crate) struct MatchedEffect {
 }
 
 impl MatchedEffect {
-    fn is_none(&self) -> bool {
+    pub(super) fn is_none(&self) -> bool {
         !self.clear && self.push.is_empty()
+    }
+
+    /// Adds `next`, which follows this effect.
+    pub(super) fn then(&mut self, next: &MatchedEffect) {
+        if next.clear {
+            self.clear = true;
+            self.push.clear();
+        }
+        self.push.extend_from_slice(&next.push);
     }
 
     /// Adds the change from `before` to `after`.
@@ -201,7 +212,7 @@ fn effects_pure(l: &Rule, dialect: Dialect) -> bool {
         && !a.logs_in(dialect)
 }
 
-fn no_side_effects(a: &Actions) -> bool {
+pub(super) fn no_side_effects(a: &Actions) -> bool {
     a.setenvs.is_empty()
         && a.expirevars.is_empty()
         && a.initcols.is_empty()
@@ -314,6 +325,7 @@ impl Transaction {
             matched: effects,
             folded,
             outcomes,
+            plans: None,
         })
     }
 
@@ -362,7 +374,10 @@ pub(crate) fn with_setup(rs: RuleSet) -> RuleSet {
     rs.stats.decided_at_load = setup
         .as_ref()
         .map_or(0, |s| s.outcomes.iter().flatten().filter(|o| **o != Outcome::Evaluate).count());
-    rs.setup = setup;
+    rs.setup = setup.map(|mut s| {
+        s.plans = Some(Box::new(super::plan::plans(&rs, &s)));
+        s
+    });
     rs
 }
 

@@ -66,6 +66,16 @@ impl MatchedVars {
         self.len = 0;
     }
 
+    /// Replays what rules decided at load did to it.
+    pub(super) fn apply(&mut self, e: &super::setup::MatchedEffect) {
+        if e.clear {
+            self.clear();
+        }
+        for (n, v) in &e.push {
+            self.push_copy(n, v);
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
     }
