@@ -48,6 +48,9 @@ pub(crate) struct TxTable {
     noted_len: usize,
     /// A key or value longer than [`SPARE_VALUE_MAX`] was written since the last reset.
     big: bool,
+    /// Buffers of removed entries, for new keys: the CRS makes the same new keys in every
+    /// request (`tx.header_name_920450_host`…), which the next reset removes again.
+    loose: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::ops::Deref for TxTable {
@@ -58,8 +61,8 @@ impl std::ops::Deref for TxTable {
 }
 
 /// Sets `key` to `value`, overwriting an existing value in its buffer; false when it
-/// already had that value.
-fn set_in(vars: &mut Vars, key: &[u8], value: &[u8]) -> bool {
+/// already had that value. A new entry takes its buffers from `loose` when it has some.
+fn set_in(vars: &mut Vars, key: &[u8], value: &[u8], loose: &mut Vec<(Vec<u8>, Vec<u8>)>) -> bool {
     match vars.get_mut(key) {
         Some(v) if v.as_slice() == value => false,
         Some(v) => {
@@ -68,8 +71,25 @@ fn set_in(vars: &mut Vars, key: &[u8], value: &[u8]) -> bool {
             true
         }
         None => {
-            vars.insert(key.to_vec(), value.to_vec());
+            let (mut k, mut v) = loose.pop().unwrap_or_default();
+            k.clear();
+            k.extend_from_slice(key);
+            v.clear();
+            v.extend_from_slice(value);
+            vars.insert(k, v);
             true
+        }
+    }
+}
+
+/// Most entries' buffers a table keeps for new keys (see `TxTable::loose`).
+const LOOSE_MAX: usize = 32;
+
+/// Keeps a removed entry's buffers for a later new key, when small.
+fn loosen(loose: &mut Vec<(Vec<u8>, Vec<u8>)>, entry: Option<(Vec<u8>, Vec<u8>)>) {
+    if let Some((k, v)) = entry {
+        if loose.len() < LOOSE_MAX && k.capacity() <= SPARE_VALUE_MAX && v.capacity() <= SPARE_VALUE_MAX {
+            loose.push((k, v));
         }
     }
 }
@@ -107,13 +127,14 @@ impl TxTable {
             *self = spare_tx();
         }
         self.big |= key.len() > SPARE_VALUE_MAX || value.len() > SPARE_VALUE_MAX;
-        if set_in(&mut self.vars, key, value) {
+        if set_in(&mut self.vars, key, value, &mut self.loose) {
             note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
         }
     }
 
     pub(crate) fn remove(&mut self, key: &[u8]) {
-        if self.vars.remove(key).is_some() {
+        if let Some(entry) = self.vars.remove_entry(key) {
+            loosen(&mut self.loose, Some(entry));
             note(&mut self.origin, &mut self.noted, &mut self.noted_len, key);
         }
     }
@@ -131,9 +152,7 @@ impl TxTable {
                     (Some(want), None) => {
                         self.vars.insert(k.clone(), want.clone());
                     }
-                    (None, _) => {
-                        self.vars.remove(k);
-                    }
+                    (None, _) => loosen(&mut self.loose, self.vars.remove_entry(k)),
                 }
             }
         } else {
@@ -171,7 +190,7 @@ impl VarsMut<'_> {
         match self {
             VarsMut::Tx(t) => t.set(key, value),
             VarsMut::Other(v) => {
-                set_in(v, key, value);
+                set_in(v, key, value, &mut Vec::new());
             }
         }
     }
@@ -331,6 +350,30 @@ mod tests {
         assert!(t.noted.iter().all(|k| k.capacity() <= SPARE_VALUE_MAX));
         recycle_tx(t);
         assert_eq!(*spare_tx_as(&setup, 9), setup);
+    }
+
+    #[test]
+    fn a_new_key_reuses_the_buffers_of_a_removed_one() {
+        let setup = vars(&[("a", "1")]);
+        let mut t = spare_tx_as(&setup, 13);
+        t.set(b"header_name_host", b"/host/");
+        let (k, v) = t.get_key_value(&b"header_name_host"[..]).map(|(k, v)| (k.as_ptr(), v.as_ptr())).unwrap();
+        recycle_tx(t);
+        // The reset removed the key; the next transaction's new key takes its buffers.
+        let mut t = spare_tx_as(&setup, 13);
+        assert_eq!(*t, setup);
+        t.set(b"header_name_date", b"/date/");
+        let (k2, v2) = t.get_key_value(&b"header_name_date"[..]).map(|(k, v)| (k.as_ptr(), v.as_ptr())).unwrap();
+        assert_eq!((k2, v2), (k, v));
+        // So does one after a setvar deleted a key; a long entry's buffers are not kept.
+        t.remove(b"header_name_date");
+        t.set(b"x", b"y");
+        assert_eq!(t.get_key_value(&b"x"[..]).map(|(k, _)| k.as_ptr()), Some(k));
+        t.set(b"long", &vec![b'v'; 2 * SPARE_VALUE_MAX]);
+        t.remove(b"long");
+        assert!(t.loose.iter().all(|(k, v)| k.capacity() <= SPARE_VALUE_MAX && v.capacity() <= SPARE_VALUE_MAX));
+        recycle_tx(t);
+        assert_eq!(*spare_tx_as(&setup, 13), setup);
     }
 
     #[test]
