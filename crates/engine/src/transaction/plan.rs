@@ -1,6 +1,6 @@
 //! Per-phase walk plans for transactions that started from the setup's TX.
 //!
-//! Of the ~340 entries a `GET /` walked through phases 1 and 2 with the CRS, ~200 had a
+//! Of the ~310 entries a `GET /` visited in phases 1 and 2 with the CRS, ~145 had a
 //! result fixed at load: setup rules already folded, markers, rules decided never to
 //! match, and the paranoia-level `skipAfter`s that always match and do nothing else.
 //! Yet each cost a visit to its entry (a cold cache line in a worker) and ~100
