@@ -776,7 +776,7 @@ impl Transaction {
         if let Some(e) = plan.edit(plan.tail) {
             self.s.matched_vars.apply(e);
         }
-        PlanEnd::Resume { at: plan.resume_at.unwrap_or(entries.len()), skip: 0 }
+        PlanEnd::Resume { at: entries.len(), skip: 0 }
     }
 
     /// Whether the plans' assumptions hold: no rule removed, no TX target removed.

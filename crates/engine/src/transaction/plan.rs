@@ -26,8 +26,6 @@ pub(crate) struct Plan {
     pub(crate) edits: Vec<MatchedEffect>,
     /// The edit after the last step (MATCHED_VARS carries into the next phase).
     pub(crate) tail: u32,
-    /// Where the general loop goes on after the last step; None: the phase is done.
-    pub(crate) resume_at: Option<usize>,
 }
 
 /// An entry the walk visits.
@@ -103,11 +101,8 @@ fn plan(rules: &RuleSet, setup: &Setup, p: usize) -> Plan {
                 pending.push.extend(hits.iter().cloned());
                 i = after_jump;
             }
-            Outcome::Always(_) if rule.actions.skip > 0 => {
-                // Counted skips stay with the general loop.
-                plan.resume_at = Some(i);
-                break;
-            }
+            // An always step with a counted skip hands over to the general loop when it
+            // runs (`run_plan`): the steps after it are never reached.
             o => {
                 let always = matches!(o, Outcome::Always(_));
                 let edit = plan.take_edit(&mut pending);
@@ -195,6 +190,9 @@ SecRule TX:pl "@lt 2" "id:42,phase:4,pass,nolog,skipAfter:END4"
 SecRule ARGS "@rx never" "id:43,phase:4,deny,log"
 SecMarker END4
 SecRule TX:pl "@lt 0" "id:44,phase:4,deny,log"
+SecRule TX:pl "@lt 2" "id:37,phase:5,pass,nolog,skip:1"
+SecRule ARGS "@rx skipped" "id:38,phase:5,pass,log,msg:'not skipped'"
+SecRule MATCHED_VARS_NAMES "@rx ." "id:39,phase:5,pass,log,msg:'after the counted skip: %{MATCHED_VAR_NAME}'"
 "#;
 
     #[test]
@@ -207,6 +205,8 @@ SecRule TX:pl "@lt 0" "id:44,phase:4,deny,log"
         assert!(ids(&rs, 3).is_empty());
         assert_ne!(rs.setup.as_ref().unwrap().plans.as_ref().unwrap()[2].tail, NO_EDIT);
         assert_eq!(ids(&rs, 4), [40, 41]);
+        // 37 always matches, with a counted skip that the general loop takes over.
+        assert_eq!(ids(&rs, 5), [37, 38, 39]);
     }
 
     #[test]
@@ -225,7 +225,16 @@ SecRule TX:pl "@lt 0" "id:44,phase:4,deny,log"
             &[("D", "1"), ("E", "1"), ("F", "1")],
             &[("C", "1"), ("E", "1")],
         ];
-        let uris = ["/", "/?x=word", "/?q=attack", "/?q=other&x=y", "/?y=12", "/?q=never&y=x", "/?rm=1&q=attack"];
+        let uris = [
+            "/",
+            "/?x=word",
+            "/?q=attack",
+            "/?q=other&x=y",
+            "/?y=12",
+            "/?q=never&y=x",
+            "/?rm=1&q=attack",
+            "/?q=skipped",
+        ];
         for h in headers {
             for uri in uris {
                 assert_eq!(run(&planned, uri, h), run(&general, uri, h), "{uri} {h:?}");
@@ -238,10 +247,17 @@ SecRule TX:pl "@lt 0" "id:44,phase:4,deny,log"
         assert_eq!(run(&planned, "/?q=attack", &[("A", "1")]).2, Some(403));
         assert_eq!(run(&planned, "/?rm=1&q=attack", &[]).2, Some(403));
         // 4's jump passes over 6.
-        assert_eq!(run(&planned, "/", &[("E", "1")]).1, "6,27,40");
-        assert_eq!(run(&planned, "/", &[("C", "1"), ("E", "1")]).1, "27,40");
+        assert_eq!(run(&planned, "/", &[("E", "1")]).1, "6,27,40,39");
+        assert_eq!(run(&planned, "/", &[("C", "1"), ("E", "1")]).1, "27,40,39");
         assert_eq!(run(&planned, "/?q=attack", &[]).2, None);
         assert_eq!(run(&planned, "/?y=12", &[]).2, Some(403));
+        // 37's skip passes over 38; 39 sees 37's match.
+        let (_, ids, _, logs) = run(&planned, "/?q=skipped", &[]);
+        assert!(!ids.contains("38") && ids.ends_with("39"), "{ids}");
+        assert!(
+            logs.iter().any(|m| m.contains("[msg \"after the counted skip: MATCHED_VARS_NAMES:TX:pl\"]")),
+            "{logs:?}"
+        );
         let logs = run(&planned, "/?x=word", &[]).3;
         assert!(logs.iter().any(|m| m.contains("[msg \"after the skip: MATCHED_VARS_NAMES:TX:pl\"]")), "{logs:?}");
         assert!(logs.iter().any(|m| m.contains("[msg \"carried into phase 4: 1\"]")), "{logs:?}");
