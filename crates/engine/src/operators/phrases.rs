@@ -25,15 +25,14 @@ pub struct PhraseSet {
     /// `None` when not worth it (gated link) or not buildable: acmp alone decides.
     prefilter: OnceLock<Option<AhoCorasick>>,
     acmp: Acmp,
-    /// The phrases themselves, when all are selective enough to prefilter on.
-    literals: Option<Vec<Vec<u8>>>,
+    /// All phrases are selective enough to prefilter on (see `required_literals`).
+    selective: bool,
 }
 
 impl PhraseSet {
     pub fn new(phrases: Vec<Vec<u8>>) -> Result<PhraseSet, String> {
-        let literals =
-            (!phrases.is_empty() && phrases.iter().all(|p| super::literals::selective(p))).then(|| phrases.clone());
-        Ok(PhraseSet { prefilter: OnceLock::new(), acmp: Acmp::new(phrases), literals })
+        let selective = !phrases.is_empty() && phrases.iter().all(|p| super::literals::selective(p));
+        Ok(PhraseSet { prefilter: OnceLock::new(), acmp: Acmp::new(&phrases), selective })
     }
 
     /// Builds the prefilter, or skips it when `gated` (see the module documentation).
@@ -52,13 +51,13 @@ impl PhraseSet {
         AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::Standard)
-            .build(&self.acmp.phrases)
+            .build(self.acmp.phrases())
             .map_err(|e| format!("cannot build phrase matcher: {e}"))
     }
 
-    /// See [`super::Operator::required_literals`].
+    /// See [`super::Operator::required_literals`] (asked at load only: made anew).
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
-        self.literals.clone()
+        self.selective.then(|| self.acmp.phrases().map(<[u8]>::to_vec).collect())
     }
 
     /// True when acmp matches `input`; fills `caps[0]` with its match text.
@@ -80,114 +79,166 @@ impl PhraseSet {
     }
 }
 
-const ROOT: usize = 0;
+const ROOT: u32 = 0;
 
-/// ModSecurity's acmp automaton, quirks included.
+/// ModSecurity's acmp automaton, quirks included. Flat arrays rather than a node per
+/// allocation: the CRS's data files make ~100,000 nodes, which took ~13 MB as boxed
+/// child lists and ~3 MB like this (kept by every worker for its life).
 #[derive(Debug)]
 struct Acmp {
     nodes: Vec<Node>,
-    phrases: Vec<Vec<u8>>,
+    /// Children of node `n`: `letters`/`targets[n.first .. n.first + n.count]`, sorted by
+    /// (lower-cased) letter.
+    letters: Vec<u8>,
+    targets: Vec<u32>,
+    /// The phrases, one after another: phrase `i` is `text[starts[i]..starts[i + 1]]`.
+    text: Vec<u8>,
+    starts: Vec<u32>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct Node {
-    /// (lower-cased byte, node), sorted by byte.
-    children: Vec<(u8, usize)>,
-    fail: usize,
+    first: u32,
+    fail: u32,
+    /// The node's text: the first `depth` bytes of phrase `text_of`.
+    text_of: u32,
+    depth: u32,
+    count: u16,
     /// A phrase ends here.
     is_last: bool,
     /// Some node on the failure chain ends a phrase.
     other_match: bool,
-    /// The node's text: the first `depth` bytes of phrase `text_of`.
-    text_of: usize,
-    depth: usize,
 }
 
 impl Acmp {
-    fn new(phrases: Vec<Vec<u8>>) -> Acmp {
+    fn new(phrases: &[Vec<u8>]) -> Acmp {
+        // The trie with a child list per node, then flattened: children are only added
+        // while phrases are inserted.
         let mut nodes = vec![Node::default()];
+        let mut children: Vec<Vec<(u8, u32)>> = vec![Vec::new()];
         for (index, phrase) in phrases.iter().enumerate() {
-            let mut at = ROOT;
+            let mut at = ROOT as usize;
             for (i, &b) in phrase.iter().enumerate() {
                 let letter = b.to_ascii_lowercase();
-                at = match Self::child_in(&nodes, at, letter) {
-                    Some(child) => child,
-                    None => {
+                let list = &children[at];
+                at = match list.binary_search_by_key(&letter, |&(l, _)| l) {
+                    Ok(k) => list[k].1 as usize,
+                    Err(slot) => {
                         let child = nodes.len();
-                        nodes.push(Node { text_of: index, depth: i + 1, ..Node::default() });
-                        let children = &mut nodes[at].children;
-                        let slot = children.partition_point(|&(l, _)| l < letter);
-                        children.insert(slot, (letter, child));
+                        nodes.push(Node { text_of: index as u32, depth: (i + 1) as u32, ..Node::default() });
+                        children.push(Vec::new());
+                        children[at].insert(slot, (letter, child as u32));
                         child
                     }
                 };
             }
-            if at != ROOT {
+            if at != ROOT as usize {
                 nodes[at].is_last = true;
             }
         }
-        // Failure links level by level: the parent's failure node's child, else the root.
-        let mut level: Vec<(usize, usize, u8)> = nodes[ROOT].children.iter().map(|&(l, c)| (ROOT, c, l)).collect();
+        let (mut letters, mut targets) = (Vec::with_capacity(nodes.len()), Vec::with_capacity(nodes.len()));
+        for (node, list) in nodes.iter_mut().zip(children) {
+            node.first = letters.len() as u32;
+            node.count = list.len() as u16;
+            letters.extend(list.iter().map(|&(l, _)| l));
+            targets.extend(list.iter().map(|&(_, c)| c));
+        }
+        let (mut text, mut starts) = (Vec::new(), vec![0u32]);
+        for p in phrases {
+            text.extend_from_slice(p);
+            starts.push(text.len() as u32);
+        }
+        let mut acmp = Acmp { nodes, letters, targets, text, starts };
+        acmp.link_failures();
+        acmp
+    }
+
+    /// Failure links level by level: the parent's failure node's child, else the root.
+    fn link_failures(&mut self) {
+        let mut level: Vec<(u32, u32, u8)> = self.children(ROOT).map(|(l, c)| (ROOT, c, l)).collect();
         while !level.is_empty() {
             let mut next = Vec::new();
             for &(parent, node, letter) in &level {
-                nodes[node].fail = if parent == ROOT {
-                    ROOT
-                } else {
-                    Self::child_in(&nodes, nodes[parent].fail, letter).unwrap_or(ROOT)
-                };
-                next.extend(nodes[node].children.iter().map(|&(l, c)| (node, c, l)));
+                let fail =
+                    if parent == ROOT { ROOT } else { self.child(self.node(parent).fail, letter).unwrap_or(ROOT) };
+                self.nodes[node as usize].fail = fail;
+                next.extend(self.children(node).map(|(l, c)| (node, c, l)));
             }
             level = next;
         }
-        for node in 1..nodes.len() {
-            let mut at = nodes[node].fail;
+        for node in 1..self.nodes.len() {
+            let mut at = self.nodes[node].fail;
             while at != ROOT {
-                if nodes[at].is_last {
-                    nodes[node].other_match = true;
+                if self.node(at).is_last {
+                    self.nodes[node].other_match = true;
                     break;
                 }
-                at = nodes[at].fail;
+                at = self.node(at).fail;
             }
         }
-        Acmp { nodes, phrases }
     }
 
-    fn child_in(nodes: &[Node], node: usize, letter: u8) -> Option<usize> {
-        let children = &nodes.get(node)?.children;
-        children.binary_search_by_key(&letter, |&(l, _)| l).ok().and_then(|i| children.get(i)).map(|&(_, c)| c)
+    fn node(&self, n: u32) -> Node {
+        self.nodes.get(n as usize).copied().unwrap_or_default()
     }
 
-    fn text(&self, node: usize) -> &[u8] {
-        self.nodes
-            .get(node)
-            .and_then(|n| self.phrases.get(n.text_of).and_then(|p| p.get(..n.depth)))
-            .unwrap_or_default()
+    fn edges(&self, node: &Node) -> (&[u8], &[u32]) {
+        let r = node.first as usize..node.first as usize + node.count as usize;
+        (self.letters.get(r.clone()).unwrap_or_default(), self.targets.get(r).unwrap_or_default())
+    }
+
+    fn children(&self, n: u32) -> impl Iterator<Item = (u8, u32)> + '_ {
+        let (letters, targets) = self.edges(&self.node(n));
+        letters.iter().copied().zip(targets.iter().copied())
+    }
+
+    fn child(&self, n: u32, letter: u8) -> Option<u32> {
+        self.child_of(&self.node(n), letter)
+    }
+
+    fn child_of(&self, node: &Node, letter: u8) -> Option<u32> {
+        let (letters, targets) = self.edges(node);
+        letters.binary_search(&letter).ok().and_then(|k| targets.get(k)).copied()
+    }
+
+    fn phrase(&self, i: usize) -> &[u8] {
+        match (self.starts.get(i), self.starts.get(i + 1)) {
+            (Some(&a), Some(&b)) => self.text.get(a as usize..b as usize).unwrap_or_default(),
+            _ => &[],
+        }
+    }
+
+    fn phrases(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.starts.len().saturating_sub(1)).map(|i| self.phrase(i))
+    }
+
+    fn text(&self, node: &Node) -> &[u8] {
+        self.phrase(node.text_of as usize).get(..node.depth as usize).unwrap_or_default()
     }
 
     /// acmp_process_quick: the text reported at the first match, if any.
     fn first_match(&self, input: &[u8]) -> Option<&[u8]> {
-        let mut node = ROOT;
+        let (mut at, mut node) = (ROOT, self.node(ROOT));
         for &b in input {
             let letter = b.to_ascii_lowercase();
             // Follow failure links until a transition exists or the root has none.
-            let go_to = loop {
-                if let Some(next) = Self::child_in(&self.nodes, node, letter) {
-                    if self.nodes.get(next).is_some_and(|n| n.is_last) {
-                        return Some(self.text(next));
+            loop {
+                if let Some(next) = self.child_of(&node, letter) {
+                    let n = self.node(next);
+                    if n.is_last {
+                        return Some(self.text(&n));
                     }
-                    break Some(next);
+                    (at, node) = (next, n);
+                    break;
                 }
-                if node == ROOT {
-                    break None;
+                if at == ROOT {
+                    break;
                 }
-                node = self.nodes.get(node).map_or(ROOT, |n| n.fail);
-            };
-            if let Some(next) = go_to {
-                node = next;
+                at = node.fail;
+                node = self.node(at);
             }
-            if self.nodes.get(node).is_some_and(|n| n.other_match) {
-                return Some(self.text(node));
+            if node.other_match {
+                return Some(self.text(&node));
             }
         }
         None
