@@ -72,6 +72,7 @@ impl LocConf {
 }
 
 pub unsafe extern "C" fn create_main_conf(cf: *mut ngx_conf_t) -> *mut c_void {
+    fix_heap_thresholds();
     // Registered before this cycle's MainConf and LocConfs, so it runs after their
     // cleanups (nginx runs a pool's cleanups newest first).
     // SAFETY: `cf->pool` is the live cycle pool being configured.
@@ -111,6 +112,38 @@ unsafe fn trim_heap_on_destroy(pool: *mut ngx::ffi::ngx_pool_t) -> bool {
 /// `malloc_trim(0)` releases every whole free page in all arenas (MADV_DONTNEED).
 unsafe extern "C" fn trim_heap(_data: *mut c_void) {
     release_free_heap();
+}
+
+/// Fixes glibc's mmap and trim thresholds (before the first rule set is compiled), unless
+/// the environment sets them.
+///
+/// By default glibc raises both after each large free, up to 32 and 64 MB. A rule-set
+/// load frees many large temporaries, and its helper threads' arenas then kept their
+/// freed tops resident: `malloc_trim` gives back whole free pages inside an arena, never
+/// the top of a thread's one. Every worker inherited ~11 MB of it (CRS v4: 49 MB of
+/// RSS, 37 MB with fixed thresholds; load time unchanged). Fixed, an allocation over
+/// 128 KB is its own mapping and an arena's top above 1 MB is trimmed on free.
+fn fix_heap_thresholds() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
+        let set_by_env =
+            ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].iter().any(|v| std::env::var_os(v).is_some())
+                || tunables.contains("malloc.mmap_threshold")
+                || tunables.contains("malloc.trim_threshold");
+        if set_by_env {
+            return;
+        }
+        ONCE.call_once(|| {
+            // SAFETY: mallopt takes no pointer and only sets glibc's malloc parameters;
+            // the master is single-threaded while it reads its configuration.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 20);
+            }
+        });
+    }
 }
 
 /// `malloc_trim(0)`: every whole free page of glibc's arenas goes back to the kernel
