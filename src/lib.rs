@@ -152,8 +152,19 @@ pub static mut ngx_http_ward_module: ngx_module_t = ngx_module_t {
     // Only the address is taken; nginx reads the table during configuration.
     commands: addr_of_mut!(WARD_COMMANDS) as *mut ngx_command_t,
     type_: NGX_HTTP_MODULE as ngx_uint_t,
+    init_process: Some(init_process),
     ..ngx_module_t::default()
 };
+
+/// A worker starts: its heap thresholds (see `config::worker_heap_thresholds`).
+unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: nginx passes its live cycle.
+    let log = unsafe { (*cycle).log };
+    guard::catch(log, "init_process", ngx::ffi::NGX_OK as ngx_int_t, || {
+        config::worker_heap_thresholds();
+        ngx::ffi::NGX_OK as ngx_int_t
+    })
+}
 
 /// The module descriptor, for ctx/conf indexing.
 pub(crate) fn module() -> &'static ngx_module_t {
