@@ -140,11 +140,15 @@ pub(crate) fn worker_heap_thresholds() {
 fn set_heap_thresholds(mmap: i32, trim: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
-        let set_by_env =
+        // Read once, in the master: nginx gives its workers a new environment without
+        // these, while glibc applied them at the master's start and the workers inherit that.
+        static SET_BY_ENV: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        let set_by_env = *SET_BY_ENV.get_or_init(|| {
+            let tunables = std::env::var("GLIBC_TUNABLES").unwrap_or_default();
             ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"].iter().any(|v| std::env::var_os(v).is_some())
                 || tunables.contains("malloc.mmap_threshold")
-                || tunables.contains("malloc.trim_threshold");
+                || tunables.contains("malloc.trim_threshold")
+        });
         if set_by_env {
             return;
         }

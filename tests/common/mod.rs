@@ -318,8 +318,14 @@ impl Nginx {
 
     /// Starts nginx in the foreground (master + 1 worker) and waits until `port` accepts.
     pub fn start(&mut self, port: u16) {
+        self.start_with_env(port, &[]);
+    }
+
+    /// [`Nginx::start`] with extra environment variables for nginx.
+    pub fn start_with_env(&mut self, port: u16, env: &[(&str, &str)]) {
         let child = Command::new(NGINX)
             .args(self.base_args())
+            .envs(env.iter().copied())
             .args(["-g", "daemon off; master_process on;"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
