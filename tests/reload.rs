@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-// 48, not 24: the master's RSS swings between ~60 and ~90 MB from reload to reload
-// (glibc keeping a freed rule set's heap), and over 17 points the trend of a run without
+// 48, not 24: the master's RSS swung between ~60 and ~90 MB from reload to reload
+// (glibc keeping a freed rule set's heap; 44-53 MB since session 12's heap thresholds), and over 17 points the trend of a run without
 // a leak reached 1,259 kB per reload (a CI run of 2026-11-27; 4 runs of this session's
 // start: -216 to 883). Over 41 points, two runs: 408 and 225.
 const RELOADS: usize = 48;
