@@ -45,15 +45,6 @@ fn slope(ys: &[u64]) -> f64 {
     num / den
 }
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
-}
-
 /// nginx with CRS v4 at PL2 plus `rules/local.conf` (a `@pmFromFile` list, and
 /// `rules/extra/*.conf`) for two servers and a location sharing one compiled set, and a
 /// location with Ward off. Returns (nginx, port, port2, master pid), or None (the test

@@ -16,15 +16,6 @@ use common::*;
 /// Concurrent 1 MB forms per burst (scripts/bench.sh's wrk connections).
 const CONNECTIONS: usize = 16;
 
-fn rss_kb(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
-}
-
 /// ~1 MB of form: 400 arguments of 2.5 KB (each kept parsed by its transaction).
 fn form() -> Vec<u8> {
     (0..400).map(|i| format!("field{i}={}", "v".repeat(2500))).collect::<Vec<_>>().join("&").into_bytes()

@@ -50,6 +50,16 @@ pub fn have_nginx() -> bool {
 /// A loopback port nobody listens on right now, and never handed out before in this
 /// test process: the kernel may give a just-released port again, and two servers of one
 /// test on the same port silently share it (nginx answers from the first server).
+/// A process's resident set (`VmRSS`), in kB.
+pub fn rss_kb(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
 pub fn free_port() -> u16 {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
