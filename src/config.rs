@@ -123,9 +123,11 @@ unsafe extern "C" fn trim_heap(_data: *mut c_void) {
 /// the top of a thread's one. Every worker inherited ~11 MB of it (CRS v4: 49 MB of
 /// RSS, 37 MB with fixed thresholds; load time unchanged). Fixed, an allocation over
 /// 128 KB is its own mapping and an arena's top above 1 MB is trimmed on free.
+///
+/// Set again at each reload's configuration: the same values, and the master never takes
+/// the workers' ones (`worker_heap_thresholds`).
 fn fix_heap_thresholds() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| set_heap_thresholds(128 << 10, 1 << 20));
+    set_heap_thresholds(128 << 10, 1 << 20);
 }
 
 /// A worker's thresholds (nginx's init_process): request-sized blocks (a 1 MB body, its
