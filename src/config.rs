@@ -275,13 +275,14 @@ fn merge(conf: &mut LocConf, prev: &LocConf, main: &mut MainConf) -> Result<Opti
     remember_loaded(&conf.sources, &rules);
     let s = rules.stats();
     let mut summary = format!(
-        "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}; operators with macros: {}; setup rules evaluated at load: {}, decided at load: {})",
+        "ward: compiled {} rules from {} source(s) in {} ms (engine {}; @rx on the regex crate: {}, on PCRE2: {}, built on first use: {}; operators with macros: {}; setup rules evaluated at load: {}, decided at load: {})",
         s.rules,
         conf.sources.len(),
         started.elapsed().as_millis(),
         rules.engine_mode().name(),
         s.regex_on_regex_crate,
         s.regex_on_pcre2,
+        s.regex_deferred,
         s.dynamic_operators,
         s.folded_setup_rules,
         s.decided_at_load

@@ -22,11 +22,12 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         Ok(rs) => {
             let s = rs.stats();
             println!(
-                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} operators with macros, {} rule links prefiltered, {} setup rules evaluated at load, {} more decided at load; compiled in {:.0} ms",
+                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} built on first use, {} operators with macros, {} rule links prefiltered, {} setup rules evaluated at load, {} more decided at load; compiled in {:.0} ms",
                 s.rules,
                 rs.engine_mode().name(),
                 s.regex_on_regex_crate,
                 s.regex_on_pcre2,
+                s.regex_deferred,
                 s.dynamic_operators,
                 s.gated_links,
                 s.folded_setup_rules,

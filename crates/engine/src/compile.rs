@@ -11,7 +11,6 @@ use crate::audit;
 use crate::error::Error;
 use crate::inputs::Inputs;
 use crate::operators::OperatorContext;
-use crate::prebuild::{with_prebuilt, Prebuilt};
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::transformations::tree::TransformTree;
@@ -49,7 +48,7 @@ enum RuleSelector {
     Msg(String),
 }
 
-struct Compiler<'p> {
+struct Compiler {
     config: Config,
     defaults: [Actions; 5],
     default_set: [bool; 5],
@@ -59,15 +58,9 @@ struct Compiler<'p> {
     exceptions: Exceptions,
     /// Files read so far (a RefCell: operator constructors record data files through a shared context).
     inputs: RefCell<Inputs>,
-    /// `@rx` patterns built ahead on another core.
-    prebuilt: Option<&'p Prebuilt>,
 }
 
 pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
-    with_prebuilt(sources, |prebuilt| compile_with(sources, prebuilt))
-}
-
-fn compile_with(sources: &[RuleSource], prebuilt: Option<&Prebuilt>) -> Result<RuleSet, Error> {
     let mut c = Compiler {
         config: Config::default(),
         defaults: std::array::from_fn(|i| default_actions(i as u8 + 1)),
@@ -77,7 +70,6 @@ fn compile_with(sources: &[RuleSource], prebuilt: Option<&Prebuilt>) -> Result<R
         ids: HashSet::new(),
         exceptions: Exceptions::default(),
         inputs: RefCell::default(),
-        prebuilt,
     };
     for src in sources {
         match src {
@@ -140,7 +132,7 @@ fn limit_action(d: &Directive) -> Result<LimitAction, Error> {
     }
 }
 
-impl Compiler<'_> {
+impl Compiler {
     fn file(&mut self, path: &Path, from: Option<&Directive>, depth: usize) -> Result<(), Error> {
         let text = self.inputs.get_mut().read(path).map_err(|e| match from {
             Some(d) => err(d, format!("cannot read {}: {e}", path.display())),
@@ -364,7 +356,7 @@ impl Compiler<'_> {
         let base = d.file.parent().map(Path::to_path_buf).unwrap_or_default();
         let operator = match op {
             Some(o) => {
-                let ctx = OperatorContext { base_dir: &base, inputs: Some(&self.inputs), prebuilt: self.prebuilt };
+                let ctx = OperatorContext { base_dir: &base, inputs: Some(&self.inputs), defer_patterns: true };
                 Some(RuleOperator::new(o, &ctx).map_err(|e| err(d, e))?)
             }
             None => None,
@@ -500,28 +492,137 @@ impl Compiler<'_> {
                 }
             }
         }
-        // Prefilter gates: one per transformation list, a bit per gated rule link.
-        let mut gates = crate::prefilter::GateBuilder::default();
-        let mut gated = 0;
+        // A memo slot per static, non-negated link (a transaction's per-value results).
         let mut memos = 0;
-        // Per scan domain, the gated links that read it.
-        let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
-        // (variable, gate) → its union's index in a transaction's table.
-        let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> =
-            Default::default();
-        let mut unions = Vec::new();
-        // (variable, key) → its value group: unions over the same values share their list.
-        let mut groups: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>), u32> = Default::default();
-        let mut union_group = Vec::new();
         for it in rules.iter_mut() {
             let Item::Rule(r) = it else { continue };
             let mut link = Some(r);
             while let Some(l) = link {
-                if let Some(op) = &l.operator {
-                    if let (OperatorImpl::Static(_), false) = (&op.imp, op.negated) {
-                        l.memo = Some(memos);
-                        memos += 1;
+                if let Some(RuleOperator { imp: OperatorImpl::Static(_), negated: false, .. }) = &l.operator {
+                    l.memo = Some(memos);
+                    memos += 1;
+                }
+                link = l.chain.as_deref_mut();
+            }
+        }
+        let mut stats = Stats::default();
+        let mut phases: [Vec<Entry>; 5] = Default::default();
+        for it in rules {
+            match it {
+                Item::Marker(m) => {
+                    for p in phases.iter_mut() {
+                        p.push(Entry::Marker(m.clone()));
                     }
+                }
+                Item::Rule(r) => {
+                    stats.rules += 1;
+                    phases[usize::from(r.phase - 1)].push(Entry::Rule { rule: r, skip_after_to: None });
+                }
+            }
+        }
+        for list in phases.iter_mut() {
+            let markers: Vec<(usize, String)> = list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| if let Entry::Marker(m) = e { Some((i, m.clone())) } else { None })
+                .collect();
+            let len = list.len();
+            for (i, e) in list.iter_mut().enumerate() {
+                if let Entry::Rule { rule, skip_after_to } = e {
+                    if let Some(name) = &rule.actions.skip_after {
+                        *skip_after_to =
+                            Some(markers.iter().find(|(j, m)| *j > i && m == name).map(|(j, _)| j + 1).unwrap_or(len));
+                    }
+                }
+            }
+        }
+        // The setup is folded and the walk plans made before the patterns are built: what
+        // the plans reach is built now and gated, the rest waits for a request that needs
+        // it (see `operators::deferred`).
+        let (quick, quick_targets) = quick_records(&phases);
+        let rs = RuleSet {
+            config: self.config,
+            phases,
+            defaults: self.defaults,
+            stats,
+            gates: Vec::new(),
+            unions: Vec::new(),
+            union_group: Vec::new(),
+            union_groups: 0,
+            combined: None,
+            inputs: self.inputs.into_inner(),
+            transforms,
+            setup: None,
+            quick,
+            quick_targets,
+            id: {
+                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            },
+        };
+        let mut rs = crate::transaction::with_setup(rs);
+        let reached = crate::transaction::reached(&rs);
+        crate::prebuild::build(
+            rs.phases
+                .iter()
+                .zip(&reached)
+                .flat_map(|(list, reached)| list.iter().zip(reached))
+                .filter_map(|(e, &r)| match e {
+                    Entry::Rule { rule, .. } if r => Some(rule),
+                    _ => None,
+                })
+                .flat_map(|r| r.links())
+                .filter_map(|l| match &l.operator {
+                    Some(RuleOperator { imp: OperatorImpl::Static(o), .. }) => o.deferred(),
+                    _ => None,
+                })
+                .collect(),
+        );
+        add_gates(&mut rs, &reached)?;
+        let mut stats = std::mem::take(&mut rs.stats);
+        for r in rs.rules() {
+            for l in r.links() {
+                match l.operator.as_ref().map(|op| &op.imp) {
+                    Some(OperatorImpl::Static(o)) if o.unavailable().is_some() => {
+                        stats.unavailable.extend(o.unavailable().map(|why| (r.id, why)));
+                    }
+                    Some(OperatorImpl::Static(o)) => match o.backend() {
+                        Some("pcre2") => stats.regex_on_pcre2 += 1,
+                        Some("deferred") => stats.regex_deferred += 1,
+                        Some(_) => stats.regex_on_regex_crate += 1,
+                        None => {}
+                    },
+                    Some(OperatorImpl::Dynamic(_)) => stats.dynamic_operators += 1,
+                    None => {}
+                }
+            }
+        }
+        rs.stats = stats;
+        Ok(rs)
+    }
+}
+
+/// Prefilter gates for the links of `reached` rules: one per transformation list, a bit
+/// per gated link. The others are never gated nor prepared: they run as they are, if a
+/// request ever reaches them.
+fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
+    let mut gates = crate::prefilter::GateBuilder::default();
+    let mut gated = 0;
+    // Per scan domain, the gated links that read it.
+    let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
+    // (variable, gate) → its union's index in a transaction's table.
+    let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> =
+        Default::default();
+    let mut unions = Vec::new();
+    // (variable, key) → its value group: unions over the same values share their list.
+    let mut groups: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>), u32> = Default::default();
+    let mut union_group = Vec::new();
+    for (list, reached) in rs.phases.iter_mut().zip(reached) {
+        for (e, _) in list.iter_mut().zip(reached).filter(|(_, &r)| r) {
+            let Entry::Rule { rule, .. } = e else { continue };
+            let mut link = Some(rule);
+            while let Some(l) = link {
+                if let Some(op) = &l.operator {
                     if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
                         if let Some(lits) = o.required_literals() {
                             let gate = gates.add(l.transform_key, lits);
@@ -554,85 +655,38 @@ impl Compiler<'_> {
                 link = l.chain.as_deref_mut();
             }
         }
-        let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
-        let combined = Some(combined);
-        let mut stats = Stats { gated_links: gated, ..Stats::default() };
-        let mut phases: [Vec<Entry>; 5] = Default::default();
-        for it in rules {
-            match it {
-                Item::Marker(m) => {
-                    for p in phases.iter_mut() {
-                        p.push(Entry::Marker(m.clone()));
-                    }
-                }
-                Item::Rule(r) => {
-                    stats.rules += 1;
-                    for l in r.links() {
-                        if let Some(op) = &l.operator {
-                            match &op.imp {
-                                OperatorImpl::Static(o) if o.unavailable().is_some() => {
-                                    stats.unavailable.extend(o.unavailable().map(|why| (r.id, why)));
-                                }
-                                OperatorImpl::Static(o) => match o.backend() {
-                                    Some("pcre2") => stats.regex_on_pcre2 += 1,
-                                    Some(_) => stats.regex_on_regex_crate += 1,
-                                    None => {}
-                                },
-                                OperatorImpl::Dynamic(_) => stats.dynamic_operators += 1,
-                            }
-                        }
-                    }
-                    phases[usize::from(r.phase - 1)].push(Entry::Rule { rule: r, skip_after_to: None });
-                }
-            }
-        }
-        for list in phases.iter_mut() {
-            let markers: Vec<(usize, String)> = list
-                .iter()
-                .enumerate()
-                .filter_map(|(i, e)| if let Entry::Marker(m) = e { Some((i, m.clone())) } else { None })
-                .collect();
-            let len = list.len();
-            for (i, e) in list.iter_mut().enumerate() {
-                if let Entry::Rule { rule, skip_after_to } = e {
-                    if let Some(name) = &rule.actions.skip_after {
-                        *skip_after_to =
-                            Some(markers.iter().find(|(j, m)| *j > i && m == name).map(|(j, _)| j + 1).unwrap_or(len));
-                    }
-                }
-            }
-        }
-        let mut quick_targets = Vec::new();
-        let quick = phases.each_ref().map(|list| {
-            list.iter()
-                .map(|e| match e {
-                    Entry::Rule { rule, .. } => crate::ruleset::Quick::of(rule, &mut quick_targets),
-                    Entry::Marker(_) => Default::default(),
-                })
-                .collect()
-        });
-        let rs = RuleSet {
-            config: self.config,
-            phases,
-            defaults: self.defaults,
-            stats,
-            gates,
-            unions,
-            union_group,
-            union_groups: groups.len(),
-            combined,
-            inputs: self.inputs.into_inner(),
-            transforms,
-            setup: None,
-            quick,
-            quick_targets,
-            id: {
-                static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            },
-        };
-        Ok(crate::transaction::with_setup(rs))
     }
+    let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
+    rs.gates = gates;
+    rs.combined = Some(combined);
+    rs.unions = unions;
+    rs.union_group = union_group;
+    rs.union_groups = groups.len();
+    rs.stats.gated_links = gated;
+    // The quick-skip records read the gates; the plans keep copies of them.
+    (rs.quick, rs.quick_targets) = quick_records(&rs.phases);
+    if let Some(plans) = rs.setup.as_mut().and_then(|s| s.plans.as_mut()) {
+        for (plan, quick) in plans.iter_mut().zip(&rs.quick) {
+            for step in &mut plan.steps {
+                step.quick = quick[step.entry as usize];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each entry's quick-skip record (`RuleSet::quick`, `quick_targets`).
+fn quick_records(phases: &[Vec<Entry>; 5]) -> ([Vec<crate::ruleset::Quick>; 5], Vec<(u32, u16)>) {
+    let mut targets = Vec::new();
+    let quick = phases.each_ref().map(|list| {
+        list.iter()
+            .map(|e| match e {
+                Entry::Rule { rule, .. } => crate::ruleset::Quick::of(rule, &mut targets),
+                Entry::Marker(_) => Default::default(),
+            })
+            .collect()
+    });
+    (quick, targets)
 }
 
 fn msg_text(m: &crate::macros::Macro) -> String {

@@ -208,6 +208,8 @@ pub struct Stats {
     pub rules: usize,
     pub regex_on_regex_crate: usize,
     pub regex_on_pcre2: usize,
+    /// `@rx` patterns of rules no walk plan reaches, built when a request first needs one.
+    pub regex_deferred: usize,
     pub dynamic_operators: usize,
     /// Rule links the prefilter can skip.
     pub gated_links: usize,

@@ -321,3 +321,46 @@ SecRule ARGS:a "@rx secret" "id:2,phase:1,pass,log,msg:'seen'""#,
         assert_eq!(msgs.len(), 1, "{msgs:?}");
     }
 }
+
+/// A rule no request reaches while the setup's TX holds (a paranoia `skipAfter` decided
+/// at load jumps over it) keeps its pattern unbuilt and ungated, yet still matches when a
+/// request makes the jump fail; a bad pattern there still fails the load.
+#[test]
+fn patterns_of_rules_jumped_over_are_built_on_first_use() {
+    let text = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.pl=1"
+SecRule ARGS:raise "@streq 1" "id:2,phase:1,pass,nolog,ctl:ruleRemoveTargetById=10;TX:pl"
+SecRule TX:pl "@lt 2" "id:10,phase:2,pass,nolog,skipAfter:END-PL2"
+SecRule ARGS "@rx evil\d{2}" "id:11,phase:2,deny,status:403,log,msg:'PL2'"
+SecMarker END-PL2
+SecRule ARGS "@rx (?i)union\s+select" "id:20,phase:2,deny,status:403,log,msg:'PL1'"
+"#;
+    let rs = rules(text);
+    let backend = |rs: &RuleSet, id: u64| {
+        let rule = rs.rules().find(|r| r.id == id).unwrap();
+        match &rule.operator.as_ref().unwrap().imp {
+            ward_engine::rule::OperatorImpl::Static(o) => o.backend().unwrap(),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(rs.stats().regex_deferred, 1);
+    assert_eq!((backend(&rs, 11), backend(&rs, 20)), ("deferred", "regex"));
+    assert!(rs.rules().find(|r| r.id == 11).unwrap().gate.is_none(), "a rule jumped over is not gated");
+    assert!(rs.rules().find(|r| r.id == 20).unwrap().gate.is_some());
+    // Jumped over: nothing built by a request either.
+    assert_eq!(run(&rs, "/?q=evil12", None).0, None);
+    assert_eq!(run(&rs, "/?q=union%20select", None).0, Some(403));
+    assert_eq!(backend(&rs, 11), "deferred");
+    // The jump no longer matches (its TX target removed): built now, and it matches.
+    let (status, msgs, _) = run(&rs, "/?raise=1&q=evil12", None);
+    assert_eq!(status, Some(403));
+    assert!(msgs.iter().any(|m| m.contains("id \"11\"")), "{msgs:?}");
+    assert_eq!(backend(&rs, 11), "regex");
+    assert_eq!(run(&rs, "/?raise=1&q=evil1", None).0, None);
+    // Unreached or not, a pattern that is not valid fails the load where it stands.
+    let bad = text.replace("evil\\d{2}", "evil(");
+    assert!(bad.contains("evil("), "the test edits the PL2 rule");
+    let err = compile_err(&bad);
+    assert!(err.contains("/t/inline.conf:6") && err.contains("evil("), "{err}");
+}

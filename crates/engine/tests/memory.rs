@@ -30,11 +30,12 @@ fn transactions_keep_little_and_the_heap_stays_flat() {
     let sources = shapes::sources(&crs, 1);
     let before = HEAP.allocated();
     let rs = Arc::new(RuleSet::compile(&sources).expect("CRS v4 compiles"));
-    // Every worker keeps the compiled rule set for its life: ~25 MB of heap, of which
-    // the `@pmFromFile` phrase automata took ~13 MB as boxed child lists (~3 MB flat).
+    // Every worker keeps the compiled rule set for its life: ~18.5 MB of heap at PL1. The
+    // `@pmFromFile` phrase automata took ~13 MB more as boxed child lists (~3 MB flat),
+    // and the patterns of the PL2-4 rules ~6 MB when they were built at load.
     let compiled = HEAP.allocated().saturating_sub(before);
     eprintln!("heap: the compiled CRS v4 holds {compiled} bytes");
-    assert!(compiled < 30 << 20, "the compiled CRS v4 holds {compiled} bytes");
+    assert!(compiled < 22 << 20, "the compiled CRS v4 holds {compiled} bytes");
     let shapes = shapes::shapes();
     let kibana = shapes.iter().find(|s| s.name == "post_kibana_json").expect("shape");
     let form = shapes.iter().find(|s| s.name == "post_form_2k").expect("shape");

@@ -15,6 +15,7 @@ mod begins_with;
 mod contains;
 mod contains_word;
 mod data_file;
+pub mod deferred;
 mod detect_sqli;
 mod detect_xss;
 mod ends_with;
@@ -53,13 +54,14 @@ pub struct OperatorContext<'a> {
     pub base_dir: &'a Path,
     /// Where a rule-set load records the data files it reads (None outside a load).
     pub inputs: Option<&'a RefCell<Inputs>>,
-    /// `@rx` patterns built ahead during a rule-set load (see `prebuild`).
-    pub(crate) prebuilt: Option<&'a crate::prebuild::Prebuilt>,
+    /// During a rule-set load: `@rx` patterns are checked now and built once the load
+    /// knows which rules can run (see `deferred`).
+    pub(crate) defer_patterns: bool,
 }
 
 impl<'a> OperatorContext<'a> {
     pub fn new(base_dir: &'a Path) -> Self {
-        OperatorContext { base_dir, inputs: None, prebuilt: None }
+        OperatorContext { base_dir, inputs: None, defer_patterns: false }
     }
 
     /// Reads a data file, recording it when a rule set is being loaded.
@@ -93,7 +95,8 @@ pub trait Operator: Send + Sync + Debug {
         Ok(())
     }
 
-    /// For regex operators, which engine runs the pattern: `"regex"` or `"pcre2"`.
+    /// For regex operators, which engine runs the pattern: `"regex"` or `"pcre2"`
+    /// (`"deferred"` while not built).
     fn backend(&self) -> Option<&'static str> {
         None
     }
@@ -112,6 +115,11 @@ pub trait Operator: Send + Sync + Debug {
     fn prepare(&self, gated: bool) -> Result<(), String> {
         let _ = gated;
         Ok(())
+    }
+
+    /// A regex operator's pattern, when its build may wait (see `deferred`).
+    fn deferred(&self) -> Option<&deferred::Deferred> {
+        None
     }
 
     /// Why this operator can never match in Ward (a feature Ward does not have), for the

@@ -9,34 +9,36 @@
 //! (every group up to the last one that took part).
 //! Example: `SecRule ARGS "@rx (?i)union\s+select" "id:1,deny,capture"`
 
+use super::deferred::Deferred;
 use super::pattern::{Pattern, PcreLimits};
 use super::{Captures, Operator, OperatorContext};
 
 #[derive(Debug)]
 pub struct Rx {
     /// `None` for the empty pattern, which ModSecurity matches without running it.
-    pattern: Option<Pattern>,
+    pattern: Option<Deferred>,
     /// `@rxGlobal`: capture every match, not just the first.
     global: bool,
 }
 
 impl Rx {
     pub fn create(param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        // During a load, the pattern may have been built ahead on another core.
-        match ctx.prebuilt {
-            Some(pool) => Self::build(param, false, |p| pool.pattern(p)),
-            None => Self::build(param, false, Pattern::new),
-        }
+        Self::build(param, false, ctx)
     }
 
-    /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture; `new`
-    /// builds a non-empty pattern.
-    pub(super) fn build(
-        param: &str,
-        global: bool,
-        new: impl FnOnce(&str) -> Result<Pattern, String>,
-    ) -> Result<Box<dyn Operator>, String> {
-        let pattern = if param.is_empty() { None } else { Some(new(param)?) };
+    /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture. During a
+    /// rule-set load the pattern is checked now and built later (see [`Deferred`]).
+    pub(super) fn build(param: &str, global: bool, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        let pattern = match param {
+            "" => None,
+            _ => {
+                let d = Deferred::new(param)?;
+                if !ctx.defer_patterns {
+                    d.get();
+                }
+                Some(d)
+            }
+        };
         Ok(Box::new(Rx { pattern, global }))
     }
 }
@@ -47,7 +49,15 @@ impl Operator for Rx {
     }
 
     fn evaluate_limited(&self, input: &[u8], caps: Option<&mut Captures>, limit_hit: &mut bool) -> bool {
-        match (&self.pattern, caps) {
+        let pattern = match &self.pattern {
+            None => None,
+            // Vouched for by PCRE2 at load: no build fails (see `Deferred`).
+            Some(d) => match d.get() {
+                Some(p) => Some(p),
+                None => return false,
+            },
+        };
+        match (pattern, caps) {
             (None, caps) => {
                 if let Some(caps) = caps {
                     caps.clear();
@@ -70,11 +80,18 @@ impl Operator for Rx {
     }
 
     fn backend(&self) -> Option<&'static str> {
-        Some(self.pattern.as_ref().map_or("regex", Pattern::backend))
+        match &self.pattern {
+            None => Some("regex"),
+            Some(d) => Some(d.built().map_or("deferred", Pattern::backend)),
+        }
     }
 
     fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
-        self.pattern.as_ref()?.required_literals()
+        self.pattern.as_ref()?.built()?.required_literals()
+    }
+
+    fn deferred(&self) -> Option<&Deferred> {
+        self.pattern.as_ref()
     }
 }
 

@@ -14,8 +14,8 @@ use super::{Operator, OperatorContext};
 pub struct RxGlobal;
 
 impl RxGlobal {
-    pub fn create(param: &str, _: &OperatorContext) -> Result<Box<dyn Operator>, String> {
-        Rx::build(param, true, super::pattern::Pattern::new)
+    pub fn create(param: &str, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
+        Rx::build(param, true, ctx)
     }
 }
 

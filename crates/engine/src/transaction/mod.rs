@@ -25,6 +25,7 @@ use setup::{Outcome, Setup};
 mod cache;
 mod plan;
 pub(crate) mod setup;
+pub(crate) use plan::reached;
 pub(crate) use setup::with_setup;
 pub(crate) use state::{empty_bit, has_union, var_domains, DOMAINS};
 mod state;

@@ -65,6 +65,24 @@ fn only_matches(rule: &Rule, dialect: Dialect) -> bool {
         && no_side_effects(a)
 }
 
+/// Per phase and entry: a transaction can evaluate the rule while the setup's TX holds
+/// (it is a step of its phase's plan; every rule without plans). What a plan leaves out
+/// is decided at load or jumped over, unless a request changes what the plan assumed
+/// (a TX target removed, the paranoia level raised): then the rule is evaluated anyway.
+pub(crate) fn reached(rules: &RuleSet) -> [Vec<bool>; 5] {
+    let plans = rules.setup.as_ref().and_then(|s| s.plans.as_deref());
+    std::array::from_fn(|p| match plans {
+        Some(plans) => {
+            let mut reached = vec![false; rules.phases[p].len()];
+            for step in &plans[p].steps {
+                reached[step.entry as usize] = true;
+            }
+            reached
+        }
+        None => vec![true; rules.phases[p].len()],
+    })
+}
+
 /// The plans of phases 1..=5 for `setup` (phase 1's starts where the folding left off).
 pub(crate) fn plans(rules: &RuleSet, setup: &Setup) -> [Plan; 5] {
     std::array::from_fn(|p| plan(rules, setup, p))
