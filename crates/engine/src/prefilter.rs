@@ -293,6 +293,13 @@ impl GateBuilder {
     /// The combined automaton of the (gate, bit) rule links `keep` picks: the same result
     /// layout as [`GateBuilder::combined`], the other links' bits never set.
     pub fn combined_of(&self, keep: impl Fn(u32, u32) -> bool) -> Result<Combined, String> {
+        let (all, bits, offsets) = self.combined_input(keep);
+        Ok(Combined { lits: Literals::new(all, bits)?, offsets })
+    }
+
+    /// What [`GateBuilder::combined_of`] builds from: (literal, global bit) pairs, the
+    /// number of bits, each gate's first bit.
+    fn combined_input(&self, keep: impl Fn(u32, u32) -> bool) -> CombinedInput<'_> {
         let mut offsets = Vec::new();
         let mut next = 0u32;
         let mut all = Vec::new();
@@ -304,12 +311,17 @@ impl GateBuilder {
             next += n;
         }
         offsets.push(next);
-        Ok(Combined { lits: Literals::new(all, next)?, offsets })
+        (all, next, offsets)
     }
 
     /// Per-domain automata from the (gate, bit) rule links that read each domain.
     pub fn domain_scans(&self, links: &[Vec<(u32, u32)>]) -> Result<DomainScans, String> {
-        let all = self.combined()?;
+        Ok(self.build_all(links)?.1)
+    }
+
+    /// Per domain: 0 when it scans with the combined automaton, k for the k-th of the
+    /// returned inputs, its own automaton's.
+    fn domain_inputs(&self, links: &[Vec<(u32, u32)>]) -> Result<(Vec<u16>, Vec<CombinedInput<'_>>), String> {
         let (mut own, mut of) = (Vec::new(), Vec::with_capacity(links.len()));
         let mut seen: FxHashMap<Vec<(u32, u32)>, u16> = FxHashMap::default();
         for set in links {
@@ -327,7 +339,7 @@ impl GateBuilder {
                 (k + bit_of.iter().filter(|&&b| keep(g as u32, b)).count(), t + bit_of.len())
             });
             let k = if kept * 2 <= total {
-                own.push(self.combined_of(keep)?);
+                own.push(self.combined_input(keep));
                 u16::try_from(own.len()).map_err(|_| "too many prefilter domains".to_string())?
             } else {
                 0
@@ -335,41 +347,59 @@ impl GateBuilder {
             seen.insert(set, k);
             of.push(k);
         }
-        Ok(DomainScans { all, own, of })
+        Ok((of, own))
     }
 
-    /// The gates and the per-domain automata ([`GateBuilder::domain_scans`]), the latter
-    /// on a second thread when the machine has two cores (they are a fifth of a CRS load).
+    /// The gates and the per-domain automata ([`GateBuilder::domain_scans`]), built on
+    /// two cores when the machine has them (a third of a CRS load).
     pub fn build_all(&self, links: &[Vec<(u32, u32)>]) -> Result<(Vec<Gate>, DomainScans), String> {
-        if std::thread::available_parallelism().map_or(1, |n| n.get()) < 2 {
-            return Ok((self.build()?, self.domain_scans(links)?));
+        let (of, own) = self.domain_inputs(links)?;
+        let all = self.combined_input(|_, _| true);
+        // One job per automaton: the gates', the combined one, the domains' own.
+        let gates = self.groups.len();
+        let combined = |k: usize| if k == 0 { &all } else { &own[k - 1] };
+        let costs: Vec<usize> = (0..gates + 1 + own.len())
+            .map(|i| match self.groups.get(i) {
+                Some(g) => g.1.len(),
+                None => combined(i - gates).0.len(),
+            })
+            .collect();
+        let built = crate::prebuild::on_two_cores(&costs, |i| match self.groups.get(i) {
+            Some((_, pats, bit_of, n)) => Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of.iter().copied()), *n),
+            None => {
+                let (lits, bits, _) = combined(i - gates);
+                Literals::new(lits.iter().copied(), *bits)
+            }
+        });
+        let mut lits = Vec::with_capacity(built.len());
+        for (r, helper) in built {
+            // Copied here: what lives as long as the rule set is allocated by this thread,
+            // not left in the helper's arena, where a reload's free and the next build
+            // fragment the master's heap (seen: +2.7 MB RSS per reload).
+            lits.push(if helper { r.map(|l| l.clone()) } else { r }?);
         }
-        std::thread::scope(|s| {
-            let helper = std::thread::Builder::new().spawn_scoped(s, || self.domain_scans(links));
-            let gates = self.build();
-            let domains = match helper {
-                // Copied here: what lives as long as the rule set is allocated by this
-                // thread, not left in the helper's arena, where a reload's free and the
-                // next build fragment the master's heap (seen: +2.7 MB RSS per reload).
-                Ok(h) => h.join().map_err(|_| "the prefilter build failed (panic)".to_string())?.map(|d| d.clone()),
-                // No thread (resource limits): built here.
-                Err(_) => self.domain_scans(links),
-            };
-            Ok((gates?, domains?))
-        })
+        let mut lits = lits.into_iter();
+        let gates: Vec<Gate> = lits
+            .by_ref()
+            .take(gates)
+            .map(|lits| {
+                let empty = lits.scan(b"");
+                Gate { lits, empty }
+            })
+            .collect();
+        let missing = || "the prefilter build lost an automaton".to_string();
+        let all = Combined { lits: lits.next().ok_or_else(missing)?, offsets: all.2 };
+        let own = lits.zip(own).map(|(lits, (_, _, offsets))| Combined { lits, offsets }).collect();
+        Ok((gates, DomainScans { all, own, of }))
     }
 
     pub fn build(&self) -> Result<Vec<Gate>, String> {
-        self.groups
-            .iter()
-            .map(|(_, pats, bit_of, n)| {
-                let lits = Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of.iter().copied()), *n)?;
-                let empty = lits.scan(b"");
-                Ok(Gate { lits, empty })
-            })
-            .collect()
+        Ok(self.build_all(&[])?.0)
     }
 }
+
+/// (literal, global bit) pairs, the number of bits, each gate's first bit.
+type CombinedInput<'a> = (Vec<(&'a [u8], u32)>, u32, Vec<u32>);
 
 #[cfg(test)]
 mod tests {
