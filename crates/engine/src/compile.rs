@@ -611,8 +611,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     // Per scan domain, the gated links that read it.
     let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
     // (variable, gate) → its union's index in a transaction's table.
-    let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> =
-        Default::default();
+    let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> = Default::default();
     let mut unions = Vec::new();
     // (variable, key) → its value group: unions over the same values share their list.
     let mut groups: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>), u32> = Default::default();

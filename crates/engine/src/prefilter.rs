@@ -306,7 +306,11 @@ impl GateBuilder {
         for (g, (_, group_pats, bit_of, n)) in self.groups.iter().enumerate() {
             offsets.push(next);
             all.extend(
-                group_pats.iter().zip(bit_of).filter(|(_, &b)| keep(g as u32, b)).map(|(p, &b)| (p.as_slice(), next + b)),
+                group_pats
+                    .iter()
+                    .zip(bit_of)
+                    .filter(|(_, &b)| keep(g as u32, b))
+                    .map(|(p, &b)| (p.as_slice(), next + b)),
             );
             next += n;
         }
@@ -373,10 +377,11 @@ impl GateBuilder {
         });
         let mut lits = Vec::with_capacity(built.len());
         for (r, helper) in built {
+            let l = r?;
             // Copied here: what lives as long as the rule set is allocated by this thread,
             // not left in the helper's arena, where a reload's free and the next build
             // fragment the master's heap (seen: +2.7 MB RSS per reload).
-            lits.push(if helper { r.map(|l| l.clone()) } else { r }?);
+            lits.push(if helper { l.clone() } else { l });
         }
         let mut lits = lits.into_iter();
         let gates: Vec<Gate> = lits
