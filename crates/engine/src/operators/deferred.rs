@@ -32,6 +32,12 @@ impl Deferred {
         Ok(d)
     }
 
+    /// Built at once (outside a rule-set load: nothing to wait for).
+    pub fn now(pcre: &str) -> Result<Deferred, String> {
+        let built = OnceLock::from(Some(Pattern::new(pcre)?));
+        Ok(Deferred { pcre: pcre.into(), limits: PcreLimits::default(), built })
+    }
+
     /// The pattern, built on first use.
     pub fn get(&self) -> Option<&Pattern> {
         self.built.get_or_init(|| self.build()).as_ref()
@@ -81,6 +87,12 @@ mod tests {
             assert_eq!(d.get().map(|p| p.is_match(input)), Some(want), "{pcre}");
             assert!(d.built().is_some(), "{pcre}: built once used");
         }
+    }
+
+    #[test]
+    fn now_builds_at_once() {
+        assert!(Deferred::now("a+b").unwrap().built().is_some_and(|p| p.is_match(b"aab")));
+        assert!(Deferred::now("(").is_err());
     }
 
     #[test]

@@ -31,13 +31,8 @@ impl Rx {
     pub(super) fn build(param: &str, global: bool, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
         let pattern = match param {
             "" => None,
-            _ => {
-                let d = Deferred::new(param)?;
-                if !ctx.defer_patterns {
-                    d.get();
-                }
-                Some(d)
-            }
+            _ if ctx.defer_patterns => Some(Deferred::new(param)?),
+            _ => Some(Deferred::now(param)?),
         };
         Ok(Box::new(Rx { pattern, global }))
     }
