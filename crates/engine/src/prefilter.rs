@@ -285,20 +285,17 @@ impl GateBuilder {
         (g as u32, bit)
     }
 
-    /// The automaton of every gate's literals at once (build before [`GateBuilder::build`]).
-    pub fn combined(&self) -> Result<Combined, String> {
-        self.combined_of(|_, _| true)
-    }
-
-    /// The combined automaton of the (gate, bit) rule links `keep` picks: the same result
-    /// layout as [`GateBuilder::combined`], the other links' bits never set.
-    pub fn combined_of(&self, keep: impl Fn(u32, u32) -> bool) -> Result<Combined, String> {
-        let (all, bits, offsets) = self.combined_input(keep);
+    /// The automaton of every gate's literals at once (tests: the load builds it with the
+    /// rest in [`GateBuilder::build_all`]).
+    #[cfg(test)]
+    fn combined(&self) -> Result<Combined, String> {
+        let (all, bits, offsets) = self.combined_input(|_, _| true);
         Ok(Combined { lits: Literals::new(all, bits)?, offsets })
     }
 
-    /// What [`GateBuilder::combined_of`] builds from: (literal, global bit) pairs, the
-    /// number of bits, each gate's first bit.
+    /// What a combined automaton of the (gate, bit) rule links `keep` picks is built from:
+    /// (literal, global bit) pairs, the number of bits, each gate's first bit. Its scans
+    /// have the layout of the one over every link, the other links' bits never set.
     fn combined_input(&self, keep: impl Fn(u32, u32) -> bool) -> CombinedInput<'_> {
         let mut offsets = Vec::new();
         let mut next = 0u32;
@@ -316,11 +313,6 @@ impl GateBuilder {
         }
         offsets.push(next);
         (all, next, offsets)
-    }
-
-    /// Per-domain automata from the (gate, bit) rule links that read each domain.
-    pub fn domain_scans(&self, links: &[Vec<(u32, u32)>]) -> Result<DomainScans, String> {
-        Ok(self.build_all(links)?.1)
     }
 
     /// Per domain: 0 when it scans with the combined automaton, k for the k-th of the
@@ -354,8 +346,9 @@ impl GateBuilder {
         Ok((of, own))
     }
 
-    /// The gates and the per-domain automata ([`GateBuilder::domain_scans`]), built on
-    /// two cores when the machine has them (a third of a CRS load).
+    /// The gates, and the automata per scan domain from the (gate, bit) rule links that
+    /// read each domain, built on two cores when the machine has them (a third of a CRS
+    /// load).
     pub fn build_all(&self, links: &[Vec<(u32, u32)>]) -> Result<(Vec<Gate>, DomainScans), String> {
         let (of, own) = self.domain_inputs(links)?;
         let all = self.combined_input(|_, _| true);
@@ -398,7 +391,9 @@ impl GateBuilder {
         Ok((gates, DomainScans { all, own, of }))
     }
 
-    pub fn build(&self) -> Result<Vec<Gate>, String> {
+    /// The gates alone (tests).
+    #[cfg(test)]
+    fn build(&self) -> Result<Vec<Gate>, String> {
         Ok(self.build_all(&[])?.0)
     }
 }
@@ -466,7 +461,7 @@ mod tests {
         let mut everything = args.clone();
         everything.push(body);
         // Domain 0 reads one rule of seven, 1 and 3 read the same six, 2 reads all, 4 none.
-        let d = b.domain_scans(&[vec![body], args.clone(), everything, args.clone(), vec![]]).unwrap();
+        let d = b.build_all(&[vec![body], args.clone(), everything, args.clone(), vec![]]).unwrap().1;
         let value = b"word1 %UFF word5";
         let full = d.all().scan(value);
         let on = |c: &Combined, (g, bit): (u32, u32)| c.has(&c.scan(value), g, bit);
