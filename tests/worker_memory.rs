@@ -123,24 +123,33 @@ server {{
 
 /// A worker with the CRS v4 starts small: the rule-set load's freed temporaries are not
 /// left resident (glibc's thresholds fixed before the load, src/config.rs). With dynamic
-/// thresholds the helper threads' arenas kept their freed tops: ~40 MB here against ~28
-/// (47 against 37 while the PL2-4 patterns were built at load too).
+/// thresholds the helper threads' arenas kept their freed tops. At PL4 (every pattern built
+/// at load) the worker holds 37-39 MB here; with glibc's dynamic thresholds, 37-47 MB as
+/// the load's two threads happened to share the work, so this bound catches the bad
+/// cases, not each one (the next test compares with high fixed thresholds).
 #[test]
 fn a_crs_v4_worker_does_not_keep_the_load_s_temporaries() {
     let Some(rss) = crs_v4_worker_rss(&[]) else { return };
-    assert!(rss < 34 * 1024, "the CRS v4 worker holds {rss} kB after one request");
+    assert!(rss < 42 * 1024, "the CRS v4 worker holds {rss} kB after one request");
 }
 
 /// Thresholds set in nginx's environment are kept by the load: high ones keep its
-/// temporaries resident.
+/// temporaries resident. How much stays depends on how the load's two threads shared the
+/// work (45-49 MB against 38 in runs here), so the two workers are compared: overriding
+/// the environment's values makes them equal.
 #[test]
 fn thresholds_from_the_environment_are_kept() {
     let env = [("MALLOC_MMAP_THRESHOLD_", "33554432"), ("MALLOC_TRIM_THRESHOLD_", "268435456")];
-    let Some(rss) = crs_v4_worker_rss(&env) else { return };
-    assert!(rss > 34 * 1024, "the CRS v4 worker holds only {rss} kB: Ward replaced the environment's thresholds");
+    let Some(own) = crs_v4_worker_rss(&[]) else { return };
+    let Some(kept) = crs_v4_worker_rss(&env) else { return };
+    assert!(
+        kept > own + 3 * 1024,
+        "the CRS v4 worker holds {kept} kB with the environment's thresholds, {own} kB with Ward's: \
+         Ward replaced the environment's thresholds"
+    );
 }
 
-/// The RSS (kB) of a CRS v4 worker after one request, nginx started with `env`.
+/// The RSS (kB) of a CRS v4 worker at PL4 after one request, nginx started with `env`.
 fn crs_v4_worker_rss(env: &[(&str, &str)]) -> Option<u64> {
     if !have_nginx() {
         return None;
@@ -154,6 +163,7 @@ fn crs_v4_worker_rss(env: &[(&str, &str)]) -> Option<u64> {
         &format!(
             "SecRuleEngine On\nSecRequestBodyAccess On\n\
              Include {crs}/crs-setup.conf.example\n\
+             SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=4\"\n\
              Include {crs}/rules/*.conf\n",
             crs = crs.display()
         ),
