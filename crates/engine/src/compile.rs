@@ -17,7 +17,7 @@ use crate::transformations::tree::TransformTree;
 use crate::ruleset::{Config, Entry, LimitAction, RuleSet, RuleSource, Stats};
 use crate::variables::{attach_exclusions, compile_targets, split_targets, Selector, Target, Var};
 
-pub(crate) const MAX_INCLUDE_DEPTH: usize = 32;
+const MAX_INCLUDE_DEPTH: usize = 32;
 
 /// A rule being assembled, before exceptions and marker resolution.
 struct Pending {
@@ -169,7 +169,10 @@ impl Compiler {
                     return Err(err(d, "Include nested too deeply (a cycle?)"));
                 }
                 let pat = one_arg(d)?;
-                let paths = crate::inputs::include_paths(pat, base, |p| self.inputs.get_mut().glob(p))
+                let paths = self
+                    .inputs
+                    .get_mut()
+                    .include_paths(pat, base)
                     .map_err(|e| err(d, format!("bad Include pattern '{pat}': {e}")))?;
                 for p in paths {
                     self.file(&p, Some(d), depth + 1)?;

@@ -26,29 +26,25 @@ fn digest(bytes: &[u8]) -> Sha {
 }
 
 /// The sorted paths `pattern` matches now.
-pub(crate) fn expand(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
+fn expand(pattern: &str) -> Result<Vec<PathBuf>, glob::PatternError> {
     let mut paths: Vec<PathBuf> = glob::glob(pattern)?.filter_map(Result::ok).collect();
     paths.sort();
     Ok(paths)
 }
 
-/// The files an `Include` argument names: `pattern` relative to `base` unless absolute,
-/// a glob (`*`, `?`, `[`) expanded by `expand` (a load's records what it found).
-pub(crate) fn include_paths<E>(
-    pattern: &str,
-    base: &Path,
-    expand: impl FnOnce(&str) -> Result<Vec<PathBuf>, E>,
-) -> Result<Vec<PathBuf>, E> {
-    let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
-    let full_s = full.to_string_lossy();
-    if full_s.contains(['*', '?', '[']) {
-        expand(&full_s)
-    } else {
-        Ok(vec![full])
-    }
-}
-
 impl Inputs {
+    /// The files an `Include` argument names: `pattern` relative to `base` unless
+    /// absolute, a glob (`*`, `?`, `[`) expanded and remembered.
+    pub(crate) fn include_paths(&mut self, pattern: &str, base: &Path) -> Result<Vec<PathBuf>, glob::PatternError> {
+        let full = if Path::new(pattern).is_absolute() { PathBuf::from(pattern) } else { base.join(pattern) };
+        let full_s = full.to_string_lossy();
+        if full_s.contains(['*', '?', '[']) {
+            self.glob(&full_s)
+        } else {
+            Ok(vec![full])
+        }
+    }
+
     /// Reads `path`, remembering what it returned.
     pub(crate) fn read(&mut self, path: &Path) -> std::io::Result<Vec<u8>> {
         let r = std::fs::read(path);

@@ -62,7 +62,7 @@ impl DynamicOperator {
 
 /// A rule's operator argument split into (negated, name, parameter); no `@name` means
 /// `@rx` with the whole argument. `None` when the name is missing.
-pub(crate) fn operator_parts(spec: &str) -> Option<(bool, &str, &str)> {
+fn operator_parts(spec: &str) -> Option<(bool, &str, &str)> {
     let s = spec.trim_start();
     let (negated, s) = match s.strip_prefix('!') {
         Some(r) => (true, r.trim_start()),

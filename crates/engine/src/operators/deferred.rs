@@ -8,7 +8,8 @@
 //! compile. A pattern PCRE2 rejects is built at once, so its error, or its success on
 //! `regex` alone, is decided where the rule stands, as before. The load then builds the
 //! patterns of the rules its walk plans reach (prebuild.rs); any other is built by the
-//! first request that evaluates it (a rule that raises the paranoia level per request).
+//! first request that evaluates it (one whose `ctl` removed a TX target the plans relied
+//! on, or that did not start from the folded setup).
 
 use std::sync::OnceLock;
 
@@ -25,11 +26,11 @@ pub struct Deferred {
 impl Deferred {
     /// Checks `pcre` (ModSecurity's flags); builds it now only when PCRE2 rejects it.
     pub fn new(pcre: &str) -> Result<Deferred, String> {
-        let d = Deferred { pcre: pcre.into(), limits: PcreLimits::default(), built: OnceLock::new() };
-        if !super::pattern::pcre2_accepts(pcre) {
-            let _ = d.built.set(Some(Pattern::new(pcre)?));
+        if super::pattern::pcre2_accepts(pcre) {
+            Ok(Deferred { pcre: pcre.into(), limits: PcreLimits::default(), built: OnceLock::new() })
+        } else {
+            Self::now(pcre)
         }
-        Ok(d)
     }
 
     /// Built at once (outside a rule-set load: nothing to wait for).

@@ -393,22 +393,20 @@ fn pcre2_ok<T>(r: Result<T, pcre2::Error>, limit_hit: &mut bool) -> Option<T> {
     }
 }
 
-/// PCRE2 with ModSecurity's flags and the given limits.
 /// PCRE2 compiles `pcre` with ModSecurity's flags (no JIT: a check only). When it does,
 /// [`Pattern::new`] succeeds, since that falls back to the same compile.
 pub(crate) fn pcre2_accepts(pcre: &str) -> bool {
-    let limited = format!("{}{pcre}", PcreLimits::default().prefix());
-    pcre2::bytes::RegexBuilder::new().dotall(true).multi_line(true).jit_if_available(false).build(&limited).is_ok()
+    pcre2_build(pcre, PcreLimits::default(), false).is_ok()
 }
 
+/// PCRE2 with ModSecurity's flags and the given limits.
 fn pcre2_compile(pcre: &str, limits: PcreLimits) -> Result<pcre2::bytes::Regex, String> {
+    pcre2_build(pcre, limits, true).map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
+}
+
+fn pcre2_build(pcre: &str, limits: PcreLimits, jit: bool) -> Result<pcre2::bytes::Regex, pcre2::Error> {
     let limited = format!("{}{pcre}", limits.prefix());
-    pcre2::bytes::RegexBuilder::new()
-        .dotall(true)
-        .multi_line(true)
-        .jit_if_available(true)
-        .build(&limited)
-        .map_err(|e| format!("invalid regular expression {pcre:?}: {e}"))
+    pcre2::bytes::RegexBuilder::new().dotall(true).multi_line(true).jit_if_available(jit).build(&limited)
 }
 
 struct Translator<'a> {

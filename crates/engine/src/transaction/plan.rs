@@ -67,8 +67,8 @@ fn only_matches(rule: &Rule, dialect: Dialect) -> bool {
 
 /// Per phase and entry: a transaction can evaluate the rule while the setup's TX holds
 /// (it is a step of its phase's plan; every rule without plans). What a plan leaves out
-/// is decided at load or jumped over, unless a request changes what the plan assumed
-/// (a TX target removed, the paranoia level raised): then the rule is evaluated anyway.
+/// is decided at load or jumped over, unless a request leaves the plan (a `ctl` removed a
+/// TX target, or it did not start from the setup's TX): then the rule is evaluated anyway.
 pub(crate) fn reached(rules: &RuleSet) -> [Vec<bool>; 5] {
     let plans = rules.setup.as_ref().and_then(|s| s.plans.as_deref());
     std::array::from_fn(|p| match plans {
