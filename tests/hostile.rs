@@ -267,13 +267,12 @@ fn crs_v4_survives_redos_inputs() {
     let port = free_port();
     nginx.write(
         "rules/crs.conf",
-        &format!(
-            "SecRuleEngine On\nSecRequestBodyAccess On\nSecRequestBodyLimit 13107200\nSecRequestBodyNoFilesLimit 13107200\n\
-             SecRule REQUEST_HEADERS:Content-Type \"@rx (?i)^application/json\" \"id:200001,phase:1,t:none,pass,nolog,ctl:requestBodyProcessor=JSON\"\n\
-             Include {crs}/crs-setup.conf.example\n\
-             SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=4\"\n\
-             Include {crs}/rules/*.conf\n",
-            crs = crs.display()
+        &crs_v4_rules(
+            &crs,
+            "SecRequestBodyLimit 13107200\nSecRequestBodyNoFilesLimit 13107200\n\
+             SecRule REQUEST_HEADERS:Content-Type \"@rx (?i)^application/json\" \"id:200001,phase:1,t:none,pass,nolog,ctl:requestBodyProcessor=JSON\"\n",
+            4,
+            "",
         ),
     );
     nginx.write_conf(&format!(

@@ -57,17 +57,7 @@ fn start_with_crs() -> Option<(Nginx, u16, u16, u32)> {
     let mut nginx = Nginx::prepare();
     let port = free_port();
     let port2 = free_port();
-    nginx.write(
-        "rules/crs.conf",
-        &format!(
-            "SecRuleEngine On\nSecRequestBodyAccess On\n\
-             Include {crs}/crs-setup.conf.example\n\
-             SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=2\"\n\
-             Include {crs}/rules/*.conf\n\
-             Include local.conf\n",
-            crs = crs.display()
-        ),
-    );
+    nginx.write("rules/crs.conf", &crs_v4_rules(&crs, "", 2, "Include local.conf\n"));
     nginx.write(
         "rules/local.conf",
         "SecRule ARGS:q \"@pmFromFile words.data\" \"id:10001,phase:1,deny,status:403,log\"\n\

@@ -158,16 +158,7 @@ fn crs_v4_worker_rss(env: &[(&str, &str)]) -> Option<u64> {
     let crs = crs_v4()?;
     let mut nginx = Nginx::prepare();
     let port = free_port();
-    nginx.write(
-        "rules/crs.conf",
-        &format!(
-            "SecRuleEngine On\nSecRequestBodyAccess On\n\
-             Include {crs}/crs-setup.conf.example\n\
-             SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level=4\"\n\
-             Include {crs}/rules/*.conf\n",
-            crs = crs.display()
-        ),
-    );
+    nginx.write("rules/crs.conf", &crs_v4_rules(&crs, "", 4, ""));
     nginx.write("html/index.html", "ok\n");
     nginx.write_conf(&format!(
         "ward on;\nward_rules_file rules/crs.conf;\n\

@@ -38,6 +38,18 @@ pub fn crs_v4() -> Option<std::path::PathBuf> {
     crs.canonicalize().ok()
 }
 
+/// A rules file running the CRS v4 in `crs` at `paranoia`, engine and body inspection on:
+/// `settings` go before the CRS setup, `after` after its rules.
+pub fn crs_v4_rules(crs: &Path, settings: &str, paranoia: u8, after: &str) -> String {
+    format!(
+        "SecRuleEngine On\nSecRequestBodyAccess On\n{settings}\
+         Include {crs}/crs-setup.conf.example\n\
+         SecAction \"id:900000,phase:1,pass,nolog,setvar:tx.blocking_paranoia_level={paranoia}\"\n\
+         Include {crs}/rules/*.conf\n{after}",
+        crs = crs.display()
+    )
+}
+
 /// False (with a SKIPPED line) when the system nginx is missing.
 pub fn have_nginx() -> bool {
     if Path::new(NGINX).exists() {
