@@ -20,7 +20,10 @@
 //! Selectivity rule: a literal is a useful gate when it is at least [`MIN_LEN`] bytes long,
 //! or when it holds a byte that is rare in benign request values ([`is_rare`]). `on` or `-`
 //! would let almost every value through; `<`, `${` or `/*` almost never appear in benign
-//! parameters.
+//! parameters. A set with a literal that is not selective still gates when its literals
+//! together are expected rarely enough per byte ([`WEAK_MAX`]): `/`, `%` or `0x` for an
+//! encoded path, a space, `,` or `|` after a shell command. Most form text holds such a
+//! byte and runs the rule; identifiers, dates and numbers (most JSON values) do not.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 use regex_syntax::ParserBuilder;
@@ -31,6 +34,9 @@ use std::hash::{Hash, Hasher};
 pub const MIN_LEN: usize = 3;
 /// Beyond this many alternatives the set is unlikely to be selective.
 const MAX_SET: usize = 4096;
+/// A set that is not selective still gates when its literals are expected this rarely
+/// per byte of a benign value (see [`weakness`]).
+const WEAK_MAX: f64 = 0.15;
 /// Largest set built by a cross product (a concatenation of known parts).
 const MAX_CROSS: usize = 128;
 /// Largest set of literals spanning the joint of two concatenated parts.
@@ -95,7 +101,8 @@ pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
     let mut shapes = Vec::new();
     shape_hashes(hir, &mut shapes);
     let set = minimal(Memo { shapes, next: 0, seen: FxHashMap::default() }.info(hir).inner.set);
-    (set.len() <= MAX_SET && set.iter().all(|l| selective(l))).then_some(set)
+    let weak = || weakness(set.iter().map(Vec::as_slice)) <= WEAK_MAX;
+    (set.len() <= MAX_SET && (set.iter().all(|l| selective(l)) || weak())).then_some(set)
 }
 
 /// Drops literals that contain another literal of the set: they add nothing to the gate.
@@ -243,6 +250,12 @@ fn score<'a>(set: impl IntoIterator<Item = &'a Lit>) -> f64 {
     set.into_iter().map(|l| Stats::of(l).cost()).sum::<f64>().min(1.0)
 }
 
+/// Expected occurrences of a set's literals per byte of a benign value: what tells weak
+/// sets apart (`/` or `, ` against the empty literal) when none is selective.
+fn weakness<'a>(set: impl IntoIterator<Item = &'a [u8]>) -> f64 {
+    set.into_iter().map(|l| l.iter().map(|&b| FREQ[usize::from(b)]).product::<f64>()).sum()
+}
+
 /// The trivial set: the empty string occurs in every value.
 fn any() -> Set {
     vec![Lit::EMPTY]
@@ -286,8 +299,10 @@ impl Scored {
         Scored { score: score(&set), set }
     }
 
-    fn key(&self) -> (f64, usize, usize) {
-        (self.score, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
+    /// Score, then (among sets the cost model calls useless) [`weakness`], then size.
+    fn key(&self) -> (f64, f64, usize, usize) {
+        let weak = if self.score >= 1.0 { weakness(self.set.iter().map(Lit::bytes)) } else { 0.0 };
+        (self.score, weak, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
     }
 
     /// Keeps the more selective of two valid sets (then the smaller, then the longer).
@@ -603,14 +618,21 @@ mod tests {
         assert_eq!(lits("union select"), Some(vec!["union select".into()]));
         assert_eq!(lits(r"(?i)union\s+select"), Some(vec!["union".into()]));
         assert_eq!(lits("(?i:foo|barbaz)"), Some(vec!["barbaz".into(), "foo".into()]));
-        assert_eq!(lits("a(bcd)?e"), None, "short literals are not selective");
+        // Short literals are not selective; a set of them still gates when its literals
+        // are rare enough per byte (weak): letter pairs, `/`, `%`, not digits or a space
+        // and a letter.
+        assert_eq!(lits("a(bcd)?e"), Some(vec!["abcde".into(), "ae".into()]));
+        assert_eq!(lits(r"[/\\]|%|0x"), Some(vec!["%".into(), "/".into(), "0x".into(), "\\".into()]));
+        assert_eq!(lits(r"[\s,&<>|]").map(|s| s.len()), Some(11));
+        assert_eq!(lits("[0-9]+"), None);
+        assert_eq!(lits("x|[ ,]"), None);
         assert_eq!(lits(r"^.*$"), None);
         assert_eq!(lits("(?:abc)+xyz"), Some(vec!["abcxyz".into()]));
         assert_eq!(lits("(?:abc)*"), None);
         assert_eq!(lits("[("), None, "invalid patterns give no set");
-        // Short literals with a rare byte are selective, others are not.
+        // Short literals with a rare byte are selective; `:` only gates weakly.
         assert_eq!(lits(r"a\$b|<"), Some(vec!["<".into(), "a$b".into()]));
-        assert_eq!(lits(r"a-b|:"), None);
+        assert_eq!(lits(r"a-b|:"), Some(vec![":".into(), "a-b".into()]));
         // Small classes expand (case folded), neighbours join across optional parts.
         assert_eq!(lits(r"[oOcC]:\d+:\{"), Some(vec![":{".into()]));
         assert_eq!(lits(r"(?i)x[ ,]*<"), Some(vec![" <".into(), ",<".into(), "x<".into()]));

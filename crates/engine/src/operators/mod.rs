@@ -102,7 +102,7 @@ pub trait Operator: Send + Sync + Debug {
     }
 
     /// Byte strings of which at least one occurs (ASCII case-insensitively) in every value
-    /// this operator matches; `None` when there is no selective set. Used by the
+    /// this operator matches; `None` when no set is worth gating on (`literals`). Used by the
     /// rule-set prefilter to skip the operator for values that cannot match.
     fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
         None
