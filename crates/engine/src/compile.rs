@@ -408,6 +408,7 @@ impl Compiler {
             chain: None,
             dangling_chain: chain,
             gate: None,
+            stage_gates: Vec::new(),
             memo: None,
         };
         if is_link {
@@ -625,6 +626,26 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
             let mut link = Some(rule);
             while let Some(l) = link {
                 if let Some(op) = &l.operator {
+                    // A multiMatch link runs on each stage of its transformations: a gate
+                    // per stage (its prefix of the list), read value by value.
+                    if let (OperatorImpl::Static(o), false, true) = (&op.imp, op.negated, l.actions.multi_match) {
+                        if let Some(lits) = o.required_literals() {
+                            let mut keys = vec![l.transform_key];
+                            while let Some(parent) = rs.transforms.node(keys[keys.len() - 1]).parent {
+                                keys.push(parent);
+                            }
+                            for &key in keys.iter().rev() {
+                                let (g, bit) = gates.add(key, lits.clone());
+                                l.stage_gates.push((key, g, bit));
+                                for t in &l.targets {
+                                    for &d in crate::transaction::var_domains(t.var) {
+                                        domain_links[d].push((g, bit));
+                                    }
+                                }
+                            }
+                            gated += 1;
+                        }
+                    }
                     if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
                         if let Some(lits) = o.required_literals() {
                             let gate = gates.add(l.transform_key, lits);

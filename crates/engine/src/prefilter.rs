@@ -10,7 +10,8 @@
 //! [`crate::operators::Operator::required_literals`]) gets a bit in the gate of its
 //! transformation list. Per transaction, a transformed value is scanned once by that
 //! gate; a rule whose bit is not set cannot match the value and its operator is not run.
-//! Negated operators and `multiMatch` rules are never gated.
+//! Negated operators are never gated. A `multiMatch` link runs on each stage of its
+//! transformations: it has a bit in the gate of each stage's prefix of the list.
 
 use daachorse::DoubleArrayAhoCorasick;
 use rustc_hash::FxHashMap;

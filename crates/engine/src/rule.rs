@@ -130,6 +130,9 @@ pub struct Rule {
     pub dangling_chain: bool,
     /// (gate, bit) in the rule-set prefilter, when the operator has required literals.
     pub gate: Option<(u32, u32)>,
+    /// A gated `multiMatch` link's stages: per prefix of `transforms` (none, the first
+    /// step, …, all), its transformation key and (gate, bit). Empty when not gated.
+    pub stage_gates: Vec<(u32, u32, u32)>,
     /// Index among links whose operator result depends only on the value (static and not
     /// negated): a transaction remembers values they did not match.
     pub memo: Option<u32>,

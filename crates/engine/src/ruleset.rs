@@ -297,18 +297,23 @@ impl RuleSet {
     /// Both scans a transaction uses (the link's gate, and all gates at once for unchanged
     /// values) must let it through.
     pub fn gate_passes(&self, link: &Rule, value: &[u8]) -> bool {
-        match link.gate {
-            Some((g, bit)) => {
-                let own = self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit));
-                // The full automaton and that of every domain the link reads.
-                let all = self.combined.as_ref().is_none_or(|c| {
-                    let domains = link.targets.iter().flat_map(|t| crate::transaction::var_domains(t.var));
-                    std::iter::once(c.all()).chain(domains.map(|&d| c.get(d))).all(|c| c.has(&c.scan(value), g, bit))
-                });
-                own && all
-            }
-            None => true,
-        }
+        link.gate.is_none_or(|(g, bit)| self.passes(link, g, bit, value))
+    }
+
+    /// [`Self::gate_passes`] for stage `stage` of a gated `multiMatch` link (0: the raw
+    /// value, k: after its first k transformations).
+    pub fn stage_gate_passes(&self, link: &Rule, stage: usize, value: &[u8]) -> bool {
+        link.stage_gates.get(stage).is_none_or(|&(_, g, bit)| self.passes(link, g, bit, value))
+    }
+
+    fn passes(&self, link: &Rule, g: u32, bit: u32, value: &[u8]) -> bool {
+        let own = self.gates.get(g as usize).is_some_and(|gate| crate::prefilter::has(&gate.scan(value), bit));
+        // The full automaton and that of every domain the link reads.
+        let all = self.combined.as_ref().is_none_or(|c| {
+            let domains = link.targets.iter().flat_map(|t| crate::transaction::var_domains(t.var));
+            std::iter::once(c.all()).chain(domains.map(|&d| c.get(d))).all(|c| c.has(&c.scan(value), g, bit))
+        });
+        own && all
     }
 
     /// The disruptive action and status `block` stands for in `phase`.

@@ -237,6 +237,27 @@ fn multimatch_chain_starter_logs_each_match_even_when_the_chain_fails() {
 }
 
 #[test]
+fn gated_multimatch_runs_on_every_stage_that_changed_the_value() {
+    // Each stage (raw, then each step that changed the value) has its own prefilter gate.
+    let rs = rules(
+        "SecRuleEngine On\nSecRule ARGS \"@rx evil\\(\" \"id:9,phase:2,pass,log,multiMatch,msg:'m',t:none,t:urlDecodeUni,t:base64Decode,t:lowercase,setvar:tx.n=+1\"\nSecRule TX:n \"@eq 3\" \"id:10,phase:2,deny,status:403\"",
+    );
+    assert_eq!(rs.stats().gated_links, 1);
+    // a: the raw value; b: only after lower-casing the decoded value; c: after decoding
+    // (lower-casing changes nothing then); d: never.
+    let (status, msgs, _) = run(&rs, "/?a=evil(&b=RVZJTCg%3D&c=ZXZpbCg=&d=x", None);
+    assert_eq!(status, Some(403), "{msgs:?}");
+    let stages: Vec<&String> = msgs.iter().filter(|m| m.contains("[id \"9\"]")).collect();
+    assert_eq!(stages.len(), 3, "{msgs:?}");
+    for (var, value) in [("ARGS:a", "evil("), ("ARGS:b", "evil("), ("ARGS:c", "evil(")] {
+        assert!(stages.iter().any(|m| m.contains(&format!("`{var}' (Value: `{value}'"))), "{var}: {stages:?}");
+    }
+    // Upper case survives decoding: only the lower-cased stage matches b.
+    let (status, msgs, _) = run(&rs, "/?b=RVZJTCg%3D", None);
+    assert_eq!((status, msgs.iter().filter(|m| m.contains("[id \"9\"]")).count()), (None, 1), "{msgs:?}");
+}
+
+#[test]
 fn unavailable_operators_load_and_are_explained() {
     let rs = rules("SecRule REMOTE_ADDR \"@rbl sbl-xbl.spamhaus.org\" \"id:50,phase:1,deny\"\nSecRule REMOTE_ADDR \"@geoLookup\" \"id:51,phase:1,pass,nolog\"");
     let note = rs.unavailable_summary().unwrap();

@@ -34,6 +34,10 @@ pub fn sources(crs: &Path, paranoia: u8) -> Vec<RuleSource> {
         .collect();
     rules.sort();
     s.extend(rules.into_iter().map(RuleSource::File));
+    // Rules after the CRS, e.g. `SecRuleRemoveById 942100` to measure what one rule costs.
+    if let Ok(text) = std::env::var("WARD_BENCH_EXTRA_RULES") {
+        s.push(RuleSource::Inline { text, origin: PathBuf::from("bench-extra.conf"), line: 1 });
+    }
     s
 }
 

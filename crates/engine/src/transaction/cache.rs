@@ -396,6 +396,13 @@ impl TransformCache {
         (self.rows(i & KEPT_CELL != 0), i & !KEPT_CELL)
     }
 
+    /// Whether entries `i` and `j` (of one row) hold the same result: no step between
+    /// their lists changed the value.
+    pub(super) fn same_value(&self, i: usize, j: usize) -> bool {
+        let ((a, i), (b, j)) = (self.at(i), self.at(j));
+        std::ptr::eq(a, b) && a.cells[i].value == b.cells[j].value
+    }
+
     /// Cell `i`'s value (`raw` is the value it was computed from).
     pub(super) fn value<'a>(&'a self, i: usize, raw: &'a [u8]) -> &'a [u8] {
         let (rows, i) = self.at(i);
@@ -493,6 +500,29 @@ impl TransformCache {
             Scan::Raw(all, bits) => all.has(bits, g, bit),
             Scan::Gate(bits) => crate::prefilter::has(bits, bit),
         }
+    }
+
+    /// [`Self::gate_pass`] for the value of `row` ([`Self::value_row`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn gate_pass_in(
+        &mut self,
+        row: u32,
+        slot: u64,
+        raw: &[u8],
+        key: u32,
+        rules: &RuleSet,
+        g: u32,
+        bit: u32,
+    ) -> bool {
+        match self.scan(Some(row), slot, raw, key, rules, g) {
+            Scan::Raw(all, bits) => all.has(bits, g, bit),
+            Scan::Gate(bits) => crate::prefilter::has(bits, bit),
+        }
+    }
+
+    /// [`Self::entry`] for the value of `row` ([`Self::value_row`]).
+    pub(super) fn entry_in(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
+        self.cell(row, raw, key, tree)
     }
 
     /// The row of the value in `slot` (content `raw`), made on first use.
