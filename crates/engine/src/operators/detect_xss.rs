@@ -9,6 +9,8 @@
 //! Returns: true when libinjection reports XSS; captures the whole value into TX:0, as
 //! ModSecurity v3 does.
 //! Example: `SecRule ARGS "@detectXSS" "id:1,deny"`
+//! Prefilter: a value without `<` or `=` is never XSS here (see `NEEDED`), so the rule-set
+//! prefilter gates the operator on those two bytes.
 
 use super::{capture_one, Captures, Operator, OperatorContext};
 
@@ -21,7 +23,17 @@ impl DetectXss {
     }
 }
 
+/// Bytes without one of which libinjection finds no XSS in any of its five contexts
+/// (vendor/libinjectionrs/src/xss/html5.rs): tags, comments and doctypes begin at a `<`
+/// (the only way out of the data state), and an attribute value follows its name only
+/// after `=` (a quoted context's own first value has no name, so nothing to flag).
+const NEEDED: &[u8] = b"<=";
+
 impl Operator for DetectXss {
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        Some(NEEDED.iter().map(|&b| vec![b]).collect())
+    }
+
     fn evaluate(&self, input: &[u8], caps: Option<&mut Captures>) -> bool {
         // The port still indexes slices; a panic there must not take the worker down.
         let is_xss = std::panic::catch_unwind(|| libinjectionrs::detect_xss(input).is_injection()).unwrap_or(false);
@@ -53,6 +65,40 @@ mod tests {
             ("<a title=x>", false),
         ] {
             assert_eq!(DetectXss.evaluate(input.as_bytes(), None), want, "{input:?}");
+        }
+    }
+
+    /// Values made of XSS words and every other byte, without the needed ones, are never
+    /// XSS.
+    #[test]
+    fn values_without_a_needed_byte_are_never_xss() {
+        const WORDS: &str = "on error onerror onload javascript: alert(1) script style src href xlink:href x img svg \
+                             !doctype !-- [if xml data: vbscript: &#x3c; %3c";
+        let pieces: Vec<Vec<u8>> = WORDS
+            .split(' ')
+            .map(|p| p.as_bytes().to_vec())
+            .chain((0..=255u8).map(|b| vec![b]))
+            // HTML's own punctuation, often.
+            .chain(std::iter::repeat_n(b"<>=/ '\"`!-?&;\t\n".iter().map(|&b| vec![b]), 12).flatten())
+            .filter(|p| !p.iter().any(|b| NEEDED.contains(b)))
+            .collect();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let mut v = Vec::new();
+            for _ in 0..1 + next(8) {
+                v.extend_from_slice(&pieces[next(pieces.len())]);
+            }
+            assert!(!DetectXss.evaluate(&v, None), "{:?}", String::from_utf8_lossy(&v));
+        }
+        // One needed byte is enough, in each context.
+        for xss in ["<script", "<!doctype", "onerror=1", "x/onerror=1", "x'onerror=1", "x\"onerror=1", "x`onerror=1"] {
+            assert!(DetectXss.evaluate(xss.as_bytes(), None), "{xss}");
         }
     }
 }
