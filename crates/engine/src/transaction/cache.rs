@@ -379,8 +379,8 @@ impl TransformCache {
     }
 
     /// Cell `key` of `row` (tagged [`KEPT_ROW`] or not), as a handle tagged [`KEPT_CELL`]
-    /// for a kept row.
-    fn cell(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
+    /// for a kept row: [`Self::entry`] for a known row ([`Self::value_row`]).
+    pub(super) fn cell(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
         let kept = row & KEPT_ROW != 0;
         let width = self.width;
         let i = self.rows_mut(kept).cell(width, (row & !KEPT_ROW) as usize, raw, key, tree);
@@ -496,17 +496,14 @@ impl TransformCache {
     /// which the prefilter ignores) is scanned once for all gates, without transforming
     /// it; a transformed one once per gate.
     pub(super) fn gate_pass(&mut self, slot: u64, raw: &[u8], key: u32, rules: &RuleSet, g: u32, bit: u32) -> bool {
-        match self.scan(None, slot, raw, key, rules, g) {
-            Scan::Raw(all, bits) => all.has(bits, g, bit),
-            Scan::Gate(bits) => crate::prefilter::has(bits, bit),
-        }
+        self.gate_pass_in(None, slot, raw, key, rules, g, bit)
     }
 
-    /// [`Self::gate_pass`] for the value of `row` ([`Self::value_row`]).
+    /// [`Self::gate_pass`], for the value of `row` ([`Self::value_row`]) when known.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn gate_pass_in(
         &mut self,
-        row: u32,
+        row: Option<u32>,
         slot: u64,
         raw: &[u8],
         key: u32,
@@ -514,15 +511,10 @@ impl TransformCache {
         g: u32,
         bit: u32,
     ) -> bool {
-        match self.scan(Some(row), slot, raw, key, rules, g) {
+        match self.scan(row, slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.has(bits, g, bit),
             Scan::Gate(bits) => crate::prefilter::has(bits, bit),
         }
-    }
-
-    /// [`Self::entry`] for the value of `row` ([`Self::value_row`]).
-    pub(super) fn entry_in(&mut self, row: u32, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
-        self.cell(row, raw, key, tree)
     }
 
     /// The row of the value in `slot` (content `raw`), made on first use.

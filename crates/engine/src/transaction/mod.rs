@@ -1032,12 +1032,12 @@ impl Transaction {
                             let mut prev = None;
                             let row = cache.value_row(slot, &v.value, rules);
                             for &(key, g, bit) in &link.stage_gates {
-                                let i = cache.entry_in(row, &v.value, key, &rules.transforms);
+                                let i = cache.cell(row, &v.value, key, &rules.transforms);
                                 if prev.is_some_and(|p| cache.same_value(p, i)) {
                                     continue;
                                 }
                                 prev = Some(i);
-                                if !cache.gate_pass_in(row, slot, &v.value, key, rules, g, bit) {
+                                if !cache.gate_pass_in(Some(row), slot, &v.value, key, rules, g, bit) {
                                     continue;
                                 }
                                 let cur = cache.value(i, &v.value);
