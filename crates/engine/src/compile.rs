@@ -626,48 +626,47 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
             let mut link = Some(rule);
             while let Some(l) = link {
                 if let Some(op) = &l.operator {
-                    // A multiMatch link runs on each stage of its transformations: a gate
-                    // per stage (its prefix of the list), read value by value.
-                    if let (OperatorImpl::Static(o), false, true) = (&op.imp, op.negated, l.actions.multi_match) {
-                        if let Some(lits) = o.required_literals() {
-                            let mut keys = vec![l.transform_key];
-                            while let Some(parent) = rs.transforms.node(keys[keys.len() - 1]).parent {
-                                keys.push(parent);
-                            }
-                            for &key in keys.iter().rev() {
-                                let (g, bit) = gates.add(key, lits.clone());
-                                l.stage_gates.push((key, g, bit));
-                                for t in &l.targets {
-                                    for &d in crate::transaction::var_domains(t.var) {
-                                        domain_links[d].push((g, bit));
-                                    }
-                                }
-                            }
-                            gated += 1;
+                    let lits = match (&op.imp, op.negated) {
+                        (OperatorImpl::Static(o), false) => o.required_literals(),
+                        _ => None,
+                    };
+                    if let (Some(lits), true) = (&lits, l.actions.multi_match) {
+                        // A multiMatch link runs on each stage of its transformations: a bit
+                        // in the gate of each stage's prefix of the list, read value by value.
+                        let mut keys = vec![l.transform_key];
+                        while let Some(parent) = rs.transforms.node(keys[keys.len() - 1]).parent {
+                            keys.push(parent);
                         }
-                    }
-                    if let (OperatorImpl::Static(o), false, false) = (&op.imp, op.negated, l.actions.multi_match) {
-                        if let Some(lits) = o.required_literals() {
-                            let gate = gates.add(l.transform_key, lits);
-                            l.gate = Some(gate);
-                            gated += 1;
-                            for t in &mut l.targets {
+                        for &key in keys.iter().rev() {
+                            let (g, bit) = gates.add(key, lits.clone());
+                            l.stage_gates.push((key, g, bit));
+                            for t in &l.targets {
                                 for &d in crate::transaction::var_domains(t.var) {
-                                    domain_links[d].push(gate);
+                                    domain_links[d].push((g, bit));
                                 }
-                                if crate::transaction::has_union(t) {
-                                    let key = match &t.selector {
-                                        Selector::Key(k) => Some(k.clone()),
-                                        _ => None,
-                                    };
-                                    t.union = *union_slots.entry((t.var, key.clone(), gate.0)).or_insert_with(|| {
-                                        let n = groups.len() as u32;
-                                        union_group.push(*groups.entry((t.var, key.clone())).or_insert(n));
-                                        let sel = key.map_or(Selector::All, Selector::Key);
-                                        unions.push((t.var, sel));
-                                        unions.len() as u32 - 1
-                                    });
-                                }
+                            }
+                        }
+                        gated += 1;
+                    } else if let Some(lits) = lits {
+                        let gate = gates.add(l.transform_key, lits);
+                        l.gate = Some(gate);
+                        gated += 1;
+                        for t in &mut l.targets {
+                            for &d in crate::transaction::var_domains(t.var) {
+                                domain_links[d].push(gate);
+                            }
+                            if crate::transaction::has_union(t) {
+                                let key = match &t.selector {
+                                    Selector::Key(k) => Some(k.clone()),
+                                    _ => None,
+                                };
+                                t.union = *union_slots.entry((t.var, key.clone(), gate.0)).or_insert_with(|| {
+                                    let n = groups.len() as u32;
+                                    union_group.push(*groups.entry((t.var, key.clone())).or_insert(n));
+                                    let sel = key.map_or(Selector::All, Selector::Key);
+                                    unions.push((t.var, sel));
+                                    unions.len() as u32 - 1
+                                });
                             }
                         }
                     }

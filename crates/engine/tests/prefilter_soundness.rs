@@ -200,54 +200,37 @@ fn crs_v4_gates_pass_every_matching_value() {
     for rule in rs.rules() {
         for link in rule.links() {
             let Some(op) = &link.operator else { continue };
-            // A multiMatch link: each stage (the raw value, then after each step) has its gate.
-            if let (OperatorImpl::Static(o), false) = (&op.imp, link.stage_gates.is_empty()) {
+            // A multiMatch link has a gate per stage (the raw value, then after each step).
+            let multi = !link.stage_gates.is_empty();
+            let (OperatorImpl::Static(o), true) = (&op.imp, multi || link.gate.is_some()) else { continue };
+            if multi {
                 assert!(!op.negated && link.actions.multi_match && link.gate.is_none(), "rule {}", rule.id);
                 assert_eq!(link.stage_gates.len(), link.transforms.len() + 1, "rule {}", rule.id);
-                links += 1;
-                for v in &values {
-                    let mut cur = v.clone();
-                    for stage in 0..link.stage_gates.len() {
-                        if let Some(n) = stage.checked_sub(1).and_then(|k| (link.transforms[k].func)(&cur)) {
-                            cur = n;
-                        }
-                        let passes = rs.stage_gate_passes(link, stage, &cur);
-                        if o.evaluate(&cur, None) {
-                            matched += 1;
-                            if !passes {
-                                let cur = String::from_utf8_lossy(&cur);
-                                failures.push(format!("rule {} stage {stage} on {cur:?}", rule.id));
-                            }
-                        } else if !passes {
-                            skipped += 1;
-                        }
-                    }
-                }
-                continue;
+            } else {
+                assert!(!op.negated && !link.actions.multi_match, "rule {} must not be gated", rule.id);
             }
-            let (OperatorImpl::Static(o), Some(_)) = (&op.imp, link.gate) else { continue };
-            assert!(!op.negated && !link.actions.multi_match, "rule {} must not be gated", rule.id);
             links += 1;
+            let last = link.transforms.len();
             for v in &values {
                 let mut cur = v.clone();
-                for step in &link.transforms {
-                    if let Some(n) = (step.func)(&cur) {
+                for stage in 0..=last {
+                    if let Some(n) = stage.checked_sub(1).and_then(|k| (link.transforms[k].func)(&cur)) {
                         cur = n;
                     }
-                }
-                let passes = rs.gate_passes(link, &cur);
-                if o.evaluate(&cur, None) {
-                    matched += 1;
-                    if !passes {
-                        failures.push(format!(
-                            "rule {} {:?} on {:?}",
-                            rule.id,
-                            op.display,
-                            String::from_utf8_lossy(&cur)
-                        ));
+                    let passes = match (multi, stage == last) {
+                        (true, _) => rs.stage_gate_passes(link, stage, &cur),
+                        (false, true) => rs.gate_passes(link, &cur),
+                        (false, false) => continue,
+                    };
+                    if o.evaluate(&cur, None) {
+                        matched += 1;
+                        if !passes {
+                            let cur = String::from_utf8_lossy(&cur);
+                            failures.push(format!("rule {} {:?} stage {stage} on {cur:?}", rule.id, op.display));
+                        }
+                    } else if !passes {
+                        skipped += 1;
                     }
-                } else if !passes {
-                    skipped += 1;
                 }
             }
         }

@@ -292,17 +292,20 @@ fn fit(set: Set, max: usize, from_end: bool) -> Set {
 struct Scored {
     set: Set,
     score: f64,
+    /// [`weakness`] of a set the cost model calls useless (score 1), else 0.
+    weak: f64,
 }
 
 impl Scored {
     fn new(set: Set) -> Scored {
-        Scored { score: score(&set), set }
+        let score = score(&set);
+        let weak = if score >= 1.0 { weakness(set.iter().map(Lit::bytes)) } else { 0.0 };
+        Scored { score, weak, set }
     }
 
-    /// Score, then (among sets the cost model calls useless) [`weakness`], then size.
+    /// Score, then weakness, then size.
     fn key(&self) -> (f64, f64, usize, usize) {
-        let weak = if self.score >= 1.0 { weakness(self.set.iter().map(Lit::bytes)) } else { 0.0 };
-        (self.score, weak, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
+        (self.score, self.weak, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
     }
 
     /// Keeps the more selective of two valid sets (then the smaller, then the longer).

@@ -1026,9 +1026,10 @@ impl Transaction {
                             _ => None,
                         };
                         let before = hits.len;
+                        // A run stopped at the match limit is not a miss to remember.
+                        let mut limited = false;
                         if let (Slot::Stable(slot), false) = (v.slot, link.stage_gates.is_empty()) {
-                            // The same stages from the cache, each behind its gate.
-                            let mut limited = false;
+                            // The stages from the cache, each behind its gate.
                             let mut prev = None;
                             let row = cache.value_row(slot, &v.value, rules);
                             for &(key, g, bit) in &link.stage_gates {
@@ -1048,28 +1049,22 @@ impl Transaction {
                                     h.caps = caps.take();
                                 }
                             }
-                            limit_hit |= limited;
-                            if let (Some((i, m)), true) = (memo, hits.len == before && !limited) {
-                                cache.set_no_match(i, m);
-                            }
-                            continue;
-                        }
-                        // The raw value, then each transformation's result that changed it; a
-                        // stage is copied only when it matches.
-                        // A run stopped at the match limit is not a miss to remember.
-                        let mut limited = false;
-                        let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
-                        let mut steps = link.transforms.iter();
-                        loop {
-                            if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limited) != op.negated {
-                                let h = hits.next();
-                                v.write_name(&mut h.name);
-                                h.value.extend_from_slice(&cur);
-                                h.caps = caps.take();
-                            }
-                            match steps.find_map(|step| (step.func)(&cur)) {
-                                Some(n) => cur = Cow::Owned(n),
-                                None => break,
+                        } else {
+                            // The raw value, then each transformation's result that changed
+                            // it; a stage is copied only when it matches.
+                            let mut cur: Cow<[u8]> = Cow::Borrowed(v.value.as_ref());
+                            let mut steps = link.transforms.iter();
+                            loop {
+                                if op_impl.evaluate_limited(&cur, caps.as_mut(), &mut limited) != op.negated {
+                                    let h = hits.next();
+                                    v.write_name(&mut h.name);
+                                    h.value.extend_from_slice(&cur);
+                                    h.caps = caps.take();
+                                }
+                                match steps.find_map(|step| (step.func)(&cur)) {
+                                    Some(n) => cur = Cow::Owned(n),
+                                    None => break,
+                                }
                             }
                         }
                         limit_hit |= limited;
