@@ -9628,27 +9628,107 @@ pub fn lookup_word(word: &str) -> TokenType {
     lookup_word_bytes(word.as_bytes())
 }
 
-/// [`lookup_word`] on bytes: upper-cased on the stack, then one hash lookup (was an
-/// allocation and a binary search of memcmp calls over every keyword and fingerprint).
+/// Longest keyword: longer words are not looked up.
+const MAX_WORD_LEN: usize = 29;
+
+/// Case-folding FNV-1a: `| 0x20` maps a-z and A-Z alike; other bytes it merges are told
+/// apart by the comparison. Callers may hash a word byte by byte with [`word_hash_step`].
+#[inline]
+pub(crate) fn word_hash_step(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b | 0x20)).wrapping_mul(0x0100_0193)
+}
+pub(crate) const WORD_HASH_INIT: u32 = 0x811c_9dc5;
+
+/// Open-addressed indexes of `SQL_KEYWORDS`, built once: one for the ~1,000 words, one for
+/// the ~8,400 fingerprints (the keys that start with '0'), so that a word probes a small
+/// table. A slot is `hash tag << 16 | keyword index + 1`, 0 when empty.
+struct KeywordIndex {
+    words: Vec<u32>,
+    zero: Vec<u32>,
+}
+
+fn keyword_index() -> &'static KeywordIndex {
+    static INDEX: std::sync::OnceLock<KeywordIndex> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut words = vec![0u32; 1 << 12];
+        let mut zero = vec![0u32; 1 << 15];
+        for (i, k) in SQL_KEYWORDS.iter().enumerate() {
+            let w = k.word.as_bytes();
+            // A key with a-z (none today) never equals an upper-cased word.
+            if w.is_empty() || w.len() > MAX_WORD_LEN || w.iter().any(u8::is_ascii_lowercase) {
+                continue;
+            }
+            let Ok(entry) = u16::try_from(i + 1) else { continue };
+            let hash = w.iter().fold(WORD_HASH_INIT, |h, &b| word_hash_step(h, b));
+            let slots = if w.first() == Some(&b'0') { &mut zero } else { &mut words };
+            let mask = slots.len() - 1;
+            let mut at = slot_of(hash, mask);
+            while let Some(s) = slots.get_mut(at) {
+                // Same key twice: the later entry wins, as it did in the map.
+                let same = entry_of(*s).is_some_and(|o| o.word.as_bytes() == w);
+                if *s == 0 || same {
+                    *s = tag_of(hash) << 16 | u32::from(entry);
+                    break;
+                }
+                at = (at + 1) & mask;
+            }
+        }
+        KeywordIndex { words, zero }
+    })
+}
+
+#[inline]
+fn slot_of(h: u32, mask: usize) -> usize {
+    (h.wrapping_mul(0x9E37_79B1) >> 16) as usize & mask
+}
+
+#[inline]
+fn tag_of(h: u32) -> u32 {
+    h & 0xFFFF
+}
+
+#[inline]
+fn entry_of(slot: u32) -> Option<&'static Keyword> {
+    usize::try_from(slot & 0xFFFF).ok()?.checked_sub(1).and_then(|j| SQL_KEYWORDS.get(j))
+}
+
+/// [`lookup_word`] on bytes: one probe of an index built once, comparing without case
+/// (was an upper-cased copy, then a binary search of memcmp calls, then a hash map).
 pub fn lookup_word_bytes(word: &[u8]) -> TokenType {
-    // FxHash: keywords are short, and SipHash was a sixth of a lookup.
-    static INDEX: std::sync::OnceLock<rustc_hash::FxHashMap<&'static [u8], u8>> = std::sync::OnceLock::new();
-    let index = INDEX.get_or_init(|| SQL_KEYWORDS.iter().map(|k| (k.word.as_bytes(), k.token_type)).collect());
-    let mut buf = [0u8; 64];
-    let owned;
-    let upper: &[u8] = match buf.get_mut(..word.len()) {
-        Some(b) => {
-            b.copy_from_slice(word);
-            b.make_ascii_uppercase();
-            b
+    if word.is_empty() || word.len() > MAX_WORD_LEN {
+        return TokenType::Bareword;
+    }
+    lookup_word_hashed(word, word.iter().fold(WORD_HASH_INIT, |h, &b| word_hash_step(h, b)))
+}
+
+/// [`lookup_word_bytes`] with the word's [`word_hash_step`] hash already computed.
+#[inline]
+pub(crate) fn lookup_word_hashed(word: &[u8], hash: u32) -> TokenType {
+    if word.is_empty() || word.len() > MAX_WORD_LEN {
+        return TokenType::Bareword;
+    }
+    let index = keyword_index();
+    let slots: &[u32] = if word.first() == Some(&b'0') { &index.zero } else { &index.words };
+    let mask = slots.len().wrapping_sub(1);
+    let tag = tag_of(hash);
+    let mut at = slot_of(hash, mask);
+    // Keys are upper-case: equal without ASCII case is equal once upper-cased.
+    let found = loop {
+        let Some(&s) = slots.get(at) else { break None };
+        if s == 0 {
+            break None;
         }
-        None => {
-            owned = word.to_ascii_uppercase();
-            &owned
+        if s >> 16 == tag {
+            if let Some(k) = entry_of(s) {
+                if k.word.len() == word.len() && k.word.as_bytes().eq_ignore_ascii_case(word) {
+                    break Some(k.token_type);
+                }
+            }
         }
+        at = (at + 1) & mask;
     };
-    match index.get(upper) {
-        Some(&t) => match t {
+    match found {
+        Some(t) => match t {
             b'k' => TokenType::Keyword,
             b'f' => TokenType::Function,
             b'U' => TokenType::Union,

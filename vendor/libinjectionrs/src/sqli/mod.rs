@@ -124,10 +124,8 @@ pub struct SqliState<'a> {
     pub tokens: SmallVec<[Token; 8]>,
     #[cfg(not(feature = "smallvec"))]
     pub tokens: Vec<Token>,
-    #[cfg(feature = "smallvec")]
-    token_vec: SmallVec<[Token; 8]>,
-    #[cfg(not(feature = "smallvec"))]
-    token_vec: Vec<Token>,
+    // A plain array (was a SmallVec resized per pass).
+    token_vec: [Token; LIBINJECTION_SQLI_MAX_TOKENS + 3],
     
     // Current position in input
     pos: usize,
@@ -167,10 +165,7 @@ impl<'a> SqliState<'a> {
             tokens: SmallVec::new(),
             #[cfg(not(feature = "smallvec"))]
             tokens: Vec::with_capacity(LIBINJECTION_SQLI_MAX_TOKENS + 3),
-            #[cfg(feature = "smallvec")]
-            token_vec: SmallVec::new(),
-            #[cfg(not(feature = "smallvec"))]
-            token_vec: Vec::with_capacity(LIBINJECTION_SQLI_MAX_TOKENS + 3),
+            token_vec: [Token::EMPTY; LIBINJECTION_SQLI_MAX_TOKENS + 3],
             pos: 0,
             current_token: None,
             fingerprint: [0; 8],
@@ -233,8 +228,11 @@ impl<'a> SqliState<'a> {
             }
         }
         
+        // Both quotes in one pass (was two memchr calls, costly on short values).
+        let (has_single, has_double) = self.input.iter().fold((false, false), |(s, d), &b| (s | (b == b'\''), d | (b == b'"')));
+
         // If input has a single quote, test as if input was actually preceded by '
-        if self.input.contains(&b'\'') {
+        if has_single {
             self.reset(SqliFlags::new(SqliFlags::FLAG_QUOTE_SINGLE.0 | SqliFlags::FLAG_SQL_ANSI.0));
             let fingerprint = self.fingerprint();
             if self.check_is_sqli(&fingerprint) {
@@ -252,7 +250,7 @@ impl<'a> SqliState<'a> {
         
         // If input has a double quote, test as if input was actually preceded by "
         // C only uses MySQL mode for double quotes (libinjection_sqli.c:2303-2304)
-        if self.input.contains(&b'"') {
+        if has_double {
             self.reset(SqliFlags::new(SqliFlags::FLAG_QUOTE_DOUBLE.0 | SqliFlags::FLAG_SQL_MYSQL.0));
             let fingerprint = self.fingerprint();
             if self.check_is_sqli(&fingerprint) {
@@ -350,9 +348,8 @@ impl<'a> SqliState<'a> {
         let mut last_comment = Token::new();
         let mut tokenizer = SqliTokenizer::new(self.input, self.flags);
         
-        // Clear and resize token vec
-        self.token_vec.clear();
-        self.token_vec.resize(LIBINJECTION_SQLI_MAX_TOKENS + 3, Token::new());
+        // Not cleared and resized to 8 fresh tokens per pass (a SmallVec was): every slot
+        // read is written first in this pass.
         
         // pos is the position of where the NEXT token goes
         #[allow(unused_assignments)] // Follows C implementation - pos initially 0, then set to 1 if real token found
@@ -530,10 +527,14 @@ impl<'a> SqliState<'a> {
                         // Create merged string: a.val + ' ' + b.val
                         // "a b" on the stack (was format! and an upper-cased copy per
                         // pair of words); a token that is not UTF-8 reads as "<binary>".
+                        // A token that is not UTF-8 read as "<binary>", which joins no
+                        // keyword; nor can any non-ASCII value (keywords are ASCII).
                         let mut merged = [0u8; 80];
                         let mut n = 0;
+                        let mut ascii = true;
                         for (i, t) in [left, left + 1].into_iter().enumerate() {
-                            let v = self.token_vec[t].value_as_str().as_bytes();
+                            let v = self.token_vec[t].val.get(..self.token_vec[t].len.min(32)).unwrap_or_default();
+                            ascii &= v.is_ascii();
                             if i == 1 {
                                 merged[n] = b' ';
                                 n += 1;
@@ -543,7 +544,11 @@ impl<'a> SqliState<'a> {
                         }
                         let merged_bytes = &merged[..n];
                         
-                        let lookup_result = sqli_data::lookup_word_bytes(merged_bytes);
+                        let lookup_result = if ascii {
+                            sqli_data::lookup_word_bytes(merged_bytes)
+                        } else {
+                            TokenType::Bareword
+                        };
                         
                         if lookup_result != TokenType::Bareword {
                             // Update the first token with merged value and new type
@@ -584,22 +589,24 @@ impl<'a> SqliState<'a> {
                        self.token_vec[left].token_type == TokenType::Variable) &&
                       self.token_vec[left + 1].token_type == TokenType::LeftParenthesis &&
                       {
-                          let val = self.token_vec[left].value_as_str();
+                          // Bytes without ASCII case (was C's cstrcasecmp on value_as_str, the
+                          // same for these upper-case names: "<binary>" matched none).
+                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
                           // TSQL functions but common enough to be column names
-                          self.cstrcasecmp("USER_ID", val) == 0 ||
-                          self.cstrcasecmp("USER_NAME", val) == 0 ||
+                          val.eq_ignore_ascii_case(b"USER_ID") ||
+                          val.eq_ignore_ascii_case(b"USER_NAME") ||
                           // Function in MYSQL  
-                          self.cstrcasecmp("DATABASE", val) == 0 ||
-                          self.cstrcasecmp("PASSWORD", val) == 0 ||
-                          self.cstrcasecmp("USER", val) == 0 ||
+                          val.eq_ignore_ascii_case(b"DATABASE") ||
+                          val.eq_ignore_ascii_case(b"PASSWORD") ||
+                          val.eq_ignore_ascii_case(b"USER") ||
                           // Mysql words that act as a variable and are a function
                           // TSQL current_users is fake-variable
-                          self.cstrcasecmp("CURRENT_USER", val) == 0 ||
-                          self.cstrcasecmp("CURRENT_DATE", val) == 0 ||
-                          self.cstrcasecmp("CURRENT_TIME", val) == 0 ||
-                          self.cstrcasecmp("CURRENT_TIMESTAMP", val) == 0 ||
-                          self.cstrcasecmp("LOCALTIME", val) == 0 ||
-                          self.cstrcasecmp("LOCALTIMESTAMP", val) == 0
+                          val.eq_ignore_ascii_case(b"CURRENT_USER") ||
+                          val.eq_ignore_ascii_case(b"CURRENT_DATE") ||
+                          val.eq_ignore_ascii_case(b"CURRENT_TIME") ||
+                          val.eq_ignore_ascii_case(b"CURRENT_TIMESTAMP") ||
+                          val.eq_ignore_ascii_case(b"LOCALTIME") ||
+                          val.eq_ignore_ascii_case(b"LOCALTIMESTAMP")
                       } {
                 // pos is the same, other conversions need to go here... for instance
                 // password CAN be a function, coalesce CAN be a function
@@ -609,8 +616,8 @@ impl<'a> SqliState<'a> {
             // FOLD: keyword IN/NOT_IN + leftparens -> operator, else -> bareword - from apply_two_token_fold
             } else if self.token_vec[left].token_type == TokenType::Keyword &&
                       {
-                          let val = self.token_vec[left].value_as_str();
-                          self.cstrcasecmp("IN", val) == 0 || self.cstrcasecmp("NOT IN", val) == 0
+                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                          val.eq_ignore_ascii_case(b"IN") || val.eq_ignore_ascii_case(b"NOT IN")
                       } {
                 if self.token_vec[left + 1].token_type == TokenType::LeftParenthesis {
                     // got .... IN ( ... (or 'NOT IN') - it's an operator
@@ -632,8 +639,8 @@ impl<'a> SqliState<'a> {
             // NOTE: This rule falls through in C - no continue!
             } else if self.token_vec[left].token_type == TokenType::Operator &&
                       {
-                          let val = self.token_vec[left].value_as_str();
-                          self.cstrcasecmp("LIKE", val) == 0 || self.cstrcasecmp("NOT LIKE", val) == 0
+                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                          val.eq_ignore_ascii_case(b"LIKE") || val.eq_ignore_ascii_case(b"NOT LIKE")
                       } {
                 if self.token_vec[left + 1].token_type == TokenType::LeftParenthesis {
                     // SELECT LIKE(...  - it's a function
@@ -919,8 +926,8 @@ impl<'a> SqliState<'a> {
                 // Some SQL functions like USER() have 0 args
                 // if we get User(foo), then User is not a function
                 // This should be expanded since it eliminated a lot of false positives.
-                let val = self.token_vec[left].value_as_str();
-                if self.cstrcasecmp("USER", val) == 0 {
+                let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                if val.eq_ignore_ascii_case(b"USER") {
                     self.token_vec[left].token_type = TokenType::Bareword;
                 }
                 // NOTE: C version falls through here - no continue
@@ -983,11 +990,11 @@ impl<'a> SqliState<'a> {
             return false;
         }
         
-        let val = token.value_as_str();
-        match val.len() {
-            1 => matches!(val.chars().next(), Some('+' | '-' | '!' | '~')),
-            2 => val == "!!",
-            3 => self.cstrcasecmp("NOT", val) == 0,
+        // On the bytes (was a from_utf8 per call): non-UTF-8 values matched nothing here.
+        match token.val.get(..token.len.min(32)) {
+            Some([b'+' | b'-' | b'!' | b'~']) => true,
+            Some(b"!!") => true,
+            Some(v) if v.len() == 3 => v.eq_ignore_ascii_case(b"NOT"),
             _ => false,
         }
     }
@@ -999,31 +1006,6 @@ impl<'a> SqliState<'a> {
         
         let ch = token.val[0] as char;
         matches!(ch, '*' | '/' | '-' | '+' | '%')
-    }
-    
-    /// Case-insensitive string comparison that matches C's cstrcasecmp exactly
-    fn cstrcasecmp(&self, a: &str, b: &str) -> i32 {
-        let a_bytes = a.as_bytes();
-        let b_bytes = b.as_bytes();
-        let n = a_bytes.len();
-        
-        if n != b_bytes.len() {
-            return if a_bytes.len() < b_bytes.len() { -1 } else { 1 };
-        }
-        
-        for i in 0..n {
-            let mut cb = b_bytes[i];
-            if cb >= b'a' && cb <= b'z' {
-                cb -= 0x20;
-            }
-            if a_bytes[i] != cb {
-                return a_bytes[i] as i32 - cb as i32;
-            } else if a_bytes[i] == 0 {
-                return -1;
-            }
-        }
-        
-        if n == 0 { 0 } else { 0 }
     }
     
     fn generate_fingerprint(&mut self, token_count: usize) {
@@ -1105,7 +1087,10 @@ impl<'a> SqliState<'a> {
     }
     
     pub(crate) fn check_is_sqli(&self, fingerprint: &Fingerprint) -> bool {
-        let is_bl = blacklist::is_blacklisted(fingerprint.as_str());
+        // The bytes before the NUL (as_str's from_utf8 was needless: they are ASCII).
+        let fp = fingerprint.as_bytes();
+        let fp = fp.get(..fp.iter().position(|&b| b == 0).unwrap_or(fp.len())).unwrap_or_default();
+        let is_bl = blacklist::is_blacklisted_bytes(fp);
         if is_bl {
             let result = self.is_not_whitelist();
             result

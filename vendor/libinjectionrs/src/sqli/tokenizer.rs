@@ -120,7 +120,9 @@ pub struct Token {
 }
 
 impl Token {
-    pub fn new() -> Self {
+    pub(crate) const EMPTY: Token = Token::new();
+
+    pub const fn new() -> Self {
         Self {
             token_type: TokenType::None,
             pos: 0,
@@ -163,9 +165,7 @@ impl Token {
         self.val = [0; 32];
         
         // Copy the value
-        for i in 0..actual_copy_len {
-            self.val[i] = value[i];
-        }
+        self.val[..actual_copy_len].copy_from_slice(&value[..actual_copy_len]);
         
         self.val[actual_copy_len] = CHAR_NULL;
         // Note: str_open, str_close, and count are NOT reset to preserve variable info like C st_assign()
@@ -277,11 +277,20 @@ impl<'a> SqliTokenizer<'a> {
         self
     }
     
-    fn lookup_word(&self, word: &str) -> TokenType {
-        if let Some(lookup_fn) = self.lookup_fn {
-            lookup_fn(word)
-        } else {
-            sqli_data::lookup_word(word)
+    /// Keyword lookup of bytes. A custom `lookup_fn` is never asked about a non-UTF-8
+    /// word (as before); the built-in index cannot match one, keywords being ASCII.
+    fn lookup_bytes(&self, word: &[u8]) -> TokenType {
+        match self.lookup_fn {
+            Some(lookup_fn) => std::str::from_utf8(word).map_or(TokenType::Bareword, lookup_fn),
+            None => sqli_data::lookup_word_bytes(word),
+        }
+    }
+
+    /// [`Self::lookup_bytes`] given the word's `sqli_data::word_hash_step` hash.
+    fn lookup_hashed(&self, word: &[u8], hash: u32) -> TokenType {
+        match self.lookup_fn {
+            Some(_) => self.lookup_bytes(word),
+            None => sqli_data::lookup_word_hashed(word, hash),
         }
     }
     
@@ -482,8 +491,8 @@ impl<'a> SqliTokenizer<'a> {
         // Try 2-character operator lookup using the comprehensive table
         // Only attempt lookup if bytes form valid UTF-8, since operators are ASCII-only
         let two_char = &self.input[pos..pos + 2];
-        if let Ok(two_char_str) = std::str::from_utf8(two_char) {
-            let token_type = self.lookup_word(two_char_str);
+        {
+            let token_type = self.lookup_bytes(two_char);
             if token_type != TokenType::None && token_type != TokenType::Bareword {
                 // Found a 2-character operator in the lookup table
                 let type_byte = match token_type {
@@ -911,51 +920,55 @@ impl<'a> SqliTokenizer<'a> {
     
     fn parse_word(&mut self) -> usize {
         let pos = self.pos;
-        let slen = self.input.len();
         
         // Find word boundary - matches C version's strlencspn character set
         // (a table lookup per byte: `contains` on the set was a memchr call per byte).
         const WORD_DELIMS: [bool; 256] = byte_set(b" []{}<>:\\?=@!#~+-*/&|^%(),';	\n\x0B\x0C\r\"\xA0\x00");
-        let mut end_pos = pos;
-        
-        while end_pos < slen && !WORD_DELIMS[self.input[end_pos] as usize] {
-            end_pos += 1;
+        // One pass: each prefix before a '.' or '`' that is a keyword ends the word there
+        // (its hash carried along; was a from_utf8 and a hash of each prefix).
+        let mut hash = sqli_data::WORD_HASH_INIT;
+        // 0: word byte, 1: delimiter, 2: '.' or '`' (one table load per byte).
+        const WORD_CLASS: [u8; 256] = {
+            let mut t = [0u8; 256];
+            let mut i = 0;
+            while i < 256 {
+                t[i] = if WORD_DELIMS[i] { 1 } else if i == b'.' as usize || i == b'`' as usize { 2 } else { 0 };
+                i += 1;
+            }
+            t
+        };
+        let rest = self.input.get(pos..).unwrap_or_default();
+        let mut n = 0;
+        for &byte in rest {
+            let class = WORD_CLASS[byte as usize];
+            if class == 1 {
+                break;
+            }
+            if class == 2 {
+                let prefix = rest.get(..n).unwrap_or_default();
+                let token_type = self.lookup_hashed(prefix, hash);
+                if token_type != TokenType::None && token_type != TokenType::Bareword {
+                    self.current.clear();
+                    let type_byte = token_type_to_byte(token_type);
+                    self.current.assign(type_byte, pos, n, prefix);
+                    return pos + n;
+                }
+            }
+            hash = sqli_data::word_hash_step(hash, byte);
+            n += 1;
         }
-        
-        let word_len = end_pos - pos;
-        let word_slice = &self.input[pos..end_pos];
+        let end_pos = pos + n;
+        let word_len = n;
+        let word_slice = rest.get(..n).unwrap_or_default();
         
         self.current.assign(TYPE_BAREWORD, pos, word_len, word_slice);
         
-        // Check for special delimiters within word
-        for (i, &byte) in word_slice.iter().enumerate() {
-            if byte == b'.' || byte == b'`' {
-                // For delimiter detection, we only need to check if the first i bytes
-                // form a valid keyword. Since libinjection keywords are ASCII-only,
-                // if the slice contains any non-UTF8 bytes (like 0xFF), it can't be 
-                // a keyword anyway, so we can safely skip the lookup.
-                if let Ok(partial_word) = std::str::from_utf8(&word_slice[..i]) {
-                    let token_type = self.lookup_word(partial_word);
-                    if token_type != TokenType::None && token_type != TokenType::Bareword {
-                        self.current.clear();
-                        let type_byte = token_type_to_byte(token_type);
-                        self.current.assign(type_byte, pos, i, &word_slice[..i]);
-                        return pos + i;
-                    }
-                }
-                // If UTF-8 conversion fails, continue - can't be a keyword
-            }
-        }
-        
-        // Do full word lookup - only for valid UTF-8 sequences since keywords are ASCII-only
+        // Full word lookup (a non-UTF-8 word stays a bareword, as before)
         if word_len < LIBINJECTION_SQLI_TOKEN_SIZE {
-            if let Ok(word_str) = std::str::from_utf8(word_slice) {
-                let token_type = self.lookup_word(word_str);
-                if token_type != TokenType::None {
-                    self.current.token_type = token_type;
-                }
+            let token_type = self.lookup_hashed(word_slice, hash);
+            if token_type != TokenType::None {
+                self.current.token_type = token_type;
             }
-            // If UTF-8 conversion fails, leave as BAREWORD - bytes with 0xFF can't be keywords
         }
         
         end_pos
@@ -965,16 +978,11 @@ impl<'a> SqliTokenizer<'a> {
         // MySQL backticks
         let pos = self.parse_string_core(self.pos, CHAR_TICK, 1);
         
-        // Check if backtick content is a keyword/function - only for valid UTF-8
-        if let Ok(word_str) = std::str::from_utf8(&self.current.val[..self.current.len]) {
-            let token_type = self.lookup_word(word_str);
-            if token_type == TokenType::Function {
-                self.current.token_type = TokenType::Function;
-            } else {
-                self.current.token_type = TokenType::Bareword;
-            }
+        // Check if backtick content is a keyword/function (a non-UTF-8 one is not)
+        let token_type = self.lookup_bytes(&self.current.val[..self.current.len]);
+        if token_type == TokenType::Function {
+            self.current.token_type = TokenType::Function;
         } else {
-            // If UTF-8 conversion fails, default to bareword - 0xFF bytes can't be keywords
             self.current.token_type = TokenType::Bareword;
         }
         
