@@ -22,7 +22,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
         Ok(rs) => {
             let s = rs.stats();
             println!(
-                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} built on first use, {} operators with macros, {} rule links prefiltered, {} setup rules evaluated at load, {} more decided at load; compiled in {:.0} ms",
+                "ok: {} rules, engine {}, regex: {} on the regex crate, {} on PCRE2, {} built on first use, {} operators with macros, {} rule links prefiltered ({} on two literal sets), {} setup rules evaluated at load, {} more decided at load; compiled in {:.0} ms",
                 s.rules,
                 rs.engine_mode().name(),
                 s.regex_on_regex_crate,
@@ -30,6 +30,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode, String> {
                 s.regex_deferred,
                 s.dynamic_operators,
                 s.gated_links,
+                s.gated_on_two_sets,
                 s.folded_setup_rules,
                 s.decided_at_load,
                 t.elapsed().as_secs_f64() * 1000.0

@@ -611,7 +611,7 @@ impl Compiler {
 /// request ever reaches them.
 fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     let mut gates = crate::prefilter::GateBuilder::default();
-    let mut gated = 0;
+    let (mut gated, mut gated_two) = (0, 0);
     // Per scan domain, the gated links that read it.
     let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
     // (variable, gate) → its union's index in a transaction's table.
@@ -626,9 +626,14 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
             let mut link = Some(rule);
             while let Some(l) = link {
                 if let Some(op) = &l.operator {
-                    let lits = match (&op.imp, op.negated) {
-                        (OperatorImpl::Static(o), false) => o.required_literals(),
-                        _ => None,
+                    let (lits, also) = match (&op.imp, op.negated) {
+                        (OperatorImpl::Static(o), false) => {
+                            let lits = o.required_literals();
+                            let also = lits.as_ref().and_then(|_| o.also_required_literals());
+                            gated_two += usize::from(also.is_some());
+                            (lits, also)
+                        }
+                        _ => (None, None),
                     };
                     if let (Some(lits), true) = (&lits, l.actions.multi_match) {
                         // A multiMatch link runs on each stage of its transformations: a bit
@@ -638,7 +643,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                             keys.push(parent);
                         }
                         for &key in keys.iter().rev() {
-                            let (g, bit) = gates.add(key, lits.clone());
+                            let (g, bit) = gates.add_both(key, lits.clone(), also.clone());
                             l.stage_gates.push((key, g, bit));
                             for t in &l.targets {
                                 for &d in crate::transaction::var_domains(t.var) {
@@ -648,7 +653,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                         }
                         gated += 1;
                     } else if let Some(lits) = lits {
-                        let gate = gates.add(l.transform_key, lits);
+                        let gate = gates.add_both(l.transform_key, lits, also);
                         l.gate = Some(gate);
                         gated += 1;
                         for t in &mut l.targets {
@@ -685,6 +690,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     rs.union_group = union_group;
     rs.union_groups = groups.len();
     rs.stats.gated_links = gated;
+    rs.stats.gated_on_two_sets = gated_two;
     // The quick-skip records read the gates; the plans keep copies of them.
     (rs.quick, rs.quick_targets) = quick_records(&rs.phases);
     if let Some(plans) = rs.setup.as_mut().and_then(|s| s.plans.as_mut()) {

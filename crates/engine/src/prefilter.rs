@@ -11,7 +11,9 @@
 //! transformation list. Per transaction, a transformed value is scanned once by that
 //! gate; a rule whose bit is not set cannot match the value and its operator is not run.
 //! Negated operators are never gated. A `multiMatch` link runs on each stage of its
-//! transformations: it has a bit in the gate of each stage's prefix of the list.
+//! transformations: it has a bit in the gate of each stage's prefix of the list. A link
+//! with two required sets has a bit per set besides its own, which a scan sets when both
+//! are (see [`Literals::conjoin`]).
 
 use daachorse::DoubleArrayAhoCorasick;
 use rustc_hash::FxHashMap;
@@ -127,15 +129,16 @@ impl DomainScans {
     }
 
     /// Whether the scan of a text in domain `whole` may be taken as the union of domain
-    /// `part`'s scans of its pieces between `cuts` bytes: no literal of `whole` contains
-    /// a cut, so none spans two pieces, and `part` looks for all of `whole`'s literals,
-    /// setting the same bits (and maybe more, which only lets more rules run) in scan
-    /// results of the same length.
+    /// `part`'s scans of its pieces between `cuts` bytes, with the scan of each cut byte
+    /// the text holds: no literal of `whole` but a cut alone contains a cut, so none
+    /// spans two pieces, and `part` looks for all of `whole`'s literals, setting the same
+    /// bits (and maybe more, which only lets more rules run) in scan results of the same
+    /// length.
     pub fn union_of_pieces(&self, whole: usize, part: usize, cuts: &[u8]) -> bool {
         let of = |d: usize| self.of.get(d).copied().unwrap_or(0);
         (of(part) == 0 || of(part) == of(whole))
             && self.get(part).words() == self.get(whole).words()
-            && !cuts.iter().any(|&b| self.get(whole).has_byte(b))
+            && !cuts.iter().any(|&b| self.get(whole).in_longer_literal(b))
     }
 }
 
@@ -152,8 +155,11 @@ pub struct Literals {
     always: Vec<u32>,
     /// Length of a scan result, in words.
     words: usize,
-    /// The bytes that occur in the literals (lower-cased), as a 256-bit set.
-    bytes: [u64; 4],
+    /// The bytes that occur in the literals longer than one byte (lower-cased), as a
+    /// 256-bit set.
+    longer_bytes: [u64; 4],
+    /// (link bit, first set's bit, second set's bit) of links gated on two sets.
+    both: Vec<(u32, u32, u32)>,
 }
 
 impl std::fmt::Debug for Literals {
@@ -163,8 +169,12 @@ impl std::fmt::Debug for Literals {
 }
 
 impl Literals {
-    /// (literal, bit) pairs, with bits below `bits`.
-    fn new<'a>(literals: impl IntoIterator<Item = (&'a [u8], u32)>, bits: u32) -> Result<Literals, String> {
+    /// (literal, bit) pairs, with bits below `bits`, and the links gated on two sets.
+    fn new<'a>(
+        literals: impl IntoIterator<Item = (&'a [u8], u32)>,
+        bits: u32,
+        both: Vec<(u32, u32, u32)>,
+    ) -> Result<Literals, String> {
         let mut index: FxHashMap<Vec<u8>, usize> = FxHashMap::default();
         let (mut pats, mut bits_of, mut always) = (Vec::new(), Vec::<Vec<u32>>::new(), Vec::new());
         for (lit, bit) in literals {
@@ -179,14 +189,14 @@ impl Literals {
             });
             bits_of[i].push(bit);
         }
-        let mut bytes = [0u64; 4];
-        pats.iter().flatten().for_each(|&b| bytes[b as usize / 64] |= 1 << (b % 64));
+        let mut longer_bytes = [0u64; 4];
+        pats.iter().filter(|p| p.len() > 1).flatten().for_each(|&b| longer_bytes[b as usize / 64] |= 1 << (b % 64));
         let pma = if pats.is_empty() {
             None
         } else {
             Some(DoubleArrayAhoCorasick::new(&pats).map_err(|e| format!("cannot build the rule prefilter: {e}"))?)
         };
-        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64), bytes })
+        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64), longer_bytes, both })
     }
 
     /// The bits of the rules that may match `value`.
@@ -201,6 +211,23 @@ impl Literals {
         let start = out.len();
         out.resize(start + self.words, 0);
         let bits = &mut out[start..];
+        self.find(value, bits);
+        self.conjoin(bits);
+    }
+
+    /// Sets the bit of each link gated on two sets whose both bits are set: after a scan,
+    /// or after a union of the scans of a text's pieces (a literal of each may lie in a
+    /// different piece).
+    pub fn conjoin(&self, bits: &mut [u64]) {
+        for &(link, a, b) in &self.both {
+            if has(bits, a) && has(bits, b) {
+                bits[link as usize / 64] |= 1 << (link % 64);
+            }
+        }
+    }
+
+    /// Sets the bits of the literals found in `value`.
+    fn find(&self, value: &[u8], bits: &mut [u64]) {
         let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
         self.always.iter().for_each(|&b| set(b));
         let Some(pma) = &self.pma else { return };
@@ -236,10 +263,10 @@ impl Literals {
         self.words
     }
 
-    /// Whether some literal contains `b` (or its upper case).
-    fn has_byte(&self, b: u8) -> bool {
+    /// Whether some literal longer than one byte contains `b` (or its upper case).
+    fn in_longer_literal(&self, b: u8) -> bool {
         let b = b.to_ascii_lowercase();
-        self.bytes[b as usize / 64] & (1 << (b % 64)) != 0
+        self.longer_bytes[b as usize / 64] & (1 << (b % 64)) != 0
     }
 }
 
@@ -261,29 +288,65 @@ pub fn or_into(out: &mut [u64], bits: &[u64]) {
     out.iter_mut().zip(bits).for_each(|(o, b)| *o |= b);
 }
 
+/// One gate's literals while the rule set is compiled.
+#[derive(Default)]
+struct Group {
+    transform_key: u32,
+    pats: Vec<Vec<u8>>,
+    /// The bit each pattern sets.
+    bit_of: Vec<u32>,
+    /// The link (its bit) each pattern is there for: what a scan domain keeps it for.
+    owner: Vec<u32>,
+    /// (link bit, first set's bit, second set's bit) of links gated on two sets.
+    both: Vec<(u32, u32, u32)>,
+    bits: u32,
+}
+
+impl Group {
+    fn push(&mut self, literals: Vec<Vec<u8>>, bit: u32, owner: u32) {
+        for l in literals {
+            self.pats.push(l);
+            self.bit_of.push(bit);
+            self.owner.push(owner);
+        }
+    }
+}
+
 /// Collects literals per transformation list while the rule set is compiled.
 #[derive(Default)]
 pub struct GateBuilder {
-    /// (transformation key, patterns, bit of each pattern, bits used)
-    groups: Vec<(u32, Vec<Vec<u8>>, Vec<u32>, u32)>,
+    groups: Vec<Group>,
 }
 
 impl GateBuilder {
     /// Registers a rule link; returns its (gate, bit).
     pub fn add(&mut self, transform_key: u32, literals: Vec<Vec<u8>>) -> (u32, u32) {
-        let g = match self.groups.iter().position(|g| g.0 == transform_key) {
+        self.add_both(transform_key, literals, None)
+    }
+
+    /// Registers a rule link that needs a literal of `literals` and, when given, one of
+    /// `also`; returns its (gate, bit).
+    pub fn add_both(&mut self, transform_key: u32, literals: Vec<Vec<u8>>, also: Option<Vec<Vec<u8>>>) -> (u32, u32) {
+        let g = match self.groups.iter().position(|g| g.transform_key == transform_key) {
             Some(g) => g,
             None => {
-                self.groups.push((transform_key, Vec::new(), Vec::new(), 0));
+                self.groups.push(Group { transform_key, ..Group::default() });
                 self.groups.len() - 1
             }
         };
         let group = &mut self.groups[g];
-        let bit = group.3;
-        group.3 += 1;
-        for l in literals {
-            group.1.push(l);
-            group.2.push(bit);
+        let bit = group.bits;
+        match also {
+            None => {
+                group.bits += 1;
+                group.push(literals, bit, bit);
+            }
+            Some(also) => {
+                group.bits += 3;
+                group.push(literals, bit + 1, bit);
+                group.push(also, bit + 2, bit);
+                group.both.push((bit, bit + 1, bit + 2));
+            }
         }
         (g as u32, bit)
     }
@@ -292,30 +355,32 @@ impl GateBuilder {
     /// rest in [`GateBuilder::build_all`]).
     #[cfg(test)]
     fn combined(&self) -> Result<Combined, String> {
-        let (all, bits, offsets) = self.combined_input(|_, _| true);
-        Ok(Combined { lits: Literals::new(all, bits)?, offsets })
+        let (all, bits, offsets, both) = self.combined_input(|_, _| true);
+        Ok(Combined { lits: Literals::new(all, bits, both)?, offsets })
     }
 
     /// What a combined automaton of the (gate, bit) rule links `keep` picks is built from:
-    /// (literal, global bit) pairs, the number of bits, each gate's first bit. Its scans
-    /// have the layout of the one over every link, the other links' bits never set.
+    /// (literal, global bit) pairs, the number of bits, each gate's first bit, the links
+    /// gated on two sets (global bits). Its scans have the layout of the one over every
+    /// link, the other links' bits never set.
     fn combined_input(&self, keep: impl Fn(u32, u32) -> bool) -> CombinedInput<'_> {
         let mut offsets = Vec::new();
         let mut next = 0u32;
-        let mut all = Vec::new();
-        for (g, (_, group_pats, bit_of, n)) in self.groups.iter().enumerate() {
+        let (mut all, mut both) = (Vec::new(), Vec::new());
+        for (g, group) in self.groups.iter().enumerate() {
             offsets.push(next);
             all.extend(
-                group_pats
-                    .iter()
-                    .zip(bit_of)
-                    .filter(|(_, &b)| keep(g as u32, b))
-                    .map(|(p, &b)| (p.as_slice(), next + b)),
+                (group.pats.iter().zip(&group.bit_of).zip(&group.owner))
+                    .filter(|(_, &owner)| keep(g as u32, owner))
+                    .map(|((p, &b), _)| (p.as_slice(), next + b)),
             );
-            next += n;
+            both.extend(
+                group.both.iter().filter(|x| keep(g as u32, x.0)).map(|&(l, a, b)| (next + l, next + a, next + b)),
+            );
+            next += group.bits;
         }
         offsets.push(next);
-        (all, next, offsets)
+        (all, next, offsets, both)
     }
 
     /// Per domain: 0 when it scans with the combined automaton, k for the k-th of the
@@ -334,8 +399,8 @@ impl GateBuilder {
             let keep: rustc_hash::FxHashSet<(u32, u32)> = set.iter().copied().collect();
             let keep = |g: u32, b: u32| keep.contains(&(g, b));
             // Counted before building: most domains read nearly every rule's literals.
-            let (kept, total) = self.groups.iter().enumerate().fold((0, 0), |(k, t), (g, (_, _, bit_of, _))| {
-                (k + bit_of.iter().filter(|&&b| keep(g as u32, b)).count(), t + bit_of.len())
+            let (kept, total) = self.groups.iter().enumerate().fold((0, 0), |(k, t), (g, group)| {
+                (k + group.owner.iter().filter(|&&b| keep(g as u32, b)).count(), t + group.owner.len())
             });
             let k = if kept * 3 <= total {
                 own.push(self.combined_input(keep));
@@ -360,15 +425,17 @@ impl GateBuilder {
         let combined = |k: usize| if k == 0 { &all } else { &own[k - 1] };
         let costs: Vec<usize> = (0..gates + 1 + own.len())
             .map(|i| match self.groups.get(i) {
-                Some(g) => g.1.len(),
+                Some(g) => g.pats.len(),
                 None => combined(i - gates).0.len(),
             })
             .collect();
         let built = crate::prebuild::on_two_cores(&costs, |i| match self.groups.get(i) {
-            Some((_, pats, bit_of, n)) => Literals::new(pats.iter().map(Vec::as_slice).zip(bit_of.iter().copied()), *n),
+            Some(g) => {
+                Literals::new(g.pats.iter().map(Vec::as_slice).zip(g.bit_of.iter().copied()), g.bits, g.both.clone())
+            }
             None => {
-                let (lits, bits, _) = combined(i - gates);
-                Literals::new(lits.iter().copied(), *bits)
+                let (lits, bits, _, both) = combined(i - gates);
+                Literals::new(lits.iter().copied(), *bits, both.clone())
             }
         });
         let mut lits = Vec::with_capacity(built.len());
@@ -390,7 +457,7 @@ impl GateBuilder {
             .collect();
         let missing = || "the prefilter build lost an automaton".to_string();
         let all = Combined { lits: lits.next().ok_or_else(missing)?, offsets: all.2 };
-        let own = lits.zip(own).map(|(lits, (_, _, offsets))| Combined { lits, offsets }).collect();
+        let own = lits.zip(own).map(|(lits, (_, _, offsets, _))| Combined { lits, offsets }).collect();
         Ok((gates, DomainScans { all, own, of }))
     }
 
@@ -401,8 +468,9 @@ impl GateBuilder {
     }
 }
 
-/// (literal, global bit) pairs, the number of bits, each gate's first bit.
-type CombinedInput<'a> = (Vec<(&'a [u8], u32)>, u32, Vec<u32>);
+/// (literal, global bit) pairs, the number of bits, each gate's first bit, the links
+/// gated on two sets.
+type CombinedInput<'a> = (Vec<(&'a [u8], u32)>, u32, Vec<u32>, Vec<(u32, u32, u32)>);
 
 #[cfg(test)]
 mod tests {
@@ -416,17 +484,18 @@ mod tests {
             (0..8).filter(|&b| has(&out, b)).collect::<Vec<u32>>()
         };
         // Mixed-case duplicates share one literal; overlapping occurrences all count.
-        let l = Literals::new([(&b"abc"[..], 0), (b"ABC", 1), (b"bcd", 2), (b"\xc9t\xc9", 3), (b"zz", 4)], 8).unwrap();
+        let l = Literals::new([(&b"abc"[..], 0), (b"ABC", 1), (b"bcd", 2), (b"\xc9t\xc9", 3), (b"zz", 4)], 8, vec![])
+            .unwrap();
         assert_eq!(bits(&l, b"xAbCd"), [0, 1, 2]);
         // Only ASCII folds: 0xC9 and 0xE9 stay different bytes.
         assert_eq!(bits(&l, b"\xc9T\xc9"), [3]);
         assert_eq!(bits(&l, b"\xe9t\xe9"), Vec::<u32>::new());
         // An empty literal occurs in every value, the empty one included.
-        let l = Literals::new([(&b""[..], 5), (b"q", 6)], 8).unwrap();
+        let l = Literals::new([(&b""[..], 5), (b"q", 6)], 8, vec![]).unwrap();
         assert_eq!(bits(&l, b""), [5]);
         assert_eq!(bits(&l, b"Q"), [5, 6]);
         // No literals at all.
-        let l = Literals::new(std::iter::empty(), 8).unwrap();
+        let l = Literals::new(std::iter::empty(), 8, vec![]).unwrap();
         assert_eq!(bits(&l, b"anything"), Vec::<u32>::new());
     }
 
@@ -482,6 +551,45 @@ mod tests {
         assert!(std::ptr::eq(d.get(99), d.all()));
         // Kept links read the same bits as in the full scan.
         assert_eq!(d.get(0).scan(value)[0] & 1 << body.1, full[0] & 1 << body.1);
+    }
+
+    #[test]
+    fn links_on_two_sets_need_a_literal_of_each() {
+        let mut b = GateBuilder::default();
+        let filler: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()])).collect();
+        let two = b.add_both(2, vec![b"zend".to_vec(), b"allow".to_vec()], Some(vec![b"=".to_vec()]));
+        let one = b.add(2, vec![b"zend".to_vec()]);
+        // Domain 0 reads the two-set link alone (its own automaton), domain 1 everything.
+        let mut everything = filler.clone();
+        everything.extend([two, one]);
+        let (gates, d) = b.build_all(&[vec![two], everything]).unwrap();
+        for (value, both) in
+            [(&b"zend"[..], false), (b"x=1", false), (b"ZEND=1", true), (b"allow =", true), (b"", false)]
+        {
+            let g = two.0;
+            let scans = [
+                gates[g as usize].scan(value),
+                d.all().gate_bits(&d.all().scan(value), g),
+                d.get(0).gate_bits(&d.get(0).scan(value), g),
+            ];
+            for (i, bits) in scans.iter().enumerate() {
+                assert_eq!(has(bits, two.1), both, "{value:?}");
+                // `one` needs `zend` alone, and only where its literal is looked for (not
+                // in domain 0).
+                let zend = value.to_ascii_lowercase().starts_with(b"zend");
+                assert_eq!(has(bits, one.1), zend && i < 2, "{value:?}");
+            }
+        }
+        // The domain's own automaton holds the link's two sets and nothing else.
+        assert!(!std::ptr::eq(d.get(0), d.all()));
+        assert_eq!(d.get(0).count(), 3);
+        // A union of pieces' scans, then conjoined: the literals lie in different pieces.
+        let gate = &gates[two.0 as usize];
+        let mut union = gate.scan(b"zend");
+        or_into(&mut union, &gate.scan(b"="));
+        assert!(!has(&union, two.1));
+        gate.conjoin(&mut union);
+        assert!(has(&union, two.1));
     }
 
     #[test]

@@ -213,6 +213,8 @@ pub struct Stats {
     pub dynamic_operators: usize,
     /// Rule links the prefilter can skip.
     pub gated_links: usize,
+    /// Of those, the links it gates on two literal sets (one of each needed).
+    pub gated_on_two_sets: usize,
     /// Phase-1 setup rules evaluated at load instead of per request.
     pub folded_setup_rules: usize,
     /// Rules whose result was decided at load (they read only TX set up once).

@@ -270,11 +270,12 @@ fn unavailable_operators_load_and_are_explained() {
 /// arguments' (transaction/cache.rs); with escapes, or when a rule's literal could span
 /// two arguments, the body is scanned whole. Either way a rule on `REQUEST_BODY` matches
 /// exactly when its pattern occurs: every body of up to four pieces, on rule sets that
-/// take each path.
+/// take each path (literals that are a cut byte alone, and links gated on two sets whose
+/// literals lie in different arguments, included).
 #[test]
 fn request_body_rules_match_whatever_its_scan_is_made_of() {
     use ward_engine::body::urlencoded;
-    const PIECES: &[&str] = &["java", "ja", "va", "=", "&", ";", "x", "%6a", "+", "A=J"];
+    const PIECES: &[&str] = &["java", "ja", "va", "=", "&", ";", "x", "%6a", "+", "A=J", "("];
     let sets: &[(&str, u8, &str, bool)] = &[
         // (rules, separator, pattern rule 1 denies on, rule 1 reads ARGS_POST too)
         (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java" "id:1,phase:2,deny,status:403""#, b'&', "java", true),
@@ -286,6 +287,17 @@ fn request_body_rules_match_whatever_its_scan_is_made_of() {
         ),
         // A literal with `=`: the body is scanned whole.
         (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java|a=j" "id:1,phase:2,deny,status:403""#, b'&', "java|a=j", true),
+        // `=` alone: the pieces' scans and the cut bytes the body holds.
+        (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java|=" "id:1,phase:2,deny,status:403""#, b'&', "java|=", true),
+        (
+            "SecArgumentSeparator ;\nSecRule REQUEST_BODY|ARGS_POST \"@rx (?i)java|;\" \"id:1,phase:2,deny,status:403\"",
+            b';',
+            "java|;",
+            true,
+        ),
+        // Two literal sets (`java`, then `(`), one of each needed: they may be found in
+        // different arguments.
+        (r#"SecRule REQUEST_BODY|ARGS_POST "@rx (?i)java.*\(" "id:1,phase:2,deny,status:403""#, b'&', r"java.*\(", true),
         // The arguments' automaton has other literals only: the body is scanned whole.
         (
             "SecRule REQUEST_BODY \"@rx (?i)java\" \"id:1,phase:2,deny,status:403\"\n\
@@ -305,10 +317,8 @@ fn request_body_rules_match_whatever_its_scan_is_made_of() {
     ];
     for (text, sep, pattern, reads_args) in sets {
         let rs = rules(&format!("SecRuleEngine On\nSecRequestBodyAccess On\n{text}"));
-        let found = |v: &[u8]| {
-            let v = v.to_ascii_lowercase();
-            pattern.split('|').any(|p| v.windows(p.len()).any(|w| w == p.as_bytes()))
-        };
+        let re = regex::bytes::Regex::new(&format!("(?is){pattern}")).unwrap();
+        let found = |v: &[u8]| re.is_match(v);
         let mut bodies = vec![String::new()];
         for _ in 0..4 {
             let longer: Vec<String> =

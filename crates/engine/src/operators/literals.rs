@@ -24,6 +24,12 @@
 //! together are expected rarely enough per byte ([`WEAK_MAX`]): `/`, `%` or `0x` for an
 //! encoded path, a space, `,` or `|` after a shell command. Most form text holds such a
 //! byte and runs the rule; identifiers, dates and numbers (most JSON values) do not.
+//!
+//! [`required_sets`] may add a second set, chosen by a model in which the bytes of names
+//! and identifiers are as common as can be: when the first set has a literal of such bytes
+//! only (`st`, which `eu-west-1` holds), a second set without one (the `=` after a PHP
+//! directive, the space or `|` after a shell command) skips those values; the prefilter
+//! then needs a literal of each.
 
 use regex_syntax::hir::{Class, Hir, HirKind};
 use regex_syntax::ParserBuilder;
@@ -88,7 +94,14 @@ pub fn selective(lit: &[u8]) -> bool {
 /// Parses a (translated) pattern with the flags of Ward's `regex` engine: byte mode,
 /// Unicode off, `(?m)`, `(?s)`.
 pub fn parse(pattern: &str) -> Option<Hir> {
-    ParserBuilder::new().unicode(false).utf8(false).multi_line(true).dot_matches_new_line(true).build().parse(pattern).ok()
+    ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .multi_line(true)
+        .dot_matches_new_line(true)
+        .build()
+        .parse(pattern)
+        .ok()
 }
 
 /// Parses `pattern` as [`parse`] does and extracts its literals.
@@ -98,11 +111,35 @@ pub fn required(pattern: &str) -> Option<Vec<Vec<u8>>> {
 
 /// The literals of a parsed pattern.
 pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
+    required_sets(hir).into_iter().next()
+}
+
+/// Up to two sets of literals, each holding one that occurs in every match: the most
+/// selective by [`TEXT`], then, when that set has a literal of identifier bytes only
+/// ([`is_ident`]), the best by [`PUNCT`] if it has none. A value needs one literal of
+/// each: the second skips the names and host names that the first's letter pairs let
+/// through.
+pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
     let mut shapes = Vec::new();
     shape_hashes(hir, &mut shapes);
-    let set = minimal(Memo { shapes, next: 0, seen: FxHashMap::default() }.info(hir).inner.set);
-    let weak = || weakness(set.iter().map(Vec::as_slice)) <= WEAK_MAX;
-    (set.len() <= MAX_SET && (set.iter().all(|l| selective(l)) || weak())).then_some(set)
+    let [text, punct] = Memo { shapes, next: 0, seen: FxHashMap::default() }.info(hir).inner;
+    let useful = |set: &Vec<Vec<u8>>| {
+        let weak = || weakness(set.iter().map(Vec::as_slice), &TEXT) <= WEAK_MAX;
+        set.len() <= MAX_SET && (set.iter().all(|l| selective(l)) || weak())
+    };
+    let alnum = |l: &Vec<u8>| l.iter().all(|&b| is_ident(b));
+    let first = minimal(text.set);
+    if !useful(&first) {
+        return Vec::new();
+    }
+    if !first.iter().any(alnum) {
+        return vec![first];
+    }
+    let second = minimal(punct.set);
+    if useful(&second) && !second.iter().any(alnum) {
+        return vec![first, second];
+    }
+    vec![first]
 }
 
 /// Drops literals that contain another literal of the set: they add nothing to the gate.
@@ -193,12 +230,30 @@ static RARE: [bool; 256] = {
     t
 };
 
+/// How often each byte occurs at one position of a benign value, as a cost model sees it.
+struct Model {
+    freq: [f64; 256],
+}
+
 /// Rough frequency of a byte at one position of a benign value.
-static FREQ: [f64; 256] = {
+static TEXT: Model = Model { freq: freq_table(false) };
+
+/// [`TEXT`] with the bytes of identifiers as common as can be: the best set by this
+/// model has no literal made of them only, which names, dates and host names hold (`st`
+/// in `eu-west-1`), and is a second condition beside [`TEXT`]'s best.
+static PUNCT: Model = Model { freq: freq_table(true) };
+
+/// Letters, digits and the punctuation of names, paths, dates, host and e-mail addresses.
+const fn is_ident(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b':' | b'/' | b'@')
+}
+
+const fn freq_table(ident_always: bool) -> [f64; 256] {
     let mut t = [0.02; 256];
     let mut b = 0;
     while b < 256 {
         t[b] = match b as u8 {
+            b if ident_always && is_ident(b) => 1.0,
             b if is_rare(b) => 0.001,
             b'a'..=b'z' => 0.04,
             b'0'..=b'9' => 0.03,
@@ -208,7 +263,7 @@ static FREQ: [f64; 256] = {
         b += 1;
     }
     t
-};
+}
 
 /// What the cost of a literal depends on; a concatenation's follows from its parts'.
 #[derive(Clone, Copy)]
@@ -220,11 +275,11 @@ struct Stats {
 }
 
 impl Stats {
-    fn of(lit: &Lit) -> Stats {
+    fn of(lit: &Lit, m: &Model) -> Stats {
         let mut freq = 1.0;
         let mut rare = false;
         for &b in lit.bytes() {
-            freq *= FREQ[usize::from(b)];
+            freq *= m.freq[usize::from(b)];
             rare |= RARE[usize::from(b)];
         }
         Stats { len: lit.len(), rare, freq }
@@ -246,14 +301,14 @@ impl Stats {
 }
 
 /// Estimated share of values a set lets through (1 = useless); lower is better.
-fn score<'a>(set: impl IntoIterator<Item = &'a Lit>) -> f64 {
-    set.into_iter().map(|l| Stats::of(l).cost()).sum::<f64>().min(1.0)
+fn score<'a>(set: impl IntoIterator<Item = &'a Lit>, m: &Model) -> f64 {
+    set.into_iter().map(|l| Stats::of(l, m).cost()).sum::<f64>().min(1.0)
 }
 
 /// Expected occurrences of a set's literals per byte of a benign value: what tells weak
 /// sets apart (`/` or `, ` against the empty literal) when none is selective.
-fn weakness<'a>(set: impl IntoIterator<Item = &'a [u8]>) -> f64 {
-    set.into_iter().map(|l| l.iter().map(|&b| FREQ[usize::from(b)]).product::<f64>()).sum()
+fn weakness<'a>(set: impl IntoIterator<Item = &'a [u8]>, m: &Model) -> f64 {
+    set.into_iter().map(|l| l.iter().map(|&b| m.freq[usize::from(b)]).product::<f64>()).sum()
 }
 
 /// The trivial set: the empty string occurs in every value.
@@ -297,9 +352,9 @@ struct Scored {
 }
 
 impl Scored {
-    fn new(set: Set) -> Scored {
-        let score = score(&set);
-        let weak = if score >= 1.0 { weakness(set.iter().map(Lit::bytes)) } else { 0.0 };
+    fn new(set: Set, m: &Model) -> Scored {
+        let score = score(&set, m);
+        let weak = if score >= 1.0 { weakness(set.iter().map(Lit::bytes), m) } else { 0.0 };
         Scored { score, weak, set }
     }
 
@@ -317,9 +372,9 @@ impl Scored {
 
     /// [`Self::keep_better`] with the literals of a prefix or suffix set, built only
     /// when they may win (the sum over the sequence bounds the set's score from above).
-    fn keep_better_seq(&mut self, seq: &Seq) {
-        if score(seq.iter().map(|(l, _)| l)) <= self.score {
-            self.keep_better(Scored::new(lits(seq)));
+    fn keep_better_seq(&mut self, seq: &Seq, m: &Model) {
+        if score(seq.iter().map(|(l, _)| l), m) <= self.score {
+            self.keep_better(Scored::new(lits(seq), m));
         }
     }
 }
@@ -378,27 +433,39 @@ fn join(a: Seq, b: &Seq, suffix: bool) -> Seq {
     norm(out)
 }
 
+/// The cost models an analysis keeps a best inner set for, in one pass (prefixes and
+/// suffixes do not depend on the model).
+const MODELS: [&Model; 2] = [&TEXT, &PUNCT];
+
+/// A set scored by each model.
+fn scored(set: Set) -> [Scored; 2] {
+    [Scored::new(set.clone(), MODELS[0]), Scored::new(set, MODELS[1])]
+}
+
 /// What is known about the strings one node matches.
 #[derive(Debug, Clone)]
 struct Info {
     prefix: Seq,
     suffix: Seq,
-    /// The most selective known set of which one literal occurs in every match.
-    inner: Scored,
+    /// Per model of [`MODELS`], the most selective known set of which one literal occurs
+    /// in every match.
+    inner: [Scored; 2],
 }
 
 impl Info {
     /// Completes the facts: a prefix or suffix set is also an inner set.
-    fn new(prefix: Seq, suffix: Seq, mut inner: Scored) -> Info {
-        inner.keep_better_seq(&prefix);
-        inner.keep_better_seq(&suffix);
+    fn new(prefix: Seq, suffix: Seq, mut inner: [Scored; 2]) -> Info {
+        for (inner, m) in inner.iter_mut().zip(MODELS) {
+            inner.keep_better_seq(&prefix, m);
+            inner.keep_better_seq(&suffix, m);
+        }
         Info { prefix, suffix, inner }
     }
 
     /// A node matching exactly one of `set`.
     fn exact(set: Set) -> Info {
         let seq: Seq = set.iter().map(|l| (*l, true)).collect();
-        Info { prefix: seq.clone(), suffix: seq, inner: Scored::new(set) }
+        Info { prefix: seq.clone(), suffix: seq, inner: scored(set) }
     }
 
     /// A node matching a fixed string.
@@ -408,7 +475,7 @@ impl Info {
             return Info::exact(vec![start]);
         }
         let end = Lit::new(bytes, true).0;
-        Info { prefix: vec![(start, false)], suffix: vec![(end, false)], inner: Scored::new(vec![start]) }
+        Info { prefix: vec![(start, false)], suffix: vec![(end, false)], inner: scored(vec![start]) }
     }
 
     /// A node matching strings of unknown content.
@@ -422,7 +489,7 @@ impl Info {
         prefix.push((Lit::EMPTY, true));
         let mut suffix = incomplete(&self.suffix);
         suffix.push((Lit::EMPTY, true));
-        Info::new(norm(prefix), norm(suffix), Scored::new(any()))
+        Info::new(norm(prefix), norm(suffix), scored(any()))
     }
 
     /// `x?` for this node `x`: empty, or exactly like `x`.
@@ -430,14 +497,16 @@ impl Info {
         let (mut prefix, mut suffix) = (self.prefix.clone(), self.suffix.clone());
         prefix.push((Lit::EMPTY, true));
         suffix.push((Lit::EMPTY, true));
-        Info::new(norm(prefix), norm(suffix), Scored::new(any()))
+        Info::new(norm(prefix), norm(suffix), scored(any()))
     }
 
     /// `self` followed by `next`.
     fn concat(self, next: &Info) -> Info {
         let mut inner = self.inner;
-        if next.inner.key().partial_cmp(&inner.key()) == Some(std::cmp::Ordering::Less) {
-            inner = next.inner.clone();
+        for (inner, next) in inner.iter_mut().zip(&next.inner) {
+            if next.key().partial_cmp(&inner.key()) == Some(std::cmp::Ordering::Less) {
+                *inner = next.clone();
+            }
         }
         // The end of the left part and the start of the right part meet inside the match.
         // Both sides are cut short first (3+3 bytes down to 1+1) until the product is small.
@@ -451,11 +520,17 @@ impl Info {
                 continue;
             }
             // Scored from the parts; the set is built only when it may win.
-            let rstats: Vec<Stats> = r.iter().map(Stats::of).collect();
-            let joint: f64 = l.iter().map(Stats::of).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost())).sum();
-            if joint.min(1.0) <= inner.score {
-                let set = norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect());
-                inner.keep_better(Scored::new(set));
+            let mut set = None;
+            for (inner, m) in inner.iter_mut().zip(MODELS) {
+                let rstats: Vec<Stats> = r.iter().map(|l| Stats::of(l, m)).collect();
+                let joint: f64 =
+                    l.iter().map(|l| Stats::of(l, m)).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost())).sum();
+                if joint.min(1.0) <= inner.score {
+                    let set = set.get_or_insert_with(|| {
+                        norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect())
+                    });
+                    inner.keep_better(Scored::new(set.clone(), m));
+                }
             }
             break;
         }
@@ -468,16 +543,19 @@ impl Info {
     fn alternation(alts: Vec<Info>) -> Info {
         let mut prefix = Vec::new();
         let mut suffix = Vec::new();
-        let mut inner = Vec::new();
+        let mut inner = [Vec::new(), Vec::new()];
         for a in alts {
             prefix.extend(a.prefix);
             suffix.extend(a.suffix);
-            inner.extend(a.inner.set);
+            for (inner, a) in inner.iter_mut().zip(a.inner) {
+                inner.extend(a.set);
+            }
         }
+        let [text, punct] = inner.map(|set| fit(norm(set), MAX_SET, false));
         Info::new(
             fit_seq(norm(prefix), MAX_SEQ, false),
             fit_seq(norm(suffix), MAX_SEQ, true),
-            Scored::new(fit(norm(inner), MAX_SET, false)),
+            [Scored::new(text, MODELS[0]), Scored::new(punct, MODELS[1])],
         )
     }
 }
@@ -538,8 +616,8 @@ impl<'h> Memo<'h> {
                     out = out.concat(&sub);
                 }
                 match r.max {
-                    Some(m) if m == fixed => out,
-                    Some(m) if m == fixed + 1 => out.concat(&sub.optional()),
+                    Some(max) if max == fixed => out,
+                    Some(max) if max == fixed + 1 => out.concat(&sub.optional()),
                     _ => out.concat(&sub.star()),
                 }
             }
@@ -644,6 +722,34 @@ mod tests {
         assert_eq!(lits(r"(?:x<y)+"), Some(vec!["x<y".into()]));
         // Literals longer than the cap are cut, still required.
         assert_eq!(lits("abcdefghijklmnopqrstuvwxyz"), Some(vec!["abcdefghijklmno".into()]));
+    }
+
+    fn sets(p: &str) -> Vec<Vec<String>> {
+        let sets = required_sets(&parse(p).unwrap());
+        sets.into_iter().map(|s| s.into_iter().map(|l| String::from_utf8_lossy(&l).into_owned()).collect()).collect()
+    }
+
+    #[test]
+    fn a_second_set_without_identifier_literals() {
+        // Words, then what must follow them: `=`, a command's end, `(`.
+        assert_eq!(
+            sets(r"(?i)\b(?:allow_url_fopen|zend\.assertions)[\s\x0b]*=[^=]"),
+            [vec!["allow_url_fopen", "zend.assertions"], vec!["="]]
+        );
+        assert_eq!(
+            sets(r"(?i)\b(?:env|eval)\w*[\s\x0b,|&]"),
+            [vec!["env", "eval"], vec!["\t", "\n", "\x0b", "\x0c", "\r", " ", "&", ",", "|"]]
+        );
+        // Joined across the two parts, the first set has no identifier-only literal.
+        assert_eq!(sets(r"(?i)\b(?:env|eval)[,|&]").len(), 1);
+        assert_eq!(sets(r"(?i)java.*\("), [vec!["java"], vec!["("]]);
+        // The first set has no identifier-only literal: no second one.
+        assert_eq!(sets(r"<script|javascript:"), [vec!["<script", "javascript:"]]);
+        // The second best has one (`-`, `.`): none.
+        assert_eq!(sets(r"(?i)eval(?:-|\.)"), [vec!["eval"]]);
+        // No second condition at all; no set at all.
+        assert_eq!(sets(r"(?i)select\w+"), [vec!["select"]]);
+        assert_eq!(sets("[0-9]+"), Vec::<Vec<String>>::new());
     }
 
     /// The set is a necessary condition: whenever the regex matches, a literal occurs.

@@ -108,6 +108,12 @@ pub trait Operator: Send + Sync + Debug {
         None
     }
 
+    /// A second such set, asked only when [`Self::required_literals`] gives one: every
+    /// match holds a literal of each, and the prefilter needs both.
+    fn also_required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        None
+    }
+
     /// Called once per rule link at the end of the load, `gated` when the rule-set
     /// prefilter gates the link on [`Self::required_literals`] (so every value that
     /// reaches [`Self::evaluate`] holds one of them): builds what evaluation needs and

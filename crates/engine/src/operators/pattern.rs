@@ -67,8 +67,9 @@ const REGEX_DFA_SIZE_LIMIT: usize = 64 << 20;
 #[derive(Debug)]
 pub struct Pattern {
     engine: Engine,
-    /// Prefilter literals of the translated pattern (none for PCRE2-only patterns).
-    literals: Option<Vec<Vec<u8>>>,
+    /// Prefilter literal sets of the translated pattern: every match holds a literal of
+    /// each (none for PCRE2-only patterns).
+    literals: Vec<Vec<Vec<u8>>>,
     /// PCRE2 copy of a `regex`-run pattern with a `^` anchor, for values ending in "\n".
     caret_twin: Option<pcre2::bytes::Regex>,
     /// The limits the PCRE2 parts were compiled with.
@@ -124,7 +125,7 @@ impl Pattern {
         let limits = PcreLimits::default();
         Ok(Pattern {
             engine: Engine::Pcre2(pcre2_compile(pcre, limits)?),
-            literals: None,
+            literals: Vec::new(),
             caret_twin: None,
             limits,
             whole: None,
@@ -163,7 +164,12 @@ impl Pattern {
 
     /// See [`super::Operator::required_literals`].
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
-        self.literals.clone()
+        self.literals.first().cloned()
+    }
+
+    /// See [`super::Operator::also_required_literals`].
+    pub fn also_required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.literals.get(1).cloned()
     }
 
     /// No shorter input matches (0 when unknown).
@@ -340,23 +346,23 @@ fn whole_match_groups(pcre: &str) -> Option<usize> {
 /// run on a second thread while the regex is built: the two take about as long.
 const PARALLEL_MIN_LEN: usize = 1000;
 
-/// `build(hir)` and the prefilter literals of `hir`, side by side for a long pattern (on
+/// `build(hir)` and the prefilter literal sets of `hir`, side by side for a long pattern (on
 /// one thread when no thread can be started).
 fn with_literals<R>(
     hir: &regex_syntax::hir::Hir,
     len: usize,
     build: impl FnOnce(&regex_syntax::hir::Hir) -> R,
-) -> (R, Option<Vec<Vec<u8>>>) {
+) -> (R, Vec<Vec<Vec<u8>>>) {
     if len < PARALLEL_MIN_LEN {
-        return (build(hir), super::literals::required_hir(hir));
+        return (build(hir), super::literals::required_sets(hir));
     }
     std::thread::scope(|s| {
-        let side = std::thread::Builder::new().spawn_scoped(s, || super::literals::required_hir(hir));
+        let side = std::thread::Builder::new().spawn_scoped(s, || super::literals::required_sets(hir));
         let built = build(hir);
         let literals = match side {
             // A failed analysis only means no gate.
-            Ok(handle) => handle.join().ok().flatten(),
-            Err(_) => super::literals::required_hir(hir),
+            Ok(handle) => handle.join().unwrap_or_default(),
+            Err(_) => super::literals::required_sets(hir),
         };
         (built, literals)
     })

@@ -85,6 +85,10 @@ impl Operator for Rx {
         self.pattern.as_ref()?.built()?.required_literals()
     }
 
+    fn also_required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        self.pattern.as_ref()?.built()?.also_required_literals()
+    }
+
     fn deferred(&self) -> Option<&Deferred> {
         self.pattern.as_ref()
     }

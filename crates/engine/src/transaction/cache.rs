@@ -626,9 +626,10 @@ impl TransformCache {
     /// `REQUEST_BODY`'s combined scan (`all`: its domain's automaton) when it is a
     /// urlencoded body that decoded to its own bytes: every literal occurrence in it lies
     /// within one argument's name or value (no literal of the body's rules contains `=`
-    /// or the separator, see `DomainScans::union_of_pieces`), so the union of the values'
-    /// scans (which the rules on `ARGS` need anyway) and of the names' scans gives every
-    /// bit that walking the whole body would. A 1 MB form is then walked once, not twice.
+    /// or the separator, but those bytes alone; see `DomainScans::union_of_pieces`), so
+    /// the union of the values' scans (which the rules on `ARGS` need anyway), of the
+    /// names' scans and of the cut bytes the body holds gives every bit that walking the
+    /// whole body would. A 1 MB form is then walked once, not twice.
     #[cold]
     fn scan_body_from_args(&mut self, body: &[u8], all: &Combined, rules: &RuleSet) {
         let Some(b) = self.body_args.take() else { return };
@@ -658,6 +659,16 @@ impl TransformCache {
             all.scan_into(&body[name.clone()], &mut name_bits);
             crate::prefilter::or_into(union, &name_bits);
         }
+        // A literal that is a cut byte alone (`=` after a shell command) is in no piece.
+        for cut in [b'=', b.separator] {
+            if memchr::memchr(cut, body).is_some() {
+                name_bits.clear();
+                all.scan_into(&[cut], &mut name_bits);
+                crate::prefilter::or_into(union, &name_bits);
+            }
+        }
+        // A link needing two literals may find them in different arguments.
+        all.conjoin(union);
         rows.raw_scans.insert(BODY_SLOT, at as u32);
     }
 
