@@ -9639,57 +9639,39 @@ pub(crate) fn word_hash_step(h: u32, b: u8) -> u32 {
 }
 pub(crate) const WORD_HASH_INIT: u32 = 0x811c_9dc5;
 
-/// Open-addressed indexes of `SQL_KEYWORDS`, built once: one for the ~1,000 words, one for
-/// the ~8,400 fingerprints (the keys that start with '0'), so that a word probes a small
-/// table. A slot is `hash tag << 16 | keyword index + 1`, 0 when empty.
-struct KeywordIndex {
-    words: Vec<u32>,
-    zero: Vec<u32>,
-}
-
-fn keyword_index() -> &'static KeywordIndex {
-    static INDEX: std::sync::OnceLock<KeywordIndex> = std::sync::OnceLock::new();
+/// `SQL_KEYWORDS` by [`word_hash_step`] hash, built once: a word is looked up without an
+/// upper-cased copy, and the tokenizer hashes it while it scans.
+fn keyword_index() -> &'static hashbrown::HashTable<u16> {
+    static INDEX: std::sync::OnceLock<hashbrown::HashTable<u16>> = std::sync::OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut words = vec![0u32; 1 << 12];
-        let mut zero = vec![0u32; 1 << 15];
+        let mut index = hashbrown::HashTable::new();
+        let key = |i: &u16| SQL_KEYWORDS.get(usize::from(*i)).map_or(&b""[..], |k| k.word.as_bytes());
         for (i, k) in SQL_KEYWORDS.iter().enumerate() {
             let w = k.word.as_bytes();
             // A key with a-z (none today) never equals an upper-cased word.
             if w.is_empty() || w.len() > MAX_WORD_LEN || w.iter().any(u8::is_ascii_lowercase) {
                 continue;
             }
-            let Ok(entry) = u16::try_from(i + 1) else { continue };
-            let hash = w.iter().fold(WORD_HASH_INIT, |h, &b| word_hash_step(h, b));
-            let slots = if w.first() == Some(&b'0') { &mut zero } else { &mut words };
-            let mask = slots.len() - 1;
-            let mut at = slot_of(hash, mask);
-            while let Some(s) = slots.get_mut(at) {
-                // Same key twice: the later entry wins, as it did in the map.
-                let same = entry_of(*s).is_some_and(|o| o.word.as_bytes() == w);
-                if *s == 0 || same {
-                    *s = tag_of(hash) << 16 | u32::from(entry);
-                    break;
+            let Ok(i) = u16::try_from(i) else { continue };
+            let hash = table_hash(w.iter().fold(WORD_HASH_INIT, |h, &b| word_hash_step(h, b)));
+            // Same key twice: the later entry wins, as it did in the map.
+            match index.find_mut(hash, |o| key(o) == w) {
+                Some(o) => *o = i,
+                None => {
+                    index.insert_unique(hash, i, |o| {
+                        table_hash(key(o).iter().fold(WORD_HASH_INIT, |h, &b| word_hash_step(h, b)))
+                    });
                 }
-                at = (at + 1) & mask;
             }
         }
-        KeywordIndex { words, zero }
+        index
     })
 }
 
+/// The table's hash: its control bytes come from the top bits, which FNV leaves poor.
 #[inline]
-fn slot_of(h: u32, mask: usize) -> usize {
-    (h.wrapping_mul(0x9E37_79B1) >> 16) as usize & mask
-}
-
-#[inline]
-fn tag_of(h: u32) -> u32 {
-    h & 0xFFFF
-}
-
-#[inline]
-fn entry_of(slot: u32) -> Option<&'static Keyword> {
-    usize::try_from(slot & 0xFFFF).ok()?.checked_sub(1).and_then(|j| SQL_KEYWORDS.get(j))
+fn table_hash(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 /// [`lookup_word`] on bytes: one probe of an index built once, comparing without case
@@ -9707,26 +9689,13 @@ pub(crate) fn lookup_word_hashed(word: &[u8], hash: u32) -> TokenType {
     if word.is_empty() || word.len() > MAX_WORD_LEN {
         return TokenType::Bareword;
     }
-    let index = keyword_index();
-    let slots: &[u32] = if word.first() == Some(&b'0') { &index.zero } else { &index.words };
-    let mask = slots.len().wrapping_sub(1);
-    let tag = tag_of(hash);
-    let mut at = slot_of(hash, mask);
     // Keys are upper-case: equal without ASCII case is equal once upper-cased.
-    let found = loop {
-        let Some(&s) = slots.get(at) else { break None };
-        if s == 0 {
-            break None;
-        }
-        if s >> 16 == tag {
-            if let Some(k) = entry_of(s) {
-                if k.word.len() == word.len() && k.word.as_bytes().eq_ignore_ascii_case(word) {
-                    break Some(k.token_type);
-                }
-            }
-        }
-        at = (at + 1) & mask;
-    };
+    let found = keyword_index()
+        .find(table_hash(hash), |&i| {
+            SQL_KEYWORDS.get(usize::from(i)).is_some_and(|k| k.word.as_bytes().eq_ignore_ascii_case(word))
+        })
+        .and_then(|&i| SQL_KEYWORDS.get(usize::from(i)))
+        .map(|k| k.token_type);
     match found {
         Some(t) => match t {
             b'k' => TokenType::Keyword,
