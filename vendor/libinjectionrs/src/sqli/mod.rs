@@ -533,7 +533,7 @@ impl<'a> SqliState<'a> {
                         let mut n = 0;
                         let mut ascii = true;
                         for (i, t) in [left, left + 1].into_iter().enumerate() {
-                            let v = self.token_vec[t].val.get(..self.token_vec[t].len.min(32)).unwrap_or_default();
+                            let v = self.token_vec[t].value_bytes();
                             ascii &= v.is_ascii();
                             if i == 1 {
                                 merged[n] = b' ';
@@ -591,7 +591,7 @@ impl<'a> SqliState<'a> {
                       {
                           // Bytes without ASCII case (was C's cstrcasecmp on value_as_str, the
                           // same for these upper-case names: "<binary>" matched none).
-                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                          let val = self.token_vec[left].value_bytes();
                           // TSQL functions but common enough to be column names
                           val.eq_ignore_ascii_case(b"USER_ID") ||
                           val.eq_ignore_ascii_case(b"USER_NAME") ||
@@ -616,7 +616,7 @@ impl<'a> SqliState<'a> {
             // FOLD: keyword IN/NOT_IN + leftparens -> operator, else -> bareword - from apply_two_token_fold
             } else if self.token_vec[left].token_type == TokenType::Keyword &&
                       {
-                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                          let val = self.token_vec[left].value_bytes();
                           val.eq_ignore_ascii_case(b"IN") || val.eq_ignore_ascii_case(b"NOT IN")
                       } {
                 if self.token_vec[left + 1].token_type == TokenType::LeftParenthesis {
@@ -639,7 +639,7 @@ impl<'a> SqliState<'a> {
             // NOTE: This rule falls through in C - no continue!
             } else if self.token_vec[left].token_type == TokenType::Operator &&
                       {
-                          let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                          let val = self.token_vec[left].value_bytes();
                           val.eq_ignore_ascii_case(b"LIKE") || val.eq_ignore_ascii_case(b"NOT LIKE")
                       } {
                 if self.token_vec[left + 1].token_type == TokenType::LeftParenthesis {
@@ -926,7 +926,7 @@ impl<'a> SqliState<'a> {
                 // Some SQL functions like USER() have 0 args
                 // if we get User(foo), then User is not a function
                 // This should be expanded since it eliminated a lot of false positives.
-                let val = self.token_vec[left].val.get(..self.token_vec[left].len.min(32)).unwrap_or_default();
+                let val = self.token_vec[left].value_bytes();
                 if val.eq_ignore_ascii_case(b"USER") {
                     self.token_vec[left].token_type = TokenType::Bareword;
                 }
@@ -991,11 +991,9 @@ impl<'a> SqliState<'a> {
         }
         
         // On the bytes (was a from_utf8 per call): non-UTF-8 values matched nothing here.
-        match token.val.get(..token.len.min(32)) {
-            Some([b'+' | b'-' | b'!' | b'~']) => true,
-            Some(b"!!") => true,
-            Some(v) if v.len() == 3 => v.eq_ignore_ascii_case(b"NOT"),
-            _ => false,
+        match token.value_bytes() {
+            [b'+' | b'-' | b'!' | b'~'] | b"!!" => true,
+            v => v.len() == 3 && v.eq_ignore_ascii_case(b"NOT"),
         }
     }
     

@@ -134,6 +134,11 @@ impl Token {
         }
     }
     
+    /// The value's bytes (what [`Self::value_as_str`] reads, without its UTF-8 check).
+    pub fn value_bytes(&self) -> &[u8] {
+        self.val.get(..self.len.min(LIBINJECTION_SQLI_TOKEN_SIZE)).unwrap_or_default()
+    }
+
     pub fn value_as_str(&self) -> &str {
         let end = self.len.min(32);
         // For display purposes, show lossy conversion to handle 0xFF bytes
