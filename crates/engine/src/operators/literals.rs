@@ -127,16 +127,16 @@ pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
         let weak = || weakness(set.iter().map(Vec::as_slice), &TEXT) <= WEAK_MAX;
         set.len() <= MAX_SET && (set.iter().all(|l| selective(l)) || weak())
     };
-    let alnum = |l: &Vec<u8>| l.iter().all(|&b| is_ident(b));
+    let ident_only = |l: &Vec<u8>| l.iter().all(|&b| is_ident(b));
     let first = minimal(text.set);
     if !useful(&first) {
         return Vec::new();
     }
-    if !first.iter().any(alnum) {
+    if !first.iter().any(ident_only) {
         return vec![first];
     }
     let second = minimal(punct.set);
-    if useful(&second) && !second.iter().any(alnum) {
+    if useful(&second) && !second.iter().any(ident_only) {
         return vec![first, second];
     }
     vec![first]
