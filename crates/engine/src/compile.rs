@@ -643,7 +643,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                             keys.push(parent);
                         }
                         for &key in keys.iter().rev() {
-                            let (g, bit) = gates.add_both(key, lits.clone(), also.clone());
+                            let (g, bit) = gates.add(key, lits.clone(), also.clone());
                             l.stage_gates.push((key, g, bit));
                             for t in &l.targets {
                                 for &d in crate::transaction::var_domains(t.var) {
@@ -653,7 +653,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                         }
                         gated += 1;
                     } else if let Some(lits) = lits {
-                        let gate = gates.add_both(l.transform_key, lits, also);
+                        let gate = gates.add(l.transform_key, lits, also);
                         l.gate = Some(gate);
                         gated += 1;
                         for t in &mut l.targets {

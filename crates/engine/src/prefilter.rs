@@ -319,14 +319,9 @@ pub struct GateBuilder {
 }
 
 impl GateBuilder {
-    /// Registers a rule link; returns its (gate, bit).
-    pub fn add(&mut self, transform_key: u32, literals: Vec<Vec<u8>>) -> (u32, u32) {
-        self.add_both(transform_key, literals, None)
-    }
-
     /// Registers a rule link that needs a literal of `literals` and, when given, one of
     /// `also`; returns its (gate, bit).
-    pub fn add_both(&mut self, transform_key: u32, literals: Vec<Vec<u8>>, also: Option<Vec<Vec<u8>>>) -> (u32, u32) {
+    pub fn add(&mut self, transform_key: u32, literals: Vec<Vec<u8>>, also: Option<Vec<Vec<u8>>>) -> (u32, u32) {
         let g = match self.groups.iter().position(|g| g.transform_key == transform_key) {
             Some(g) => g,
             None => {
@@ -502,9 +497,9 @@ mod tests {
     #[test]
     fn gate_sets_bits_of_rules_whose_literals_occur() {
         let mut b = GateBuilder::default();
-        let (g0, r0) = b.add(7, vec![b"select".to_vec(), b"union".to_vec()]);
-        let (g1, r1) = b.add(7, vec![b"<script".to_vec()]);
-        let (g2, _) = b.add(9, vec![b"passwd".to_vec()]);
+        let (g0, r0) = b.add(7, vec![b"select".to_vec(), b"union".to_vec()], None);
+        let (g1, r1) = b.add(7, vec![b"<script".to_vec()], None);
+        let (g2, _) = b.add(9, vec![b"passwd".to_vec()], None);
         assert_eq!((g0, g1), (0, 0));
         assert_eq!(g2, 1);
         let all = b.combined().unwrap();
@@ -528,8 +523,8 @@ mod tests {
     #[test]
     fn domain_automata_hold_only_their_rules_literals() {
         let mut b = GateBuilder::default();
-        let body = b.add(1, vec![b"%uff".to_vec()]);
-        let args: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()])).collect();
+        let body = b.add(1, vec![b"%uff".to_vec()], None);
+        let args: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()], None)).collect();
         let mut everything = args.clone();
         everything.push(body);
         // Domain 0 reads one rule of seven, 1 and 3 read the same six, 2 reads all, 4 none.
@@ -556,9 +551,9 @@ mod tests {
     #[test]
     fn links_on_two_sets_need_a_literal_of_each() {
         let mut b = GateBuilder::default();
-        let filler: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()])).collect();
-        let two = b.add_both(2, vec![b"zend".to_vec(), b"allow".to_vec()], Some(vec![b"=".to_vec()]));
-        let one = b.add(2, vec![b"zend".to_vec()]);
+        let filler: Vec<(u32, u32)> = (0..6).map(|i| b.add(2, vec![format!("word{i}").into_bytes()], None)).collect();
+        let two = b.add(2, vec![b"zend".to_vec(), b"allow".to_vec()], Some(vec![b"=".to_vec()]));
+        let one = b.add(2, vec![b"zend".to_vec()], None);
         // Domain 0 reads the two-set link alone (its own automaton), domain 1 everything.
         let mut everything = filler.clone();
         everything.extend([two, one]);
@@ -597,7 +592,7 @@ mod tests {
         let mut b = GateBuilder::default();
         for g in 0..3u32 {
             for i in 0..(50 + 20 * g) {
-                b.add(g, vec![format!("w{g}x{i}y").into_bytes()]);
+                b.add(g, vec![format!("w{g}x{i}y").into_bytes()], None);
             }
         }
         let all = b.combined().unwrap();
