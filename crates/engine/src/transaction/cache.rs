@@ -124,6 +124,8 @@ struct Cell {
 }
 
 const UNSET: u32 = u32::MAX;
+/// Values up to this long get a mask (`Rows::mask`).
+const MASKED_LEN: usize = 4096;
 const RAW: u32 = u32::MAX - 1;
 
 impl Cell {
@@ -138,6 +140,8 @@ struct Rows {
     contents: FxHashMap<Vec<u8>, u32>,
     /// Row-major table: cell `row * width + list`.
     cells: Vec<Cell>,
+    /// Per row: its raw value's mask (`transformations::triggers`), 0 until needed.
+    masks: Vec<u64>,
     /// Transformed values that differ from their input.
     owned: Vec<Vec<u8>>,
     /// Scan results, one after the other (cells and `raw_scans` say where each starts):
@@ -158,6 +162,7 @@ impl Rows {
     fn clear(&mut self) {
         self.contents.clear();
         self.cells.clear();
+        self.masks.clear();
         self.owned.clear();
         self.bits.clear();
         self.no_match.clear();
@@ -177,6 +182,16 @@ impl Rows {
         self.shared.get(row / 64).is_some_and(|w| w & (1 << (row % 64)) != 0)
     }
 
+    /// The mask of `row`'s raw value, computed on first use. A long value (a body) gets
+    /// every bit: the transformations' own vectorised checks read it faster.
+    fn mask(&mut self, row: usize, raw: &[u8]) -> u64 {
+        let m = &mut self.masks[row];
+        if *m == 0 {
+            *m = if raw.len() <= MASKED_LEN { crate::transformations::triggers::value_mask(raw) } else { u64::MAX };
+        }
+        *m
+    }
+
     fn bytes<'a>(&'a self, value: u32, raw: &'a [u8]) -> &'a [u8] {
         self.owned.get(value as usize).map_or(raw, Vec::as_slice)
     }
@@ -188,7 +203,10 @@ impl Rows {
             return i;
         }
         let node = tree.node(key);
+        let mask = self.mask(row, raw);
         let value = match (node.parent, &node.step) {
+            // No step can change the raw value.
+            _ if node.changes_on & mask == 0 => RAW,
             (Some(parent), Some(step)) => {
                 let input = if parent == ROOT {
                     RAW
@@ -196,6 +214,10 @@ impl Rows {
                     let p = self.cell(width, row, raw, parent, tree);
                     self.cells[p].value
                 };
+                if input == RAW && node.step_changes_on & mask == 0 {
+                    self.cells[i].value = RAW;
+                    return i;
+                }
                 match (step.func)(self.bytes(input, raw)) {
                     Some(v) => {
                         self.owned.push(v);
@@ -336,6 +358,7 @@ impl TransformCache {
                     None => {
                         let r = (rows.cells.len() / width.max(1)) as u32;
                         rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
+                        rows.masks.push(0);
                         rows.contents.insert(raw.to_vec(), r);
                         r | KEPT_ROW
                     }
@@ -352,6 +375,7 @@ impl TransformCache {
                     None => {
                         let r = (rows.cells.len() / width.max(1)) as u32;
                         rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
+                        rows.masks.push(0);
                         if intern {
                             rows.contents.insert(raw.to_vec(), r);
                         }
@@ -769,6 +793,33 @@ mod tests {
             assert_eq!(c.tx.cells[t].value, RAW);
             assert_eq!(c.value(t, b"x"), b"x");
         }
+    }
+
+    #[test]
+    fn lists_that_cannot_change_a_value_are_not_run() {
+        fn must_not_run(_: &[u8]) -> Option<Vec<u8>> {
+            panic!("run on a value without its trigger bytes")
+        }
+        let mut tree = TransformTree::default();
+        // Its mask is urlDecodeUni's (`%`, `+`); its function must never be reached here.
+        let guarded = |name: &str| crate::actions::TransformStep { name: name.into(), func: must_not_run };
+        let decode_lower = tree.key(&[guarded("urlDecodeUni"), steps(&["lowercase"]).remove(0)]);
+        let b64_decode = tree.key(&steps(&["base64Decode", "urlDecodeUni"]));
+        let mut c = TransformCache::default();
+        // Neither step can change it: the raw value, nothing run.
+        let e = c.entry(1, b"web-01", decode_lower, &tree);
+        assert_eq!((c.tx.cells[e].value, c.value(e, b"web-01")), (RAW, &b"web-01"[..]));
+        // The first step cannot, the second can: only the second runs.
+        let e = c.entry(2, b"Web-01", decode_lower, &tree);
+        assert_eq!(c.value(e, b"Web-01"), b"web-01");
+        // A step after one that changed the value reads the new value's bytes: `JTQx` has no
+        // `%`, its base64 decoding `%41` has.
+        let e = c.entry(3, b"JTQx", b64_decode, &tree);
+        assert_eq!(c.value(e, b"JTQx"), b"A");
+        // A long value has no mask: its lists run (here the guarded step, which panics).
+        let long = vec![b'a'; MASKED_LEN + 1];
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.entry(4, &long, decode_lower, &tree)));
+        assert!(ran.is_err(), "a value past MASKED_LEN is transformed");
     }
 
     #[test]

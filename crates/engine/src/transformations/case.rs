@@ -11,6 +11,16 @@ pub fn uppercase(input: &[u8]) -> Option<Vec<u8>> {
     has_in(input, b'a', b'z').then(|| input.to_ascii_uppercase())
 }
 
+/// The bytes `lowercase` changes (see `triggers.rs`).
+pub(super) fn lowercase_trigger(c: u8) -> bool {
+    c.is_ascii_uppercase()
+}
+
+/// The bytes `uppercase` changes.
+pub(super) fn uppercase_trigger(c: u8) -> bool {
+    c.is_ascii_lowercase()
+}
+
 /// Whether `input` has an ASCII upper-case letter.
 pub fn has_uppercase(input: &[u8]) -> bool {
     has_in(input, b'A', b'Z')

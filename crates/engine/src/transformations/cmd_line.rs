@@ -6,12 +6,14 @@
 
 use super::changed;
 
+/// Only these bytes (and upper case) can change anything (see `triggers.rs`).
+pub(super) fn trigger(c: u8) -> bool {
+    matches!(c, b'"' | b'\'' | b'\\' | b'^' | b' ' | b',' | b';' | b'\t' | b'\r' | b'\n') || c.is_ascii_uppercase()
+}
+
 /// `t:cmdLine`.
 pub fn cmd_line(input: &[u8]) -> Option<Vec<u8>> {
-    // Only these bytes (and upper case) can change anything.
-    if !input.iter().any(|&c| {
-        matches!(c, b'"' | b'\'' | b'\\' | b'^' | b' ' | b',' | b';' | b'\t' | b'\r' | b'\n') || c.is_ascii_uppercase()
-    }) {
+    if !input.iter().any(|&c| trigger(c)) {
         return None;
     }
     let mut out = Vec::with_capacity(input.len());

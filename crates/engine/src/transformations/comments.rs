@@ -13,6 +13,21 @@
 
 use super::changed;
 
+/// Each family's markers' bytes (see `triggers.rs`): `replaceComments` needs `/*`,
+/// `removeComments` also `<!--`, `--` and `#`; `removeCommentsChar` deletes markers that
+/// all hold `#`, `-` or `*`.
+pub(super) fn replace_trigger(c: u8) -> bool {
+    c == b'/'
+}
+
+pub(super) fn remove_trigger(c: u8) -> bool {
+    matches!(c, b'/' | b'<' | b'-' | b'#')
+}
+
+pub(super) fn remove_char_trigger(c: u8) -> bool {
+    matches!(c, b'#' | b'-' | b'*')
+}
+
 /// `t:replaceComments`.
 pub fn replace_comments(input: &[u8]) -> Option<Vec<u8>> {
     if memchr::memmem::find(input, b"/*").is_none() {

@@ -17,6 +17,11 @@
 
 use super::changed;
 
+/// Every entity starts with `&` (see `triggers.rs`).
+pub(super) fn trigger(c: u8) -> bool {
+    c == b'&'
+}
+
 /// `t:htmlEntityDecode`.
 pub fn html_entity_decode(input: &[u8]) -> Option<Vec<u8>> {
     // From `&` to `&` (anything else is copied as is), and no output until a reference

@@ -26,8 +26,9 @@ mod nulls;
 mod parity;
 mod php_args_names;
 mod sql_hex_decode;
-mod trim;
 pub mod tree;
+pub(crate) mod triggers;
+mod trim;
 mod url_decode;
 mod url_encode;
 mod utf8_to_unicode;
@@ -36,57 +37,62 @@ mod whitespace;
 /// A transformation function. `None` means "unchanged".
 pub type Transform = fn(&[u8]) -> Option<Vec<u8>>;
 
-/// Every transformation by its SecLang name. `none` is handled by the compiler.
-const TABLE: &[(&str, Transform)] = &[
-    ("base64Decode", base64::base64_decode),
-    ("base64DecodeExt", base64::base64_decode_ext),
-    ("base64Encode", base64::base64_encode),
-    ("cmdLine", cmd_line::cmd_line),
-    ("compressWhitespace", whitespace::compress_whitespace),
-    ("cssDecode", css_decode::css_decode),
-    ("escapeSeqDecode", escape_seq_decode::escape_seq_decode),
-    ("hexDecode", hex::hex_decode),
-    ("hexEncode", hex::hex_encode),
-    ("htmlEntityDecode", html_entity_decode::html_entity_decode),
-    ("jsDecode", js_decode::js_decode),
-    ("length", length::length),
-    ("lowercase", case::lowercase),
-    ("md5", hash::md5),
-    ("normalisePath", normalize_path::normalize_path),
-    ("normalisePathWin", normalize_path::normalize_path_win),
-    ("normalizePath", normalize_path::normalize_path),
-    ("normalizePathWin", normalize_path::normalize_path_win),
-    ("parityEven7bit", parity::parity_even_7bit),
-    ("parityOdd7bit", parity::parity_odd_7bit),
-    ("parityZero7bit", parity::parity_zero_7bit),
-    ("phpArgsNames", php_args_names::php_args_names),
-    ("removeComments", comments::remove_comments),
-    ("removeCommentsChar", comments::remove_comments_char),
-    ("removeNulls", nulls::remove_nulls),
-    ("removeWhitespace", whitespace::remove_whitespace),
-    ("replaceComments", comments::replace_comments),
-    ("replaceNulls", nulls::replace_nulls),
-    ("sha1", hash::sha1),
-    ("sqlHexDecode", sql_hex_decode::sql_hex_decode),
-    ("trim", trim::trim),
-    ("trimLeft", trim::trim_left),
-    ("trimRight", trim::trim_right),
-    ("uppercase", case::uppercase),
-    ("urlDecode", url_decode::url_decode),
-    ("urlDecodeUni", url_decode::url_decode_uni),
-    ("urlEncode", url_encode::url_encode),
-    ("utf8toUnicode", utf8_to_unicode::utf8_to_unicode),
+/// Bytes without which a transformation returns its input unchanged; `None` when it may
+/// change any input (decoders of every byte, hashes, `length`…). See `triggers.rs`.
+type Trigger = Option<fn(u8) -> bool>;
+
+/// Every transformation by its SecLang name, with its trigger. `none` is handled by the
+/// compiler.
+const TABLE: &[(&str, Transform, Trigger)] = &[
+    ("base64Decode", base64::base64_decode, None),
+    ("base64DecodeExt", base64::base64_decode_ext, None),
+    ("base64Encode", base64::base64_encode, None),
+    ("cmdLine", cmd_line::cmd_line, Some(cmd_line::trigger)),
+    ("compressWhitespace", whitespace::compress_whitespace, Some(is_c_space)),
+    ("cssDecode", css_decode::css_decode, Some(backslash)),
+    ("escapeSeqDecode", escape_seq_decode::escape_seq_decode, Some(backslash)),
+    ("hexDecode", hex::hex_decode, None),
+    ("hexEncode", hex::hex_encode, None),
+    ("htmlEntityDecode", html_entity_decode::html_entity_decode, Some(html_entity_decode::trigger)),
+    ("jsDecode", js_decode::js_decode, Some(backslash)),
+    ("length", length::length, None),
+    ("lowercase", case::lowercase, Some(case::lowercase_trigger)),
+    ("md5", hash::md5, None),
+    ("normalisePath", normalize_path::normalize_path, Some(normalize_path::trigger)),
+    ("normalisePathWin", normalize_path::normalize_path_win, Some(normalize_path::win_trigger)),
+    ("normalizePath", normalize_path::normalize_path, Some(normalize_path::trigger)),
+    ("normalizePathWin", normalize_path::normalize_path_win, Some(normalize_path::win_trigger)),
+    ("parityEven7bit", parity::parity_even_7bit, None),
+    ("parityOdd7bit", parity::parity_odd_7bit, None),
+    ("parityZero7bit", parity::parity_zero_7bit, None),
+    ("phpArgsNames", php_args_names::php_args_names, None),
+    ("removeComments", comments::remove_comments, Some(comments::remove_trigger)),
+    ("removeCommentsChar", comments::remove_comments_char, Some(comments::remove_char_trigger)),
+    ("removeNulls", nulls::remove_nulls, Some(nulls::trigger)),
+    ("removeWhitespace", whitespace::remove_whitespace, Some(whitespace::remove_trigger)),
+    ("replaceComments", comments::replace_comments, Some(comments::replace_trigger)),
+    ("replaceNulls", nulls::replace_nulls, Some(nulls::trigger)),
+    ("sha1", hash::sha1, None),
+    ("sqlHexDecode", sql_hex_decode::sql_hex_decode, None),
+    ("trim", trim::trim, Some(is_c_space)),
+    ("trimLeft", trim::trim_left, Some(is_c_space)),
+    ("trimRight", trim::trim_right, Some(is_c_space)),
+    ("uppercase", case::uppercase, Some(case::uppercase_trigger)),
+    ("urlDecode", url_decode::url_decode, Some(url_decode::trigger)),
+    ("urlDecodeUni", url_decode::url_decode_uni, Some(url_decode::trigger)),
+    ("urlEncode", url_encode::url_encode, None),
+    ("utf8toUnicode", utf8_to_unicode::utf8_to_unicode, Some(utf8_to_unicode::trigger)),
 ];
 
 /// Looks up a transformation by name (case-insensitive). `none` is handled by the
 /// compiler (it clears the chain) and is not in this table.
 pub fn lookup(name: &str) -> Option<Transform> {
-    TABLE.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|&(_, f)| f)
+    TABLE.iter().find(|(n, ..)| n.eq_ignore_ascii_case(name)).map(|&(_, f, _)| f)
 }
 
 /// Names of all transformations in the table, for diagnostics.
 pub fn names() -> impl Iterator<Item = &'static str> {
-    TABLE.iter().map(|&(n, _)| n)
+    TABLE.iter().map(|&(n, ..)| n)
 }
 
 /// `Some(out)` if `out` differs from `input`, else `None` (the "unchanged" contract).
@@ -102,6 +108,11 @@ fn changed(input: &[u8], out: Vec<u8>) -> Option<Vec<u8>> {
 /// (Rust's `is_ascii_whitespace` leaves out `\v`.)
 const fn is_c_space(c: u8) -> bool {
     c == b' ' || (c >= 0x09 && c <= 0x0d)
+}
+
+/// The escapes of `jsDecode`, `cssDecode` and `escapeSeqDecode` (their trigger).
+fn backslash(c: u8) -> bool {
+    c == b'\\'
 }
 
 /// One hex digit's value as ModSecurity's `xsingle2c` computes it. Callers pass
@@ -192,7 +203,7 @@ mod tests {
         for _ in 0..4000 {
             let len = (next() % 24) as usize;
             let input: Vec<u8> = (0..len).map(|_| ALPHABET[(next() % ALPHABET.len() as u64) as usize]).collect();
-            for &(name, f) in TABLE {
+            for &(name, f, _) in TABLE {
                 if let Some(out) = f(&input) {
                     assert_ne!(out, input, "{name} returned Some for an unchanged value");
                 }

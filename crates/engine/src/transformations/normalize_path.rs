@@ -21,6 +21,16 @@ pub fn normalize_path_win(input: &[u8]) -> Option<Vec<u8>> {
     normalize(input, true)
 }
 
+/// Separators and dots (see `triggers.rs`): a value without them is one segment.
+pub(super) fn trigger(c: u8) -> bool {
+    c == b'/' || c == b'.'
+}
+
+/// `trigger`, and the backslash that `normalizePathWin` turns into a separator.
+pub(super) fn win_trigger(c: u8) -> bool {
+    trigger(c) || c == b'\\'
+}
+
 fn normalize(input: &[u8], win: bool) -> Option<Vec<u8>> {
     let Some(&last) = input.last() else {
         return None;

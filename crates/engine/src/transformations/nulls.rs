@@ -1,5 +1,10 @@
 //! `t:removeNulls` and `t:replaceNulls`: delete NUL bytes, or turn them into spaces.
 
+/// Both act on NUL bytes only (see `triggers.rs`).
+pub(super) fn trigger(c: u8) -> bool {
+    c == 0
+}
+
 /// `t:removeNulls`.
 pub fn remove_nulls(input: &[u8]) -> Option<Vec<u8>> {
     if memchr::memchr(0, input).is_none() {

@@ -19,6 +19,11 @@ pub struct Node {
     /// Every step only changes ASCII case: the prefilter, which compares ASCII
     /// case-insensitively, finds the same literals in the raw value.
     pub case_only: bool,
+    /// The union of the steps' masks (`triggers.rs`): a value whose mask misses it is the
+    /// list's result.
+    pub changes_on: u64,
+    /// The last step's mask.
+    pub step_changes_on: u64,
 }
 
 /// Transformations that change nothing but ASCII case (both are ASCII-only here).
@@ -33,7 +38,8 @@ pub struct TransformTree {
 
 impl Default for TransformTree {
     fn default() -> Self {
-        TransformTree { nodes: vec![Node { parent: None, step: None, case_only: true }], children: HashMap::new() }
+        let root = Node { parent: None, step: None, case_only: true, changes_on: 0, step_changes_on: 0 };
+        TransformTree { nodes: vec![root], children: HashMap::new() }
     }
 }
 
@@ -47,8 +53,17 @@ impl TransformTree {
                 Some(&c) => c,
                 None => {
                     let c = self.nodes.len() as u32;
-                    let case_only = self.nodes[k as usize].case_only && CASE_ONLY.contains(&id.1.as_str());
-                    self.nodes.push(Node { parent: Some(k), step: Some(step.clone()), case_only });
+                    let parent = &self.nodes[k as usize];
+                    let case_only = parent.case_only && CASE_ONLY.contains(&id.1.as_str());
+                    let step_changes_on = super::triggers::step_mask(&step.name);
+                    let changes_on = parent.changes_on | step_changes_on;
+                    self.nodes.push(Node {
+                        parent: Some(k),
+                        step: Some(step.clone()),
+                        case_only,
+                        changes_on,
+                        step_changes_on,
+                    });
                     self.children.insert(id, c);
                     c
                 }

@@ -9,6 +9,11 @@
 
 use super::{changed, full_width_low_byte, x2c};
 
+/// Bytes either decoder acts on (see `triggers.rs`).
+pub(super) fn trigger(c: u8) -> bool {
+    c == b'%' || c == b'+'
+}
+
 /// `t:urlDecode`.
 pub fn url_decode(input: &[u8]) -> Option<Vec<u8>> {
     decode(input, false)

@@ -10,6 +10,11 @@
 //! - a NUL byte is dropped unless it is the last byte;
 //! - other bytes (ASCII, stray continuation bytes, 0xF8-0xFF) are copied.
 
+/// Multi-byte sequences and NUL bytes (see `triggers.rs`).
+pub(super) fn trigger(c: u8) -> bool {
+    c >= 0x80 || c == 0
+}
+
 /// `t:utf8toUnicode`.
 pub fn utf8_to_unicode(input: &[u8]) -> Option<Vec<u8>> {
     if input.is_ascii() && !input.split_last().is_some_and(|(_, head)| memchr::memchr(0, head).is_some()) {

@@ -7,6 +7,12 @@
 
 use super::{changed, is_c_space};
 
+/// What `removeWhitespace` removes (see `triggers.rs`); `compressWhitespace` acts on
+/// `is_c_space` bytes only.
+pub(super) const fn remove_trigger(c: u8) -> bool {
+    is_c_space(c) || c == 0xa0 || c == 0xc2
+}
+
 /// `t:removeWhitespace`.
 pub fn remove_whitespace(input: &[u8]) -> Option<Vec<u8>> {
     // A table: this runs on nearly every value, and a byte compare chain is ~3x slower.
@@ -14,7 +20,7 @@ pub fn remove_whitespace(input: &[u8]) -> Option<Vec<u8>> {
         let mut t = [false; 256];
         let mut c = 0;
         while c < 256 {
-            t[c] = is_c_space(c as u8) || c == 0xa0 || c == 0xc2;
+            t[c] = remove_trigger(c as u8);
             c += 1;
         }
         t
