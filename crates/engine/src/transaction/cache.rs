@@ -156,6 +156,10 @@ struct Rows {
     /// [`TransformCache::gate_pass`]): by slot for a transaction's rows, by (row, domain)
     /// for kept ones, which many slots share.
     raw_scans: FxHashMap<u64, u32>,
+    /// Kept rows only: the unions of a gate over a value group whose values all have kept
+    /// rows, by (group, gate, rows) (see [`TransformCache::kept_union`]); where each starts
+    /// in `bits`.
+    unions: FxHashMap<(u64, u128), u32>,
 }
 
 impl Rows {
@@ -168,6 +172,7 @@ impl Rows {
         self.no_match.clear();
         self.shared.clear();
         self.raw_scans.clear();
+        self.unions.clear();
     }
 
     fn share(&mut self, row: u32) {
@@ -285,6 +290,11 @@ const KEPT_MAX_ROWS: usize = 256;
 const KEPT_MAX_BYTES: usize = 256 << 10;
 const KEPT_MAX_BITS: usize = 1 << 14;
 const KEPT_MAX_MISSES: usize = 1 << 14;
+const KEPT_MAX_UNIONS: usize = 1 << 12;
+/// Value groups of this many values have their unions kept (from 2: a single value's
+/// union is its own scan, found as fast), while their kept rows' numbers fit the key.
+const KEPT_UNION_VALUES: std::ops::RangeInclusive<usize> = 2..=12;
+const KEPT_UNION_ROW_BITS: u32 = 10;
 /// Rule sets whose kept rows a thread holds at once.
 const KEPT_RULE_SETS: usize = 4;
 
@@ -322,6 +332,23 @@ pub(super) struct TransformCache {
 pub(super) struct BodyArgs {
     pub(super) first: usize,
     pub(super) separator: u8,
+}
+
+/// The key of a kept union: (group, gate) and the values' rows, each + 1 in its own
+/// [`KEPT_UNION_ROW_BITS`] bits. None unless every value of the group has a kept row.
+fn kept_union_key(group: u32, g: u32, members: &[(u64, u32)]) -> Option<(u64, u128)> {
+    if !KEPT_UNION_VALUES.contains(&members.len()) {
+        return None;
+    }
+    let mut rows = 0u128;
+    for &(_, row) in members {
+        let r = row & !KEPT_ROW;
+        if row & KEPT_ROW == 0 || r + 1 >= 1 << KEPT_UNION_ROW_BITS {
+            return None;
+        }
+        rows = rows << KEPT_UNION_ROW_BITS | u128::from(r + 1);
+    }
+    Some((u64::from(group) << 32 | u64::from(g), rows))
 }
 
 /// The slot of `REQUEST_BODY`.
@@ -471,6 +498,7 @@ impl TransformCache {
             || bytes > KEPT_MAX_BYTES
             || r.bits.len() > KEPT_MAX_BITS
             || r.no_match.len() > KEPT_MAX_MISSES
+            || r.unions.len() > KEPT_MAX_UNIONS
         {
             // Dropped, not emptied: a request with many values must not leave its room behind.
             kept.rows = Rows::default();
@@ -485,6 +513,32 @@ impl TransformCache {
                 k.push(kept);
             }
         });
+    }
+
+    /// The union of gate `g`'s bits over the values of value group `group` (`members`: their
+    /// slots and rows), as a previous transaction computed it: a union is a function of
+    /// the group, the gate and the values' contents, which kept rows identify. None when
+    /// not kept, or when a value has no kept row (a transaction's own values are not kept).
+    pub(super) fn kept_union(&self, group: u32, g: u32, members: &[(u64, u32)]) -> Option<&[u64]> {
+        let key = kept_union_key(group, g, members)?;
+        let rows = &self.kept.as_ref()?.rows;
+        let at = *rows.unions.get(&key)? as usize;
+        rows.bits.get(at..)
+    }
+
+    /// How many unions the kept rows hold.
+    #[cfg(test)]
+    pub(super) fn kept_unions(&self) -> usize {
+        self.kept.as_ref().map_or(0, |k| k.rows.unions.len())
+    }
+
+    /// Keeps `bits`, the union [`Self::kept_union`] did not find, when its values all have
+    /// kept rows.
+    pub(super) fn keep_union(&mut self, group: u32, g: u32, members: &[(u64, u32)], bits: &[u64]) {
+        let (Some(key), Some(kept)) = (kept_union_key(group, g, members), self.kept.as_mut()) else { return };
+        let rows = &mut kept.rows;
+        rows.unions.insert(key, rows.bits.len() as u32);
+        rows.bits.extend_from_slice(bits);
     }
 
     /// Request headers (by index) whose values are never kept (headers do not change once

@@ -1302,6 +1302,11 @@ fn union_bits(
         })
     })?;
     let start = bits.len();
+    let words = rules.gates[g as usize].empty_scan().len();
+    if let Some(kept) = cache.kept_union(group as u32, g, members) {
+        bits.extend_from_slice(&kept[..words]);
+        return Some(start as u32);
+    }
     bits.extend_from_slice(rules.gates[g as usize].empty_scan());
     for &(s, row) in members {
         // A value that is not where it was listed: no union (the rule then collects).
@@ -1311,6 +1316,7 @@ fn union_bits(
         };
         cache.or_gate_bits(row, s, raw, transform_key, rules, g, &mut bits[start..]);
     }
+    cache.keep_union(group as u32, g, members, &bits[start..]);
     Some(start as u32)
 }
 
@@ -1554,6 +1560,41 @@ mod tests {
                 assert_eq!(tx.matched_ids(), want, "round {round}: {ua} {path} {cookie}");
             }
         }
+    }
+
+    #[test]
+    fn kept_unions_follow_each_requests_own_values() {
+        // Only headers and argument names that are kept: their unions are kept too.
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_HEADERS \"@rx attack\" \"id:1,phase:1,pass,log,t:lowercase\"\n\
+            SecRule ARGS_NAMES \"@rx evil\" \"id:2,phase:1,pass,log,t:none\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/u.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        // (header values, path, expected): the same values come back in other sets and orders.
+        let requests: [(&[&str], &str, &str); 8] = [
+            (&["x", "y"], "/?a=1&b=2", ""),
+            (&["x", "ATTACK"], "/?a=1&b=2", "1"),
+            (&["x", "y"], "/?a=1&evil=2", "2"),
+            (&["attack", "y"], "/?a=1&b=2", "1"),
+            (&["y", "x"], "/?b=1&a=2", ""),
+            (&["x", "y"], "/?a=1&b=2", ""),
+            (&["x", "y", "attack"], "/?a=1&b=2&evil=3", "1,2"),
+            (&["y", "attack"], "/?evil=1&b=2", "1,2"),
+        ];
+        let mut kept = 0;
+        for round in 0..2 {
+            for (values, path, want) in requests {
+                let mut tx = Transaction::new(rs.clone(), "t");
+                tx.process_uri(path.as_bytes(), b"GET", b"HTTP/1.1");
+                for (i, v) in values.iter().enumerate() {
+                    tx.add_request_header(format!("X-{i}").as_bytes(), v.as_bytes());
+                }
+                tx.process_request_headers();
+                assert_eq!(tx.matched_ids(), want, "round {round}: {values:?} {path}");
+                kept = kept.max(tx.cache.kept_unions());
+            }
+        }
+        assert!(kept > 0, "the unions were kept");
     }
 
     #[test]
