@@ -41,6 +41,10 @@ pub(super) struct ValueGroups {
     /// (start, length) in `members`; start [`NOT_YET`] or [`NO_UNION_BITS`].
     at: Vec<(u32, u32)>,
     members: Vec<(u64, u32)>,
+    /// Per (group, scan domain): the OR of its values' combined raw scans (see
+    /// [`ValueGroups::raw_or`]), where it starts in `raw_bits`.
+    raw_at: FxHashMap<(u32, u32), u32>,
+    raw_bits: Vec<u64>,
 }
 
 impl ValueGroups {
@@ -65,6 +69,35 @@ impl ValueGroups {
         };
         Some(&self.members[start as usize..][..len as usize])
     }
+
+    /// Group `g`'s members (as listed by [`Self::get`]) and the OR of the combined raw
+    /// scans of those in domain `d`, made by `or` on first use: every gate's union over the
+    /// group reads the raw literals of all its values from it, one OR per value instead of
+    /// one per value and gate.
+    pub(super) fn raw_or(
+        &mut self,
+        g: usize,
+        d: u32,
+        or: impl FnOnce(&[(u64, u32)], &mut Vec<u64>) -> bool,
+    ) -> Option<&[u64]> {
+        let (start, len) = *self.at.get(g)?;
+        if start == NOT_YET || start == NO_UNION_BITS {
+            return None;
+        }
+        let at = match self.raw_at.get(&(g as u32, d)) {
+            Some(&at) => at,
+            None => {
+                let at = self.raw_bits.len();
+                if !or(&self.members[start as usize..][..len as usize], &mut self.raw_bits) {
+                    self.raw_bits.truncate(at);
+                    return None;
+                }
+                self.raw_at.insert((g as u32, d), at as u32);
+                at as u32
+            }
+        };
+        self.raw_bits.get(at as usize..)
+    }
 }
 
 const NOT_YET: u32 = u32::MAX;
@@ -80,6 +113,8 @@ impl Unions {
         self.groups.at.clear();
         self.groups.at.resize(groups, (NOT_YET, 0));
         self.groups.members.clear();
+        self.groups.raw_at.clear();
+        self.groups.raw_bits.clear();
     }
 
     /// Whether union `slot` has gate bit `bit`; None when there is no union to read (a
@@ -103,6 +138,8 @@ impl Unions {
         self.bits.clear();
         self.groups.at.clear();
         self.groups.members.clear();
+        self.groups.raw_at.clear();
+        self.groups.raw_bits.clear();
     }
 
     fn capacity(&self) -> usize {
@@ -616,6 +653,48 @@ impl TransformCache {
         match self.scan(Some(row), slot, raw, key, rules, g) {
             Scan::Raw(all, bits) => all.or_gate_bits(bits, g, out),
             Scan::Gate(bits) => crate::prefilter::or_into(out, bits),
+        }
+    }
+
+    /// ORs the combined raw scan of the value in `slot` (its row `row`, content `raw`) into
+    /// `acc` (sized to its automaton's words on first use).
+    pub(super) fn or_raw_scan(
+        &mut self,
+        row: u32,
+        slot: u64,
+        raw: &[u8],
+        rules: &RuleSet,
+        acc: &mut Vec<u64>,
+        at: usize,
+    ) {
+        let Some(all) = rules.combined.as_ref().map(|c| c.get(super::state::slot_domain(slot))) else { return };
+        if acc.len() < at + all.words() {
+            acc.resize(at + all.words(), 0);
+        }
+        if let Scan::Raw(_, bits) = self.raw_scan(Some(row), slot, raw, all, rules) {
+            crate::prefilter::or_into(&mut acc[at..], bits);
+        }
+    }
+
+    /// For a value whose raw literals are already in a union: the gate scan of its value
+    /// after the list `key`, or None when the list leaves it as it is (up to ASCII case).
+    pub(super) fn changed_scan<'a>(
+        &'a mut self,
+        row: u32,
+        slot: u64,
+        raw: &[u8],
+        key: u32,
+        rules: &'a RuleSet,
+        g: u32,
+    ) -> Option<&'a [u64]> {
+        let node = rules.transforms.node(key);
+        let kept = row & KEPT_ROW != 0;
+        if node.case_only || node.changes_on & self.rows_mut(kept).mask((row & !KEPT_ROW) as usize, raw) == 0 {
+            return None;
+        }
+        match self.scan(Some(row), slot, raw, key, rules, g) {
+            Scan::Raw(..) => None,
+            Scan::Gate(bits) => Some(bits),
         }
     }
 

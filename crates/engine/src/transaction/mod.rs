@@ -1278,6 +1278,9 @@ impl Transaction {
 /// appended to `bits`: where it starts, or None (and nothing appended) when a value has
 /// no stable slot.
 #[allow(clippy::too_many_arguments)]
+/// Value groups from this many values on take their raw literals from one OR per domain.
+const RAW_OR_FROM: usize = 8;
+
 fn union_bits(
     state: &State,
     cache: &mut TransformCache,
@@ -1308,6 +1311,9 @@ fn union_bits(
         return Some(start as u32);
     }
     bits.extend_from_slice(rules.gates[g as usize].empty_scan());
+    if members.len() >= RAW_OR_FROM && rules.combined.is_some() {
+        return union_of_many(state, cache, rules, groups, group, transform_key, g, bits, start);
+    }
     for &(s, row) in members {
         // A value that is not where it was listed: no union (the rule then collects).
         let Some(raw) = state.slot_value(s) else {
@@ -1315,6 +1321,63 @@ fn union_bits(
             return None;
         };
         cache.or_gate_bits(row, s, raw, transform_key, rules, g, &mut bits[start..]);
+    }
+    cache.keep_union(group as u32, g, members, &bits[start..]);
+    Some(start as u32)
+}
+
+/// [`union_bits`] for a group of many values (listed in `groups`; its union starts at
+/// `start` in `bits`, empty): every value's raw literals come from one OR of the group's
+/// raw scans per domain, read by every gate, and only the values that the gate's list
+/// changes are looked at one by one. The raw literals of a changed value stay in: a
+/// superset, so the gate stays sound.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn union_of_many(
+    state: &State,
+    cache: &mut TransformCache,
+    rules: &RuleSet,
+    groups: &mut cache::ValueGroups,
+    group: usize,
+    transform_key: u32,
+    g: u32,
+    bits: &mut Vec<u64>,
+    start: usize,
+) -> Option<u32> {
+    let domains = rules.combined.as_ref()?;
+    let members = groups.get(group, |_| false)?;
+    // A value that is not where it was listed: no union (the rule then collects).
+    if members.iter().any(|&(s, _)| state.slot_value(s).is_none()) {
+        bits.truncate(start);
+        return None;
+    }
+    let mut seen: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
+    for &(s, _) in members {
+        let d = state::slot_domain(s) as u32;
+        if !seen.contains(&d) {
+            seen.push(d);
+        }
+    }
+    for d in seen {
+        let or = |members: &[(u64, u32)], acc: &mut Vec<u64>| {
+            let at = acc.len();
+            for &(s, row) in members.iter().filter(|(s, _)| state::slot_domain(*s) as u32 == d) {
+                let Some(raw) = state.slot_value(s) else { return false };
+                cache.or_raw_scan(row, s, raw, rules, acc, at);
+            }
+            acc.resize(at + domains.get(d as usize).words(), 0);
+            true
+        };
+        if let Some(all) = groups.raw_or(group, d, or) {
+            domains.get(d as usize).or_gate_bits(all, g, &mut bits[start..]);
+        }
+    }
+    let members = groups.get(group, |_| false)?;
+    for &(s, row) in members {
+        let raw = state.slot_value(s).unwrap_or_default();
+        if let Some(b) = cache.changed_scan(row, s, raw, transform_key, rules, g) {
+            crate::prefilter::or_into(&mut bits[start..], b);
+        }
     }
     cache.keep_union(group as u32, g, members, &bits[start..]);
     Some(start as u32)
@@ -1595,6 +1658,40 @@ mod tests {
             }
         }
         assert!(kept > 0, "the unions were kept");
+    }
+
+    #[test]
+    fn unions_of_many_values_see_what_each_list_makes_of_them() {
+        // Gated rules on ARGS (many values: `union_of_many`), whose literal some values only
+        // hold once transformed; query and body arguments are two scan domains.
+        let text = "SecRuleEngine On\nSecRequestBodyAccess On\n\
+            SecRule ARGS \"@rx attack\" \"id:1,phase:2,pass,log,t:none,t:removeWhitespace\"\n\
+            SecRule ARGS \"@rx select\" \"id:2,phase:2,pass,log,t:none,t:urlDecodeUni,t:lowercase\"\n\
+            SecRule ARGS \"@rx plain\" \"id:3,phase:2,pass,log,t:none\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/m.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let filler: String = (0..10).map(|i| format!("f{i}=value{i}&")).collect();
+        // (query, body, expected)
+        let cases = [
+            ("a=1", "x=at%20tack", "1"),
+            ("a=at tack", "x=1", "1"),
+            ("a=SEL%2545CT", "x=1", "2"),
+            ("a=1", "x=%53elect", "2"),
+            ("a=plain", "x=1", "3"),
+            ("a=1", "x=plain", "3"),
+            ("a=pl ain", "x=1", ""),
+            ("a=1", "x=attack+select+plain", "1,2,3"),
+            ("a=1", "x=2", ""),
+        ];
+        for (query, body, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(format!("/?{filler}{query}").as_bytes(), b"POST", b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+            tx.process_request_headers();
+            tx.append_request_body(format!("{filler}{body}").as_bytes());
+            tx.process_request_body();
+            assert_eq!(tx.matched_ids(), want, "{query} {body}");
+        }
     }
 
     #[test]
