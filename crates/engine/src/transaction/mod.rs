@@ -1273,14 +1273,15 @@ impl Transaction {
     }
 }
 
+/// Value groups from this many values on take their raw literals from one OR per domain
+/// ([`union_of_many`]).
+const RAW_OR_FROM: usize = 8;
+
 /// The union of gate `g`'s bits over every value that union `slot` covers (its variable's,
 /// or one key's), transformed by list `transform_key` and cached as rule evaluation would,
 /// appended to `bits`: where it starts, or None (and nothing appended) when a value has
 /// no stable slot.
 #[allow(clippy::too_many_arguments)]
-/// Value groups from this many values on take their raw literals from one OR per domain.
-const RAW_OR_FROM: usize = 8;
-
 fn union_bits(
     state: &State,
     cache: &mut TransformCache,
