@@ -1347,11 +1347,6 @@ fn union_of_many(
 ) -> Option<u32> {
     let domains = rules.combined.as_ref()?;
     let members = groups.get(group, |_| false)?;
-    // A value that is not where it was listed: no union (the rule then collects).
-    if members.iter().any(|&(s, _)| state.slot_value(s).is_none()) {
-        bits.truncate(start);
-        return None;
-    }
     let mut seen: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
     for &(s, _) in members {
         let d = state::slot_domain(s) as u32;
@@ -1369,13 +1364,19 @@ fn union_of_many(
             acc.resize(at + domains.get(d as usize).words(), 0);
             true
         };
-        if let Some(all) = groups.raw_or(group, d, or) {
-            domains.get(d as usize).or_gate_bits(all, g, &mut bits[start..]);
-        }
+        // A value that is not where it was listed: no union (the rule then collects).
+        let Some(all) = groups.raw_or(group, d, or) else {
+            bits.truncate(start);
+            return None;
+        };
+        domains.get(d as usize).or_gate_bits(all, g, &mut bits[start..]);
     }
     let members = groups.get(group, |_| false)?;
     for &(s, row) in members {
-        let raw = state.slot_value(s).unwrap_or_default();
+        let Some(raw) = state.slot_value(s) else {
+            bits.truncate(start);
+            return None;
+        };
         if let Some(b) = cache.changed_scan(row, s, raw, transform_key, rules, g) {
             crate::prefilter::or_into(&mut bits[start..], b);
         }
