@@ -257,15 +257,16 @@ impl Rows {
                     self.cells[p].value
                 };
                 if input == RAW && node.step_changes_on & mask == 0 {
-                    self.cells[i].value = RAW;
-                    return i;
-                }
-                match (step.func)(self.bytes(input, raw)) {
-                    Some(v) => {
-                        self.owned.push(v);
-                        (self.owned.len() - 1) as u32
+                    // The raw value holds no byte this step acts on.
+                    RAW
+                } else {
+                    match (step.func)(self.bytes(input, raw)) {
+                        Some(v) => {
+                            self.owned.push(v);
+                            (self.owned.len() - 1) as u32
+                        }
+                        None => input,
                     }
-                    None => input,
                 }
             }
             _ => RAW,
