@@ -39,8 +39,24 @@ fn main() {
         eprintln!("unknown shape {name}");
         std::process::exit(2);
     };
+    // WARD_ICOUNT_EVICT_KB=N: between runs (outside `measured`), write N KB, as the
+    // kernel and nginx do between a worker's requests: with callgrind's cache simulation
+    // (`--cache-sim=yes --LL=524288,8,64`), what a request costs in cache misses when its
+    // rules and state are no longer in the core's cache.
+    let evict: usize = std::env::var("WARD_ICOUNT_EVICT_KB").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut junk = vec![0u8; evict * 1024];
     let t = std::time::Instant::now();
-    let blocked = measured(&rs, &shape, n, response);
+    let blocked = if evict == 0 {
+        measured(&rs, &shape, n, response)
+    } else {
+        (0..n)
+            .map(|i| {
+                junk.iter_mut().step_by(64).for_each(|b| *b = b.wrapping_add(i as u8));
+                std::hint::black_box(&junk);
+                measured(&rs, &shape, 1, response)
+            })
+            .sum()
+    };
     let per = t.elapsed().as_secs_f64() * 1e6 / n.max(1) as f64;
     println!("{name}: {n} runs, {blocked} blocked, {per:.1} µs/run");
 }

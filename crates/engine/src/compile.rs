@@ -543,7 +543,7 @@ impl Compiler {
         // The setup is folded and the walk plans made before the patterns are built: what
         // the plans reach is built now and gated, the rest waits for a request that needs
         // it (see `operators::deferred`).
-        let (quick, quick_targets) = quick_records(&phases);
+        let (quick, quick_targets, quick_keys) = quick_records(&phases);
         let rs = RuleSet {
             config: self.config,
             phases,
@@ -559,6 +559,7 @@ impl Compiler {
             setup: None,
             quick,
             quick_targets,
+            quick_keys,
             id: {
                 static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
@@ -692,7 +693,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     rs.stats.gated_links = gated;
     rs.stats.gated_on_two_sets = gated_two;
     // The quick-skip records read the gates; the plans keep copies of them.
-    (rs.quick, rs.quick_targets) = quick_records(&rs.phases);
+    (rs.quick, rs.quick_targets, rs.quick_keys) = quick_records(&rs.phases);
     if let Some(plans) = rs.setup.as_mut().and_then(|s| s.plans.as_mut()) {
         for (plan, quick) in plans.iter_mut().zip(&rs.quick) {
             for step in &mut plan.steps {
@@ -703,18 +704,20 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Each entry's quick-skip record (`RuleSet::quick`, `quick_targets`).
-fn quick_records(phases: &[Vec<Entry>; 5]) -> ([Vec<crate::ruleset::Quick>; 5], Vec<(u32, u16)>) {
-    let mut targets = Vec::new();
+type QuickRecords = ([Vec<crate::ruleset::Quick>; 5], Vec<(u32, u16)>, Vec<(Var, Box<[u8]>)>);
+
+/// Each entry's quick-skip record (`RuleSet::quick`, `quick_targets`, `quick_keys`).
+fn quick_records(phases: &[Vec<Entry>; 5]) -> QuickRecords {
+    let (mut targets, mut keys) = (Vec::new(), Vec::new());
     let quick = phases.each_ref().map(|list| {
         list.iter()
             .map(|e| match e {
-                Entry::Rule { rule, .. } => crate::ruleset::Quick::of(rule, &mut targets),
+                Entry::Rule { rule, .. } => crate::ruleset::Quick::of(rule, &mut targets, &mut keys),
                 Entry::Marker(_) => Default::default(),
             })
             .collect()
     });
-    (quick, targets)
+    (quick, targets, keys)
 }
 
 fn msg_text(m: &crate::macros::Macro) -> String {

@@ -6,6 +6,7 @@ use crate::actions::{Actions, DisruptiveAction};
 use crate::error::Error;
 use crate::parser::Dialect;
 use crate::rule::Rule;
+use crate::variables::{Selector, Var};
 
 /// Where SecLang text comes from. nginx levels (http → server → location) hand their
 /// inherited sources followed by their own to [`RuleSet::compile`].
@@ -157,6 +158,8 @@ pub struct RuleSet {
     pub(crate) quick: [Vec<Quick>; 5],
     /// The targets of every [`Quick`]: (union slot, the variable's `empty_bit` or 0).
     pub(crate) quick_targets: Vec<(u32, u16)>,
+    /// The keyed targets of every emptiable [`Quick`] (`REQUEST_HEADERS:Content-Length`).
+    pub(crate) quick_keys: Vec<(Var, Box<[u8]>)>,
 }
 
 /// A gated rule whose every target reads a per-phase union of gate bits: when none of
@@ -172,23 +175,34 @@ pub(crate) struct Quick {
     pub(crate) start: u32,
     pub(crate) len: u32,
     /// Every target is a variable that can be known to be empty (args, cookies, files…),
-    /// these (`State::empty_bit`): when all are empty the rule has nothing to match.
+    /// these (`State::empty_bit`), or one key of a collection, these
+    /// (`quick_keys[keys..keys + keys_len]`): when all are empty or absent the rule has
+    /// nothing to match.
     pub(crate) emptiable: bool,
     pub(crate) empty_bits: u16,
+    pub(crate) keys_len: u16,
+    pub(crate) keys: u32,
 }
 
 impl Quick {
     /// For the first link of a chain: its empty-target bits, and its gate's record when
     /// it qualifies (`len == 0` otherwise).
-    pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, u16)>) -> Quick {
-        let bits: Option<u16> = rule
-            .targets
-            .iter()
-            .try_fold(0, |m, t| (!t.count).then(|| crate::transaction::empty_bit(t.var)).flatten().map(|b| m | b));
-        let empty = Quick {
-            emptiable: rule.operator.is_some() && bits.is_some(),
-            empty_bits: bits.unwrap_or(0),
-            ..Quick::default()
+    pub(crate) fn of(rule: &Rule, targets: &mut Vec<(u32, u16)>, keys: &mut Vec<(Var, Box<[u8]>)>) -> Quick {
+        let (mut bits, mut keyed) = (Some(0u16), Vec::new());
+        for t in &rule.targets {
+            match (t.count, crate::transaction::empty_bit(t.var), &t.selector) {
+                (false, Some(b), _) => bits = bits.map(|m| m | b),
+                (false, None, Selector::Key(k)) if crate::transaction::absence_known(t.var) => keyed.push((t.var, k)),
+                _ => bits = None,
+            }
+        }
+        let empty = match bits {
+            Some(b) if rule.operator.is_some() && keyed.len() <= usize::from(u16::MAX) => {
+                let at = keys.len() as u32;
+                keys.extend(keyed.iter().map(|&(v, k)| (v, k.clone().into_boxed_slice())));
+                Quick { emptiable: true, empty_bits: b, keys: at, keys_len: keyed.len() as u16, ..Quick::default() }
+            }
+            _ => Quick::default(),
         };
         let Some((gate, bit)) = rule.gate else { return empty };
         // A target without a union still qualifies: it decides when known to be empty.

@@ -27,7 +27,7 @@ mod plan;
 pub(crate) mod setup;
 pub(crate) use plan::reached;
 pub(crate) use setup::with_setup;
-pub(crate) use state::{empty_bit, has_union, var_domains, DOMAINS};
+pub(crate) use state::{absence_known, empty_bit, has_union, var_domains, DOMAINS};
 mod state;
 use cache::TransformCache;
 use state::{RuleCtx, Slot, State, Value, Values};
@@ -698,11 +698,24 @@ impl Transaction {
                     continue;
                 }
             }
+            let at = i;
+            // A ctl that removes a TX target may take away the very variable it was decided
+            // on (the CRS's own 941010 removes REQUEST_FILENAME: that changes nothing here).
+            let outcome = outcomes.filter(|_| !self.tx_target_removed()).map_or(&Outcome::Evaluate, |o| &o[at]);
+            // Most rules are passed over on their quick record alone, without reading their
+            // entry: through nginx that is a cache miss per rule. (A marker's record never
+            // passes over; a skipped or removed rule goes the long way.)
+            let quick_checked = skip == 0 && self.nothing_removed() && matches!(outcome, Outcome::Evaluate);
+            if quick_checked && self.passes_over(&quick[at], &rules) {
+                // As a rule that did not match.
+                self.s.matched_vars.clear();
+                i += 1;
+                continue;
+            }
             let Entry::Rule { rule, skip_after_to } = &entries[i] else {
                 i += 1;
                 continue;
             };
-            let at = i;
             i += 1;
             if skip > 0 {
                 skip -= 1;
@@ -711,17 +724,13 @@ impl Transaction {
             if self.is_removed(rule) {
                 continue;
             }
-            // A ctl that removes a TX target may take away the very variable it was decided
-            // on (the CRS's own 941010 removes REQUEST_FILENAME: that changes nothing here).
-            let outcome = outcomes.filter(|_| !self.tx_target_removed()).map_or(&Outcome::Evaluate, |o| &o[at]);
             let matched = match outcome {
                 Outcome::Never => {
                     self.s.matched_vars.clear();
                     false
                 }
                 Outcome::Always(hits) => self.run_always(rule, hits),
-                Outcome::Evaluate if self.passes_over(&quick[at], &rules.quick_targets) => {
-                    // As a rule that did not match.
+                Outcome::Evaluate if !quick_checked && self.passes_over(&quick[at], &rules) => {
                     self.s.matched_vars.clear();
                     false
                 }
@@ -752,13 +761,15 @@ impl Transaction {
                 self.s.matched_vars.apply(e);
             }
             let at = step.entry as usize;
+            // Decided on the step's own record, without reading the entry (see `run_phase`).
+            if !step.always && self.passes_over(&step.quick, rules) {
+                self.s.matched_vars.clear();
+                continue;
+            }
             let Entry::Rule { rule, skip_after_to } = &entries[at] else { unreachable!("plans step on rules") };
             let matched = if step.always {
                 let Outcome::Always(hits) = &outcomes[at] else { unreachable!("an always step is Always") };
                 self.run_always(rule, hits)
-            } else if self.passes_over(&step.quick, &rules.quick_targets) {
-                self.s.matched_vars.clear();
-                false
             } else {
                 self.eval_link(rule, rule)
             };
@@ -782,10 +793,12 @@ impl Transaction {
 
     /// Whether the plans' assumptions hold: no rule removed, no TX target removed.
     fn plan_holds(&self) -> bool {
-        self.removed_ids.is_empty()
-            && self.removed_tags.is_empty()
-            && self.removed_msgs.is_empty()
-            && !self.tx_target_removed()
+        self.nothing_removed() && !self.tx_target_removed()
+    }
+
+    /// No `ctl:ruleRemoveBy*` took a rule away yet.
+    fn nothing_removed(&self) -> bool {
+        self.removed_ids.is_empty() && self.removed_tags.is_empty() && self.removed_msgs.is_empty()
     }
 
     fn tx_target_removed(&self) -> bool {
@@ -804,10 +817,13 @@ impl Transaction {
         true
     }
 
-    /// Whether a rule can be passed over unread: every target is empty, or no value of
-    /// any target carries a literal it needs.
-    fn passes_over(&mut self, q: &Quick, targets: &[(u32, u16)]) -> bool {
-        (q.emptiable && q.empty_bits & !self.empty == 0) || self.quick_miss(q, targets)
+    /// Whether a rule can be passed over unread: every target is empty or absent, or no
+    /// value of any target carries a literal it needs.
+    fn passes_over(&mut self, q: &Quick, rules: &RuleSet) -> bool {
+        let absent = |&(var, ref key): &(Var, Box<[u8]>)| self.s.lacks(var, key);
+        let keys = &rules.quick_keys[q.keys as usize..][..usize::from(q.keys_len)];
+        (q.emptiable && q.empty_bits & !self.empty == 0 && keys.iter().all(absent))
+            || self.quick_miss(q, &rules.quick_targets)
     }
 
     /// A matched rule's disruptive action and log line; Some(answer) ends the phase.
@@ -1587,6 +1603,49 @@ mod tests {
         tx.process_request_headers();
         tx.process_request_body();
         assert_eq!(tx.matched_ids(), "");
+    }
+
+    #[test]
+    fn a_rule_whose_keyed_targets_are_all_absent_is_passed_over() {
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_HEADERS:X-A \"!@rx ^\\d+$\" \"id:1,phase:1,pass,log\"\n\
+            SecRule ARGS|REQUEST_HEADERS:X-A|REQUEST_HEADERS:X-B \"!@eq 7\" \"id:2,phase:1,pass,log\"\n\
+            SecRule &REQUEST_HEADERS:X-A \"@eq 0\" \"id:3,phase:1,pass,log\"\n\
+            SecRule REQUEST_HEADERS:X-A|REQUEST_LINE \"!@eq 7\" \"id:4,phase:1,pass,log\"\n\
+            SecRule REQUEST_HEADERS:X-C \"@eq 1\" \"id:5,phase:1,pass,nolog,setvar:tx.late=1\"\n\
+            SecRule TX:LATE \"!@eq 0\" \"id:6,phase:1,pass,log\"\n\
+            SecRule RESPONSE_HEADERS:Content-Encoding \"!@eq 7\" \"id:7,phase:3,pass,log\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/k.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        // A count (3) and a variable that is never absent (4) leave a rule unread only by its gate.
+        let keyed: Vec<(bool, u16)> =
+            [&rs.quick[0][..], &rs.quick[2][..]].concat().iter().map(|q| (q.emptiable, q.keys_len)).collect();
+        assert_eq!(keyed, [(true, 1), (true, 2), (false, 0), (false, 0), (true, 1), (true, 1), (true, 1)]);
+        for (query, headers, want) in [
+            ("", &[][..], "3,4"),
+            ("", &[("x-a", "12")][..], "2,4"),
+            ("", &[("X-A", "x")][..], "1,2,4"),
+            ("a=1", &[][..], "2,3,4"),
+            ("", &[("X-B", "1")][..], "2,3,4"),
+            // TX:LATE is set by the rule before: absent when the phase starts, not when read.
+            ("", &[("X-C", "1")][..], "3,4,6"),
+        ] {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(format!("/p?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+            for (n, v) in headers {
+                tx.add_request_header(n.as_bytes(), v.as_bytes());
+            }
+            tx.process_request_headers();
+            tx.add_response_header(b"Content-Type", b"text/plain");
+            tx.process_response_headers(200, b"HTTP/1.1");
+            assert_eq!(tx.matched_ids(), want, "{query} {headers:?}");
+        }
+        let mut tx = Transaction::new(rs.clone(), "t");
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.process_request_headers();
+        tx.add_response_header(b"content-encoding", b"gzip");
+        tx.process_response_headers(200, b"HTTP/1.1");
+        assert_eq!(tx.matched_ids(), "3,4,7");
     }
 
     #[test]

@@ -246,6 +246,12 @@ pub(crate) fn empty_bit(var: Var) -> Option<u16> {
     Some(1 << bit)
 }
 
+/// Whether [`State::lacks`] knows if one key of `var` is absent: the header collections,
+/// whose keyed targets (`REQUEST_HEADERS:Content-Length`) many ungated rules read, and TX.
+pub(crate) fn absence_known(var: Var) -> bool {
+    matches!(var, Var::RequestHeaders | Var::ResponseHeaders | Var::Tx)
+}
+
 /// Whether a gated link's target reads its values through a per-phase union of gate bits:
 /// a variable (not a count) whose values all have stable slots; over one key's values for
 /// a keyed target (`REQUEST_HEADERS:User-Agent`), else over all of them.
@@ -397,6 +403,18 @@ impl State {
                 slot: Slot::None,
             });
         }
+    }
+
+    /// Whether `var:key` (`key` lower-cased) gives no value now, as [`State::values`]
+    /// selects it; false for a variable not [`absence_known`].
+    pub(super) fn lacks(&self, var: Var, key: &[u8]) -> bool {
+        let pairs = match var {
+            Var::RequestHeaders => &self.headers,
+            Var::ResponseHeaders => &self.resp_headers,
+            Var::Tx => return self.collections.get(var.name()).is_none_or(|c| c.get(key).is_none()),
+            _ => return false,
+        };
+        !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
     }
 
     pub(super) fn tx_is_empty(&self) -> bool {
