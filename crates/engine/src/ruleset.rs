@@ -192,7 +192,11 @@ impl Quick {
         for t in &rule.targets {
             match (t.count, crate::transaction::empty_bit(t.var), &t.selector) {
                 (false, Some(b), _) => bits = bits.map(|m| m | b),
-                (false, None, Selector::Key(k)) if crate::transaction::absence_known(t.var) => keyed.push((t.var, k)),
+                (count, None, Selector::Key(k))
+                    if crate::transaction::absence_known(t.var) && (!count || zero_never_matches(rule)) =>
+                {
+                    keyed.push((t.var, k))
+                }
                 _ => bits = None,
             }
         }
@@ -214,6 +218,15 @@ impl Quick {
         targets.extend(rule.targets.iter().map(|t| (t.union, crate::transaction::empty_bit(t.var).unwrap_or(0))));
         Quick { gate, bit, transform_key: rule.transform_key, start, len: rule.targets.len() as u32, ..empty }
     }
+}
+
+/// Whether a count of an absent key (`&REQUEST_HEADERS:Transfer-Encoding "!@eq 0"`), the
+/// one value `0`, cannot match the rule's first link: a pure, static operator that says so
+/// at load, with no transformation that could make something else of `0`.
+fn zero_never_matches(rule: &Rule) -> bool {
+    let Some(op) = &rule.operator else { return false };
+    let crate::rule::OperatorImpl::Static(imp) = &op.imp else { return false };
+    rule.transforms.is_empty() && crate::transaction::pure_operator(op) && imp.evaluate(b"0", None) == op.negated
 }
 
 /// Load-time figures, for the debug log.

@@ -26,7 +26,7 @@ mod cache;
 mod plan;
 pub(crate) mod setup;
 pub(crate) use plan::reached;
-pub(crate) use setup::with_setup;
+pub(crate) use setup::{pure_operator, with_setup};
 pub(crate) use state::{absence_known, empty_bit, has_union, var_domains, DOMAINS};
 mod state;
 use cache::TransformCache;
@@ -1614,21 +1614,25 @@ mod tests {
             SecRule REQUEST_HEADERS:X-A|REQUEST_LINE \"!@eq 7\" \"id:4,phase:1,pass,log\"\n\
             SecRule REQUEST_HEADERS:X-C \"@eq 1\" \"id:5,phase:1,pass,nolog,setvar:tx.late=1\"\n\
             SecRule TX:LATE \"!@eq 0\" \"id:6,phase:1,pass,log\"\n\
-            SecRule RESPONSE_HEADERS:Content-Encoding \"!@eq 7\" \"id:7,phase:3,pass,log\"\n";
+            SecRule RESPONSE_HEADERS:Content-Encoding \"!@eq 7\" \"id:7,phase:3,pass,log\"\n\
+            SecRule &REQUEST_HEADERS:X-A \"!@eq 0\" \"id:8,phase:1,pass,log\"\n\
+            SecRule &REQUEST_HEADERS:X-A \"@eq 1\" \"id:9,phase:1,pass,log,t:length\"\n";
         let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/k.conf".into(), line: 1 };
         let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
-        // A count (3) and a variable that is never absent (4) leave a rule unread only by its gate.
+        // A variable that is never absent (4) leaves a rule unread only by its gate; so does
+        // a count whose `0` could match (3; 9, where `t:length` makes it `1`).
         let keyed: Vec<(bool, u16)> =
             [&rs.quick[0][..], &rs.quick[2][..]].concat().iter().map(|q| (q.emptiable, q.keys_len)).collect();
-        assert_eq!(keyed, [(true, 1), (true, 2), (false, 0), (false, 0), (true, 1), (true, 1), (true, 1)]);
+        let want = [(true, 1), (true, 2), (false, 0), (false, 0), (true, 1), (true, 1), (true, 1), (false, 0)];
+        assert_eq!(keyed, [&want[..], &[(true, 1)]].concat());
         for (query, headers, want) in [
-            ("", &[][..], "3,4"),
-            ("", &[("x-a", "12")][..], "2,4"),
-            ("", &[("X-A", "x")][..], "1,2,4"),
-            ("a=1", &[][..], "2,3,4"),
-            ("", &[("X-B", "1")][..], "2,3,4"),
+            ("", &[][..], "3,4,9"),
+            ("", &[("x-a", "12")][..], "2,4,8,9"),
+            ("", &[("X-A", "x")][..], "1,2,4,8,9"),
+            ("a=1", &[][..], "2,3,4,9"),
+            ("", &[("X-B", "1")][..], "2,3,4,9"),
             // TX:LATE is set by the rule before: absent when the phase starts, not when read.
-            ("", &[("X-C", "1")][..], "3,4,6"),
+            ("", &[("X-C", "1")][..], "3,4,6,9"),
         ] {
             let mut tx = Transaction::new(rs.clone(), "t");
             tx.process_uri(format!("/p?{query}").as_bytes(), b"GET", b"HTTP/1.1");
@@ -1645,7 +1649,7 @@ mod tests {
         tx.process_request_headers();
         tx.add_response_header(b"content-encoding", b"gzip");
         tx.process_response_headers(200, b"HTTP/1.1");
-        assert_eq!(tx.matched_ids(), "3,4,7");
+        assert_eq!(tx.matched_ids(), "3,4,9,7");
     }
 
     #[test]

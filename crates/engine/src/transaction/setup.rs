@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::actions::{Actions, Ctl, DisruptiveAction, SetVarOp};
 use crate::collections::Vars;
 use crate::parser::Dialect;
-use crate::rule::{OperatorImpl, Rule};
+use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{Entry, RuleSet};
 use crate::variables::{Selector, Var};
 
@@ -153,6 +153,11 @@ impl MatchedEffect {
     }
 }
 
+/// Whether `op` gives a result that depends only on its input and parameter.
+pub(crate) fn pure_operator(op: &RuleOperator) -> bool {
+    PURE_OPERATORS.iter().any(|n| n.eq_ignore_ascii_case(&op.name))
+}
+
 /// Operators whose result depends only on their input and parameter.
 const PURE_OPERATORS: &[&str] = &[
     "rx", "pm", "pmf", "pmFromFile", "streq", "strmatch", "eq", "ne", "ge", "gt", "le", "lt", "within",
@@ -185,7 +190,7 @@ fn classify(rule: &Rule, dialect: Dialect) -> Class {
 fn reads_pure(l: &Rule) -> bool {
     l.targets.iter().all(|t| t.var == Var::Tx)
         && l.operator.as_ref().is_none_or(|op| {
-            PURE_OPERATORS.iter().any(|n| n.eq_ignore_ascii_case(&op.name))
+            pure_operator(op)
                 && match &op.imp {
                     OperatorImpl::Static(_) => true,
                     OperatorImpl::Dynamic(d) => d.template.names().all(|n| n == "TX"),
