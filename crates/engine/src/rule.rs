@@ -9,17 +9,18 @@ use crate::operators::pattern::PcreLimits;
 use crate::operators::{self, Operator, OperatorContext};
 use crate::variables::Target;
 
-/// The operator of a rule, ready to evaluate.
+/// The operator of a rule, ready to evaluate. What an evaluation reads first (see [`Rule`]).
 #[derive(Debug)]
+#[repr(C)]
 pub struct RuleOperator {
-    /// As written, without `@` (`rx`, `pmFromFile`, …).
-    pub name: String,
-    /// Shared so that a match record does not copy (CRS patterns run to kilobytes).
-    pub param: std::sync::Arc<str>,
-    /// ModSecurity's spelling in log lines (`Rx`, `Pm`, `DetectSQLi`).
-    pub display: std::sync::Arc<str>,
     pub negated: bool,
     pub imp: OperatorImpl,
+    /// Shared so that a match record does not copy (CRS patterns run to kilobytes).
+    pub param: std::sync::Arc<str>,
+    /// As written, without `@` (`rx`, `pmFromFile`, …).
+    pub name: String,
+    /// ModSecurity's spelling in log lines (`Rx`, `Pm`, `DetectSQLi`).
+    pub display: std::sync::Arc<str>,
 }
 
 #[derive(Debug)]
@@ -109,33 +110,37 @@ impl RuleOperator {
 }
 
 /// One rule (SecRule or SecAction; markers are separate entries).
+///
+/// In declaration order (`repr(C)`), the fields every evaluated link reads first: through
+/// nginx the rule is out of the core's cache, and each line it spreads over is a miss.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Rule {
+    /// `chain` with no rule after it: never matches.
+    pub dangling_chain: bool,
+    pub phase: u8,
+    /// Identifies `transforms` for the per-transaction transformation cache.
+    pub transform_key: u32,
+    /// (gate, bit) in the rule-set prefilter, when the operator has required literals.
+    pub gate: Option<(u32, u32)>,
+    /// Index among links whose operator result depends only on the value (static and not
+    /// negated): a transaction remembers values they did not match.
+    pub memo: Option<u32>,
     /// The chain starter's id for chained links.
     pub id: u64,
-    pub phase: u8,
-    pub file: Arc<Path>,
-    pub line: usize,
     /// Empty for SecAction.
     pub targets: Vec<Target>,
     /// None for SecAction (always matches once).
     pub operator: Option<RuleOperator>,
-    pub actions: Actions,
     /// Effective transformations (SecDefaultAction's first unless `t:none`).
     pub transforms: Vec<TransformStep>,
-    /// Identifies `transforms` for the per-transaction transformation cache.
-    pub transform_key: u32,
     pub chain: Option<Box<Rule>>,
-    /// `chain` with no rule after it: never matches.
-    pub dangling_chain: bool,
-    /// (gate, bit) in the rule-set prefilter, when the operator has required literals.
-    pub gate: Option<(u32, u32)>,
     /// A gated `multiMatch` link's stages: per prefix of `transforms` (none, the first
     /// step, …, all), its transformation key and (gate, bit). Empty when not gated.
     pub stage_gates: Vec<(u32, u32, u32)>,
-    /// Index among links whose operator result depends only on the value (static and not
-    /// negated): a transaction remembers values they did not match.
-    pub memo: Option<u32>,
+    pub actions: Actions,
+    pub file: Arc<Path>,
+    pub line: usize,
 }
 
 impl Rule {

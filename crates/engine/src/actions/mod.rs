@@ -23,40 +23,42 @@ pub struct TransformStep {
     pub func: transformations::Transform,
 }
 
-/// A rule's (or SecDefaultAction's) parsed actions.
+/// A rule's (or SecDefaultAction's) parsed actions. In declaration order (`repr(C)`), what
+/// evaluating a rule reads first (see [`crate::rule::Rule`]).
 #[derive(Debug, Clone, Default)]
+#[repr(C)]
 pub struct Actions {
-    pub id: Option<u64>,
-    pub phase: Option<u8>,
-    pub msg: Option<Macro>,
-    pub logdata: Option<Macro>,
-    pub tags: Vec<String>,
-    pub severity: Option<u8>,
-    pub rev: Option<String>,
-    pub ver: Option<String>,
-    pub maturity: Option<u8>,
-    pub accuracy: Option<u8>,
-    pub disruptive: Option<DisruptiveAction>,
-    pub status: Option<u16>,
+    pub capture: bool,
+    pub multi_match: bool,
+    pub chain: bool,
+    /// `t:none` seen: default transformations do not apply.
+    pub t_none: bool,
     pub log: Option<bool>,
     pub auditlog: Option<bool>,
     /// The last of `log`, `nolog`, `auditlog`, `noauditlog`: libmodsecurity 3 lets each
     /// of them decide whether the error-log line is written (`noauditlog` after `log`
     /// silences it), where ModSecurity v2 only listens to `log`/`nolog`.
     pub save_message: Option<bool>,
-    pub capture: bool,
-    pub multi_match: bool,
-    pub chain: bool,
+    pub severity: Option<u8>,
+    pub phase: Option<u8>,
+    pub maturity: Option<u8>,
+    pub accuracy: Option<u8>,
+    pub status: Option<u16>,
     pub skip: u32,
-    pub skip_after: Option<String>,
-    /// `t:none` seen: default transformations do not apply.
-    pub t_none: bool,
-    pub transforms: Vec<TransformStep>,
     pub setvars: Vec<SetVar>,
     pub ctls: Vec<Ctl>,
     pub setenvs: Vec<(Macro, Macro)>,
     pub expirevars: Vec<(String, Macro)>,
     pub initcols: Vec<(String, Macro)>,
+    pub disruptive: Option<DisruptiveAction>,
+    pub id: Option<u64>,
+    pub msg: Option<Macro>,
+    pub logdata: Option<Macro>,
+    pub tags: Vec<String>,
+    pub rev: Option<String>,
+    pub ver: Option<String>,
+    pub skip_after: Option<String>,
+    pub transforms: Vec<TransformStep>,
 }
 
 fn need<'a>(it: &'a ActionItem) -> Result<&'a str, String> {
