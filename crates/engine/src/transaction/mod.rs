@@ -820,10 +820,17 @@ impl Transaction {
     /// Whether a rule can be passed over unread: every target is empty or absent, or no
     /// value of any target carries a literal it needs.
     fn passes_over(&mut self, q: &Quick, rules: &RuleSet) -> bool {
-        let absent = |&(var, ref key): &(Var, Box<[u8]>)| self.s.lacks(var, key);
-        let keys = &rules.quick_keys[q.keys as usize..][..usize::from(q.keys_len)];
-        (q.emptiable && q.empty_bits & !self.empty == 0 && keys.iter().all(absent))
+        (q.emptiable && q.empty_bits & !self.empty == 0 && self.keys_absent(q, rules))
             || self.quick_miss(q, &rules.quick_targets)
+    }
+
+    /// Whether every keyed target of `q` is absent now. Its keys are read only when it
+    /// has some: most records have none, and the table is one more cold line per rule.
+    fn keys_absent(&self, q: &Quick, rules: &RuleSet) -> bool {
+        q.keys_len == 0
+            || rules.quick_keys[q.keys as usize..][..usize::from(q.keys_len)]
+                .iter()
+                .all(|(var, key)| self.s.lacks(*var, key))
     }
 
     /// A matched rule's disruptive action and log line; Some(answer) ends the phase.
