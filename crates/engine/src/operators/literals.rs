@@ -122,7 +122,10 @@ pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
     let mut shapes = Vec::new();
     shape_hashes(hir, &mut shapes);
-    let [text, punct] = Memo { shapes, next: 0, seen: FxHashMap::default() }.info(hir).inner;
+    let mut count: FxHashMap<u64, u32> = FxHashMap::default();
+    shapes.iter().for_each(|&(key, _)| *count.entry(key).or_default() += 1);
+    let repeated = shapes.iter().map(|(key, _)| count[key] > 1).collect();
+    let [text, punct] = Memo { shapes, repeated, next: 0, seen: FxHashMap::default() }.info(hir).inner;
     let useful = |set: &Vec<Vec<u8>>| {
         let weak = || weakness(set.iter().map(Vec::as_slice), &TEXT) <= WEAK_MAX;
         set.len() <= MAX_SET && (set.iter().all(|l| selective(l)) || weak())
@@ -144,12 +147,17 @@ pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
 
 /// Drops literals that contain another literal of the set: they add nothing to the gate.
 fn minimal(set: Set) -> Vec<Vec<u8>> {
-    let mut by_len: Vec<Vec<u8>> = set.iter().map(|l| l.bytes().to_vec()).collect();
-    by_len.sort_by_key(Vec::len);
+    let mut by_len: Set = set;
+    by_len.sort_by_key(Lit::len);
+    // Kept literals, looked up by every substring of each longer one (at most 120).
+    let mut kept: rustc_hash::FxHashSet<Lit> = Default::default();
     let mut out: Vec<Vec<u8>> = Vec::new();
     for l in by_len {
-        if !out.iter().any(|k| k.is_empty() || l.windows(k.len()).any(|w| w == k.as_slice())) {
-            out.push(l);
+        let b = l.bytes();
+        let inside = (0..=b.len()).any(|i| (i..=b.len()).any(|j| kept.contains(&Lit::new(&b[i..j], false).0)));
+        if !inside {
+            kept.insert(l);
+            out.push(b.to_vec());
         }
     }
     out.sort_unstable();
@@ -160,7 +168,7 @@ fn minimal(set: Set) -> Vec<Vec<u8>> {
 const LIT_CAP: usize = 15;
 
 /// A short literal, stored inline: the analysis builds many of them.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
 struct Lit {
     len: u8,
     b: [u8; LIT_CAP],
@@ -302,7 +310,15 @@ impl Stats {
 
 /// Estimated share of values a set lets through (1 = useless); lower is better.
 fn score<'a>(set: impl IntoIterator<Item = &'a Lit>, m: &Model) -> f64 {
-    set.into_iter().map(|l| Stats::of(l, m).cost()).sum::<f64>().min(1.0)
+    let mut sum = 0.0;
+    for l in set {
+        sum += Stats::of(l, m).cost();
+        // Costs are positive: the sum only grows past the cap.
+        if sum >= 1.0 {
+            return 1.0;
+        }
+    }
+    sum
 }
 
 /// Expected occurrences of a set's literals per byte of a benign value: what tells weak
@@ -565,6 +581,8 @@ impl Info {
 struct Memo<'h> {
     /// (structural hash, node count) of every subtree, in the order `info` visits them.
     shapes: Vec<(u64, usize)>,
+    /// Per entry of `shapes`: whether another subtree has its hash (only those are kept).
+    repeated: Vec<bool>,
     /// Index in `shapes` of the next node `info` visits.
     next: usize,
     /// Structural hash of a subtree -> the subtrees seen with it and their facts.
@@ -576,7 +594,8 @@ impl<'h> Memo<'h> {
         let at = self.next;
         let (key, size) = self.shapes.get(at).copied().unwrap_or((0, 1));
         // Leaves and thin wrappers are cheaper to redo than to look up.
-        let memo = matches!(h.kind(), HirKind::Concat(_) | HirKind::Alternation(_) | HirKind::Repetition(_));
+        let memo = self.repeated.get(at).copied().unwrap_or(false)
+            && matches!(h.kind(), HirKind::Concat(_) | HirKind::Alternation(_) | HirKind::Repetition(_));
         if memo {
             if let Some(found) = self.seen.get(&key).and_then(|v| v.iter().find(|(k, _)| *k == h)) {
                 self.next = at + size;
@@ -722,6 +741,18 @@ mod tests {
         assert_eq!(lits(r"(?:x<y)+"), Some(vec!["x<y".into()]));
         // Literals longer than the cap are cut, still required.
         assert_eq!(lits("abcdefghijklmnopqrstuvwxyz"), Some(vec!["abcdefghijklmno".into()]));
+    }
+
+    #[test]
+    fn minimal_drops_literals_holding_another() {
+        let set = |ls: &[&str]| ls.iter().map(|l| Lit::new(l.as_bytes(), false).0).collect::<Set>();
+        let strs = |v: Vec<Vec<u8>>| v.into_iter().map(|l| String::from_utf8(l).unwrap()).collect::<Vec<_>>();
+        // Held at the start, the end, the middle, whole; kept when only overlapping.
+        let out = minimal(set(&["abx", "xab", "yaby", "ab", "cd", "dce", "c", "zzzzzzzzzzzzzzz"]));
+        assert_eq!(strs(out), ["ab", "c", "zzzzzzzzzzzzzzz"]);
+        assert_eq!(strs(minimal(set(&["ba", "ab", "aba"]))), ["ab", "ba"]);
+        // The empty literal is held by every other.
+        assert_eq!(strs(minimal(set(&["abc", "", "x"]))), [""]);
     }
 
     fn sets(p: &str) -> Vec<Vec<String>> {
