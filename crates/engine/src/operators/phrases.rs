@@ -112,36 +112,53 @@ struct Node {
 
 impl Acmp {
     fn new(phrases: &[Vec<u8>]) -> Acmp {
-        // The trie with a child list per node, then flattened: children are only added
-        // while phrases are inserted.
+        // The trie from the phrases in (lower-cased) order: each phrase shares its path
+        // with the one before up to their common prefix. A node's text is spelt as in
+        // the first phrase (by index) through it, as acmp's insertion in order does.
+        let lower: Vec<Vec<u8>> = phrases.iter().map(|p| p.to_ascii_lowercase()).collect();
+        let mut order: Vec<u32> = (0..phrases.len() as u32).collect();
+        order.sort_by(|&a, &b| lower[a as usize].cmp(&lower[b as usize]).then(a.cmp(&b)));
         let mut nodes = vec![Node::default()];
-        let mut children: Vec<Vec<(u8, u32)>> = vec![Vec::new()];
-        for (index, phrase) in phrases.iter().enumerate() {
-            let mut at = ROOT as usize;
-            for (i, &b) in phrase.iter().enumerate() {
-                let letter = b.to_ascii_lowercase();
-                let list = &children[at];
-                at = match list.binary_search_by_key(&letter, |&(l, _)| l) {
-                    Ok(k) => list[k].1 as usize,
-                    Err(slot) => {
-                        let child = nodes.len();
-                        nodes.push(Node { text_of: index as u32, depth: (i + 1) as u32, ..Node::default() });
-                        children.push(Vec::new());
-                        children[at].insert(slot, (letter, child as u32));
-                        child
-                    }
-                };
+        // (parent, letter, child), each parent's children in letter order.
+        let mut edges: Vec<(u32, u8, u32)> = Vec::new();
+        // The previous phrase's path: path[d] is its node at depth d.
+        let mut path: Vec<u32> = vec![ROOT];
+        let mut prev: &[u8] = &[];
+        for &index in &order {
+            let phrase = lower[index as usize].as_slice();
+            let shared = prev.iter().zip(phrase).take_while(|(a, b)| a == b).count();
+            path.truncate(shared + 1);
+            for node in &path[1..] {
+                let n = &mut nodes[*node as usize];
+                n.text_of = n.text_of.min(index);
             }
-            if at != ROOT as usize {
-                nodes[at].is_last = true;
+            for (i, &letter) in phrase.iter().enumerate().skip(shared) {
+                let child = nodes.len() as u32;
+                nodes.push(Node { text_of: index, depth: (i + 1) as u32, ..Node::default() });
+                edges.push((path[i], letter, child));
+                path.push(child);
             }
+            if path.len() > 1 {
+                nodes[path[path.len() - 1] as usize].is_last = true;
+            }
+            prev = phrase;
         }
-        let (mut letters, mut targets) = (Vec::with_capacity(nodes.len()), Vec::with_capacity(nodes.len()));
-        for (node, list) in nodes.iter_mut().zip(children) {
-            node.first = letters.len() as u32;
-            node.count = list.len() as u16;
-            letters.extend(list.iter().map(|&(l, _)| l));
-            targets.extend(list.iter().map(|&(_, c)| c));
+        // Children grouped by parent, in letter order (a stable counting sort).
+        for &(parent, _, _) in &edges {
+            nodes[parent as usize].count += 1;
+        }
+        let mut first = 0u32;
+        for n in nodes.iter_mut() {
+            n.first = first;
+            first += u32::from(n.count);
+        }
+        let (mut letters, mut targets) = (vec![0u8; edges.len()], vec![0u32; edges.len()]);
+        let mut fill: Vec<u32> = nodes.iter().map(|n| n.first).collect();
+        for &(parent, letter, child) in &edges {
+            let at = &mut fill[parent as usize];
+            letters[*at as usize] = letter;
+            targets[*at as usize] = child;
+            *at += 1;
         }
         let (mut text, mut starts) = (Vec::new(), vec![0u32]);
         for p in phrases {
@@ -161,20 +178,15 @@ impl Acmp {
             for &(parent, node, letter) in &level {
                 let fail =
                     if parent == ROOT { ROOT } else { self.child(self.node(parent).fail, letter).unwrap_or(ROOT) };
-                self.nodes[node as usize].fail = fail;
+                // A phrase ends on the failure chain: at the failure node or on its chain
+                // (shallower, so settled on an earlier level).
+                let f = self.node(fail);
+                let n = &mut self.nodes[node as usize];
+                n.fail = fail;
+                n.other_match = fail != ROOT && (f.is_last || f.other_match);
                 next.extend(self.children(node).map(|(l, c)| (node, c, l)));
             }
             level = next;
-        }
-        for node in 1..self.nodes.len() {
-            let mut at = self.nodes[node].fail;
-            while at != ROOT {
-                if self.node(at).is_last {
-                    self.nodes[node].other_match = true;
-                    break;
-                }
-                at = self.node(at).fail;
-            }
         }
     }
 
@@ -267,6 +279,9 @@ mod tests {
             // ...but not when the path does not lead through the longer phrase.
             (&["abcdz", "bcx", "cde"], "xcdex", Some("cde")),
             (&["cde"], "abcde", Some("cde")),
+            // A state is spelt as the first phrase through it: "abd" (not "AB", which ends
+            // there, nor "ABC", which sorts before "abd").
+            (&["abd", "AB", "ABC"], "xxABxx", Some("ab")),
         ];
         // Unprepared (prefilter built on first use), prepared, gated (no prefilter): same answers.
         for prepare in [None, Some(false), Some(true)] {
