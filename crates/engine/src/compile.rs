@@ -10,6 +10,7 @@ use crate::actions::{ctl, Actions, DisruptiveAction};
 use crate::audit;
 use crate::error::Error;
 use crate::inputs::Inputs;
+use crate::operators::deferred::Deferred;
 use crate::operators::OperatorContext;
 use crate::parser::{self, split_actions, split_variables, Dialect, Directive};
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
@@ -71,22 +72,23 @@ pub fn compile(sources: &[RuleSource]) -> Result<RuleSet, Error> {
         exceptions: Exceptions::default(),
         inputs: RefCell::default(),
     };
-    for src in sources {
-        match src {
-            RuleSource::File(p) => c.file(p, None, 0)?,
-            RuleSource::Inline { text, origin, line } => {
-                let origin: Arc<Path> = Arc::from(origin.as_path());
-                let mut dialect = c.config.dialect;
-                let ds = parser::parse_dialect(text, &origin, *line, &mut dialect)?;
-                let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
-                c.directives(ds, &base, 0)?;
-            }
-        }
-    }
+    let read = c.read(sources);
     if let Some(p) = c.pending.take() {
         c.items.push(Item::Rule(p.rule));
     }
+    // A bad pattern read before an error is the first error, as when each pattern was
+    // checked where it stands.
+    c.check_patterns()?;
+    read?;
     c.finish()
+}
+
+/// The `@rx` pattern of a static operator, built or not.
+fn static_deferred(op: Option<&RuleOperator>) -> Option<&Deferred> {
+    match op? {
+        RuleOperator { imp: OperatorImpl::Static(o), .. } => o.deferred(),
+        _ => None,
+    }
 }
 
 fn default_actions(phase: u8) -> Actions {
@@ -133,6 +135,43 @@ fn limit_action(d: &Directive) -> Result<LimitAction, Error> {
 }
 
 impl Compiler {
+    fn read(&mut self, sources: &[RuleSource]) -> Result<(), Error> {
+        for src in sources {
+            match src {
+                RuleSource::File(p) => self.file(p, None, 0)?,
+                RuleSource::Inline { text, origin, line } => {
+                    let origin: Arc<Path> = Arc::from(origin.as_path());
+                    let mut dialect = self.config.dialect;
+                    let ds = parser::parse_dialect(text, &origin, *line, &mut dialect)?;
+                    let base = origin.parent().map(Path::to_path_buf).unwrap_or_default();
+                    self.directives(ds, &base, 0)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// PCRE2's check of every `@rx` pattern read (see `operators::deferred`), on two
+    /// cores: the first bad one in the files' order fails the load.
+    fn check_patterns(&self) -> Result<(), Error> {
+        let todo: Vec<(&Deferred, &Rule)> = self
+            .items
+            .iter()
+            .filter_map(|it| match it {
+                Item::Rule(r) => Some(r),
+                Item::Marker(_) => None,
+            })
+            .flat_map(Rule::links)
+            .filter_map(|l| Some((static_deferred(l.operator.as_ref())?, l)))
+            .collect();
+        let costs: Vec<usize> = todo.iter().map(|(d, _)| d.cost()).collect();
+        let checked = crate::prebuild::on_two_cores(&costs, |i| todo[i].0.check());
+        match checked.into_iter().zip(&todo).find_map(|((r, _), (_, l))| r.err().map(|e| (e, l))) {
+            Some((e, l)) => Err(Error::new(l.file.as_ref(), l.line, e)),
+            None => Ok(()),
+        }
+    }
+
     fn file(&mut self, path: &Path, from: Option<&Directive>, depth: usize) -> Result<(), Error> {
         let text = self.inputs.get_mut().read(path).map_err(|e| match from {
             Some(d) => err(d, format!("cannot read {}: {e}", path.display())),
@@ -370,14 +409,19 @@ impl Compiler {
         let id = if is_link {
             self.pending.as_ref().map(|p| p.rule.id).unwrap_or(0)
         } else {
+            // This rule's bad pattern comes first, as when it was checked on creation.
+            let fail = |e: &str| match static_deferred(operator.as_ref()).map(Deferred::check) {
+                Some(Err(bad)) => err(d, bad),
+                _ => err(d, e),
+            };
             let id = match (actions.id, op) {
                 (Some(id), _) => id,
                 // ModSecurity accepts SecAction without an id.
                 (None, None) => 0,
-                (None, Some(_)) => return Err(err(d, "rule has no id (every SecRule needs id:N)")),
+                (None, Some(_)) => return Err(fail("rule has no id (every SecRule needs id:N)")),
             };
             if id != 0 && !self.ids.insert(id) {
-                return Err(err(d, format!("rule id {id} is duplicated")));
+                return Err(fail(&format!("rule id {id} is duplicated")));
             }
             id
         };

@@ -202,6 +202,25 @@ fn config_errors_name_file_and_line() {
 }
 
 #[test]
+fn the_first_error_in_the_files_order_is_reported() {
+    // Patterns are checked once the files are read: a bad one still comes before any
+    // error that follows it, in a later rule or in its own rule, and after one before it.
+    let bad = "SecRule ARGS \"@rx (\" \"id:1\"";
+    for (text, line, what) in [
+        (format!("{bad}\nSecNope x"), 1, "invalid regular expression"),
+        (format!("{bad}\nSecRule ARGS \"@rx a\" \"id:2,bogus\""), 1, "invalid regular expression"),
+        (format!("SecRule ARGS \"@rx a\" \"id:1\"\n{bad}"), 2, "invalid regular expression"),
+        ("SecRule ARGS \"@rx (\" \"phase:1\"".to_string(), 1, "invalid regular expression"),
+        ("SecNope x\nSecRule ARGS \"@rx (\" \"id:1\"".to_string(), 1, "unknown directive"),
+        (format!("SecRule ARGS \"@rx a\" \"id:3\"\n{bad}\nSecRule ARGS \"@rx [\" \"id:4\""), 2, "\"(\""),
+    ] {
+        let e = compile_err(&text);
+        assert!(e.starts_with(&format!("/t/inline.conf:{line}: ")), "{text}: {e}");
+        assert!(e.contains(what), "{text}: {e}");
+    }
+}
+
+#[test]
 fn remove_and_update_directives_apply_regardless_of_order() {
     let rs = rules(
         r#"SecRuleEngine On

@@ -3,10 +3,11 @@
 //! Building a pattern (the `regex` crate's automata and the prefilter's literal analysis)
 //! is most of a rule-set load, and at paranoia level 1 the CRS v4 never runs 132 of its
 //! 318 patterns (those of the PL2-4 rules, jumped over by its paranoia `skipAfter`s).
-//! So a pattern is only checked when its rule is read: PCRE2 compiling it (no JIT,
-//! ~50 µs) proves that [`Pattern::new`] will succeed, which falls back to that same
-//! compile. A pattern PCRE2 rejects is built at once, so its error, or its success on
-//! `regex` alone, is decided where the rule stands, as before. The load then builds the
+//! So a pattern is only checked: PCRE2 compiling it (no JIT, ~50 µs) proves that
+//! [`Pattern::new`] will succeed, which falls back to that same compile. A pattern PCRE2
+//! rejects is built at once, so its error, or its success on `regex` alone, is decided at
+//! load. A load checks its patterns once the files are read, on two cores, and reports
+//! the first bad one in the files' order (see `compile`). The load then builds the
 //! patterns of the rules its walk plans reach (prebuild.rs); any other is built by the
 //! first request that evaluates it (one whose `ctl` removed a TX target the plans relied
 //! on, or that did not start from the folded setup).
@@ -25,12 +26,26 @@ pub struct Deferred {
 
 impl Deferred {
     /// Checks `pcre` (ModSecurity's flags); builds it now only when PCRE2 rejects it.
+    #[cfg(test)]
     pub fn new(pcre: &str) -> Result<Deferred, String> {
-        if super::pattern::pcre2_accepts(pcre) {
-            Ok(Deferred { pcre: pcre.into(), limits: PcreLimits::default(), built: OnceLock::new() })
-        } else {
-            Self::now(pcre)
+        let d = Self::unchecked(pcre);
+        d.check()?;
+        Ok(d)
+    }
+
+    /// Not checked yet: [`Deferred::check`] must run before the pattern is used.
+    pub fn unchecked(pcre: &str) -> Deferred {
+        Deferred { pcre: pcre.into(), limits: PcreLimits::default(), built: OnceLock::new() }
+    }
+
+    /// PCRE2's check; a pattern it rejects is built now (its error, or `regex` alone).
+    pub fn check(&self) -> Result<(), String> {
+        if self.built.get().is_some() || super::pattern::pcre2_accepts(&self.pcre) {
+            return Ok(());
         }
+        let p = Pattern::new(&self.pcre)?;
+        let _ = self.built.set(Some(p));
+        Ok(())
     }
 
     /// Built at once (outside a rule-set load: nothing to wait for).

@@ -54,8 +54,9 @@ pub struct OperatorContext<'a> {
     pub base_dir: &'a Path,
     /// Where a rule-set load records the data files it reads (None outside a load).
     pub inputs: Option<&'a RefCell<Inputs>>,
-    /// During a rule-set load: `@rx` patterns are checked now and built once the load
-    /// knows which rules can run (see `deferred`).
+    /// During a rule-set load: `@rx` patterns are left unchecked, for the load to check
+    /// once its files are read, and built once it knows which rules can run (see
+    /// `deferred`).
     pub(crate) defer_patterns: bool,
 }
 

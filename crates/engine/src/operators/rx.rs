@@ -27,11 +27,12 @@ impl Rx {
     }
 
     /// Shared by `@rx` and `@rxGlobal`, which differ only in what they capture. During a
-    /// rule-set load the pattern is checked now and built later (see [`Deferred`]).
+    /// rule-set load the pattern is checked once the files are read, and built later
+    /// (see [`Deferred`]).
     pub(super) fn build(param: &str, global: bool, ctx: &OperatorContext) -> Result<Box<dyn Operator>, String> {
         let pattern = match param {
             "" => None,
-            _ if ctx.defer_patterns => Some(Deferred::new(param)?),
+            _ if ctx.defer_patterns => Some(Deferred::unchecked(param)),
             _ => Some(Deferred::now(param)?),
         };
         Ok(Box::new(Rx { pattern, global }))
