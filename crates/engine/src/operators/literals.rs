@@ -167,15 +167,28 @@ fn minimal(set: Set) -> Vec<Vec<u8>> {
 /// Longest literal tracked; longer ones are cut (soundly) to this length.
 const LIT_CAP: usize = 15;
 
-/// A short literal, stored inline: the analysis builds many of them.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+/// A short literal, stored inline: the analysis builds many of them. Its length, then
+/// its bytes (zeros after them), so that literals order by length then bytes when read
+/// as one big-endian integer (the analysis sorts many sets of them).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 struct Lit {
-    len: u8,
-    b: [u8; LIT_CAP],
+    d: [u8; LIT_CAP + 1],
+}
+
+impl Ord for Lit {
+    fn cmp(&self, other: &Lit) -> std::cmp::Ordering {
+        u128::from_be_bytes(self.d).cmp(&u128::from_be_bytes(other.d))
+    }
+}
+
+impl PartialOrd for Lit {
+    fn partial_cmp(&self, other: &Lit) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl Lit {
-    const EMPTY: Lit = Lit { len: 0, b: [0; LIT_CAP] };
+    const EMPTY: Lit = Lit { d: [0; LIT_CAP + 1] };
 
     /// `bytes` if it fits, else its first (`from_end`: last) bytes and `false`.
     fn new(bytes: &[u8], from_end: bool) -> (Lit, bool) {
@@ -186,17 +199,17 @@ impl Lit {
             None => bytes,
         };
         let mut l = Lit::EMPTY;
-        l.b[..part.len()].copy_from_slice(part);
-        l.len = part.len() as u8;
+        l.d[1..=part.len()].copy_from_slice(part);
+        l.d[0] = part.len() as u8;
         (l, fits)
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.b[..usize::from(self.len)]
+        &self.d[1..=usize::from(self.d[0])]
     }
 
     fn len(&self) -> usize {
-        usize::from(self.len)
+        usize::from(self.d[0])
     }
 
     /// `self` then `next`, cut to the cap from the start (`from_end`: from the end).
@@ -216,10 +229,10 @@ impl Lit {
         if self.len() > n {
             if from_end {
                 let len = self.len();
-                self.b.copy_within(len - n..len, 0);
+                self.d.copy_within(1 + len - n..=len, 1);
             }
-            self.b[n..].fill(0);
-            self.len = n as u8;
+            self.d[1 + n..].fill(0);
+            self.d[0] = n as u8;
         }
         self
     }
@@ -321,6 +334,23 @@ fn score<'a>(set: impl IntoIterator<Item = &'a Lit>, m: &Model) -> f64 {
     sum
 }
 
+/// Whether a set of these costs scores at most `bound` ([`score`] without adding more
+/// than it takes to know).
+fn within(costs: impl IntoIterator<Item = f64>, bound: f64) -> bool {
+    if bound >= 1.0 {
+        return true;
+    }
+    let mut sum = 0.0;
+    for c in costs {
+        // Costs are positive: the sum only grows.
+        sum += c;
+        if sum > bound {
+            return false;
+        }
+    }
+    true
+}
+
 /// Expected occurrences of a set's literals per byte of a benign value: what tells weak
 /// sets apart (`/` or `, ` against the empty literal) when none is selective.
 fn weakness<'a>(set: impl IntoIterator<Item = &'a [u8]>, m: &Model) -> f64 {
@@ -333,7 +363,7 @@ fn any() -> Set {
 }
 
 fn norm<T: Ord>(mut s: Vec<T>) -> Vec<T> {
-    s.sort_unstable();
+    s.sort();
     s.dedup();
     s
 }
@@ -362,6 +392,8 @@ fn fit(set: Set, max: usize, from_end: bool) -> Set {
 #[derive(Debug, Clone)]
 struct Scored {
     set: Set,
+    /// The sum of the literals' lengths (ties go to the longer set).
+    lens: usize,
     score: f64,
     /// [`weakness`] of a set the cost model calls useless (score 1), else 0.
     weak: f64,
@@ -371,12 +403,13 @@ impl Scored {
     fn new(set: Set, m: &Model) -> Scored {
         let score = score(&set, m);
         let weak = if score >= 1.0 { weakness(set.iter().map(Lit::bytes), m) } else { 0.0 };
-        Scored { score, weak, set }
+        let lens = set.iter().map(Lit::len).sum();
+        Scored { score, weak, lens, set }
     }
 
     /// Score, then weakness, then size.
     fn key(&self) -> (f64, f64, usize, usize) {
-        (self.score, self.weak, self.set.len(), usize::MAX - self.set.iter().map(Lit::len).sum::<usize>())
+        (self.score, self.weak, self.set.len(), usize::MAX - self.lens)
     }
 
     /// Keeps the more selective of two valid sets (then the smaller, then the longer).
@@ -389,7 +422,7 @@ impl Scored {
     /// [`Self::keep_better`] with the literals of a prefix or suffix set, built only
     /// when they may win (the sum over the sequence bounds the set's score from above).
     fn keep_better_seq(&mut self, seq: &Seq, m: &Model) {
-        if score(seq.iter().map(|(l, _)| l), m) <= self.score {
+        if within(seq.iter().map(|(l, _)| Stats::of(l, m).cost()), self.score) {
             self.keep_better(Scored::new(lits(seq), m));
         }
     }
@@ -539,9 +572,8 @@ impl Info {
             let mut set = None;
             for (inner, m) in inner.iter_mut().zip(MODELS) {
                 let rstats: Vec<Stats> = r.iter().map(|l| Stats::of(l, m)).collect();
-                let joint: f64 =
-                    l.iter().map(|l| Stats::of(l, m)).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost())).sum();
-                if joint.min(1.0) <= inner.score {
+                let joint = l.iter().map(|l| Stats::of(l, m)).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost()));
+                if within(joint, inner.score) {
                     let set = set.get_or_insert_with(|| {
                         norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect())
                     });
