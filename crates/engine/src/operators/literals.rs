@@ -572,7 +572,8 @@ impl Info {
             let mut set = None;
             for (inner, m) in inner.iter_mut().zip(MODELS) {
                 let rstats: Vec<Stats> = r.iter().map(|l| Stats::of(l, m)).collect();
-                let joint = l.iter().map(|l| Stats::of(l, m)).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost()));
+                let joint =
+                    l.iter().map(|l| Stats::of(l, m)).flat_map(|x| rstats.iter().map(move |&y| x.then(y).cost()));
                 if within(joint, inner.score) {
                     let set = set.get_or_insert_with(|| {
                         norm(l.iter().flat_map(|x| r.iter().map(move |y| x.then(y, false).0)).collect())
