@@ -106,7 +106,8 @@ impl Pattern {
             let config = meta::Config::new()
                 .utf8_empty(false)
                 .nfa_size_limit(Some(REGEX_SIZE_LIMIT))
-                .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT);
+                .hybrid_cache_capacity(REGEX_DFA_SIZE_LIMIT)
+                .auto_prefilter(translated.len() < OWN_PREFILTER_MAX_LEN);
             let build = |hir: &regex_syntax::hir::Hir| meta::Builder::new().configure(config).build_from_hir(hir);
             let min_len = hir.as_ref().and_then(|h| h.properties().minimum_len()).unwrap_or(0);
             if let Some((Ok(re), literals)) = hir.as_ref().map(|hir| with_literals(hir, translated.len(), build)) {
@@ -341,6 +342,12 @@ fn whole_match_groups(pcre: &str) -> Option<usize> {
         _ => None,
     }
 }
+
+/// Patterns from this long up (the CRS's large word lists) get no literal prefilter of
+/// their own in `regex`: building theirs was most of a load's regex builds, and they run
+/// only on values where Ward's gate found one of their literals, where it did not make
+/// them faster (measured in docs/bench.md, session 18).
+const OWN_PREFILTER_MAX_LEN: usize = 1000;
 
 /// Patterns from this long up (the CRS's large word lists) have their literal analysis
 /// run on a second thread while the regex is built: the two take about as long.
