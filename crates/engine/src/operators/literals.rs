@@ -167,6 +167,9 @@ fn minimal(set: Set) -> Vec<Vec<u8>> {
 /// Longest literal tracked; longer ones are cut (soundly) to this length.
 const LIT_CAP: usize = 15;
 
+/// Longest literal a gate looks for (a required literal's start is required too).
+pub const GATE_LEN: usize = LIT_CAP;
+
 /// A short literal, stored inline: the analysis builds many of them. Its length, then
 /// its bytes (zeros after them), so that literals order by length then bytes when read
 /// as one big-endian integer (the analysis sorts many sets of them).
