@@ -149,7 +149,7 @@ pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
 fn minimal(set: Set) -> Vec<Vec<u8>> {
     let mut by_len: Set = set;
     by_len.sort_by_key(Lit::len);
-    // Kept literals, looked up by every substring of each longer one (at most 120).
+    // Kept literals, looked up by every substring of each longer one (at most 136).
     let mut kept: rustc_hash::FxHashSet<Lit> = Default::default();
     let mut out: Vec<Vec<u8>> = Vec::new();
     for l in by_len {
