@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile rule files and report every problem with file:line.
+    /// Compile rule files; report the first problem with its file:line.
     Check(check::CheckArgs),
     /// Evaluate a raw HTTP request file against a rule set, offline.
     Eval(eval::EvalArgs),
