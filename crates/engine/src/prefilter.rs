@@ -302,9 +302,15 @@ struct Group {
     bits: u32,
 }
 
+/// Longest literal a gate looks for: a required literal's start is required too, and
+/// long ones (php-errors.data's phrases run to 355 bytes) would make the automata several
+/// times larger. The `@rx` analysis keeps no longer ones either.
+pub const GATE_LEN: usize = crate::operators::literals::LIT_CAP;
+
 impl Group {
     fn push(&mut self, literals: Vec<Vec<u8>>, bit: u32, owner: u32) {
-        for l in literals {
+        for mut l in literals {
+            l.truncate(GATE_LEN);
             self.pats.push(l);
             self.bit_of.push(bit);
             self.owner.push(owner);
@@ -518,6 +524,20 @@ mod tests {
         assert!(has(&bits, r0) && !has(&bits, r1));
         let bits = gates[0].scan(b"benign text");
         assert!(!has(&bits, r0) && !has(&bits, r1));
+    }
+
+    #[test]
+    fn a_gate_looks_for_a_long_literals_start() {
+        // A phrase of `@pmFromFile` (31 bytes): its gate and the combined automaton fire on
+        // its first 15 bytes; the operator still wants the whole phrase.
+        let mut b = GateBuilder::default();
+        let (_, bit) = b.add(3, vec![b"Fatal error: Uncaught exception".to_vec()], None);
+        let all = b.combined().unwrap();
+        let gates = b.build().unwrap();
+        for (v, want) in [(&b"PHP Fatal error: Unknown"[..], true), (b"Fatal error: U", false)] {
+            assert_eq!(has(&gates[0].scan(v), bit), want, "{v:?}");
+            assert_eq!(all.has(&all.scan(v), 0, bit), want, "{v:?}");
+        }
     }
 
     #[test]

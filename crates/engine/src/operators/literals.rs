@@ -165,10 +165,7 @@ fn minimal(set: Set) -> Vec<Vec<u8>> {
 }
 
 /// Longest literal tracked; longer ones are cut (soundly) to this length.
-const LIT_CAP: usize = 15;
-
-/// Longest literal a gate looks for (a required literal's start is required too).
-pub const GATE_LEN: usize = LIT_CAP;
+pub const LIT_CAP: usize = 15;
 
 /// A short literal, stored inline: the analysis builds many of them. Its length, then
 /// its bytes (zeros after them), so that literals order by length then bytes when read

@@ -55,13 +55,10 @@ impl PhraseSet {
             .map_err(|e| format!("cannot build phrase matcher: {e}"))
     }
 
-    /// See [`super::Operator::required_literals`] (asked at load only: made anew). A
-    /// phrase's start stands for it: a value holding the phrase holds its start, and
-    /// long phrases (php-errors.data's run to 355 bytes) would make the gate's automaton
-    /// several times larger.
+    /// See [`super::Operator::required_literals`] (asked at load only: made anew). A gate
+    /// looks for their starts only (`prefilter::GATE_LEN`).
     pub fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
-        self.selective
-            .then(|| self.acmp.phrases().map(|p| p[..p.len().min(super::literals::GATE_LEN)].to_vec()).collect())
+        self.selective.then(|| self.acmp.phrases().map(<[u8]>::to_vec).collect())
     }
 
     /// True when acmp matches `input`; fills `caps[0]` with its match text.
@@ -266,10 +263,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gate_literals_are_the_phrases_starts() {
+    fn gate_literals_are_the_phrases() {
+        // The gate cuts them to their starts (prefilter's `a_gate_looks_for_a_long_literals_start`).
         let s = set(&["Fatal error: Uncaught exception", "abc"]);
-        assert_eq!(s.required_literals(), Some(vec![b"Fatal error: Un".to_vec(), b"abc".to_vec()]));
-        // The operator itself still wants the whole phrase.
+        assert_eq!(s.required_literals(), Some(vec![b"Fatal error: Uncaught exception".to_vec(), b"abc".to_vec()]));
+        // The operator itself wants the whole phrase.
         assert!(!s.evaluate(b"Fatal error: Unknown", None));
         assert!(s.evaluate(b"PHP Fatal error: Uncaught exception 'E'", None));
         assert_eq!(set(&["ab", "abc"]).required_literals(), None, "not selective");
