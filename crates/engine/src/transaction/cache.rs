@@ -175,9 +175,12 @@ impl Cell {
 struct Rows {
     /// Interned contents → row.
     contents: FxHashMap<Vec<u8>, u32>,
-    /// Row-major table: cell `row * width + list`.
+    /// The cells ([`Rows::index`]): row by row, then (from row `blocked_from` on) in blocks
+    /// of [`BLOCK_ROWS`] rows stored list by list.
     cells: Vec<Cell>,
-    /// Per row: its raw value's mask (`transformations::triggers`), 0 until needed.
+    blocked_from: Option<usize>,
+    /// Per row (one entry per row made): its raw value's mask (`transformations::triggers`),
+    /// 0 until needed.
     masks: Vec<u64>,
     /// Transformed values that differ from their input.
     owned: Vec<Vec<u8>>,
@@ -199,10 +202,60 @@ struct Rows {
     unions: FxHashMap<(u64, u128), u32>,
 }
 
+/// Rows per block of the cells table. A rule reads one list's cell of every value in
+/// turn: stored row by row, a JSON body's table (~770 rows of 57 lists, 350 KB) gave each
+/// of those reads its own cache line; by blocks, eight rows' cells of a list share one.
+/// A few rows are better row by row: a block is written whole when made.
+const BLOCK_ROWS: usize = 8;
+
 impl Rows {
+    /// Cell `key` of `row` in a table `width` lists wide.
+    fn index(&self, width: usize, row: usize, key: u32) -> usize {
+        match self.blocked_from {
+            Some(from) if row >= from => {
+                let r = row - from;
+                from * width + (r / BLOCK_ROWS) * BLOCK_ROWS * width + key as usize * BLOCK_ROWS + r % BLOCK_ROWS
+            }
+            _ => row * width + key as usize,
+        }
+    }
+
+    /// The row of cell `i` ([`Rows::index`]).
+    fn row_of(&self, width: usize, i: usize) -> usize {
+        let width = width.max(1);
+        match self.blocked_from {
+            Some(from) if i >= from * width => {
+                let j = i - from * width;
+                from + (j / (BLOCK_ROWS * width)) * BLOCK_ROWS + j % BLOCK_ROWS
+            }
+            _ => i / width,
+        }
+    }
+
+    /// Rows made from now on are stored by blocks.
+    fn block_new_rows(&mut self) {
+        self.blocked_from.get_or_insert(self.masks.len());
+    }
+
+    /// A new row's number; a block's cells are made with its first row.
+    fn add_row(&mut self, width: usize) -> u32 {
+        let r = self.masks.len();
+        match self.blocked_from {
+            Some(from) if r >= from => {
+                if (r - from) % BLOCK_ROWS == 0 {
+                    self.cells.resize(self.cells.len() + BLOCK_ROWS * width, Cell::EMPTY);
+                }
+            }
+            _ => self.cells.resize(self.cells.len() + width, Cell::EMPTY),
+        }
+        self.masks.push(0);
+        r as u32
+    }
+
     fn clear(&mut self) {
         self.contents.clear();
         self.cells.clear();
+        self.blocked_from = None;
         self.masks.clear();
         self.owned.clear();
         self.bits.clear();
@@ -240,7 +293,7 @@ impl Rows {
 
     /// Cell `key` of `row`: the last step of `key` applied to its parent's value.
     fn cell(&mut self, width: usize, row: usize, raw: &[u8], key: u32, tree: &TransformTree) -> usize {
-        let i = row * width + key as usize;
+        let i = self.index(width, row, key);
         if self.cells[i].value != UNSET {
             return i;
         }
@@ -317,6 +370,9 @@ pub(super) fn recycle_unions(mut u: Unions) {
 /// Largest tables kept spare: a small request's, not a large body's.
 const SPARE_MAX_CELLS: usize = 1 << 14;
 const SPARE_MAX_ROWS: usize = 1024;
+
+/// From this many arguments and cookies on, their rows are stored by blocks.
+const BLOCK_FROM_VALUES: usize = 16;
 
 /// From this many arguments and cookies on, identical contents share an entry.
 pub(super) const SHARE_FROM_VALUES: usize = 64;
@@ -421,9 +477,7 @@ impl TransformCache {
                 match rows.contents.get(raw) {
                     Some(&r) => r | KEPT_ROW,
                     None => {
-                        let r = (rows.cells.len() / width.max(1)) as u32;
-                        rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
-                        rows.masks.push(0);
+                        let r = rows.add_row(width);
                         rows.contents.insert(raw.to_vec(), r);
                         r | KEPT_ROW
                     }
@@ -438,9 +492,7 @@ impl TransformCache {
                         r
                     }
                     None => {
-                        let r = (rows.cells.len() / width.max(1)) as u32;
-                        rows.cells.resize(rows.cells.len() + width, Cell::EMPTY);
-                        rows.masks.push(0);
+                        let r = rows.add_row(width);
                         if intern {
                             rows.contents.insert(raw.to_vec(), r);
                         }
@@ -530,7 +582,7 @@ impl TransformCache {
     pub(super) fn put_back_kept(&mut self) {
         let Some(mut kept) = self.kept.take() else { return };
         let r = &kept.rows;
-        let rows = r.cells.len() / self.width.max(1);
+        let rows = r.masks.len();
         let bytes: usize = r.owned.iter().map(Vec::len).sum::<usize>() + r.contents.keys().map(Vec::len).sum::<usize>();
         if rows > KEPT_MAX_ROWS
             || bytes > KEPT_MAX_BYTES
@@ -831,14 +883,23 @@ impl TransformCache {
     }
 
     /// Turns content sharing on or off for values not seen yet; `values` request values
-    /// (names and values each) are coming: their rows' index gets room at once.
-    pub(super) fn set_sharing(&mut self, on: bool, values: usize) {
+    /// (names and values each) are coming: their rows and the rows' index get room at
+    /// once (`width`: the rule set's transformation lists, a row's cells).
+    pub(super) fn set_sharing(&mut self, on: bool, values: usize, width: usize) {
         self.sharing = on;
         // Capped: a huge body grows the index as it goes rather than reserving up front.
         let values = values.min(1024);
         self.slot_row.reserve(values * 2);
+        let rows = &mut self.tx;
+        if values >= BLOCK_FROM_VALUES {
+            rows.block_new_rows();
+            // Grown by doubling, a JSON body's table (~350 KB) was copied as it grew: a
+            // third of the request's writes that missed the cache.
+            rows.cells.reserve((values * 2).div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
+        }
+        rows.masks.reserve(values * 2);
         if on {
-            self.tx.contents.reserve(values * 2);
+            rows.contents.reserve(values * 2);
         }
     }
 
@@ -864,7 +925,7 @@ impl TransformCache {
     /// went into the set for ~10 shared rows).
     pub(super) fn set_no_match(&mut self, i: usize, memo: u32) {
         let kept = i & KEPT_CELL != 0;
-        if kept || (self.sharing && self.tx.is_shared(i / self.width.max(1))) {
+        if kept || (self.sharing && self.tx.is_shared(self.tx.row_of(self.width, i))) {
             self.rows_mut(kept).no_match.insert(((i & !KEPT_CELL) as u64) << 32 | u64::from(memo));
         }
     }
@@ -880,7 +941,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0);
+        c.set_sharing(true, 0, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         let b = c.entry(2, b"abc", upper, &tree);
         let other = c.entry(3, b"abd", upper, &tree);
@@ -910,7 +971,7 @@ mod tests {
         let trim = tree.key(&steps(&["trim"]));
         for sharing in [false, true] {
             let mut c = TransformCache::default();
-            c.set_sharing(sharing, 0);
+            c.set_sharing(sharing, 0, 0);
             let raw = b" AbC ";
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
@@ -957,11 +1018,57 @@ mod tests {
     }
 
     #[test]
+    fn many_values_have_their_rows_stored_by_blocks() {
+        let mut tree = TransformTree::default();
+        let upper = tree.key(&steps(&["uppercase"]));
+        let upper_lower = tree.key(&steps(&["uppercase", "lowercase"]));
+        let trim = tree.key(&steps(&["trim"]));
+        let width = tree.len();
+        let mut c = TransformCache::default();
+        let raw = |i: u64| format!(" v{i} ").into_bytes();
+        // A few rows before the body's values (headers, the path…), row by row.
+        c.set_sharing(false, 3, width);
+        for slot in 0..3 {
+            c.entry(slot, &raw(slot), upper, &tree);
+        }
+        assert_eq!(c.tx.blocked_from, None);
+        c.set_sharing(true, 40, width);
+        assert_eq!(c.tx.blocked_from, Some(3));
+        let mut seen = std::collections::HashSet::new();
+        for slot in 0..60 {
+            let v = raw(slot);
+            let (u, ul, t) = (
+                c.entry(slot, &v, upper, &tree),
+                c.entry(slot, &v, upper_lower, &tree),
+                c.entry(slot, &v, trim, &tree),
+            );
+            assert_eq!(c.value(u, &v), v.to_ascii_uppercase());
+            assert_eq!(c.value(ul, &v), v.to_ascii_lowercase());
+            assert_eq!(c.value(t, &v), v.trim_ascii());
+            for (key, i) in [(upper, u), (upper_lower, ul), (trim, t)] {
+                assert!(i < c.tx.cells.len() && seen.insert(i), "each cell has its own place");
+                let row = c.tx.row_of(width, i);
+                assert_eq!((row, c.tx.index(width, row, key)), (slot as usize, i));
+            }
+        }
+        // A list's cells of the rows of one block are side by side.
+        let mut at = |slot: u64| c.entry(slot, &raw(slot), upper, &tree);
+        assert_eq!((at(3) + 1, at(3) + 7, at(3) + BLOCK_ROWS * width), (at(4), at(10), at(11)));
+        // Before them, row by row.
+        assert_eq!(at(1) + width, at(2));
+        // Identical contents in blocked rows share their entry and its misses.
+        let (a, b) = (c.entry(100, b" v50 ", upper, &tree), c.entry(50, &raw(50), upper, &tree));
+        assert_eq!(a, b);
+        c.set_no_match(a, 9);
+        assert!(c.known_no_match(b, 9));
+    }
+
+    #[test]
     fn released_results_are_computed_again() {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0);
+        c.set_sharing(true, 0, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         c.set_no_match(a, 3);
         c.release();
@@ -977,7 +1084,7 @@ mod tests {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
         assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
-        c.set_sharing(true, 0);
+        c.set_sharing(true, 0, 0);
         assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
@@ -985,7 +1092,7 @@ mod tests {
     fn long_contents_are_not_shared() {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0);
+        c.set_sharing(true, 0, 0);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));
