@@ -316,8 +316,10 @@ impl Stats {
             return 1.0;
         }
         // A value of a few dozen bytes holds a literal about (length x frequency) times;
-        // the floor makes long literals equal, so the smaller set wins.
-        (self.freq * 40.0).clamp(1e-4, 1.0)
+        // the floor makes long literals equal, so the smaller set wins. Up to six letters
+        // are told apart: at four (1e-4 before), the end of `master.` (`ter.`) scored as
+        // well as the whole and was chosen, and dotted JSON names hold it.
+        (self.freq * 40.0).clamp(1e-7, 1.0)
     }
 }
 
@@ -749,7 +751,12 @@ mod tests {
     #[test]
     fn table() {
         assert_eq!(lits("union select"), Some(vec!["union select".into()]));
-        assert_eq!(lits(r"(?i)union\s+select"), Some(vec!["union".into()]));
+        let ws_then = |w: &str| ["\t", "\n", "\x0b", "\x0c", "\r", " "].map(|c| format!("{w}{c}")).to_vec();
+        assert_eq!(lits(r"(?i)union\s+select"), Some(ws_then("union")));
+        // A whole word scores better than its end: `master.`, not `ter.`, which dotted
+        // names hold (`filter.array_1`).
+        let then_master: Vec<String> = ["\t", "\n", "\x0b", "\x0c", "\r", " "].map(|c| format!("{c}master.")).to_vec();
+        assert_eq!(lits(r"(?i)exec(?:ute)?[\s\x0b]+master\."), Some(then_master));
         assert_eq!(lits("(?i:foo|barbaz)"), Some(vec!["barbaz".into(), "foo".into()]));
         // Short literals are not selective; a set of them still gates when its literals
         // are rare enough per byte (weak): letter pairs, `/`, `%`, not digits or a space
@@ -767,7 +774,7 @@ mod tests {
         assert_eq!(lits(r"a\$b|<"), Some(vec!["<".into(), "a$b".into()]));
         assert_eq!(lits(r"a-b|:"), Some(vec![":".into(), "a-b".into()]));
         // Small classes expand (case folded), neighbours join across optional parts.
-        assert_eq!(lits(r"[oOcC]:\d+:\{"), Some(vec![":{".into()]));
+        assert_eq!(lits(r"[oOcC]:\d+:\{"), Some((0..10).map(|d| format!("{d}:{{")).collect()));
         assert_eq!(lits(r"(?i)x[ ,]*<"), Some(vec![" <".into(), ",<".into(), "x<".into()]));
         assert_eq!(lits(r"[\n\r;`]|\|\|?"), Some(vec!["\n".into(), "\r".into(), ";".into(), "`".into(), "|".into()]));
         // A required literal inside a repeated group.
@@ -810,7 +817,7 @@ mod tests {
         // The first set has no identifier-only literal: no second one.
         assert_eq!(sets(r"<script|javascript:"), [vec!["<script", "javascript:"]]);
         // The second best has one (`-`, `.`): none.
-        assert_eq!(sets(r"(?i)eval(?:-|\.)"), [vec!["eval"]]);
+        assert_eq!(sets(r"(?i)eval(?:-|\.)"), [vec!["eval-", "eval."]]);
         // No second condition at all; no set at all.
         assert_eq!(sets(r"(?i)select\w+"), [vec!["select"]]);
         assert_eq!(sets("[0-9]+"), Vec::<Vec<String>>::new());
