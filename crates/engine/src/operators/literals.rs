@@ -751,12 +751,12 @@ mod tests {
     #[test]
     fn table() {
         assert_eq!(lits("union select"), Some(vec!["union select".into()]));
-        let ws_then = |w: &str| ["\t", "\n", "\x0b", "\x0c", "\r", " "].map(|c| format!("{w}{c}")).to_vec();
-        assert_eq!(lits(r"(?i)union\s+select"), Some(ws_then("union")));
+        // `\s` in a literal: one per space byte.
+        let spaced = |f: fn(&str) -> String| ["\t", "\n", "\x0b", "\x0c", "\r", " "].map(f).to_vec();
+        assert_eq!(lits(r"(?i)union\s+select"), Some(spaced(|c| format!("union{c}"))));
         // A whole word scores better than its end: `master.`, not `ter.`, which dotted
         // names hold (`filter.array_1`).
-        let then_master: Vec<String> = ["\t", "\n", "\x0b", "\x0c", "\r", " "].map(|c| format!("{c}master.")).to_vec();
-        assert_eq!(lits(r"(?i)exec(?:ute)?[\s\x0b]+master\."), Some(then_master));
+        assert_eq!(lits(r"(?i)exec(?:ute)?[\s\x0b]+master\."), Some(spaced(|c| format!("{c}master."))));
         assert_eq!(lits("(?i:foo|barbaz)"), Some(vec!["barbaz".into(), "foo".into()]));
         // Short literals are not selective; a set of them still gates when its literals
         // are rare enough per byte (weak): letter pairs, `/`, `%`, not digits or a space
