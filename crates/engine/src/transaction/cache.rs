@@ -375,7 +375,7 @@ const SPARE_MAX_ROWS: usize = 1024;
 const BLOCK_FROM_VALUES: usize = 16;
 
 /// From this many arguments and cookies on, identical contents share an entry.
-pub(super) const SHARE_FROM_VALUES: usize = 64;
+const SHARE_FROM_VALUES: usize = 64;
 
 /// The longest value whose results are kept across transactions.
 const MAX_KEPT_LEN: usize = 1024;
@@ -882,11 +882,13 @@ impl TransformCache {
         rows.raw_scans.insert(BODY_SLOT, at as u32);
     }
 
-    /// Turns content sharing on or off for values not seen yet; `values` request values
-    /// (names and values each) are coming: their rows and the rows' index get room at
-    /// once (`width`: the rule set's transformation lists, a row's cells).
-    pub(super) fn set_sharing(&mut self, on: bool, values: usize, width: usize) {
-        self.sharing = on;
+    /// `values` request values (arguments and cookies; names and values each) are coming:
+    /// how their rows are kept (identical contents shared, rows by blocks) follows from
+    /// how many there are, and they get room at once (`width`: the rule set's
+    /// transformation lists, a row's cells). Only many values repeat enough to repay
+    /// interning their contents.
+    pub(super) fn expect_values(&mut self, values: usize, width: usize) {
+        self.sharing = values >= SHARE_FROM_VALUES;
         // Capped: a huge body grows the index as it goes rather than reserving up front.
         let values = values.min(1024);
         self.slot_row.reserve(values * 2);
@@ -898,7 +900,7 @@ impl TransformCache {
             rows.cells.reserve((values * 2).div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
         }
         rows.masks.reserve(values * 2);
-        if on {
+        if self.sharing {
             rows.contents.reserve(values * 2);
         }
     }
@@ -941,7 +943,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0, 0);
+        c.expect_values(SHARE_FROM_VALUES, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         let b = c.entry(2, b"abc", upper, &tree);
         let other = c.entry(3, b"abd", upper, &tree);
@@ -971,7 +973,7 @@ mod tests {
         let trim = tree.key(&steps(&["trim"]));
         for sharing in [false, true] {
             let mut c = TransformCache::default();
-            c.set_sharing(sharing, 0, 0);
+            c.expect_values(if sharing { SHARE_FROM_VALUES } else { 0 }, 0);
             let raw = b" AbC ";
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
@@ -1027,12 +1029,12 @@ mod tests {
         let mut c = TransformCache::default();
         let raw = |i: u64| format!(" v{i} ").into_bytes();
         // A few rows before the body's values (headers, the path…), row by row.
-        c.set_sharing(false, 3, width);
+        c.expect_values(3, width);
         for slot in 0..3 {
             c.entry(slot, &raw(slot), upper, &tree);
         }
         assert_eq!(c.tx.blocked_from, None);
-        c.set_sharing(true, 40, width);
+        c.expect_values(SHARE_FROM_VALUES, width);
         assert_eq!(c.tx.blocked_from, Some(3));
         let mut seen = std::collections::HashSet::new();
         for slot in 0..60 {
@@ -1068,7 +1070,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0, 0);
+        c.expect_values(SHARE_FROM_VALUES, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         c.set_no_match(a, 3);
         c.release();
@@ -1084,7 +1086,7 @@ mod tests {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
         assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
-        c.set_sharing(true, 0, 0);
+        c.expect_values(SHARE_FROM_VALUES, 0);
         assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
@@ -1092,7 +1094,7 @@ mod tests {
     fn long_contents_are_not_shared() {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        c.set_sharing(true, 0, 0);
+        c.expect_values(SHARE_FROM_VALUES, 0);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));

@@ -357,9 +357,8 @@ impl Transaction {
             return None;
         }
         self.parse_body();
-        // Only many values repeat enough to repay interning their contents.
         let n = self.s.args_get.len() + self.s.args_post.len() + self.s.args_json.len() + self.s.cookies.len();
-        self.cache.set_sharing(n >= cache::SHARE_FROM_VALUES, n, self.rules.transforms.len());
+        self.cache.expect_values(n, self.rules.transforms.len());
         let verdict = self.run_phase(2);
         // The request phases are over, the transaction is not: it waits for the upstream
         // with its connection. Later phases transform little request data, so the cache
