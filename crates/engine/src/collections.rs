@@ -132,6 +132,12 @@ impl TxTable {
         }
     }
 
+    /// When the table is setup TX `origin` (`RuleSet::id`) but for some keys: those keys
+    /// (one may be named more than once).
+    pub(crate) fn changed_since(&self, origin: u64) -> Option<&[Vec<u8>]> {
+        (origin != 0 && self.origin == origin).then(|| &self.noted[..self.noted_len])
+    }
+
     pub(crate) fn remove(&mut self, key: &[u8]) {
         if let Some(entry) = self.vars.remove_entry(key) {
             loosen(&mut self.loose, Some(entry));

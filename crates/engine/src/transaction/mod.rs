@@ -666,6 +666,7 @@ impl Transaction {
                 std::mem::replace(self.s.collections.tx_mut(), crate::collections::spare_tx_as(&setup.tx, rules.id));
             crate::collections::recycle_tx(old);
             self.from_setup = true;
+            self.s.tx_selections = Some(Arc::clone(&setup.selections));
         }
         // Results decided at load hold for a transaction that started from the setup's TX.
         let outcomes = rules.setup.as_ref().filter(|_| self.from_setup).map(|s| &s.outcomes[usize::from(phase - 1)]);

@@ -43,6 +43,39 @@ pub struct Setup {
     pub(crate) outcomes: [Vec<Outcome>; 5],
     /// Per phase: the entries left to visit (plan.rs); None to always walk them all.
     pub(crate) plans: Option<Box<[super::plan::Plan; 5]>>,
+    /// What the rule set's `TX:/regex/` targets select of `tx` (see [`TxSelections`]).
+    pub(crate) selections: Arc<TxSelections>,
+}
+
+/// For each `TX:/regex/` target of a rule set (by its regex's address, which the rule set
+/// holds): the keys of its setup TX that the regex selects, sorted. A transaction whose TX
+/// is still that setup's but for the keys it changed (`TxTable::changed_since`) meets the
+/// regex with those keys only, not with the setup's ~100 (`State::values`).
+#[derive(Debug, Default)]
+pub(crate) struct TxSelections {
+    /// `RuleSet::id`.
+    pub(crate) origin: u64,
+    pub(crate) by_regex: rustc_hash::FxHashMap<usize, Box<[Vec<u8>]>>,
+}
+
+impl TxSelections {
+    fn of(rules: &RuleSet, tx: &Vars) -> TxSelections {
+        let mut by_regex = rustc_hash::FxHashMap::default();
+        let links = rules.phases.iter().flatten().filter_map(|e| match e {
+            Entry::Rule { rule, .. } => Some(rule.links()),
+            _ => None,
+        });
+        for t in links.flatten().flat_map(|l| &l.targets) {
+            if let (Var::Tx, Selector::Regex(re)) = (t.var, &t.selector) {
+                by_regex.entry(Arc::as_ptr(re) as usize).or_insert_with(|| {
+                    let mut keys: Vec<Vec<u8>> = tx.keys().filter(|k| re.is_match(k)).cloned().collect();
+                    keys.sort_unstable();
+                    keys.into_boxed_slice()
+                });
+            }
+        }
+        TxSelections { origin: rules.id, by_regex }
+    }
 }
 
 /// A rule's result for every request that started from [`Setup::tx`].
@@ -324,14 +357,8 @@ impl Transaction {
         // Before deciding the later rules: a PCRE limit hit there flags TX.
         let tx = self.s.collections.get("TX").cloned().unwrap_or_default();
         let outcomes = self.constant_outcomes(&done);
-        Some(Setup {
-            tx,
-            done,
-            matched: effects,
-            folded,
-            outcomes,
-            plans: None,
-        })
+        let selections = Arc::new(TxSelections::of(&self.rules, &tx));
+        Some(Setup { tx, done, matched: effects, folded, outcomes, plans: None, selections })
     }
 
     /// Decides, on the folded state, the rules whose result cannot change per request.
@@ -464,6 +491,39 @@ SecRule REQUEST_HEADERS:X "@rx ." "id:10,phase:2,deny,log"
         assert_eq!(get("mv"), Some(&b"10"[..]));
         // Rule 6 was jumped over (never per request); phase 2's rule 10 still denies.
         assert_eq!((ids.as_str(), status), ("9,10", Some(403)));
+    }
+
+    #[test]
+    fn tx_regex_targets_select_from_the_setup_and_the_changes() {
+        // Setup keys p_a, p_b, q; per request, a new p_c, p_b changed twice, p_a removed
+        // (with header Y), and with 300 headers more changes than a table notes before them.
+        let rules = r#"
+SecRuleEngine On
+SecAction "id:1,phase:1,pass,nolog,setvar:tx.p_a=1,setvar:tx.p_b=2,setvar:tx.q=3"
+SecRule REQUEST_HEADERS_NAMES "@rx ^h" "id:4,phase:1,pass,nolog,setvar:tx.n_%{MATCHED_VAR}=1"
+SecRule REQUEST_HEADERS:X "@rx (.+)" "id:2,phase:1,pass,nolog,capture,setvar:tx.p_c=%{tx.1},setvar:tx.p_b=8,setvar:tx.p_b=9"
+SecRule REQUEST_HEADERS:Y "@rx ." "id:3,phase:1,pass,nolog,setvar:!tx.p_a"
+SecRule TX:/^P_/ "@rx ." "id:5,phase:2,pass,nolog,setvar:tx.seen=%{tx.seen}%{MATCHED_VAR_NAME}=%{MATCHED_VAR};"
+"#;
+        let (folded, unfolded) = both(rules);
+        let sel = &folded.setup.as_ref().unwrap().selections;
+        let keys: Vec<&[u8]> = sel.by_regex.values().flat_map(|k| k.iter().map(Vec::as_slice)).collect();
+        assert_eq!(keys, [&b"p_a"[..], b"p_b"]);
+        let mut many: Vec<(String, &str)> = (0..300).map(|i| (format!("h{i}"), "1")).collect();
+        many.push(("X".into(), "7"));
+        let many: Vec<(&str, &str)> = many.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        let cases: [(&[(&str, &str)], &str); 4] = [
+            (&[], "TX:p_a=1;TX:p_b=2;"),
+            (&[("X", "7")], "TX:p_a=1;TX:p_b=9;TX:p_c=7;"),
+            (&[("X", "7"), ("Y", "1")], "TX:p_b=9;TX:p_c=7;"),
+            (&many, "TX:p_a=1;TX:p_b=9;TX:p_c=7;"),
+        ];
+        for (headers, want) in cases {
+            let (a, b) = (run(&folded, headers), run(&unfolded, headers));
+            assert_eq!(a, b, "{:?}", &headers[..headers.len().min(2)]);
+            let seen = a.0.iter().find(|(k, _)| k == b"seen").map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            assert_eq!(seen.as_deref(), Some(want));
+        }
     }
 
     #[test]

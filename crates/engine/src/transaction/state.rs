@@ -3,13 +3,19 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::body;
 use crate::collections::{TxTable, Vars, VarsMut};
 use crate::macros::MacroResolver;
 use crate::rule::Rule;
-use crate::variables::{Selector, Target, Var};
+use crate::variables::{KeyRegex, Selector, Target, Var};
+
+use super::setup::TxSelections;
+
+/// Entries of a collection that a selector picked.
+type Selected<'a> = smallvec::SmallVec<[(&'a Vec<u8>, &'a Vec<u8>); 8]>;
 
 /// Keyed values of one collection, in arrival order.
 pub(super) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
@@ -176,6 +182,8 @@ pub(super) struct State {
     pub(super) matched_vars: MatchedVars,
     pub(super) highest_severity: Option<u8>,
     pub(super) start: Option<Instant>,
+    /// The rule set's `TX:/regex/` selections of its setup TX, once TX started from it.
+    pub(super) tx_selections: Option<Arc<TxSelections>>,
 }
 
 /// TX and the collections `initcol` loaded, by upper-case name. TX is a field of its own:
@@ -415,6 +423,25 @@ impl State {
             _ => return false,
         };
         !pairs.iter().any(|(k, _)| k.eq_ignore_ascii_case(key))
+    }
+
+    /// The TX entries `re` selects, from the keys it selects of the setup TX (found at
+    /// load) and the keys this transaction changed; None unless TX is still the setup's
+    /// but for those keys.
+    fn tx_selected(&self, re: &Arc<KeyRegex>) -> Option<Selected<'_>> {
+        let sel = self.tx_selections.as_ref()?;
+        let changed = self.collections.tx.changed_since(sel.origin)?;
+        let setup_keys = sel.by_regex.get(&(Arc::as_ptr(re) as usize))?;
+        let tx = &*self.collections.tx;
+        let mut found: Selected<'_> = setup_keys
+            .iter()
+            .chain(changed.iter().filter(|k| re.is_match(k)))
+            .filter_map(|k| tx.get_key_value(k.as_slice()))
+            .collect();
+        // A key changed more than once, or a setup key changed, is named twice.
+        found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        found.dedup_by(|a, b| a.0 == b.0);
+        Some(found)
     }
 
     pub(super) fn tx_is_empty(&self) -> bool {
@@ -668,8 +695,13 @@ impl State {
                             }
                         }
                         _ => {
+                            let selected = match sel {
+                                Selector::Regex(re) if var == Var::Tx => self.tx_selected(re),
+                                _ => None,
+                            };
+                            let mut found =
+                                selected.unwrap_or_else(|| c.iter().filter(|(k, _)| sel.matches(k)).collect());
                             // In name order, as before the map was hashed.
-                            let mut found: Vec<(&Vec<u8>, &Vec<u8>)> = c.iter().filter(|(k, _)| sel.matches(k)).collect();
                             found.sort_unstable_by(|a, b| a.0.cmp(b.0));
                             for (k, v) in found {
                                 out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
