@@ -14,8 +14,8 @@
 use super::changed;
 
 /// Each family's markers' bytes (see `triggers.rs`): `replaceComments` needs `/*`,
-/// `removeComments` also `<!--`, `--` and `#`; `removeCommentsChar` deletes markers that
-/// all hold `#`, `-` or `*`.
+/// `removeComments` also `<!--`, `--` and `#`; `removeCommentsChar` deletes `#` and
+/// markers that hold `--`, `/*` or `*/` (conditions of their own there).
 pub(super) fn replace_trigger(c: u8) -> bool {
     c == b'/'
 }
@@ -25,7 +25,7 @@ pub(super) fn remove_trigger(c: u8) -> bool {
 }
 
 pub(super) fn remove_char_trigger(c: u8) -> bool {
-    matches!(c, b'#' | b'-' | b'*')
+    c == b'#'
 }
 
 /// `t:replaceComments`.

@@ -21,9 +21,10 @@ pub fn normalize_path_win(input: &[u8]) -> Option<Vec<u8>> {
     normalize(input, true)
 }
 
-/// Separators and dots (see `triggers.rs`): a value without them is one segment.
+/// Separators (see `triggers.rs`): a value without them is one segment, which only a
+/// final `.` can change (a condition of its own there).
 pub(super) fn trigger(c: u8) -> bool {
-    c == b'/' || c == b'.'
+    c == b'/'
 }
 
 /// `trigger`, and the backslash that `normalizePathWin` turns into a separator.

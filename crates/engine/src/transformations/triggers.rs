@@ -14,6 +14,24 @@ use super::TABLE;
 /// In every value's mask and in the mask of every transformation without a trigger.
 pub const ANY: u64 = 1 << 63;
 
+/// Conditions on more than one byte, for steps that a lone trigger byte says too little
+/// about (a JSON body's dotted names and dashed dates hold `.` and `-` in most values):
+/// the value ends with `.` (the one-segment paths `normalizePath` can change) …
+const DOT_END: u64 = 1 << 62;
+/// … holds `--` …
+const DASHES: u64 = 1 << 61;
+/// … holds `/*` or `*/` (`removeCommentsChar`'s markers: these, `--` and `#`).
+const STAR_COMMENT: u64 = 1 << 60;
+
+/// The conditions of step `name` besides its trigger bytes.
+fn conditions(name: &str) -> u64 {
+    match name.to_ascii_lowercase().as_str() {
+        "normalizepath" | "normalisepath" | "normalizepathwin" | "normalisepathwin" => DOT_END,
+        "removecommentschar" => DASHES | STAR_COMMENT,
+        _ => 0,
+    }
+}
+
 struct Classes {
     /// Each byte's class bit (0 for bytes that no transformation acts on).
     of_byte: [u64; 256],
@@ -37,13 +55,13 @@ static CLASSES: Lazy<Classes> = Lazy::new(|| {
             classes.push(sig);
             classes.len() - 1
         });
-        assert!(class < 63, "more byte classes than mask bits");
+        assert!(class < 60, "more byte classes than mask bits");
         of_byte[usize::from(b)] = 1 << class;
     }
     let of_step = TABLE
         .iter()
-        .map(|(_, _, t)| match t {
-            Some(t) => (0..=255u8).filter(|&b| t(b)).fold(0, |m, b| m | of_byte[usize::from(b)]),
+        .map(|(name, _, t)| match t {
+            Some(t) => (0..=255u8).filter(|&b| t(b)).fold(conditions(name), |m, b| m | of_byte[usize::from(b)]),
             None => ANY,
         })
         .collect();
@@ -56,19 +74,59 @@ pub fn step_mask(name: &str) -> u64 {
 }
 
 /// The mask of a value: a list whose mask has no bit of it returns the value unchanged.
+#[inline]
 pub fn value_mask(value: &[u8]) -> u64 {
     let of_byte = &CLASSES.of_byte;
-    value.iter().fold(ANY, |m, &b| m | of_byte[usize::from(b)])
+    let mut m = value.iter().fold(ANY, |m, &b| m | of_byte[usize::from(b)]);
+    if value.last() == Some(&b'.') {
+        m |= DOT_END;
+    }
+    // `-` and `/` are other steps' triggers: a value without their classes holds no pair.
+    let class = |b: u8| match of_byte[usize::from(b)] {
+        0 => u64::MAX,
+        c => c,
+    };
+    if m & (class(b'-') | class(b'/')) != 0 {
+        m |= pairs(value);
+    }
+    m
+}
+
+/// The conditions on pairs of bytes that `value` meets.
+#[inline(never)]
+fn pairs(value: &[u8]) -> u64 {
+    let mut m = 0;
+    if holds_pair(value, b'-', b'-') {
+        m |= DASHES;
+    }
+    if holds_pair(value, b'/', b'*') || holds_pair(value, b'*', b'/') {
+        m |= STAR_COMMENT;
+    }
+    m
+}
+
+/// Whether `value` holds `a` followed by `b` (a `memmem` finder costs more to make than
+/// this takes on most values).
+fn holds_pair(value: &[u8], a: u8, b: u8) -> bool {
+    let mut rest = value;
+    while let Some(i) = memchr::memchr(a, rest) {
+        if rest.get(i + 1) == Some(&b) {
+            return true;
+        }
+        rest = rest.get(i + 1..).unwrap_or_default();
+    }
+    false
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A value without a transformation's trigger bytes is returned unchanged: every
-    /// one- and two-byte value, and pseudo-random longer ones, made of the other bytes.
+    /// A value whose mask misses a transformation's is returned unchanged: every one- and
+    /// two-byte value, and pseudo-random longer ones made of the bytes that are not its
+    /// triggers and of those its conditions on several bytes look for.
     #[test]
-    fn a_value_without_trigger_bytes_is_unchanged() {
+    fn a_value_that_misses_a_steps_mask_is_unchanged() {
         let mut state = 0x2545_f491_4f6c_dd1du64;
         let mut next = move || {
             state ^= state << 13;
@@ -78,20 +136,29 @@ mod tests {
         };
         for &(name, f, trigger) in TABLE {
             let Some(trigger) = trigger else { continue };
-            let others: Vec<u8> = (0..=255u8).filter(|&b| !trigger(b)).collect();
-            let unchanged = |v: &[u8]| assert!(f(v).is_none(), "{name} changed {v:?}, which has no trigger byte");
+            let step = step_mask(name);
+            let mut checked = 0;
+            let mut unchanged = |v: &[u8]| {
+                if step & value_mask(v) == 0 {
+                    assert!(f(v).is_none(), "{name} changed {v:?}, whose mask misses its own");
+                    checked += 1;
+                }
+            };
             unchanged(b"");
-            for &a in &others {
+            for a in 0..=255u8 {
                 unchanged(&[a]);
-                for &b in &others {
+                for b in 0..=255u8 {
                     unchanged(&[a, b]);
                 }
             }
+            let mut bytes: Vec<u8> = (0..=255u8).filter(|&b| !trigger(b)).collect();
+            bytes.extend_from_slice(b"..--**//");
             for _ in 0..20_000 {
                 let len = 3 + (next() % 40) as usize;
-                let v: Vec<u8> = (0..len).map(|_| others[(next() % others.len() as u64) as usize]).collect();
+                let v: Vec<u8> = (0..len).map(|_| bytes[(next() % bytes.len() as u64) as usize]).collect();
                 unchanged(&v);
             }
+            assert!(checked > 20_000, "{name}: only {checked} values miss its mask");
         }
     }
 
@@ -121,10 +188,18 @@ mod tests {
             ("utf8toUnicode", b"a\0", true),
             ("removeNulls", b"a\0", true),
             ("removeNulls", b"a b", false),
-            ("normalizePath", b"a.b", true),
+            ("normalizePath", b"a.b", false),
+            ("normalizePath", b"ab.", true),
+            ("normalizePath", b"a/b", true),
             ("normalizePath", b"a\\b", false),
             ("normalizePathWin", b"a\\b", true),
-            ("removeCommentsChar", b"2024-01-01", true),
+            ("normalizePathWin", b"a.b", false),
+            ("removeCommentsChar", b"2024-01-01", false),
+            ("removeCommentsChar", b"a--b", true),
+            ("removeCommentsChar", b"a*b/c", false),
+            ("removeCommentsChar", b"a/*b", true),
+            ("removeCommentsChar", b"a*/b", true),
+            ("removeCommentsChar", b"a#b", true),
             ("replaceComments", b"2024-01-01", false),
             ("trim", b" a", true),
             // No trigger: every value, the empty one too.
