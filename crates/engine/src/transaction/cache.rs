@@ -41,6 +41,10 @@ pub(super) struct ValueGroups {
     /// (start, length) in `members`; start [`NOT_YET`] or [`NO_UNION_BITS`].
     at: Vec<(u32, u32)>,
     members: Vec<(u64, u32)>,
+    /// Per group listed in `members`, its values' masks (`Rows::mask`) in the same order,
+    /// where they start in `masks`: made on first use by [`Self::masks`].
+    masks_at: FxHashMap<u32, u32>,
+    masks: Vec<u64>,
     /// Per (group, scan domain): the OR of its values' combined raw scans (see
     /// [`ValueGroups::raw_or`]), where it starts in `raw_bits`.
     raw_at: FxHashMap<(u32, u32), u32>,
@@ -68,6 +72,23 @@ impl ValueGroups {
             _ => (start, len),
         };
         Some(&self.members[start as usize..][..len as usize])
+    }
+
+    /// The masks of group `g`'s members (listed by [`Self::get`]), in their order, made by
+    /// `mask` on first use: a union over a group of many values skips, per gate, the values
+    /// that the gate's list cannot change by one load each instead of a lookup of the row.
+    pub(super) fn masks(&mut self, g: usize, mut mask: impl FnMut(u64, u32) -> u64) -> Option<(&[(u64, u32)], &[u64])> {
+        let (start, len) = *self.at.get(g)?;
+        if start == NOT_YET || start == NO_UNION_BITS {
+            return None;
+        }
+        let members = &self.members[start as usize..][..len as usize];
+        let at = *self.masks_at.entry(g as u32).or_insert_with(|| {
+            let at = self.masks.len() as u32;
+            self.masks.extend(members.iter().map(|&(s, row)| mask(s, row)));
+            at
+        });
+        Some((members, &self.masks[at as usize..][..len as usize]))
     }
 
     /// Group `g`'s members (as listed by [`Self::get`]) and the OR of the combined raw
@@ -113,6 +134,8 @@ impl Unions {
         self.groups.at.clear();
         self.groups.at.resize(groups, (NOT_YET, 0));
         self.groups.members.clear();
+        self.groups.masks_at.clear();
+        self.groups.masks.clear();
         self.groups.raw_at.clear();
         self.groups.raw_bits.clear();
     }
@@ -138,6 +161,8 @@ impl Unions {
         self.bits.clear();
         self.groups.at.clear();
         self.groups.members.clear();
+        self.groups.masks_at.clear();
+        self.groups.masks.clear();
         self.groups.raw_at.clear();
         self.groups.raw_bits.clear();
     }
@@ -731,6 +756,12 @@ impl TransformCache {
 
     /// For a value whose raw literals are already in a union: the gate scan of its value
     /// after the list `key`, or None when the list leaves it as it is (up to ASCII case).
+    /// The mask of `row`'s raw value `raw` (`Rows::mask`).
+    pub(super) fn row_mask(&mut self, row: u32, raw: &[u8]) -> u64 {
+        let kept = row & KEPT_ROW != 0;
+        self.rows_mut(kept).mask((row & !KEPT_ROW) as usize, raw)
+    }
+
     pub(super) fn changed_scan<'a>(
         &'a mut self,
         row: u32,

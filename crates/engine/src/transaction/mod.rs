@@ -1394,16 +1394,26 @@ fn union_of_many(
         };
         domains.get(d as usize).or_gate_bits(all, g, &mut bits[start..]);
     }
-    let members = groups.get(group, |_| false)?;
-    for &(s, row) in members {
-        let Some(raw) = state.slot_value(s) else {
-            bits.truncate(start);
-            return None;
-        };
-        if let Some(b) = cache.changed_scan(row, s, raw, transform_key, rules, g) {
-            crate::prefilter::or_into(&mut bits[start..], b);
+    let node = rules.transforms.node(transform_key);
+    // A list that changes only case adds nothing to the raw ORs; the values a list leaves
+    // as they are are told by their masks, read side by side (a missing value has every bit).
+    if !node.case_only {
+        let mask = |s: u64, row: u32| state.slot_value(s).map_or(u64::MAX, |raw| cache.row_mask(row, raw));
+        let (members, masks) = groups.masks(group, mask)?;
+        for (&(s, row), &m) in members.iter().zip(masks) {
+            if node.changes_on & m == 0 {
+                continue;
+            }
+            let Some(raw) = state.slot_value(s) else {
+                bits.truncate(start);
+                return None;
+            };
+            if let Some(b) = cache.changed_scan(row, s, raw, transform_key, rules, g) {
+                crate::prefilter::or_into(&mut bits[start..], b);
+            }
         }
     }
+    let members = groups.get(group, |_| false)?;
     cache.keep_union(group as u32, g, members, &bits[start..]);
     Some(start as u32)
 }
