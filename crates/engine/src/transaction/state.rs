@@ -699,10 +699,12 @@ impl State {
                                 Selector::Regex(re) if var == Var::Tx => self.tx_selected(re),
                                 _ => None,
                             };
-                            let mut found =
-                                selected.unwrap_or_else(|| c.iter().filter(|(k, _)| sel.matches(k)).collect());
-                            // In name order, as before the map was hashed.
-                            found.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                            // In name order (`tx_selected` sorts its own), as before the map was hashed.
+                            let found = selected.unwrap_or_else(|| {
+                                let mut all: Selected<'_> = c.iter().filter(|(k, _)| sel.matches(k)).collect();
+                                all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                                all
+                            });
                             for (k, v) in found {
                                 out.push(Value { var, key: b(k), value: b(v), slot: Slot::None });
                             }

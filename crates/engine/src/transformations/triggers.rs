@@ -37,6 +37,9 @@ struct Classes {
     of_byte: [u64; 256],
     /// By `TABLE` index: the classes of the bytes it acts on, or [`ANY`].
     of_step: Vec<u64>,
+    /// The classes of `-` and `/`, which every pair condition holds (every bit when one
+    /// has no class of its own).
+    of_pairs: u64,
 }
 
 static CLASSES: Lazy<Classes> = Lazy::new(|| {
@@ -65,7 +68,11 @@ static CLASSES: Lazy<Classes> = Lazy::new(|| {
             None => ANY,
         })
         .collect();
-    Classes { of_byte, of_step }
+    let class = |b: u8| match of_byte[usize::from(b)] {
+        0 => u64::MAX,
+        c => c,
+    };
+    Classes { of_byte, of_step, of_pairs: class(b'-') | class(b'/') }
 });
 
 /// The mask of the transformation `name` ([`ANY`] for a name not in the table).
@@ -76,17 +83,13 @@ pub fn step_mask(name: &str) -> u64 {
 /// The mask of a value: a list whose mask has no bit of it returns the value unchanged.
 #[inline]
 pub fn value_mask(value: &[u8]) -> u64 {
-    let of_byte = &CLASSES.of_byte;
-    let mut m = value.iter().fold(ANY, |m, &b| m | of_byte[usize::from(b)]);
+    let classes = &*CLASSES;
+    let mut m = value.iter().fold(ANY, |m, &b| m | classes.of_byte[usize::from(b)]);
     if value.last() == Some(&b'.') {
         m |= DOT_END;
     }
     // `-` and `/` are other steps' triggers: a value without their classes holds no pair.
-    let class = |b: u8| match of_byte[usize::from(b)] {
-        0 => u64::MAX,
-        c => c,
-    };
-    if m & (class(b'-') | class(b'/')) != 0 {
+    if m & classes.of_pairs != 0 {
         m |= pairs(value);
     }
     m
