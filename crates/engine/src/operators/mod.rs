@@ -195,6 +195,36 @@ fn capture_one(caps: Option<&mut Captures>, bytes: &[u8]) {
     }
 }
 
+/// Checks an operator's prefilter: every value it matches holds one of its required
+/// literals (ASCII case-insensitively). Tried on every value of one and two bytes, and on
+/// random values of up to 12 bytes drawn from `alphabet`.
+#[cfg(test)]
+pub(crate) fn assert_literals_needed(op: &dyn Operator, alphabet: &[u8]) {
+    let set = op.required_literals().expect("the operator has required literals");
+    let holds = |v: &[u8]| {
+        let v = v.to_ascii_lowercase();
+        set.iter().any(|l| v.windows(l.len()).any(|w| w == l.to_ascii_lowercase().as_slice()))
+    };
+    let check = |v: &[u8]| {
+        assert!(!op.evaluate(v, None) || holds(v), "{op:?} matches {v:?} without any of its literals");
+    };
+    for a in 0..=255u8 {
+        check(&[a]);
+        (0..=255u8).for_each(|b| check(&[a, b]));
+    }
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    for _ in 0..50_000 {
+        let v: Vec<u8> = (0..1 + next(12)).map(|_| alphabet[next(alphabet.len())]).collect();
+        check(&v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

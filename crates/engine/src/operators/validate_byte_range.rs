@@ -57,6 +57,16 @@ impl ValidateByteRange {
 }
 
 impl Operator for ValidateByteRange {
+    /// A match holds a byte outside the set. Not worth a gate when letters or digits are
+    /// outside it: nearly every value would pass, and every byte would report to the scan.
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        let outside: Vec<u8> = (0..=255u8).filter(|&b| !self.allowed[usize::from(b)]).collect();
+        if outside.is_empty() || outside.iter().any(u8::is_ascii_alphanumeric) {
+            return None;
+        }
+        Some(outside.into_iter().map(|b| vec![b]).collect())
+    }
+
     fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
         input.iter().any(|&b| !self.allowed[usize::from(b)])
     }
@@ -83,5 +93,25 @@ mod tests {
             let op = ValidateByteRange::create(param, &ctx).unwrap();
             assert_eq!(op.evaluate(input.as_bytes(), None), want, "{param:?} {input:?}");
         }
+    }
+
+    /// Gated on the bytes outside the set, unless letters or digits are among them.
+    #[test]
+    fn matches_hold_a_byte_outside_the_set() {
+        let ctx = OperatorContext::new(Path::new("."));
+        // The CRS's sets (920270-920273), and one with a single byte outside.
+        for param in
+            ["1-255", "9,10,13,32-126,128-255", "32-36,38-126", "38,44-46,48-58,61,65-90,95,97-122", "0-90,92-255"]
+        {
+            let op = ValidateByteRange::create(param, &ctx).unwrap();
+            let alphabet: Vec<u8> = (0..=255u8).chain(*b"%&'\x00\x01\x7f\x80").collect();
+            crate::operators::assert_literals_needed(op.as_ref(), &alphabet);
+        }
+        let set = |p: &str| ValidateByteRange::create(p, &ctx).unwrap().required_literals();
+        assert_eq!(set("1-255"), Some(vec![vec![0]]));
+        assert_eq!(set("0-255"), None, "nothing outside");
+        assert_eq!(set("32-126,128-255").map(|s| s.len()), Some(33));
+        assert_eq!(set("48-57"), None, "letters outside");
+        assert_eq!(set("97-122"), None, "digits outside");
     }
 }

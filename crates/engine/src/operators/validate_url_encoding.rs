@@ -18,6 +18,11 @@ impl ValidateUrlEncoding {
 }
 
 impl Operator for ValidateUrlEncoding {
+    /// Only a `%` can start a malformed escape.
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        Some(vec![b"%".to_vec()])
+    }
+
     fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
         let mut i = 0;
         while let Some(&b) = input.get(i) {
@@ -52,5 +57,10 @@ mod tests {
         ] {
             assert_eq!(ValidateUrlEncoding.evaluate(input.as_bytes(), None), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn malformed_escapes_hold_a_percent() {
+        crate::operators::assert_literals_needed(&ValidateUrlEncoding, b"%%0123456789abcdefABCDEFgzG+ \x00\xff");
     }
 }

@@ -48,6 +48,11 @@ fn character_len(s: &[u8]) -> Option<usize> {
 }
 
 impl Operator for ValidateUtf8Encoding {
+    /// ASCII is valid UTF-8: an invalid value holds a byte of 0x80-0xFF.
+    fn required_literals(&self) -> Option<Vec<Vec<u8>>> {
+        Some((0x80..=0xff).map(|b| vec![b]).collect())
+    }
+
     fn evaluate(&self, input: &[u8], _: Option<&mut Captures>) -> bool {
         // The standard library's check is stricter (it also refuses 0xF4 sequences above
         // U+10FFFF) and much faster on ASCII: what it accepts is valid here too.
@@ -101,5 +106,12 @@ mod tests {
             v.splice(at..at, bytes);
             proptest::prop_assert_eq!(ValidateUtf8Encoding.evaluate(&v, None), invalid(&v));
         }
+    }
+
+    #[test]
+    fn invalid_values_hold_a_byte_above_ascii() {
+        let alphabet: Vec<u8> = (0..=255u8).collect();
+        crate::operators::assert_literals_needed(&ValidateUtf8Encoding, &alphabet);
+        assert!(ValidateUtf8Encoding.evaluate(b"a\xff", None));
     }
 }
