@@ -453,6 +453,7 @@ impl Compiler {
             dangling_chain: chain,
             gate: None,
             stage_gates: Vec::new(),
+            stage_unions: Vec::new(),
             memo: None,
         };
         if is_link {
@@ -659,12 +660,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     let (mut gated, mut gated_two) = (0, 0);
     // Per scan domain, the gated links that read it.
     let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
-    // (variable, gate) → its union's index in a transaction's table.
-    let mut union_slots: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>, u32), u32> = Default::default();
-    let mut unions = Vec::new();
-    // (variable, key) → its value group: unions over the same values share their list.
-    let mut groups: rustc_hash::FxHashMap<(crate::variables::Var, Option<Vec<u8>>), u32> = Default::default();
-    let mut union_group = Vec::new();
+    let mut table = UnionTable::default();
     for (list, reached) in rs.phases.iter_mut().zip(reached) {
         for (e, _) in list.iter_mut().zip(reached).filter(|(_, &r)| r) {
             let Entry::Rule { rule, .. } = e else { continue };
@@ -696,6 +692,19 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                                 }
                             }
                         }
+                        // Each target's union per stage: a target none of whose stage
+                        // unions has the link's bit is passed over whole. Not where a
+                        // stage changes nearly every value (`base64Decode`): its union would
+                        // transform and scan each, where walking the values skips the
+                        // stages that repeat the one before.
+                        let stages = l.stage_gates.clone();
+                        let broad = crate::transformations::triggers::broad();
+                        let narrow = stages.iter().all(|&(key, ..)| rs.transforms.node(key).changes_on & broad == 0);
+                        for t in l.targets.iter().filter(|_| narrow) {
+                            for &(_, g, _) in &stages {
+                                l.stage_unions.push(table.slot(t, g));
+                            }
+                        }
                         gated += 1;
                     } else if let Some(lits) = lits {
                         let gate = gates.add(l.transform_key, lits, also);
@@ -705,19 +714,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                             for &d in crate::transaction::var_domains(t.var) {
                                 domain_links[d].push(gate);
                             }
-                            if crate::transaction::has_union(t) {
-                                let key = match &t.selector {
-                                    Selector::Key(k) => Some(k.clone()),
-                                    _ => None,
-                                };
-                                t.union = *union_slots.entry((t.var, key.clone(), gate.0)).or_insert_with(|| {
-                                    let n = groups.len() as u32;
-                                    union_group.push(*groups.entry((t.var, key.clone())).or_insert(n));
-                                    let sel = key.map_or(Selector::All, Selector::Key);
-                                    unions.push((t.var, sel));
-                                    unions.len() as u32 - 1
-                                });
-                            }
+                            t.union = table.slot(t, gate.0);
                         }
                     }
                     if let OperatorImpl::Static(o) = &op.imp {
@@ -731,9 +728,9 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
     rs.gates = gates;
     rs.combined = Some(combined);
-    rs.unions = unions;
-    rs.union_group = union_group;
-    rs.union_groups = groups.len();
+    rs.union_groups = table.groups.len();
+    rs.unions = table.unions;
+    rs.union_group = table.union_group;
     rs.stats.gated_links = gated;
     rs.stats.gated_on_two_sets = gated_two;
     // The quick-skip records read the gates; the plans keep copies of them.
@@ -746,6 +743,38 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The unions of gate bits a transaction computes (`RuleSet::unions`), assigned at load.
+#[derive(Default)]
+struct UnionTable {
+    /// (variable, key, gate) → its union's index in a transaction's table.
+    slots: rustc_hash::FxHashMap<(Var, Option<Vec<u8>>, u32), u32>,
+    unions: Vec<(Var, Selector)>,
+    /// (variable, key) → its value group: unions over the same values share their list.
+    groups: rustc_hash::FxHashMap<(Var, Option<Vec<u8>>), u32>,
+    union_group: Vec<u32>,
+}
+
+impl UnionTable {
+    /// Target `t`'s union of gate `g`, made on first use; [`crate::variables::NO_UNION`] for
+    /// a target that has none.
+    fn slot(&mut self, t: &crate::variables::Target, g: u32) -> u32 {
+        if !crate::transaction::has_union(t) {
+            return crate::variables::NO_UNION;
+        }
+        let key = match &t.selector {
+            Selector::Key(k) => Some(k.clone()),
+            _ => None,
+        };
+        let UnionTable { slots, unions, groups, union_group } = self;
+        *slots.entry((t.var, key.clone(), g)).or_insert_with(|| {
+            let n = groups.len() as u32;
+            union_group.push(*groups.entry((t.var, key.clone())).or_insert(n));
+            unions.push((t.var, key.map_or(Selector::All, Selector::Key)));
+            unions.len() as u32 - 1
+        })
+    }
 }
 
 type QuickRecords = ([Vec<crate::ruleset::Quick>; 5], Vec<(u32, u16)>, Vec<(Var, Box<[u8]>)>);

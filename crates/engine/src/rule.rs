@@ -138,6 +138,9 @@ pub struct Rule {
     /// A gated `multiMatch` link's stages: per prefix of `transforms` (none, the first
     /// step, …, all), its transformation key and (gate, bit). Empty when not gated.
     pub stage_gates: Vec<(u32, u32, u32)>,
+    /// Per target, then per stage of `stage_gates`: the target's union of that stage's gate
+    /// (`Target::union`'s kind; [`crate::variables::NO_UNION`] when it has none).
+    pub stage_unions: Vec<u32>,
     pub actions: Actions,
     pub file: Arc<Path>,
     pub line: usize,

@@ -1013,7 +1013,8 @@ impl Transaction {
         {
             // Most targets give a few values: no allocation per link for them.
             let mut values = Values::new();
-            for t in &link.targets {
+            let stages = link.stage_gates.len();
+            for (ti, t) in link.targets.iter().enumerate() {
                 // Nothing to collect (no ARGS, cookies, files…): as collecting found nothing.
                 if !t.count && empty_bit(t.var).is_some_and(|b| self.empty & b != 0) {
                     continue;
@@ -1026,6 +1027,18 @@ impl Transaction {
                         union_bits(state, cache, rules, groups, t.union, link.transform_key, g, bits)
                     };
                     if unions.has(t.union, bit, union) == Some(false) {
+                        continue;
+                    }
+                }
+                // A gated multiMatch link: passed over when no stage's union has its bit.
+                if let Some(us) = link.stage_unions.get(ti * stages..(ti + 1) * stages).filter(|u| !u.is_empty()) {
+                    let none = us.iter().zip(&link.stage_gates).all(|(&u, &(key, g, bit))| {
+                        let union = |bits: &mut Vec<u64>, groups: &mut cache::ValueGroups| {
+                            union_bits(state, cache, rules, groups, u, key, g, bits)
+                        };
+                        unions.has(u, bit, union) == Some(false)
+                    });
+                    if none {
                         continue;
                     }
                 }
@@ -1773,6 +1786,52 @@ mod tests {
             tx.append_request_body(format!("{filler}{body}").as_bytes());
             tx.process_request_body();
             assert_eq!(tx.matched_ids(), want, "{query} {body}");
+        }
+    }
+
+    #[test]
+    fn multi_match_targets_are_passed_over_only_when_no_stage_can_match() {
+        // Stages none, urlDecodeUni, removeWhitespace: each a union per target (1); with
+        // base64Decode, a stage that changes nearly every value, none (2).
+        let text = "SecRuleEngine On\nSecRequestBodyAccess On\n\
+            SecRule ARGS|REQUEST_HEADERS \"@rx attack\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni,t:removeWhitespace,setvar:tx.n=+1\"\n\
+            SecRule ARGS \"@rx select\" \"id:2,phase:2,pass,log,multiMatch,t:none,t:base64Decode,setvar:tx.m=+1\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let rule = |i: usize| match &rs.phases[1][i] {
+            Entry::Rule { rule, .. } => rule,
+            _ => unreachable!(),
+        };
+        assert_eq!(rule(0).stage_unions.len(), 2 * 3);
+        assert!(rule(0).stage_unions.iter().all(|&u| u != crate::variables::NO_UNION));
+        assert!(rule(1).stage_unions.is_empty());
+        let filler: String = (0..10).map(|i| format!("f{i}=value{i}&")).collect();
+        // (filler or not, query, header, matched, stage matches of 1, of 2)
+        for many in [false, true] {
+            for (query, header, want, n, m) in [
+                ("a=1", "h", "", "", ""),
+                ("a=attack", "h", "1", "1", ""),
+                // (Query arguments are decoded once when parsed.)
+                ("a=att%2561ck", "h", "1", "1", ""),
+                ("a=at%2520tack", "h", "1", "1", ""),
+                // Every stage changes the value and matches: a match each.
+                ("a=attack%2520", "h", "1", "3", ""),
+                ("a=1", "at tack", "1", "1", ""),
+                ("a=c2VsZWN0", "h", "2", "", "1"),
+            ] {
+                let fill = if many { filler.as_str() } else { "" };
+                let mut tx = Transaction::new(rs.clone(), "t");
+                tx.process_uri(format!("/?{fill}{query}").as_bytes(), b"GET", b"HTTP/1.1");
+                tx.add_request_header(b"X-Test", header.as_bytes());
+                tx.process_request_headers();
+                tx.process_request_body();
+                let got = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                assert_eq!(
+                    (tx.matched_ids(), got("n"), got("m")),
+                    (want.into(), n.into(), m.into()),
+                    "{many} {query} {header}"
+                );
+            }
         }
     }
 

@@ -80,6 +80,13 @@ pub fn step_mask(name: &str) -> u64 {
     TABLE.iter().position(|(n, ..)| n.eq_ignore_ascii_case(name)).map_or(ANY, |i| CLASSES.of_step[i])
 }
 
+/// The classes of letters and digits, and [`ANY`]: a list whose mask meets these changes
+/// nearly every value.
+pub fn broad() -> u64 {
+    let c = &CLASSES.of_byte;
+    (b'a'..=b'z').chain(b'A'..=b'Z').chain(b'0'..=b'9').fold(ANY, |m, b| m | c[usize::from(b)])
+}
+
 /// The mask of a value: a list whose mask has no bit of it returns the value unchanged.
 #[inline]
 pub fn value_mask(value: &[u8]) -> u64 {
