@@ -220,13 +220,18 @@ impl<'a> Sink<'a> {
 
     /// v3 `addArgument`: false cancels the parse.
     fn value(&mut self, value: Vec<u8>) -> bool {
-        let mut name = self.prefix.clone();
-        if self.top_is_array() {
+        let name = if self.top_is_array() {
+            let name = self.prefix.clone();
             self.bump_top();
+            name
         } else {
+            // Sized for the key too: a clone then a push reallocated every name.
             let k = self.current_key();
+            let mut name = Vec::with_capacity(self.prefix.len() + k.len());
+            name.extend_from_slice(&self.prefix);
             name.extend_from_slice(&k);
-        }
+            name
+        };
         if self.limits.max_args.is_some_and(|m| self.added >= m) {
             self.limit_reached = true;
             return false;
