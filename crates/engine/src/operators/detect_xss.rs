@@ -82,13 +82,7 @@ mod tests {
             .chain(std::iter::repeat_n(b"<>=/ '\"`!-?&;\t\n".iter().map(|&b| vec![b]), 12).flatten())
             .filter(|p| !p.iter().any(|b| NEEDED.contains(b)))
             .collect();
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::operators::random_below(0x2545_f491_4f6c_dd1d);
         for _ in 0..20_000 {
             let mut v = Vec::new();
             for _ in 0..1 + next(8) {

@@ -195,6 +195,17 @@ fn capture_one(caps: Option<&mut Captures>, bytes: &[u8]) {
     }
 }
 
+/// A repeatable test sequence (xorshift): each call gives a number below its argument.
+#[cfg(test)]
+pub(crate) fn random_below(mut seed: u64) -> impl FnMut(usize) -> usize {
+    move |n| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    }
+}
+
 /// Checks an operator's prefilter: every value it matches holds one of its required
 /// literals (ASCII case-insensitively). Tried on every value of one and two bytes, and on
 /// random values of up to 12 bytes drawn from `alphabet`.
@@ -212,13 +223,7 @@ pub(crate) fn assert_literals_needed(op: &dyn Operator, alphabet: &[u8]) {
         check(&[a]);
         (0..=255u8).for_each(|b| check(&[a, b]));
     }
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
+    let mut next = random_below(0x9e37_79b9_7f4a_7c15);
     for _ in 0..50_000 {
         let v: Vec<u8> = (0..1 + next(12)).map(|_| alphabet[next(alphabet.len())]).collect();
         check(&v);
