@@ -661,6 +661,8 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     // Per scan domain, the gated links that read it.
     let mut domain_links = vec![Vec::new(); crate::transaction::DOMAINS];
     let mut table = UnionTable::default();
+    // Lists that change nearly every value (see the multiMatch stage unions below).
+    let broad = crate::transformations::triggers::broad();
     for (list, reached) in rs.phases.iter_mut().zip(reached) {
         for (e, _) in list.iter_mut().zip(reached).filter(|(_, &r)| r) {
             let Entry::Rule { rule, .. } = e else { continue };
@@ -697,11 +699,10 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
                         // stage changes nearly every value (`base64Decode`): its union would
                         // transform and scan each, where walking the values skips the
                         // stages that repeat the one before.
-                        let stages = l.stage_gates.clone();
-                        let broad = crate::transformations::triggers::broad();
-                        let narrow = stages.iter().all(|&(key, ..)| rs.transforms.node(key).changes_on & broad == 0);
+                        let narrow =
+                            l.stage_gates.iter().all(|&(key, ..)| rs.transforms.node(key).changes_on & broad == 0);
                         for t in l.targets.iter().filter(|_| narrow) {
-                            for &(_, g, _) in &stages {
+                            for &(_, g, _) in &l.stage_gates {
                                 l.stage_unions.push(table.slot(t, g));
                             }
                         }

@@ -74,6 +74,16 @@ impl ValueGroups {
         Some(&self.members[start as usize..][..len as usize])
     }
 
+    /// Forgets every group's list, masks and raw ORs (capacity kept).
+    fn clear(&mut self) {
+        self.at.clear();
+        self.members.clear();
+        self.masks_at.clear();
+        self.masks.clear();
+        self.raw_at.clear();
+        self.raw_bits.clear();
+    }
+
     /// The masks of group `g`'s members (listed by [`Self::get`]), in their order, made by
     /// `mask` on first use: a union over a group of many values skips, per gate, the values
     /// that the gate's list cannot change by one load each instead of a lookup of the row.
@@ -131,13 +141,8 @@ impl Unions {
         self.at.clear();
         self.at.resize(slots, NOT_YET);
         self.bits.clear();
-        self.groups.at.clear();
+        self.groups.clear();
         self.groups.at.resize(groups, (NOT_YET, 0));
-        self.groups.members.clear();
-        self.groups.masks_at.clear();
-        self.groups.masks.clear();
-        self.groups.raw_at.clear();
-        self.groups.raw_bits.clear();
     }
 
     /// Whether union `slot` has gate bit `bit`; None when there is no union to read (a
@@ -159,12 +164,7 @@ impl Unions {
     fn clear(&mut self) {
         self.at.clear();
         self.bits.clear();
-        self.groups.at.clear();
-        self.groups.members.clear();
-        self.groups.masks_at.clear();
-        self.groups.masks.clear();
-        self.groups.raw_at.clear();
-        self.groups.raw_bits.clear();
+        self.groups.clear();
     }
 
     fn capacity(&self) -> usize {
@@ -754,14 +754,14 @@ impl TransformCache {
         }
     }
 
-    /// For a value whose raw literals are already in a union: the gate scan of its value
-    /// after the list `key`, or None when the list leaves it as it is (up to ASCII case).
     /// The mask of `row`'s raw value `raw` (`Rows::mask`).
     pub(super) fn row_mask(&mut self, row: u32, raw: &[u8]) -> u64 {
         let kept = row & KEPT_ROW != 0;
         self.rows_mut(kept).mask((row & !KEPT_ROW) as usize, raw)
     }
 
+    /// For a value whose raw literals are already in a union: the gate scan of its value
+    /// after the list `key`, or None when the list leaves it as it is (up to ASCII case).
     pub(super) fn changed_scan<'a>(
         &'a mut self,
         row: u32,
@@ -772,8 +772,7 @@ impl TransformCache {
         g: u32,
     ) -> Option<&'a [u64]> {
         let node = rules.transforms.node(key);
-        let kept = row & KEPT_ROW != 0;
-        if node.case_only || node.changes_on & self.rows_mut(kept).mask((row & !KEPT_ROW) as usize, raw) == 0 {
+        if node.case_only || node.changes_on & self.row_mask(row, raw) == 0 {
             return None;
         }
         match self.scan(Some(row), slot, raw, key, rules, g) {
