@@ -454,6 +454,7 @@ impl Compiler {
             gate: None,
             stage_gates: Vec::new(),
             stage_unions: Vec::new(),
+            stage_empty_ends: 0,
             memo: None,
         };
         if is_link {
@@ -652,6 +653,22 @@ impl Compiler {
     }
 }
 
+/// [`Rule::stage_empty_ends`] of a multiMatch link's stages; `refuses_empty(g, bit)`: the
+/// gate's scan of an empty value lacks the bit.
+fn stage_empty_ends(stages: &[(u32, u32, u32)], tree: &TransformTree, refuses_empty: impl Fn(u32, u32) -> bool) -> u64 {
+    let mut ends = 0u64;
+    // Walked from the last stage: whether every step after stage k keeps a value empty.
+    let mut later_keep = true;
+    for (k, &(key, g, bit)) in stages.iter().enumerate().rev() {
+        if k < 64 && later_keep && refuses_empty(g, bit) {
+            ends |= 1 << k;
+        }
+        // The step run on an empty value at load (`length`, `md5`, `sha1`… fill it).
+        later_keep &= tree.node(key).step.as_ref().is_none_or(|s| (s.func)(b"").is_none_or(|v| v.is_empty()));
+    }
+    ends
+}
+
 /// Prefilter gates for the links of `reached` rules: one per transformation list, a bit
 /// per gated link. The others are never gated nor prepared: they run as they are, if a
 /// request ever reaches them.
@@ -729,6 +746,18 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
     let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
     rs.gates = gates;
     rs.combined = Some(combined);
+    // Where an empty value ends a multiMatch walk: the built gates say which refuse one.
+    let RuleSet { phases, gates, transforms, .. } = &mut *rs;
+    for e in phases.iter_mut().flatten() {
+        let Entry::Rule { rule, .. } = e else { continue };
+        let mut link = Some(rule);
+        while let Some(l) = link {
+            l.stage_empty_ends = stage_empty_ends(&l.stage_gates, transforms, |g, bit| {
+                !crate::prefilter::has(gates[g as usize].empty_scan(), bit)
+            });
+            link = l.chain.as_deref_mut();
+        }
+    }
     rs.union_groups = table.groups.len();
     rs.unions = table.unions;
     rs.union_group = table.union_group;

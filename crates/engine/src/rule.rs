@@ -141,6 +141,10 @@ pub struct Rule {
     /// Per target, then per stage of `stage_gates`: the target's union of that stage's gate
     /// (`Target::union`'s kind; [`crate::variables::NO_UNION`] when it has none).
     pub stage_unions: Vec<u32>,
+    /// Bit `k`: a value empty at stage `k` of `stage_gates` ends the walk. That stage's gate
+    /// refuses an empty value and every later step leaves it empty, so no later stage
+    /// differs from it.
+    pub stage_empty_ends: u64,
     pub actions: Actions,
     pub file: Arc<Path>,
     pub line: usize,

@@ -1068,12 +1068,19 @@ impl Transaction {
                             // The stages from the cache, each behind its gate.
                             let mut prev = None;
                             let row = cache.value_row(slot, &v.value, rules);
-                            for &(key, g, bit) in &link.stage_gates {
+                            for (k, &(key, g, bit)) in link.stage_gates.iter().enumerate() {
                                 let i = cache.cell(row, &v.value, key, &rules.transforms);
                                 if prev.is_some_and(|p| cache.same_value(p, i)) {
                                     continue;
                                 }
                                 prev = Some(i);
+                                // Most values are empty after `base64Decode` (strict: one
+                                // byte outside its alphabet empties them): no later stage
+                                // differs, none is asked.
+                                if k < 64 && link.stage_empty_ends >> k & 1 != 0 && cache.value(i, &v.value).is_empty()
+                                {
+                                    break;
+                                }
                                 if !cache.gate_pass_in(Some(row), slot, &v.value, key, rules, g, bit) {
                                     continue;
                                 }
@@ -1831,6 +1838,39 @@ mod tests {
                     (want.into(), n.into(), m.into()),
                     "{many} {query} {header}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_stage_ends_the_walk_only_when_no_later_step_fills_it() {
+        // base64Decode empties a value with a byte outside its alphabet; urlDecodeUni keeps
+        // it empty, `length` makes it "0".
+        let text = "SecRuleEngine On\n\
+            SecRule ARGS \"@rx select\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:base64Decode,t:urlDecodeUni,setvar:tx.n=+1\"\n\
+            SecRule ARGS \"@rx ^0$\" \"id:2,phase:2,pass,log,multiMatch,t:none,t:base64Decode,t:length,setvar:tx.m=+1\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let rule = |i: usize| match &rs.phases[1][i] {
+            Entry::Rule { rule, .. } => rule,
+            _ => unreachable!(),
+        };
+        assert_eq!(rule(0).stage_empty_ends, 0b111);
+        assert_eq!(rule(1).stage_empty_ends, 0b100);
+        // Base64 that decodes to bytes of length 3: no match.
+        let filler: String = (0..70).map(|i| format!("f{i}=value{i}&")).collect();
+        for many in [false, true] {
+            // (query, matched, stage matches of 1, of 2)
+            for (query, want, n, m) in
+                [("a=c2VsZWN0", "1", "1", ""), ("a=a-b", "2", "", "1"), ("a=c2VsZWN0&b=a-b", "1,2", "1", "1")]
+            {
+                let fill = if many { filler.as_str() } else { "" };
+                let mut tx = Transaction::new(rs.clone(), "t");
+                tx.process_uri(format!("/?{fill}{query}").as_bytes(), b"GET", b"HTTP/1.1");
+                tx.process_request_headers();
+                tx.process_request_body();
+                let got = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
+                assert_eq!((tx.matched_ids(), got("n"), got("m")), (want.into(), n.into(), m.into()), "{many} {query}");
             }
         }
     }
