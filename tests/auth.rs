@@ -751,11 +751,7 @@ fn unknown_kid_refused() {
         {"kty": "oct", "kid": "k2", "alg": "HS256", "k": b64(&k2)},
     ]});
     write_mode(&g.nginx.path("keys/jwks.json"), jwks.to_string().as_bytes(), 0o600);
-    // A JWK Set only verifies (no built-in login with it).
-    let conf = std::fs::read_to_string(g.nginx.path("nginx.conf"))
-        .unwrap()
-        .replace("keys/hmac.key", "keys/jwks.json")
-        .replace(LOGIN_LOCATION, "");
+    let conf = std::fs::read_to_string(g.nginx.path("nginx.conf")).unwrap().replace("keys/hmac.key", "keys/jwks.json");
     g.nginx.write("nginx.conf", &conf);
     g.reload();
     let with_kid = |kid: &str, key: &[u8]| hmac_token(json!({"alg": "HS256", "kid": kid}), claims("alice"), key);
@@ -764,6 +760,13 @@ fn unknown_kid_refused() {
     g.assert_refused(&with_kid("k3", &k1), "unknown kid");
     g.assert_refused(&with_kid("k2", &k1), "kid k2 signed with k1");
     g.assert_refused(&with_kid("", &k1), "empty kid");
+    // The built-in login signs with the set's first oct key and names it.
+    let r = g.login("alice", ALICE_PASSWORD, "/");
+    let token = cookie_pair(set_cookie_named(&r, "ward_token").expect("the login issues a token")).1.to_string();
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!((header["kid"].as_str(), header["alg"].as_str()), (Some("k1"), Some("HS256")), "{header}");
+    g.assert_accepted(&token, "issued by the login with k1");
 }
 
 #[test]

@@ -214,7 +214,7 @@ impl AuthConfig {
         if settings.login {
             if !keys.can_sign() {
                 return Err(AuthError::Config(format!(
-                    "ward_auth_login needs an HMAC secret or a private key in ward_auth_key_file {}, \
+                    "ward_auth_login needs an HMAC secret, a private key or an oct JWK in ward_auth_key_file {}, \
                      which holds only public keys (tokens issued elsewhere can still be verified)",
                     key_file.display()
                 )));

@@ -361,6 +361,12 @@ fn parse_jwks(text: &str) -> Result<KeySet, String> {
             if key.as_bytes().len() < MIN_HMAC_SECRET {
                 return Err(format!("{name}: the oct key is shorter than {MIN_HMAC_SECRET} bytes"));
             }
+            // The first oct key signs, with its kid: a rotation lists the new key first and
+            // keeps the old one to verify the tokens already out.
+            if set.sign.is_none() {
+                let (kid, alg) = (jwk.common.key_id.clone(), algs[0]);
+                set.sign = Some(SignKey { kid, alg, key: EncodingKey::from_secret(key.as_bytes()) });
+            }
         }
         if let AlgorithmParameters::RSA(_) = &jwk.algorithm {
             if let jsonwebtoken::DecodingKeyKind::RsaModulusExponent { n, .. } = key.kind() {
@@ -424,8 +430,18 @@ pub(crate) mod tests {
         );
         let set = KeySet::parse(text.as_bytes()).unwrap();
         assert!(set.is_secret());
-        assert!(!set.can_sign());
         assert_eq!(set.verify.len(), 1);
         assert_eq!(set.verify[0].kid.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn jwks_first_oct_key_signs_with_its_kid_and_alg() {
+        let (a, b) = (URL_SAFE_NO_PAD.encode([9u8; 32]), URL_SAFE_NO_PAD.encode([8u8; 48]));
+        let text = format!(
+            r#"{{"keys":[{{"kty":"oct","kid":"new","alg":"HS384","k":"{a}"}},{{"kty":"oct","kid":"old","k":"{b}"}}]}}"#
+        );
+        let set = KeySet::parse(text.as_bytes()).unwrap();
+        let sign = set.sign.as_ref().expect("an oct key signs");
+        assert_eq!((sign.kid.as_deref(), sign.alg), (Some("new"), Algorithm::HS384));
     }
 }

@@ -549,7 +549,7 @@ fn key_file_policies() {
         .err()
         .unwrap()
         .to_string();
-    assert!(e.contains("ward_auth_login needs an HMAC secret or a private key"), "{e}");
+    assert!(e.contains("ward_auth_login needs an HMAC secret, a private key or an oct JWK"), "{e}");
 }
 
 #[test]
