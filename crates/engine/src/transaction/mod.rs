@@ -22,6 +22,7 @@ use cache::Unions;
 use plan::Plan;
 use setup::{Outcome, Setup};
 
+mod bufs;
 mod cache;
 mod plan;
 pub(crate) mod setup;
@@ -150,6 +151,8 @@ pub struct Transaction {
     /// A setvar's expanded key and value: buffers kept for the transaction's setvars
     /// instead of a new vector per expansion.
     setvar_buf: (Vec<u8>, Vec<u8>),
+    /// Emptied byte buffers of earlier transactions on this thread (bufs.rs).
+    bufs: bufs::Bufs,
     /// The empty variables of the phase running (`State::empty_mask`, set as each phase
     /// starts; 0 before the first: none known empty, so everything is collected).
     empty: u16,
@@ -178,6 +181,31 @@ impl Drop for Transaction {
         hits.recycle();
         matched.recycle();
         crate::spare::keep(&SPARE_MATCHES, (hits, matched), 1);
+        let (b, s) = (&mut self.bufs, &mut self.s);
+        for list in [&mut s.headers, &mut s.cookies, &mut s.args_get, &mut s.args_post, &mut s.resp_headers] {
+            b.give_pairs(list);
+        }
+        for v in [
+            &mut s.client_ip,
+            &mut s.server_ip,
+            &mut s.server_name,
+            &mut s.method,
+            &mut s.protocol,
+            &mut s.request_line,
+            &mut s.uri_raw,
+            &mut s.uri,
+            &mut s.filename,
+            &mut s.basename,
+            &mut s.query,
+            &mut s.body,
+            &mut s.resp_protocol,
+            &mut s.resp_body,
+            &mut self.setvar_buf.0,
+            &mut self.setvar_buf.1,
+        ] {
+            b.give(std::mem::take(v));
+        }
+        std::mem::take(b).recycle();
     }
 }
 
@@ -217,6 +245,7 @@ impl Transaction {
             from_setup: false,
             last_match: MatchInfo::default(),
             setvar_buf: Default::default(),
+            bufs: bufs::Bufs::spare(),
             empty: 0,
             hits,
             persisted: Vec::new(),
@@ -231,34 +260,40 @@ impl Transaction {
     }
 
     pub fn process_connection(&mut self, client_ip: &str, client_port: u16, server_ip: &str, server_port: u16) {
-        self.s.client_ip = client_ip.as_bytes().to_vec();
+        self.s.client_ip = self.bufs.copy(client_ip.as_bytes());
         self.s.client_port = client_port;
-        self.s.server_ip = server_ip.as_bytes().to_vec();
+        self.s.server_ip = self.bufs.copy(server_ip.as_bytes());
         self.s.server_port = server_port;
     }
 
     /// `uri` is the raw request target (path and query), as sent.
     pub fn process_uri(&mut self, uri: &[u8], method: &[u8], protocol: &[u8]) {
-        let s = &mut self.s;
-        s.method = method.to_vec();
-        s.protocol = protocol.to_vec();
-        s.uri_raw = uri.to_vec();
-        s.request_line = [method, b" ", uri, b" ", protocol].concat();
+        let (s, b) = (&mut self.s, &mut self.bufs);
+        s.method = b.copy(method);
+        s.protocol = b.copy(protocol);
+        s.uri_raw = b.copy(uri);
+        s.request_line = b.empty();
+        for part in [method, b" ", uri, b" ", protocol] {
+            s.request_line.extend_from_slice(part);
+        }
         let no_frag = &uri[..memchr::memchr(b'#', uri).unwrap_or(uri.len())];
         let (path, query) = match memchr::memchr(b'?', no_frag) {
             Some(q) => (&no_frag[..q], Some(&no_frag[q + 1..])),
             None => (no_frag, None),
         };
-        s.filename = percent_decode(path);
+        s.filename = b.empty();
+        percent_decode_into(path, &mut s.filename);
         s.basename = match s.filename.iter().rposition(|&c| c == b'/' || c == b'\\') {
-            Some(p) if p + 1 < s.filename.len() => s.filename[p + 1..].to_vec(),
+            Some(p) if p + 1 < s.filename.len() => b.copy(&s.filename[p + 1..]),
             Some(_) => Vec::new(),
-            None => s.filename.clone(),
+            None => b.copy(&s.filename),
         };
-        let decoded = percent_decode(no_frag);
-        s.uri = strip_scheme_host(&decoded).to_vec();
+        let mut decoded = b.empty();
+        percent_decode_into(no_frag, &mut decoded);
+        s.uri = b.copy(strip_scheme_host(&decoded));
+        b.give(decoded);
         if let Some(q) = query {
-            s.query = q.to_vec();
+            s.query = b.copy(q);
             let cfg = self.rules.config();
             let before = s.args_get.len();
             let o = body::urlencoded::parse_with_separator(q, cfg.argument_separator, &mut s.args_get);
@@ -270,7 +305,7 @@ impl Transaction {
     }
 
     pub fn set_server_name(&mut self, name: &[u8]) {
-        self.s.server_name = name.to_vec();
+        self.s.server_name = self.bufs.copy(name);
     }
 
     pub fn add_request_header(&mut self, name: &[u8], value: &[u8]) {
@@ -285,7 +320,8 @@ impl Transaction {
                 };
                 let k = trim_start(k);
                 if !k.is_empty() {
-                    self.s.cookies.push((k.to_vec(), v.to_vec()));
+                    let pair = (self.bufs.copy(k), self.bufs.copy(v));
+                    self.s.cookies.push(pair);
                 }
             }
         }
@@ -297,7 +333,8 @@ impl Transaction {
                 self.s.reqbody_processor = b"URLENCODED".to_vec();
             }
         }
-        self.s.headers.push((name.to_vec(), value.to_vec()));
+        let pair = (self.bufs.copy(name), self.bufs.copy(value));
+        self.s.headers.push(pair);
     }
 
     /// Phase 1.
@@ -514,13 +551,14 @@ impl Transaction {
     }
 
     pub fn add_response_header(&mut self, name: &[u8], value: &[u8]) {
-        self.s.resp_headers.push((name.to_vec(), value.to_vec()));
+        let pair = (self.bufs.copy(name), self.bufs.copy(value));
+        self.s.resp_headers.push(pair);
     }
 
     /// Phase 3.
     pub fn process_response_headers(&mut self, status: u16, protocol: &[u8]) -> Option<Intervention> {
         self.s.resp_status = status;
-        self.s.resp_protocol = protocol.to_vec();
+        self.s.resp_protocol = self.bufs.copy(protocol);
         self.run_phase(3)
     }
 
@@ -999,8 +1037,9 @@ impl Transaction {
         let (param, op_impl): (&Arc<str>, &dyn crate::operators::Operator) = match &op.imp {
             OperatorImpl::Static(o) => (&op.param, o.as_ref()),
             OperatorImpl::Dynamic(d) => {
-                let p = d.template.expand(&RuleCtx { state, rule: Some(starter) });
-                match d.get(&op.name, &p, rules.config().pcre_limits()) {
+                // Borrowed, not copied, when the parameter is one macro (`%{tx.allowed_methods}`).
+                let ctx = RuleCtx { state, rule: Some(starter) };
+                match d.template.with_expanded(&ctx, |p| d.get(&op.name, p, rules.config().pcre_limits())) {
                     Ok(o) => {
                         dynamic = o;
                         (&dynamic.0, dynamic.1.as_ref())
@@ -1199,11 +1238,15 @@ impl Transaction {
                     }
                 }),
                 SetVarOp::Add(m) | SetVarOp::Sub(m) => {
-                    let cur =
-                        self.s.collections.get(&sv.collection).and_then(|c| c.get(key)).map(|v| to_int(v)).unwrap_or(0);
+                    let old = self.s.collections.get(&sv.collection).and_then(|c| c.get(key));
+                    let cur = old.map(|v| to_int(v)).unwrap_or(0);
                     let n = m.with_expanded(&ctx, to_int);
                     let r =
                         if matches!(sv.op, SetVarOp::Add(_)) { cur.saturating_add(n) } else { cur.saturating_sub(n) };
+                    // Most scores add 0 to a number: nothing to write.
+                    if r == cur && old.is_some_and(|v| v.as_slice() == itoa::Buffer::new().format(r).as_bytes()) {
+                        continue;
+                    }
                     NewValue::Int(r)
                 }
             };
@@ -1525,8 +1568,9 @@ fn trim(b: &[u8]) -> &[u8] {
 }
 
 /// ModSecurity's `uri_decode`: `%XX` only (no `+`), invalid escapes kept.
-fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
+/// Appends `s` with its `%XX` escapes decoded to `out`.
+fn percent_decode_into(s: &[u8], out: &mut Vec<u8>) {
+    out.reserve(s.len());
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'%' && i + 2 < s.len() {
@@ -1539,7 +1583,6 @@ fn percent_decode(s: &[u8]) -> Vec<u8> {
         out.push(s[i]);
         i += 1;
     }
-    out
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -1876,6 +1919,55 @@ mod tests {
     }
 
     #[test]
+    fn adding_zero_writes_a_number_only_when_the_text_is_not_one_already() {
+        let text = "SecRuleEngine On\n\
+            SecAction \"id:1,phase:1,pass,nolog,setvar:tx.zero=0,setvar:tx.padded=007,setvar:tx.plain=5,\
+              setvar:tx.word=abc,setvar:tx.padded=+%{tx.zero},setvar:tx.plain=+%{tx.zero},setvar:tx.word=-0,\
+              setvar:tx.new=+%{tx.zero}\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/z.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap().without_setup_folding());
+        let mut tx = Transaction::new(rs, "t");
+        tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+        tx.process_request_headers();
+        let got = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned());
+        // ModSecurity writes the sum as a number, even when it adds nothing.
+        assert_eq!(got("padded").as_deref(), Some("7"));
+        assert_eq!(got("word").as_deref(), Some("0"));
+        assert_eq!(got("plain").as_deref(), Some("5"));
+        assert_eq!(got("new").as_deref(), Some("0"));
+    }
+
+    #[test]
+    fn a_transaction_sees_only_its_own_request_in_reused_buffers() {
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_LINE|REQUEST_URI|REQUEST_FILENAME|REQUEST_BASENAME|QUERY_STRING|REQUEST_METHOD|REQUEST_PROTOCOL \
+              \"@contains secret\" \"id:1,phase:1,pass,log\"\n\
+            SecRule REQUEST_HEADERS|REQUEST_HEADERS_NAMES|REQUEST_COOKIES|REQUEST_COOKIES_NAMES|REMOTE_ADDR|SERVER_NAME \
+              \"@contains secret\" \"id:2,phase:1,pass,log\"\n\
+            SecRule RESPONSE_HEADERS|RESPONSE_HEADERS_NAMES|RESPONSE_PROTOCOL \"@contains secret\" \"id:3,phase:3,pass,log\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/b.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let run = |word: &str| {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_connection(&format!("10.0.0.1{word}"), 1, "127.0.0.1", 80);
+            tx.set_server_name(format!("host{word}").as_bytes());
+            let uri = format!("/dir{word}/file{word}?q={word}");
+            tx.process_uri(uri.as_bytes(), format!("GET{word}").as_bytes(), format!("HTTP/1.1{word}").as_bytes());
+            tx.add_request_header(format!("X-A{word}").as_bytes(), format!("v{word}").as_bytes());
+            tx.add_request_header(b"Cookie", format!("c{word}=d{word}").as_bytes());
+            tx.process_request_headers();
+            tx.add_response_header(format!("X-R{word}").as_bytes(), format!("r{word}").as_bytes());
+            tx.process_response_headers(200, format!("HTTP/1.1{word}").as_bytes());
+            tx.matched_ids()
+        };
+        // The first request's buffers come back to the second, which must not see their bytes.
+        for _ in 0..3 {
+            assert_eq!(run("secret"), "1,2,3");
+            assert_eq!(run(""), "");
+        }
+    }
+
+    #[test]
     fn setvar_expands_keys_and_values_in_reused_buffers() {
         let text = "SecRuleEngine On\n\
             SecRule REQUEST_METHOD \"@streq GET\" \"id:1,phase:1,pass,nolog,setvar:tx.name=HeLLo,\
@@ -1951,7 +2043,9 @@ mod tests {
 
     #[test]
     fn uri_helpers() {
-        assert_eq!(percent_decode(b"/a%20b%zz%4"), b"/a b%zz%4");
+        let mut out = b"kept ".to_vec();
+        percent_decode_into(b"/a%20b%zz%4", &mut out);
+        assert_eq!(out, b"kept /a b%zz%4");
         assert_eq!(strip_scheme_host(b"http://h:80/p?q"), b"/p?q");
         assert_eq!(strip_scheme_host(b"/p"), b"/p");
     }
