@@ -17,8 +17,15 @@ thread_local! {
     static SPARE: crate::spare::Pool<Bufs> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// A list of (name, value) pairs (headers, cookies, arguments).
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Debug, Default)]
-pub(super) struct Bufs([Vec<Vec<u8>>; 4]);
+pub(super) struct Bufs {
+    bytes: [Vec<Vec<u8>>; 4],
+    /// Emptied pair lists, with their room.
+    lists: Vec<Pairs>,
+}
 
 fn class(n: usize) -> usize {
     CLASS_LIMITS.iter().position(|&l| n < l).unwrap_or(CLASS_LIMITS.len())
@@ -32,7 +39,7 @@ impl Bufs {
 
     /// Keeps these buffers for the thread's next transaction.
     pub(super) fn recycle(self) {
-        if self.0.iter().any(|c| !c.is_empty()) {
+        if self.bytes.iter().any(|c| !c.is_empty()) || !self.lists.is_empty() {
             crate::spare::keep(&SPARE, self, 1);
         }
     }
@@ -41,7 +48,7 @@ impl Bufs {
     pub(super) fn with_room(&mut self, n: usize) -> Vec<u8> {
         let k = class(n);
         let fits = |c: &Vec<Vec<u8>>| c.last().is_some_and(|v| v.capacity() >= n);
-        let mut v = match self.0[k..].iter_mut().find(|c| fits(c)) {
+        let mut v = match self.bytes[k..].iter_mut().find(|c| fits(c)) {
             Some(c) => c.pop().unwrap_or_default(),
             None => Vec::with_capacity(n),
         };
@@ -63,18 +70,26 @@ impl Bufs {
 
     /// Takes `v` back (when small enough and there is room).
     pub(super) fn give(&mut self, v: Vec<u8>) {
-        let c = &mut self.0[class(v.capacity())];
+        let c = &mut self.bytes[class(v.capacity())];
         if v.capacity() > 0 && v.capacity() <= KEEP_MAX && c.len() < KEEP_COUNT {
             c.push(v);
         }
     }
 
-    /// Takes back every name and value of `pairs`.
-    pub(super) fn give_pairs(&mut self, pairs: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+    /// Takes back every name and value of `pairs`, and the list.
+    pub(super) fn give_pairs(&mut self, mut pairs: Pairs) {
         for (k, v) in pairs.drain(..) {
             self.give(k);
             self.give(v);
         }
+        if pairs.capacity() > 0 && pairs.capacity() <= KEEP_COUNT && self.lists.len() < 8 {
+            self.lists.push(pairs);
+        }
+    }
+
+    /// An empty pair list, with room when one was kept.
+    pub(super) fn list(&mut self) -> Pairs {
+        self.lists.pop().unwrap_or_default()
     }
 }
 
@@ -103,13 +118,13 @@ mod tests {
         let mut b = Bufs::default();
         b.give(Vec::with_capacity(KEEP_MAX + 1));
         b.give(Vec::new());
-        assert!(b.0.iter().all(Vec::is_empty));
+        assert!(b.bytes.iter().all(Vec::is_empty));
         for _ in 0..KEEP_COUNT + 5 {
             b.give(Vec::with_capacity(8));
         }
-        assert_eq!(b.0[0].len(), KEEP_COUNT);
-        let mut pairs = vec![(b"a".to_vec(), b"b".to_vec())];
-        b.give_pairs(&mut pairs);
-        assert!(pairs.is_empty());
+        assert_eq!(b.bytes[0].len(), KEEP_COUNT);
+        b.give_pairs(vec![(b"a".to_vec(), b"b".to_vec())]);
+        let list = b.list();
+        assert!(list.is_empty() && list.capacity() >= 1, "the list comes back empty, with its room");
     }
 }

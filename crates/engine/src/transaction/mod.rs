@@ -183,7 +183,7 @@ impl Drop for Transaction {
         crate::spare::keep(&SPARE_MATCHES, (hits, matched), 1);
         let (b, s) = (&mut self.bufs, &mut self.s);
         for list in [&mut s.headers, &mut s.cookies, &mut s.args_get, &mut s.args_post, &mut s.resp_headers] {
-            b.give_pairs(list);
+            b.give_pairs(std::mem::take(list));
         }
         for v in [
             &mut s.client_ip,
@@ -202,6 +202,7 @@ impl Drop for Transaction {
             &mut s.resp_body,
             &mut self.setvar_buf.0,
             &mut self.setvar_buf.1,
+            &mut self.last_match.value,
         ] {
             b.give(std::mem::take(v));
         }
@@ -217,8 +218,19 @@ impl Transaction {
             (cfg.engine, cfg.request_body_access, cfg.response_body_access);
         let cache = TransformCache::spare(rules.id);
         let (hits, matched_vars) = crate::spare::take(&SPARE_MATCHES).unwrap_or_default();
-        let s =
-            State { unique_id: unique_id.to_string(), start: Some(Instant::now()), matched_vars, ..State::default() };
+        let mut bufs = bufs::Bufs::spare();
+        let (headers, resp_headers) = (bufs.list(), bufs.list());
+        let s = State {
+            unique_id: unique_id.to_string(),
+            start: Some(Instant::now()),
+            matched_vars,
+            headers,
+            resp_headers,
+            ..State::default()
+        };
+        // Room for a setvar's expanded key and value, and for the last match's value.
+        let setvar_buf = (bufs.with_room(64), bufs.with_room(64));
+        let last_match = MatchInfo { value: bufs.with_room(64), ..MatchInfo::default() };
         Transaction {
             rules,
             s,
@@ -243,9 +255,9 @@ impl Transaction {
             unions: cache::spare_unions(),
             phases_done: 0,
             from_setup: false,
-            last_match: MatchInfo::default(),
-            setvar_buf: Default::default(),
-            bufs: bufs::Bufs::spare(),
+            last_match,
+            setvar_buf,
+            bufs,
             empty: 0,
             hits,
             persisted: Vec::new(),
