@@ -1,7 +1,7 @@
 //! Runs one request shape of the CRS v4 benchmark N times, for instruction counts that a
 //! noisy machine cannot blur: `valgrind --tool=callgrind --toggle-collect=icount::measured
 //! target/release/examples/icount get_root 20` (see docs/bench.md); `get_root+response` also
-//! runs the response phases.
+//! runs the response phases; `WARD_ICOUNT_INFLIGHT=16` keeps 16 transactions alive at once.
 
 use std::sync::Arc;
 
@@ -12,8 +12,38 @@ mod shapes;
 
 #[inline(never)]
 fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> usize {
+    let inflight = inflight();
+    if inflight > 1 {
+        return measured_inflight(rs, s, n, response, inflight);
+    }
     let run = if response { shapes::run_with_response } else { shapes::run };
     (0..n).filter(|_| run(rs, s)).count()
+}
+
+/// WARD_ICOUNT_INFLIGHT=K: each transaction ends K requests after it began, as in an
+/// nginx worker serving K connections at once (bench.sh's wrk keeps 16 open): what a
+/// transaction takes from the per-thread spare pools at its start is given back later.
+/// Not with WARD_ICOUNT_EVICT_KB, which measures one request at a time.
+fn inflight() -> usize {
+    std::env::var("WARD_ICOUNT_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {
+    let mut live = std::collections::VecDeque::with_capacity(k);
+    let mut blocked = 0;
+    for _ in 0..n {
+        let (mut tx, mut b) = shapes::request(rs, s);
+        if response && !b {
+            b = shapes::response(&mut tx);
+        }
+        tx.process_logging();
+        blocked += usize::from(b);
+        live.push_back(tx);
+        if live.len() >= k {
+            live.pop_front();
+        }
+    }
+    blocked
 }
 
 fn main() {
