@@ -1579,8 +1579,8 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[..b.len() - n]
 }
 
-/// ModSecurity's `uri_decode`: `%XX` only (no `+`), invalid escapes kept.
-/// Appends `s` with its `%XX` escapes decoded to `out`.
+/// Appends `s` to `out` with ModSecurity's `uri_decode`: `%XX` only (no `+`), invalid
+/// escapes kept.
 fn percent_decode_into(s: &[u8], out: &mut Vec<u8>) {
     out.reserve(s.len());
     let mut i = 0;
