@@ -20,9 +20,9 @@ fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> u
     (0..n).filter(|_| run(rs, s)).count()
 }
 
-/// WARD_ICOUNT_INFLIGHT=K: each transaction ends K requests after it began, as in an
-/// nginx worker serving K connections at once (bench.sh's wrk keeps 16 open): what a
-/// transaction takes from the per-thread spare pools at its start is given back later.
+/// WARD_ICOUNT_INFLIGHT=K: K transactions alive at once (each ends K-1 requests after it
+/// began), as in an nginx worker serving K connections (bench.sh's wrk keeps 16 open):
+/// what a transaction takes from the per-thread spare pools at its start comes back later.
 /// Not with WARD_ICOUNT_EVICT_KB, which measures one request at a time.
 fn inflight() -> usize {
     std::env::var("WARD_ICOUNT_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
