@@ -32,11 +32,7 @@ fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: b
     let mut live = std::collections::VecDeque::with_capacity(k);
     let mut blocked = 0;
     for _ in 0..n {
-        let (mut tx, mut b) = shapes::request(rs, s);
-        if response && !b {
-            b = shapes::response(&mut tx);
-        }
-        tx.process_logging();
+        let (tx, b) = shapes::served(rs, s, response);
         blocked += usize::from(b);
         live.push_back(tx);
         if live.len() >= k {

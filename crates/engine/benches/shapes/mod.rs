@@ -128,20 +128,24 @@ pub fn shapes() -> Vec<Shape> {
 }
 
 pub fn run(rs: &Arc<RuleSet>, s: &Shape) -> bool {
-    let (mut tx, blocked) = request(rs, s);
-    tx.process_logging();
-    blocked
+    served(rs, s, false).1
 }
 
 /// [`run`] with the response phases, as nginx runs them for scripts/bench.sh's upstream
 /// (`200`, `text/plain`, `ok\n`): the CRS RESPONSE-95x rules inspect it.
 pub fn run_with_response(rs: &Arc<RuleSet>, s: &Shape) -> bool {
+    served(rs, s, true).1
+}
+
+/// One request of shape `s` through the logging phase (and the response phases when
+/// `with_response`), its transaction not yet dropped; whether it was blocked.
+pub fn served(rs: &Arc<RuleSet>, s: &Shape, with_response: bool) -> (Transaction, bool) {
     let (mut tx, mut blocked) = request(rs, s);
-    if !blocked {
+    if with_response && !blocked {
         blocked = response(&mut tx);
     }
     tx.process_logging();
-    blocked
+    (tx, blocked)
 }
 
 /// Phases 3 and 4 on bench.sh's upstream answer (`200`, `ok\n`); whether they blocked.
