@@ -264,8 +264,13 @@ fn kibana_site_config_tests_ok_and_serves() {
     let passed = records.iter().find(|r| r["request_uri"] == "/api/status").unwrap();
     assert_eq!(to_ecs(&rows, passed)["event.action"], "pass");
 
-    // 4. Audit records (ModSecurity v3 JSON), mapped to ECS like the access log.
-    let audit = std::fs::read_to_string(s.nginx.path("logs/ward_audit.json")).unwrap_or_default();
+    // 4. Audit records (ModSecurity v3 JSON), mapped to ECS like the access log. nginx
+    // runs its access log's handler before Ward's, so the record can trail the access line.
+    let audit_path = s.nginx.path("logs/ward_audit.json");
+    common::wait_until("the SQLi request's audit record", std::time::Duration::from_secs(10), || {
+        std::fs::read_to_string(&audit_path).unwrap_or_default().contains("probe=sqli")
+    });
+    let audit = std::fs::read_to_string(&audit_path).unwrap_or_default();
     assert!(!audit.trim().is_empty(), "the SQLi request left no audit record");
     {
         let arows = table("elk/audit-ecs-fields.tsv");
