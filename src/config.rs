@@ -27,6 +27,8 @@ pub struct MainConf {
     audit_sinks: crate::audit_log::SinkCache,
     /// Loaded login gates by settings.
     auth_cache: crate::auth::AuthCache,
+    /// `ward_huge_pages on|off`; None = not set (on).
+    huge_pages: Option<bool>,
 }
 
 /// One level's (http, server or location) settings.
@@ -165,15 +167,78 @@ fn set_heap_thresholds(mmap: i32, trim: i32) {
     let _ = (mmap, trim);
 }
 
+/// Free heap below which [`release_free_heap`] gives nothing back: what a small request
+/// leaves free is reused by the next one, and every page given back inside a huge page
+/// splits it (`ward_huge_pages`).
+const TRIM_FROM_FREE: usize = 8 << 20;
+
 /// `malloc_trim(0)`: every whole free page of glibc's arenas goes back to the kernel
-/// (10-20 µs when there is little to give back, ~2 ms for 20 MB).
+/// (10-20 µs when there is little to give back, ~2 ms for 20 MB), once at least
+/// [`TRIM_FROM_FREE`] of the heap is free.
 pub(crate) fn release_free_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim takes no pointer and only walks glibc's own arenas; nginx's
-    // master and workers are single-threaded and call this outside any allocation.
+    // SAFETY: mallinfo2 and malloc_trim take no pointer and only walk glibc's own arenas;
+    // nginx's master and workers are single-threaded and call this outside any allocation.
     unsafe {
+        if libc::mallinfo2().fordblks < TRIM_FROM_FREE {
+            return;
+        }
         libc::malloc_trim(0);
     }
+}
+
+/// `ward_huge_pages` of `cycle`'s http block: on unless set off.
+///
+/// # Safety
+/// `cycle` is a live, configured cycle.
+pub(crate) unsafe fn huge_pages_wanted(cycle: *mut ngx::ffi::ngx_cycle_t) -> bool {
+    use ngx::http::HttpModuleConfExt;
+    // SAFETY: per the contract; this module's http main conf slot holds a MainConf.
+    let main = unsafe { (*cycle).http_main_conf_unchecked::<MainConf>(crate::module()) };
+    // SAFETY: a MainConf lives in the cycle pool as long as the cycle.
+    main.is_none_or(|m| unsafe { m.as_ref() }.huge_pages != Some(false))
+}
+
+/// Backs the worker's heap with huge pages (`huge_pages`); says what it did at `info`.
+pub(crate) fn back_heap_with_huge_pages(log: *mut ngx::ffi::ngx_log_t) {
+    let msg = match crate::huge_pages::back_with_huge_pages() {
+        Ok(o) => format!(
+            "ward: huge pages: {} of {} MB of the worker's heap collapsed{}",
+            o.collapsed >> 20,
+            o.marked >> 20,
+            o.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ),
+        Err(e) => format!("ward: huge pages: /proc/self/maps: {e}"),
+    };
+    guard::log_bytes(log, ngx::ffi::NGX_LOG_INFO as usize, msg.as_bytes());
+}
+
+/// `ward_huge_pages on|off` (http level).
+pub unsafe extern "C" fn set_huge_pages(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    guard::catch_conf(cf, "ward_huge_pages directive", || {
+        // SAFETY: setter contract: `cf->args` are the directive's words; at http level
+        // `cf->ctx` is the http block's ngx_http_conf_ctx_t.
+        let (args, main) = unsafe { (args(cf), main_conf(cf)) };
+        let main = main.ok_or("ward: no main configuration")?;
+        if main.huge_pages.is_some() {
+            return Err("\"ward_huge_pages\" directive is duplicate".into());
+        }
+        main.huge_pages = Some(match args.get(1).map(|a| a.as_bytes()).unwrap_or_default() {
+            b"on" => true,
+            b"off" => false,
+            v => {
+                return Err(format!(
+                    "invalid value \"{}\" in \"ward_huge_pages\" directive, it must be \"on\" or \"off\"",
+                    String::from_utf8_lossy(v)
+                ))
+            }
+        });
+        Ok(())
+    })
 }
 
 pub unsafe extern "C" fn create_loc_conf(cf: *mut ngx_conf_t) -> *mut c_void {

@@ -35,6 +35,7 @@ mod ctx;
 mod filter;
 mod guard;
 mod handler;
+mod huge_pages;
 mod pool;
 mod request;
 mod variables;
@@ -42,7 +43,7 @@ mod variables;
 /// Levels of the directives valid at http, server and location level.
 const LEVELS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 
-static mut WARD_COMMANDS: [ngx_command_t; 19] = [
+static mut WARD_COMMANDS: [ngx_command_t; 20] = [
     ngx_command_t {
         name: ngx_string!("ward"),
         type_: (LEVELS | NGX_CONF_FLAG) as ngx_uint_t,
@@ -76,6 +77,7 @@ static mut WARD_COMMANDS: [ngx_command_t; 19] = [
         post: std::ptr::null_mut(),
     },
     command(c"ward_failure_mode", LEVELS | NGX_CONF_TAKE1, config::set_failure_mode),
+    command(c"ward_huge_pages", NGX_HTTP_MAIN_CONF | NGX_CONF_FLAG, config::set_huge_pages),
     command(c"ward_auth", LEVELS | NGX_CONF_FLAG, auth::set_auth),
     command(c"ward_auth_key_file", LEVELS | NGX_CONF_TAKE1, auth::set_key_file),
     command(c"ward_auth_users_file", LEVELS | NGX_CONF_TAKE1, auth::set_users_file),
@@ -156,12 +158,17 @@ pub static mut ngx_http_ward_module: ngx_module_t = ngx_module_t {
     ..ngx_module_t::default()
 };
 
-/// A worker starts: its heap thresholds (see `config::worker_heap_thresholds`).
+/// A worker starts: its heap thresholds (see `config::worker_heap_thresholds`) and,
+/// unless `ward_huge_pages off`, huge pages under its heap (`huge_pages`).
 unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx_int_t {
     // SAFETY: nginx passes its live cycle.
     let log = unsafe { (*cycle).log };
     guard::catch(log, "init_process", ngx::ffi::NGX_OK as ngx_int_t, || {
         config::worker_heap_thresholds();
+        // SAFETY: the live cycle, configured: its http main conf slot (if any) is our MainConf.
+        if unsafe { config::huge_pages_wanted(cycle) } {
+            config::back_heap_with_huge_pages(log);
+        }
         ngx::ffi::NGX_OK as ngx_int_t
     })
 }
