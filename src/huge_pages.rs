@@ -1,13 +1,14 @@
 //! `ward_huge_pages on` (the default): a starting worker backs its anonymous memory,
 //! the compiled rule sets above all, with 2 MB pages.
 //!
-//! A request walks hundreds of rules, their gates and automata spread over the ~15 MB
+//! A request walks hundreds of rules, their gates and automata spread over the ~12 MB
 //! heap the master compiled them into; between two requests the kernel and nginx evict
 //! them, and with 4 KB pages each rule touched may also cost a TLB miss. bench.sh, the
 //! module with and without this, three rounds: worker CPU per request -5% (`GET /`) to
 //! -20% (1 MB form), medians (docs/bench.md, session 24). The price: the worker's copy of
 //! the heap is its own instead of shared with the master (about the master's heap per
-//! worker; the worker's RSS is unchanged), so `off` keeps the sharing.
+//! worker), and its RSS grows by ~2 MB (a collapse fills each 2 MB page's gaps); `off`
+//! keeps the sharing.
 //!
 //! `MADV_HUGEPAGE` marks the 2 MB-aligned parts of each private anonymous mapping;
 //! `MADV_COLLAPSE` (Linux 6.1) turns what is already there into huge pages now. Where

@@ -165,8 +165,13 @@ unsafe extern "C" fn init_process(cycle: *mut ngx::ffi::ngx_cycle_t) -> ngx_int_
     let log = unsafe { (*cycle).log };
     guard::catch(log, "init_process", ngx::ffi::NGX_OK as ngx_int_t, || {
         config::worker_heap_thresholds();
-        // SAFETY: the live cycle, configured: its http main conf slot (if any) is our MainConf.
-        if unsafe { config::huge_pages_wanted(cycle) } {
+        // Not in the cache manager and loader (helpers), which never run a rule.
+        // SAFETY: nginx sets `ngx_process` before init_process; the live cycle is
+        // configured: its http main conf slot (if any) is our MainConf.
+        let serves = unsafe {
+            matches!(ngx::ffi::ngx_process as u32, ngx::ffi::NGX_PROCESS_WORKER | ngx::ffi::NGX_PROCESS_SINGLE)
+        };
+        if serves && unsafe { config::huge_pages_wanted(cycle) } {
             config::back_heap_with_huge_pages(log);
         }
         ngx::ffi::NGX_OK as ngx_int_t
