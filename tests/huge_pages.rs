@@ -109,3 +109,30 @@ fn huge_pages_directive_errors_fail_nginx_t() {
     let out = nginx.test_config();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The cache manager and loader, which run no rule, keep their pages as they are: one
+/// report, the worker's.
+#[test]
+fn only_workers_collapse_their_heap() {
+    if !have_nginx() || thp_mode().is_none_or(|m| m == "never") {
+        return;
+    }
+    let mut nginx = Nginx::prepare();
+    let port = free_port();
+    nginx.write("rules/one.conf", "SecRuleEngine On\nSecRule ARGS \"@rx evil\" \"id:1,phase:1,deny\"\n");
+    nginx.write("html/index.html", "ok\n");
+    nginx.write_conf(&format!(
+        "proxy_cache_path {}/cache keys_zone=c:1m;\nward on;\nward_rules_file rules/one.conf;\n\
+         server {{ listen 127.0.0.1:{port}; root html; }}\n",
+        nginx.prefix().display()
+    ));
+    nginx.start(port);
+    assert_eq!(get(port, "/index.html").status, 200);
+    let reports = || nginx.error_log().lines().filter(|l| l.contains("ward: huge pages:")).count();
+    wait_until("the worker's report", Duration::from_secs(10), || reports() > 0);
+    // The cache manager starts with the worker; the loader a minute later.
+    std::thread::sleep(Duration::from_millis(500));
+    let title = |pid: &u32| std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(nginx.worker_pids().iter().any(|p| title(p).contains("cache manager")), "no cache manager running");
+    assert_eq!(reports(), 1, "{}", nginx.error_log());
+}
