@@ -4,8 +4,8 @@
 //! A request walks hundreds of rules, their gates and automata spread over the ~12 MB
 //! heap the master compiled them into; between two requests the kernel and nginx evict
 //! them, and with 4 KB pages each rule touched may also cost a TLB miss. bench.sh, the
-//! module with and without this, three rounds: worker CPU per request -5% (`GET /`) to
-//! -20% (1 MB form), medians (docs/bench.md, session 24). The price: the worker's copy of
+//! module with and without this, six runs each: worker CPU per request -8% (6 args, 2 KB
+//! form) to -15% (1 MB form), `GET /` unchanged, medians (docs/bench.md, session 24). The price: the worker's copy of
 //! the heap is its own instead of shared with the master (about the master's heap per
 //! worker), and its RSS grows by ~2 MB (a collapse fills each 2 MB page's gaps); `off`
 //! keeps the sharing.
