@@ -23,7 +23,7 @@ use ngx::ffi::{
 };
 use ward_auth::{parse_time, AuthConfig, AuthSettings, CookieSecure};
 
-use crate::config::{args, loc, parse_flag, LocConf};
+use crate::config::{args, flag_arg, loc, LocConf};
 use crate::guard;
 
 /// Which content handler a location runs.
@@ -210,13 +210,7 @@ fn time_arg(args: &[ngx_str_t], directive: &str) -> Result<Duration, String> {
 /// `ward_auth on | off;`
 pub unsafe extern "C" fn set_auth(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
     setter(cf, conf, "ward_auth", |args, a| {
-        let v = arg(args, 1);
-        let on = parse_flag(v).ok_or_else(|| {
-            format!(
-                "invalid value \"{}\" in \"ward_auth\" directive, it must be \"on\" or \"off\"",
-                String::from_utf8_lossy(v)
-            )
-        })?;
+        let on = flag_arg(arg(args, 1), "ward_auth")?;
         once(&mut a.enabled, on, "ward_auth")
     })
 }

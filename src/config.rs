@@ -227,16 +227,7 @@ pub unsafe extern "C" fn set_huge_pages(
         if main.huge_pages.is_some() {
             return Err("\"ward_huge_pages\" directive is duplicate".into());
         }
-        main.huge_pages = Some(match args.get(1).map(|a| a.as_bytes()).unwrap_or_default() {
-            b"on" => true,
-            b"off" => false,
-            v => {
-                return Err(format!(
-                    "invalid value \"{}\" in \"ward_huge_pages\" directive, it must be \"on\" or \"off\"",
-                    String::from_utf8_lossy(v)
-                ))
-            }
-        });
+        main.huge_pages = Some(flag_arg(args.get(1).map(|a| a.as_bytes()).unwrap_or_default(), "ward_huge_pages")?);
         Ok(())
     })
 }
@@ -496,12 +487,7 @@ pub unsafe extern "C" fn set_ward(cf: *mut ngx_conf_t, _cmd: *mut ngx_command_t,
             return Err("\"ward\" directive is duplicate".into());
         }
         let value = args.get(1).map(|a| a.as_bytes()).unwrap_or_default();
-        conf.enabled = Some(parse_flag(value).ok_or_else(|| {
-            format!(
-                "invalid value \"{}\" in \"ward\" directive, it must be \"on\" or \"off\"",
-                String::from_utf8_lossy(value)
-            )
-        })?);
+        conf.enabled = Some(flag_arg(value, "ward")?);
         Ok(())
     })
 }
@@ -516,13 +502,18 @@ fn io_text(e: &std::io::Error) -> String {
     }
 }
 
-pub(crate) fn parse_flag(v: &[u8]) -> Option<bool> {
+/// An `on | off` argument of `directive` (either case, as nginx's own flags), or nginx's
+/// error for anything else.
+pub(crate) fn flag_arg(v: &[u8], directive: &str) -> Result<bool, String> {
     if v.eq_ignore_ascii_case(b"on") {
-        Some(true)
+        Ok(true)
     } else if v.eq_ignore_ascii_case(b"off") {
-        Some(false)
+        Ok(false)
     } else {
-        None
+        Err(format!(
+            "invalid value \"{}\" in \"{directive}\" directive, it must be \"on\" or \"off\"",
+            String::from_utf8_lossy(v)
+        ))
     }
 }
 
