@@ -32,15 +32,7 @@ fn anon_huge_kb(pid: u32) -> u64 {
 /// interval (src/ctx.rs), with `setting` in the http block; its error log.
 fn worker_huge_kb(setting: &str) -> Option<(u64, u64, String)> {
     let crs = crs_v4()?;
-    let mut nginx = Nginx::prepare();
-    let port = free_port();
-    nginx.write("rules/crs.conf", &crs_v4_rules(&crs, "", 1, ""));
-    nginx.write("html/index.html", "ok\n");
-    nginx.write_conf(&format!(
-        "{setting}\nward on;\nward_rules_file rules/crs.conf;\n\
-         server {{ listen 127.0.0.1:{port}; root html; }}\n"
-    ));
-    nginx.start(port);
+    let (nginx, port) = start_crs_v4_site(&crs, 1, setting, &[]);
     let worker = *nginx.worker_pids().first().expect("a worker");
     // The worker reports once its pages are collapsed (when on), before its first request.
     let on = !setting.contains("off");
@@ -114,7 +106,11 @@ fn huge_pages_directive_errors_fail_nginx_t() {
 /// report, the worker's.
 #[test]
 fn only_workers_collapse_their_heap() {
-    if !have_nginx() || thp_mode().is_none_or(|m| m == "never") {
+    if !have_nginx() {
+        return;
+    }
+    if thp_mode().is_none_or(|m| m == "never") {
+        eprintln!("SKIPPED: this kernel has no transparent huge pages (mode {:?})", thp_mode());
         return;
     }
     let mut nginx = Nginx::prepare();

@@ -188,15 +188,7 @@ fn crs_v4_worker_rss(env: &[(&str, &str)]) -> Option<u64> {
     }
     // Says SKIPPED itself when ../shared's CRS v4 is missing.
     let crs = crs_v4()?;
-    let mut nginx = Nginx::prepare();
-    let port = free_port();
-    nginx.write("rules/crs.conf", &crs_v4_rules(&crs, "", 4, ""));
-    nginx.write("html/index.html", "ok\n");
-    nginx.write_conf(&format!(
-        "ward on;\nward_rules_file rules/crs.conf;\n\
-         server {{ listen 127.0.0.1:{port}; root html; }}\n"
-    ));
-    nginx.start_with_env(port, env);
+    let (nginx, port) = start_crs_v4_site(&crs, 4, "", env);
     let worker = *nginx.worker_pids().first().expect("a worker");
     assert_eq!(get(port, "/index.html").status, 200);
     std::thread::sleep(Duration::from_millis(200));

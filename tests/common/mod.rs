@@ -50,6 +50,22 @@ pub fn crs_v4_rules(crs: &Path, settings: &str, paranoia: u8, after: &str) -> St
     )
 }
 
+/// nginx started with `env`, serving `html/index.html` (`ok`) on a new port with Ward on
+/// and the CRS v4 in `crs` at `paranoia`; `http_extra` goes first in the http block.
+#[allow(dead_code)]
+pub fn start_crs_v4_site(crs: &Path, paranoia: u8, http_extra: &str, env: &[(&str, &str)]) -> (Nginx, u16) {
+    let mut nginx = Nginx::prepare();
+    let port = free_port();
+    nginx.write("rules/crs.conf", &crs_v4_rules(crs, "", paranoia, ""));
+    nginx.write("html/index.html", "ok\n");
+    nginx.write_conf(&format!(
+        "{http_extra}\nward on;\nward_rules_file rules/crs.conf;\n\
+         server {{ listen 127.0.0.1:{port}; root html; }}\n"
+    ));
+    nginx.start_with_env(port, env);
+    (nginx, port)
+}
+
 /// False (with a SKIPPED line) when the system nginx is missing.
 pub fn have_nginx() -> bool {
     if Path::new(NGINX).exists() {
