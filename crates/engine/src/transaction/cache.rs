@@ -181,7 +181,7 @@ struct Cell {
     /// [`UNSET`], [`RAW`] (the list left the raw value unchanged), or the index of the
     /// bytes in `owned` (shared with the parent list's cell when the last steps changed nothing).
     value: u32,
-    /// [`UNSET`] until scanned, then where this list's gate bits start in `bits`.
+    /// [`UNSET`] until scanned, then [`AS_RAW`] or where this list's gate bits start in `bits`.
     bits: u32,
 }
 
@@ -189,6 +189,9 @@ const UNSET: u32 = u32::MAX;
 /// Values up to this long get a mask (`Rows::mask`).
 const MASKED_LEN: usize = 4096;
 const RAW: u32 = u32::MAX - 1;
+/// A cell's `bits` when its value differs from the raw one only in ASCII case: it is
+/// scanned as the raw value is.
+const AS_RAW: u32 = u32::MAX - 1;
 
 impl Cell {
     const EMPTY: Cell = Cell { value: UNSET, bits: UNSET };
@@ -812,14 +815,22 @@ impl TransformCache {
         let gate = &rules.gates[g as usize];
         let rows = self.rows_mut(kept);
         if rows.cells[i].bits == UNSET {
-            let at = rows.bits.len() as u32;
             // Fields apart: the value is read from `owned` while `bits` grows.
             let value = rows.owned.get(rows.cells[i].value as usize).map_or(raw, Vec::as_slice);
-            gate.scan_into(value, &mut rows.bits);
-            rows.cells[i].bits = at;
+            // Changed only in case (`t:htmlEntityDecode,t:lowercase` on a value without
+            // `&`): the prefilter compares ASCII case-insensitively, so the raw scan holds.
+            rows.cells[i].bits = if combined.is_some() && value.eq_ignore_ascii_case(raw) {
+                AS_RAW
+            } else {
+                let at = rows.bits.len() as u32;
+                gate.scan_into(value, &mut rows.bits);
+                at
+            };
         }
-        let at = rows.cells[i].bits as usize;
-        Scan::Gate(&rows.bits[at..at + gate.words()])
+        match (rows.cells[i].bits, combined) {
+            (AS_RAW, Some(all)) => self.raw_scan(Some(row), slot, raw, all, rules),
+            (at, _) => Scan::Gate(&self.rows(kept).bits[at as usize..at as usize + gate.words()]),
+        }
     }
 
     /// The combined scan of the raw value in `slot` (its row, if it has one), scanned on
@@ -1128,6 +1139,39 @@ mod tests {
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));
+    }
+
+    #[test]
+    fn a_value_changed_only_in_case_is_scanned_as_its_raw_value() {
+        use super::super::state::{coll, stable_slot};
+        let text = "SecRule ARGS \"@rx java\" \"id:1,phase:2,deny,t:none,t:htmlEntityDecode,t:lowercase\"";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/case.conf".into(), line: 1 };
+        let rs = crate::RuleSet::compile(&[src]).unwrap();
+        let rule = rs.phases[1]
+            .iter()
+            .find_map(|e| match e {
+                crate::ruleset::Entry::Rule { rule, .. } => Some(rule),
+                _ => None,
+            })
+            .unwrap();
+        let ((g, bit), key) = (rule.gate.expect("gated on `java`"), rule.transform_key);
+        let mut c = TransformCache::default();
+        let slot = |i: usize| stable_slot(coll::ARGS_GET, i, false);
+        // (value, scanned as raw, the gate passes it)
+        let cases: [(&[u8], bool, bool); 4] = [
+            (b"JaVa", true, true),
+            // The entity makes the difference: the transformed value is scanned.
+            (b"J&#97;VA", false, true),
+            (b"J&#97;ZA", false, false),
+            (b"COFFEE", true, false),
+        ];
+        for (i, (raw, as_raw, passes)) in cases.into_iter().enumerate() {
+            let got = match c.scan(None, slot(i), raw, key, &rs, g) {
+                Scan::Raw(all, bits) => (true, all.has(bits, g, bit)),
+                Scan::Gate(bits) => (false, crate::prefilter::has(bits, bit)),
+            };
+            assert_eq!(got, (as_raw, passes), "{}", String::from_utf8_lossy(raw));
+        }
     }
 
     #[test]
