@@ -190,8 +190,8 @@ const UNSET: u32 = u32::MAX;
 const MASKED_LEN: usize = 4096;
 const RAW: u32 = u32::MAX - 1;
 /// A cell's `bits` when its value differs from the raw one only in ASCII case: it is
-/// scanned as the raw value is.
-const AS_RAW: u32 = u32::MAX - 1;
+/// scanned as the raw value is. (`bits`'s counterpart of [`RAW`] in `value`.)
+const AS_RAW: u32 = RAW;
 
 impl Cell {
     const EMPTY: Cell = Cell { value: UNSET, bits: UNSET };
