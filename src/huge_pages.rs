@@ -5,10 +5,10 @@
 //! heap the master compiled them into; between two requests the kernel and nginx evict
 //! them, and with 4 KB pages each rule touched may also cost a TLB miss. bench.sh, the
 //! module with and without this, six runs each: worker CPU per request -8% (6 args, 2 KB
-//! form) to -15% (1 MB form), `GET /` unchanged, medians (docs/bench.md, session 24). The price: the worker's copy of
-//! the heap is its own instead of shared with the master (about the master's heap per
-//! worker), and its RSS grows by ~2 MB (a collapse fills each 2 MB page's gaps); `off`
-//! keeps the sharing.
+//! form) to -15% (1 MB form), `GET /` unchanged, medians (docs/bench.md, session 24).
+//! The price: the worker's copy of the heap is its own instead of shared with the master
+//! (about the master's heap per worker), and its RSS grows by ~2 MB (a collapse fills
+//! each 2 MB page's gaps); `off` keeps the sharing.
 //!
 //! `MADV_HUGEPAGE` marks the 2 MB-aligned parts of each private anonymous mapping;
 //! `MADV_COLLAPSE` (Linux 6.1) turns what is already there into huge pages now. Where
