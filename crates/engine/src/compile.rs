@@ -663,8 +663,8 @@ fn stage_empty_ends(stages: &[(u32, u32, u32)], tree: &TransformTree, refuses_em
         if k < 64 && later_keep && refuses_empty(g, bit) {
             ends |= 1 << k;
         }
-        // The step run on an empty value at load (`length`, `md5`, `sha1`… fill it).
-        later_keep &= tree.node(key).step.as_ref().is_none_or(|s| (s.func)(b"").is_none_or(|v| v.is_empty()));
+        // `length`, `md5`, `sha1`… fill an empty value.
+        later_keep &= tree.node(key).keeps_empty;
     }
     ends
 }

@@ -340,6 +340,12 @@ impl Rows {
                 if input == RAW && node.step_changes_on & mask == 0 {
                     // The raw value holds no byte this step acts on.
                     RAW
+                } else if let (RAW, Some(twin)) = (input, node.raw_twin) {
+                    // The step on the raw value: made once per row, whichever list asks.
+                    let t = self.cell(width, row, raw, twin, tree);
+                    self.cells[t].value
+                } else if node.keeps_empty && self.bytes(input, raw).is_empty() {
+                    input
                 } else {
                     match (step.func)(self.bytes(input, raw)) {
                         Some(v) => {
@@ -1035,8 +1041,10 @@ mod tests {
 
     #[test]
     fn lists_that_cannot_change_a_value_are_not_run() {
-        fn must_not_run(_: &[u8]) -> Option<Vec<u8>> {
-            panic!("run on a value without its trigger bytes")
+        // Run once on an empty value when its list is made (`Node::keeps_empty`).
+        fn must_not_run(v: &[u8]) -> Option<Vec<u8>> {
+            assert!(v.is_empty(), "run on a value without its trigger bytes");
+            None
         }
         let mut tree = TransformTree::default();
         // Its mask is urlDecodeUni's (`%`, `+`); its function must never be reached here.
@@ -1058,6 +1066,63 @@ mod tests {
         let long = vec![b'a'; MASKED_LEN + 1];
         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.entry(4, &long, decode_lower, &tree)));
         assert!(ran.is_err(), "a value past MASKED_LEN is transformed");
+    }
+
+    #[test]
+    fn a_step_on_an_unchanged_value_runs_once_whichever_list_asks() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        static RUNS: AtomicUsize = AtomicUsize::new(0);
+        fn counted(v: &[u8]) -> Option<Vec<u8>> {
+            RUNS.fetch_add(1, SeqCst);
+            (!v.is_empty()).then(|| v.iter().rev().copied().collect())
+        }
+        let step = crate::actions::TransformStep { name: "base64Decode".into(), func: counted };
+        let mut tree = TransformTree::default();
+        // Two prefixes that leave `abc` as it is, then the counted step; and a step after it.
+        let a = tree.key(&[steps(&["urlDecodeUni"]).remove(0), step.clone()]);
+        let b = tree.key(&[steps(&["lowercase"]).remove(0), step.clone()]);
+        let b_trim = tree.key(&[steps(&["lowercase"]).remove(0), step.clone(), steps(&["trim"]).remove(0)]);
+        let mut c = TransformCache::default();
+        let before = RUNS.load(SeqCst);
+        let (ea, eb) = (c.entry(1, b"abc", a, &tree), c.entry(1, b"abc", b, &tree));
+        assert_eq!((c.value(ea, b"abc"), c.value(eb, b"abc")), (&b"cba"[..], &b"cba"[..]));
+        assert_eq!(RUNS.load(SeqCst) - before, 1, "one run for both lists");
+        let parent = c.entry(1, b"abc", tree.node(a).parent.unwrap(), &tree);
+        assert!(!c.same_value(parent, ea), "the step changed the value");
+        // A changed prefix: the step runs on its result, not the raw value.
+        let e = c.entry(2, b"ABC", b, &tree);
+        assert_eq!(c.value(e, b"ABC"), b"cba");
+        assert_eq!(RUNS.load(SeqCst) - before, 2);
+        // The step's result is the next step's input.
+        let e = c.entry(3, b" xy", b_trim, &tree);
+        assert_eq!(c.value(e, b" xy"), b"yx");
+    }
+
+    #[test]
+    fn an_emptied_value_skips_the_steps_that_keep_it_empty() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        static SEEN: AtomicUsize = AtomicUsize::new(0);
+        fn counted_lower(v: &[u8]) -> Option<Vec<u8>> {
+            SEEN.fetch_add(1, SeqCst);
+            crate::transformations::lookup("lowercase").unwrap()(v)
+        }
+        let lower = crate::actions::TransformStep { name: "lowercase".into(), func: counted_lower };
+        let mut tree = TransformTree::default();
+        let empty_lower = tree.key(&[steps(&["base64Decode"]).remove(0), lower.clone()]);
+        let empty_len = tree.key(&steps(&["base64Decode", "length"]));
+        let mut c = TransformCache::default();
+        let before = SEEN.load(SeqCst);
+        // `a-b` is no base64: decoded to nothing, which lowercase leaves as it is.
+        let e = c.entry(1, b"a-b", empty_lower, &tree);
+        assert_eq!(c.value(e, b"a-b"), b"");
+        assert_eq!(SEEN.load(SeqCst), before, "lowercase not run on an empty value");
+        // `length` makes "0" of it: run.
+        let e = c.entry(1, b"a-b", empty_len, &tree);
+        assert_eq!(c.value(e, b"a-b"), b"0");
+        // A value left non-empty goes on through the list.
+        let e = c.entry(2, b"QUJD", empty_lower, &tree);
+        assert_eq!(c.value(e, b"QUJD"), b"abc");
+        assert_eq!(SEEN.load(SeqCst), before + 1);
     }
 
     #[test]

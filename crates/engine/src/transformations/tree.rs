@@ -24,6 +24,13 @@ pub struct Node {
     pub changes_on: u64,
     /// The last step's mask.
     pub step_changes_on: u64,
+    /// The one-step list of this node's last step (None for the root's children): what
+    /// the step makes of the raw value, which lists with other prefixes that leave it
+    /// unchanged share (`t:base64Decode` after CRS's `t:urlDecodeUni,t:jsDecode`…).
+    pub raw_twin: Option<u32>,
+    /// The last step makes nothing of an empty value (most steps: a value emptied by
+    /// `t:base64Decode` stays empty without running the rest of its list).
+    pub keeps_empty: bool,
 }
 
 /// Transformations that change nothing but ASCII case (both are ASCII-only here).
@@ -38,7 +45,15 @@ pub struct TransformTree {
 
 impl Default for TransformTree {
     fn default() -> Self {
-        let root = Node { parent: None, step: None, case_only: true, changes_on: 0, step_changes_on: 0 };
+        let root = Node {
+            parent: None,
+            step: None,
+            case_only: true,
+            changes_on: 0,
+            step_changes_on: 0,
+            raw_twin: None,
+            keeps_empty: true,
+        };
         TransformTree { nodes: vec![root], children: HashMap::new() }
     }
 }
@@ -52,17 +67,21 @@ impl TransformTree {
             k = match self.children.get(&id) {
                 Some(&c) => c,
                 None => {
+                    let raw_twin = (k != ROOT).then(|| self.key(std::slice::from_ref(step)));
                     let c = self.nodes.len() as u32;
                     let parent = &self.nodes[k as usize];
                     let case_only = parent.case_only && CASE_ONLY.contains(&id.1.as_str());
                     let step_changes_on = super::triggers::step_mask(&step.name);
                     let changes_on = parent.changes_on | step_changes_on;
+                    let keeps_empty = (step.func)(b"").is_none_or(|v| v.is_empty());
                     self.nodes.push(Node {
                         parent: Some(k),
                         step: Some(step.clone()),
                         case_only,
                         changes_on,
                         step_changes_on,
+                        raw_twin,
+                        keeps_empty,
                     });
                     self.children.insert(id, c);
                     c
@@ -103,15 +122,43 @@ mod tests {
         let mut t = TransformTree::default();
         let xss = t.key(&steps(&["utf8toUnicode", "urlDecodeUni", "htmlEntityDecode"]));
         let sqli = t.key(&steps(&["utf8ToUnicode", "urldecodeuni", "removeNulls"]));
-        assert_eq!(t.len(), 5, "root, utf8toUnicode, +urlDecodeUni, and the two leaves");
+        // Root, utf8toUnicode, +urlDecodeUni, the two leaves, and the one-step lists of
+        // urlDecodeUni, htmlEntityDecode and removeNulls (their raw twins).
+        assert_eq!(t.len(), 8);
         let shared = t.node(xss).parent.unwrap();
         assert_eq!(t.node(sqli).parent, Some(shared));
         assert_eq!(t.key(&steps(&["utf8toUnicode", "urlDecodeUni"])), shared);
         assert_eq!(t.key(&[]), ROOT);
         assert_eq!(t.node(ROOT).parent, None);
-        // Order matters: another list.
+        // Order matters: another list (its first step's node was there as a twin).
         let other = t.key(&steps(&["urlDecodeUni", "utf8toUnicode"]));
-        assert!(other != shared && t.len() == 7);
+        assert!(other != shared && t.len() == 9);
+    }
+
+    #[test]
+    fn a_step_after_others_knows_its_one_step_list() {
+        let mut t = TransformTree::default();
+        let list = t.key(&steps(&["urlDecodeUni", "jsDecode", "base64Decode"]));
+        let b64 = t.key(&steps(&["base64decode"]));
+        let js = t.key(&steps(&["jsDecode"]));
+        let url = t.key(&steps(&["urlDecodeUni"]));
+        assert_eq!(t.node(list).raw_twin, Some(b64));
+        assert_eq!(t.node(t.node(list).parent.unwrap()).raw_twin, Some(js));
+        // A one-step list is its own twin: none.
+        for k in [b64, js, url] {
+            assert_eq!(t.node(k).raw_twin, None);
+            assert_eq!(t.node(k).parent, Some(ROOT));
+        }
+        assert_eq!(t.len(), 6, "no node made twice");
+    }
+
+    #[test]
+    fn steps_that_fill_an_empty_value_are_marked() {
+        let mut t = TransformTree::default();
+        for (name, keeps) in [("lowercase", true), ("base64Decode", true), ("length", false), ("md5", false)] {
+            let k = t.key(&steps(&["trim", name]));
+            assert_eq!(t.node(k).keeps_empty, keeps, "{name}");
+        }
     }
 
     #[test]
