@@ -119,7 +119,129 @@ pub fn required_hir(hir: &Hir) -> Option<Vec<Vec<u8>>> {
 /// ([`is_ident`]), the best by [`PUNCT`] if it has none. A value needs one literal of
 /// each: the second skips the names and host names that the first's letter pairs let
 /// through.
+///
+/// The pattern is also read without its optional parts that can only start with a rare
+/// byte (the CRS's evasion groups, `["'\)\[\x5c]*` between the letters of a command
+/// name): a match either leaves every such part empty, and so is a match of the pattern
+/// without them, whose literals are whole words, or holds one of their first bytes. Those
+/// bytes join each set of that reading, which is kept when it lets fewer values through.
 pub fn required_sets(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
+    let plain = sets_of(hir);
+    let mut starts = Vec::new();
+    let Some(bare) = without_rare_optionals(hir, &mut starts) else { return plain };
+    starts.sort_unstable();
+    starts.dedup();
+    let mut bare_sets = sets_of(&bare);
+    for set in &mut bare_sets {
+        let with_starts =
+            set.iter().map(|l| Lit::new(l, false).0).chain(starts.iter().map(|&b| Lit::new(&[b], false).0));
+        *set = minimal(norm(with_starts.collect()));
+    }
+    // A value needs a literal of each set: the weakest set bounds them.
+    let pass = |sets: &[Vec<Vec<u8>>]| {
+        sets.iter().map(|s| weakness(s.iter().map(Vec::as_slice), &TEXT)).fold(f64::INFINITY, f64::min)
+    };
+    match (plain.is_empty(), bare_sets.is_empty()) {
+        (_, true) => plain,
+        (true, false) => bare_sets,
+        (false, false) if pass(&bare_sets) < pass(&plain) => bare_sets,
+        _ => plain,
+    }
+}
+
+/// What [`without_rare_optionals`] knows of a node: whether it can match the empty
+/// string, the bytes (case-folded) that can start a non-empty match (None: too many), and
+/// the node rewritten (None: unchanged).
+struct Bare {
+    nullable: bool,
+    first: Option<Vec<u8>>,
+    rewritten: Option<Hir>,
+}
+
+/// `h` with each optional part (one that can match empty) of a concatenation replaced by
+/// the empty string when every byte that can start it is rare ([`is_rare`]); those bytes
+/// are added to `starts`. None when nothing was replaced. One pass, bottom up.
+fn without_rare_optionals(h: &Hir, starts: &mut Vec<u8>) -> Option<Hir> {
+    bare(h, starts).rewritten
+}
+
+fn bare(h: &Hir, starts: &mut Vec<u8>) -> Bare {
+    let leaf = |nullable: bool, first: Option<Vec<u8>>| Bare { nullable, first, rewritten: None };
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => leaf(true, Some(Vec::new())),
+        HirKind::Literal(l) => {
+            leaf(l.0.is_empty(), Some(l.0.first().map(u8::to_ascii_lowercase).into_iter().collect()))
+        }
+        HirKind::Class(c) => leaf(false, class_bytes(c)),
+        HirKind::Capture(c) => {
+            let sub = bare(&c.sub, starts);
+            let rewritten = sub.rewritten.map(|r| {
+                Hir::capture(regex_syntax::hir::Capture { index: c.index, name: c.name.clone(), sub: Box::new(r) })
+            });
+            Bare { rewritten, ..sub }
+        }
+        HirKind::Repetition(r) if r.max == Some(0) => leaf(true, Some(Vec::new())),
+        HirKind::Repetition(r) => {
+            let sub = bare(&r.sub, starts);
+            let rewritten =
+                sub.rewritten.map(|s| Hir::repetition(regex_syntax::hir::Repetition { sub: Box::new(s), ..r.clone() }));
+            Bare { nullable: r.min == 0 || sub.nullable, first: sub.first, rewritten }
+        }
+        HirKind::Concat(hs) | HirKind::Alternation(hs) => {
+            let concat = matches!(h.kind(), HirKind::Concat(_));
+            let (mut nullable, mut first, mut open) = (concat, Some(Vec::new()), true);
+            let mut changed = false;
+            let mut parts = Vec::with_capacity(hs.len());
+            for c in hs.iter() {
+                let b = bare(c, starts);
+                // This node's facts, from the parts as they were.
+                if concat {
+                    if open {
+                        first = first.zip(b.first.clone()).map(|(mut f, g)| {
+                            f.extend(g);
+                            f
+                        });
+                        open = b.nullable;
+                    }
+                    nullable &= b.nullable;
+                } else {
+                    first = first.zip(b.first.clone()).map(|(mut f, g)| {
+                        f.extend(g);
+                        f
+                    });
+                    nullable |= b.nullable;
+                }
+                let drop = concat
+                    && b.nullable
+                    && b.first.as_ref().is_some_and(|f| !f.is_empty() && f.iter().all(|&x| is_rare(x)));
+                let part = if drop {
+                    starts.extend(b.first.into_iter().flatten());
+                    Some(Hir::empty())
+                } else {
+                    b.rewritten
+                };
+                changed |= part.is_some();
+                parts.push(part);
+            }
+            if let Some(f) = first.as_mut() {
+                f.sort_unstable();
+                f.dedup();
+            }
+            let rewritten = changed.then(|| {
+                let parts = parts.into_iter().zip(hs.iter()).map(|(p, c)| p.unwrap_or_else(|| c.clone())).collect();
+                if concat {
+                    Hir::concat(parts)
+                } else {
+                    Hir::alternation(parts)
+                }
+            });
+            Bare { nullable, first, rewritten }
+        }
+    }
+}
+
+/// [`required_sets`] of the pattern as it is.
+fn sets_of(hir: &Hir) -> Vec<Vec<Vec<u8>>> {
     let mut shapes = Vec::new();
     shape_hashes(hir, &mut shapes);
     let mut count: FxHashMap<u64, u32> = FxHashMap::default();
@@ -823,6 +945,62 @@ mod tests {
         assert_eq!(sets("[0-9]+"), Vec::<Vec<String>>::new());
     }
 
+    /// `words` as CRS rule 932340 spells command names: an evasion group between letters.
+    fn evaded(words: &[&str]) -> String {
+        let group = r#"["'\)\[\x5c]*(?:(?:(?:\|\||&&)[\s\x0b]*)?\$[!#\(\*\-0-9\?@_a-\{]*)?\x5c?"#;
+        let spelled: Vec<String> =
+            words.iter().map(|w| w.chars().map(String::from).collect::<Vec<_>>().join(group)).collect();
+        format!("(?i)(?:{})", spelled.join("|"))
+    }
+
+    #[test]
+    fn optional_parts_that_start_with_rare_bytes_can_be_read_as_absent() {
+        let mut starts = Vec::new();
+        let bare = without_rare_optionals(&parse(&evaded(&["strace"])).unwrap(), &mut starts).unwrap();
+        assert_eq!(bare, parse("(?i)strace").unwrap());
+        starts.sort_unstable();
+        starts.dedup();
+        assert_eq!(starts, b"\"$&')[\\|");
+        // Not a part that can start with a common byte (`-`), nor one that cannot be empty.
+        for p in [r"(?i)b(?:-x)?usy", r"(?i)b(?:\$x)usy"] {
+            assert_eq!(without_rare_optionals(&parse(p).unwrap(), &mut starts), None, "{p}");
+        }
+        // One word: letters with a rare byte (`s$`) and the word's start (`str`) are the
+        // better set; the pattern is read as it is.
+        let h = parse(&evaded(&["strace"])).unwrap();
+        assert_eq!(required_sets(&h), sets_of(&h));
+    }
+
+    #[test]
+    fn crs_932340_is_gated_on_whole_command_names() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/crs/v4/rules/REQUEST-932-APPLICATION-ATTACK-RCE.conf");
+        let Ok(text) = std::fs::read_to_string(&file) else {
+            eprintln!("SKIPPED: {} not found (the shared CRS data)", file.display());
+            return;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        let at = lines.iter().position(|l| l.contains("id:932340,")).expect("932340 in its file");
+        let rule = lines[..at].iter().rev().find(|l| l.starts_with("SecRule")).unwrap();
+        let rx = rule.split("\"@rx ").nth(1).unwrap();
+        let rx = rx[..rx.rfind('"').unwrap()].replace("\\\"", "\"");
+        let translated = crate::operators::pattern::translate(&rx).expect("932340 runs on the regex crate");
+        let got = sets(&translated);
+        // Still a necessary condition, evasions included.
+        let re = regex::bytes::RegexBuilder::new(&translated).unicode(false).build().unwrap();
+        for input in ["b$IFSusybox ls", "n\\ohup ps", "s't'race env", "x;ls", "a=w"] {
+            assert!(re.is_match(input.as_bytes()), "{input}");
+            assert!(got[0].iter().any(|l| input.contains(l.as_str())), "{input}: {got:?}");
+        }
+        // Read as it is: `st`, `lt`, `nv`, which dotted JSON names (`host`) hold.
+        for weak in ["st", "lt", "nv"] {
+            assert!(!got[0].iter().any(|l| l == weak), "{weak} in {got:?}");
+        }
+        for l in ["busybox", "nohup", "strace", "\"", "$", "\\"] {
+            assert!(got[0].iter().any(|x| x == l), "{l} not in {got:?}");
+        }
+    }
+
     /// The set is a necessary condition: whenever the regex matches, a literal occurs.
     #[test]
     fn necessary_condition_on_samples() {
@@ -836,8 +1014,9 @@ mod tests {
             r"(?i)[\t-\r \x22'\(,/-9;=`]on[a-z]{3,50}[\t-\r \(,;]*?=[^=]",
             r"(?i)(?:j|&#0*74;)(?:[\t\n\r]|&tab;)*(?:a|&#0*65;)(?:[\t\n\r]|&tab;)*v",
             r"(?:[/\x5c]|%2f|0x2f)(?:\.|%2e){2,3}(?:[/\x5c]|%2f)",
+            &evaded(&["strace", "nohup", "busybox"]),
         ];
-        let inputs: [&[u8]; 16] = [
+        let inputs: [&[u8]; 20] = [
             b"1 UNION ALL SELECT 2",
             b"<SCRIPT src=x>",
             b"../../etc/passwd",
@@ -854,8 +1033,13 @@ mod tests {
             b"jav",
             b"/../x",
             b"0x2f%2e.%2f",
+            b"strace",
+            b"N\\o'h\"UP",
+            b"b$IFSusybox",
+            b"s||$t)race",
         ];
         for p in pats {
+            let p: &str = p;
             let set = required(p).unwrap_or_else(|| panic!("{p} has no set"));
             let re = regex::bytes::RegexBuilder::new(p).unicode(false).build().unwrap();
             for i in inputs {
