@@ -194,21 +194,18 @@ fn bare(h: &Hir, starts: &mut Vec<u8>) -> Bare {
             let mut parts = Vec::with_capacity(hs.len());
             for c in hs.iter() {
                 let b = bare(c, starts);
-                // This node's facts, from the parts as they were.
-                if concat {
-                    if open {
-                        first = first.zip(b.first.clone()).map(|(mut f, g)| {
-                            f.extend(g);
-                            f
-                        });
-                        open = b.nullable;
-                    }
-                    nullable &= b.nullable;
-                } else {
+                // This node's facts, from the parts as they were: a concatenation starts
+                // like its parts up to the first that cannot be empty.
+                if open {
                     first = first.zip(b.first.clone()).map(|(mut f, g)| {
                         f.extend(g);
                         f
                     });
+                }
+                if concat {
+                    open &= b.nullable;
+                    nullable &= b.nullable;
+                } else {
                     nullable |= b.nullable;
                 }
                 let drop = concat
