@@ -2,16 +2,21 @@
 # Throughput benchmark (issue #5): bare nginx vs Ward + CRS vs ModSecurity v3 + CRS,
 # all in one run on the same /usr/sbin/nginx binary.
 #
-#   scripts/bench.sh [--quick] [--seconds N] [--configs a,b,...] [--keep]
+#   scripts/bench.sh [--quick] [--seconds N] [--rounds N] [--configs a,b,...] [--keep]
 #
-#   --quick       2 s per scenario, config load timed once (CI-like smoke check)
-#   --seconds N   seconds per scenario (default: WARD_BENCH_SECONDS or 10)
+#   --quick       2 s per scenario, one round, config load timed once (smoke check)
+#   --seconds N   seconds per scenario and round (default: WARD_BENCH_SECONDS or 5)
+#   --rounds N    times each scenario runs over the configurations in turn; the table
+#                 gives medians (default: WARD_BENCH_ROUNDS or 3)
 #   --configs     subset of: bare,ward-v4-pl1,ward-v4-pl4,ward-v33-pl1,modsec-v33-pl1
 #   --keep        keep the run directory (configs, logs) under /tmp
 #
-# Each configuration gets a private nginx prefix with ONE worker pinned to core 0
-# (WARD_BENCH_NGINX_CPU) that proxies to a loopback upstream nginx (`return 200`,
+# Each configuration gets a private nginx prefix and port with ONE worker pinned to
+# core 0 (WARD_BENCH_NGINX_CPU) that proxies to a loopback upstream nginx (`return 200`,
 # pinned with wrk to core 1, WARD_BENCH_WRK_CPU); wrk runs 1 thread, 16 connections.
+# All configurations are up at once (the idle ones wait in epoll) and each scenario
+# runs round after round over them in turn, so that a ratio to bare compares runs
+# seconds apart on this noisy machine, not minutes apart.
 # Before any load, every scenario is sent once with curl (benign ones must get 200)
 # and the SQLi GET must get 403 from every WAF configuration. Prints one table
 # (req/s, ratio to bare in the same run, worker CPU per request, p50/p99, worker RSS,
@@ -23,7 +28,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 SHARED=${WARD_SHARED:-$REPO/../shared}
 NGINX=${WARD_BENCH_NGINX:-/usr/sbin/nginx}
-DURATION=${WARD_BENCH_SECONDS:-10}
+DURATION=${WARD_BENCH_SECONDS:-5}
+ROUNDS=${WARD_BENCH_ROUNDS:-3}
 CONNS=16
 PORT=${WARD_BENCH_PORT:-18600}
 UP_PORT=$((PORT + 1))
@@ -38,8 +44,9 @@ CONFIGS=$ALL_CONFIGS
 usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) QUICK=1; DURATION=2; LOAD_REPEAT=1; shift ;;
+    --quick) QUICK=1; DURATION=2; ROUNDS=1; LOAD_REPEAT=1; shift ;;
     --seconds) DURATION=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; shift 2 ;;
     --configs) CONFIGS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) usage ;;
@@ -48,6 +55,8 @@ while [ $# -gt 0 ]; do
 done
 [[ "$DURATION" =~ ^[0-9]+$ ]] && [ "$DURATION" -ge 1 ] && [ "$DURATION" -le 600 ] \
   || { echo "seconds per scenario must be 1..600" >&2; exit 2; }
+[[ "$ROUNDS" =~ ^[0-9]+$ ]] && [ "$ROUNDS" -ge 1 ] && [ "$ROUNDS" -le 20 ] \
+  || { echo "rounds must be 1..20" >&2; exit 2; }
 IFS=, read -r -a CFG_LIST <<<"$CONFIGS"
 for c in "${CFG_LIST[@]}"; do
   [[ ",$ALL_CONFIGS," == *",$c,"* ]] || { echo "unknown configuration: $c" >&2; usage; }
@@ -324,23 +333,31 @@ start_nginx "$up_prefix" "$UP_PORT"
 UP_PID=$NGX_PID
 log "upstream on 127.0.0.1:$UP_PORT (pid $UP_PID)"
 
-ROWS=()       # table rows
+median() {  # values... -> their median ("-" when none is a number)
+  printf '%s\n' "$@" | awk '$1 ~ /^[0-9.]+$/' | sort -g \
+    | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+            else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# Every configuration up at once, each on its own port (the upstream has PORT + 1).
+declare -A CFG_PORT=() CFG_MASTER=() CFG_WORKER=() CFG_LOAD=()
 SQLI=()       # SQLi verdict lines
-declare -A BARE_RPS=()
 FAIL=0
+n=0
 for cfg in "${CFG_LIST[@]}"; do
   label=$(cfg_label "$cfg")
   IFS=$'\t' read -r load waf < <(cfg_directives "$cfg")
   prefix=$RUN/$cfg
-  write_conf "$BENCH/nginx.conf.in" "$prefix" "$PORT" "$(cpu_mask "$NGINX_CPU")" "$load" "$waf"
+  port=$((PORT + 2 + n)); n=$((n + 1))
+  write_conf "$BENCH/nginx.conf.in" "$prefix" "$port" "$(cpu_mask "$NGINX_CPU")" "$load" "$waf"
   log "$label: nginx -t"
-  load_ms=$(load_time_ms "$prefix")
-  start_nginx "$prefix" "$PORT"
-  master=$NGX_PID
-  log "$label: worker $WORKER, config load ${load_ms} ms"
+  CFG_LOAD[$cfg]=$(load_time_ms "$prefix")
+  start_nginx "$prefix" "$port"
+  CFG_PORT[$cfg]=$port; CFG_MASTER[$cfg]=$NGX_PID; CFG_WORKER[$cfg]=$WORKER
+  log "$label: port $port, worker $WORKER, config load ${CFG_LOAD[$cfg]} ms"
 
   # Verdicts before any load: the SQLi must be blocked, benign requests must pass.
-  code=$(curl_status "$PORT" GET "$SQLI_PATH" "" "")
+  code=$(curl_status "$port" GET "$SQLI_PATH" "" "")
   if [ "$cfg" = bare ]; then
     SQLI+=("| $label | $code | (no WAF) |")
   elif [ "$code" = 403 ]; then
@@ -348,40 +365,73 @@ for cfg in "${CFG_LIST[@]}"; do
   else
     SQLI+=("| $label | $code | **NOT BLOCKED** |"); FAIL=1
   fi
+done
 
+declare -A RPS=() P50=() P99=() REQS=() NON2XX=() ERRS=() CPU_US=() STATUS=() RSS0=() RSS1=()
+for sc in "${SCENARIOS[@]}"; do
+  IFS='|' read -r key slabel method path body ctype <<<"$sc"
+  for cfg in "${CFG_LIST[@]}"; do
+    STATUS[$cfg,$key]=$(curl_status "${CFG_PORT[$cfg]}" "$method" "$path" "$body" "$ctype")
+    RSS0[$cfg,$key]=$(rss_mb "${CFG_WORKER[$cfg]}")
+  done
+  for ((r = 0; r < ROUNDS; r++)); do
+    # Each round starts one configuration later: none is always first after a pause.
+    for ((c = 0; c < ${#CFG_LIST[@]}; c++)); do
+      cfg=${CFG_LIST[$(( (c + r) % ${#CFG_LIST[@]} ))]}
+      worker=${CFG_WORKER[$cfg]}
+      log "$(cfg_label "$cfg"): $slabel, round $((r + 1))/$ROUNDS (${DURATION}s, check ${STATUS[$cfg,$key]})"
+      cpu0=$(cpu_ticks "$worker")
+      read -r rps p50 p99 reqs non2xx errs < <(run_wrk "${CFG_PORT[$cfg]}" "$method" "$path" "$body" "$ctype" | parse_wrk)
+      cpu1=$(cpu_ticks "$worker")
+      wait_idle "$worker"
+      # The worker's own CPU per request: unlike req/s, not lowered by other processes
+      # taking the worker's core, nor raised by an idle wrk/upstream core.
+      CPU_US[$cfg,$key,$r]=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$TICK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / t * 1e6 / n; else print "-" }')
+      RPS[$cfg,$key,$r]=$rps; REQS[$cfg,$key,$r]=$reqs
+      P50[$cfg,$key,$r]=$p50; P99[$cfg,$key,$r]=$p99
+      NON2XX[$cfg,$key,$r]=$non2xx; ERRS[$cfg,$key,$r]=$errs
+    done
+  done
+  for cfg in "${CFG_LIST[@]}"; do RSS1[$cfg,$key]=$(rss_mb "${CFG_WORKER[$cfg]}"); done
+done
+for cfg in "${CFG_LIST[@]}"; do stop_nginx "${CFG_MASTER[$cfg]}"; done
+stop_nginx "$UP_PID"
+
+# --- table: medians over the rounds ------------------------------------------------------
+ROWS=()
+for cfg in "${CFG_LIST[@]}"; do
+  label=$(cfg_label "$cfg")
   first=1
   for sc in "${SCENARIOS[@]}"; do
     IFS='|' read -r key slabel method path body ctype <<<"$sc"
-    status=$(curl_status "$PORT" "$method" "$path" "$body" "$ctype")
-    rss0=$(rss_mb "$WORKER")
-    cpu0=$(cpu_ticks "$WORKER")
-    log "$label: $slabel (${DURATION}s, check $status)"
-    read -r rps p50 p99 reqs non2xx errs < <(run_wrk "$PORT" "$method" "$path" "$body" "$ctype" | parse_wrk)
-    cpu1=$(cpu_ticks "$WORKER")
-    wait_idle "$WORKER"
-    rss1=$(rss_mb "$WORKER")
-    # The worker's own CPU per request: unlike req/s, not lowered by other processes
-    # taking the worker's core, nor raised by an idle wrk/upstream core.
-    cpu_us=$(awk -v a="$cpu0" -v b="$cpu1" -v t="$TICK" -v n="$reqs" 'BEGIN { if (n > 0) printf "%.0f", (b - a) / t * 1e6 / n; else print "-" }')
-    [ "$cfg" != bare ] || BARE_RPS[$key]=$rps
-    ratio="-"
-    if [ -n "${BARE_RPS[$key]:-}" ]; then
-      ratio=$(awk -v a="$rps" -v b="${BARE_RPS[$key]}" 'BEGIN { if (b <= 0) print "-"; else printf (100 * a / b < 1 ? "%.2f%%" : "%.1f%%"), 100 * a / b }')
-    fi
+    rs=() ratios=() cpus=() p50s=() p99s=(); total=0; non2xx=0; errs=0
+    for ((r = 0; r < ROUNDS; r++)); do
+      rs+=("${RPS[$cfg,$key,$r]}"); cpus+=("${CPU_US[$cfg,$key,$r]}")
+      total=$((total + REQS[$cfg,$key,$r])); non2xx=$((non2xx + NON2XX[$cfg,$key,$r])); errs=$((errs + ERRS[$cfg,$key,$r]))
+      [ "${REQS[$cfg,$key,$r]}" -eq 0 ] || { p50s+=("${P50[$cfg,$key,$r]}"); p99s+=("${P99[$cfg,$key,$r]}"); }
+      # Each round's ratio to bare in the same round.
+      if [ -n "${RPS[bare,$key,$r]:-}" ]; then
+        ratios+=("$(awk -v a="${RPS[$cfg,$key,$r]}" -v b="${RPS[bare,$key,$r]}" 'BEGIN { if (b > 0) printf "%.4f", 100 * a / b }')")
+      fi
+    done
+    ratio=$(median "${ratios[@]+"${ratios[@]}"}")
+    [ "$ratio" = "-" ] || ratio=$(awk -v x="$ratio" 'BEGIN { printf (x < 1 ? "%.2f%%" : "%.1f%%"), x }')
+    rps=$(median "${rs[@]}"); cpu_us=$(median "${cpus[@]}")
+    [ "$cpu_us" = "-" ] || cpu_us=$(printf '%.0f' "$cpu_us")
+    p50=$(median "${p50s[@]+"${p50s[@]}"}"); p99=$(median "${p99s[@]+"${p99s[@]}"}")
+    status=${STATUS[$cfg,$key]}
     note="$status"
     [ "$status" = 200 ] || note="**$status**"
     [ "$non2xx" -eq 0 ] || note+=", $non2xx non-2xx"
     [ "$errs" -eq 0 ] || note+=", $errs socket errors"
-    lt=""; [ "$first" = 0 ] || lt="$load_ms"
+    [ "$total" -gt 0 ] || note+=", none completed in $((DURATION * ROUNDS)) s"
+    lt=""; [ "$first" = 0 ] || lt="${CFG_LOAD[$cfg]}"
     cl=""; [ "$first" = 0 ] || cl="$label"
-    if [ "$reqs" -eq 0 ]; then p50="-"; p99="-"; note+=", none completed in ${DURATION} s"; fi
     ROWS+=("$(printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s → %s | %s |' \
-      "$cl" "$slabel" "$(fmt_rps "$rps")" "$ratio" "$cpu_us" "$p50" "$p99" "$note" "$rss0" "$rss1" "$lt")")
+      "$cl" "$slabel" "$(fmt_rps "$rps")" "$ratio" "$cpu_us" "$p50" "$p99" "$note" "${RSS0[$cfg,$key]}" "${RSS1[$cfg,$key]}" "$lt")")
     first=0
   done
-  stop_nginx "$master"
 done
-stop_nginx "$UP_PID"
 
 # --- report ----------------------------------------------------------------------------
 mkdir -p "$REPO/target/bench"
@@ -390,7 +440,8 @@ OUT=$REPO/target/bench/results-$STAMP.md
   echo "# Ward benchmark, $DATE"
   echo
   echo "- machine: $ncpu CPUs, $MODEL; load average $LOAD_START at start, $(cut -d' ' -f1-3 /proc/loadavg) at end"
-  echo "- nginx $NGINX_VER ($NGINX), one worker on CPU $NGINX_CPU; wrk 1 thread, $CONNS connections, ${DURATION} s per scenario, on CPU $WRK_CPU with the upstream"
+  echo "- nginx $NGINX_VER ($NGINX), one worker on CPU $NGINX_CPU; wrk 1 thread, $CONNS connections, ${DURATION} s per scenario and round, on CPU $WRK_CPU with the upstream"
+  echo "- $ROUNDS round(s): each scenario ran $ROUNDS time(s) over the configurations in turn (each round starting one configuration later); req/s, worker CPU, p50 and p99 are medians over the rounds, \"vs bare\" the median of each round's ratio to bare nginx in that round"
   echo "- ward $REV${WARD_BENCH_MODULE:+ (module $MODULE)}; ModSecurity $MODSEC_VER (libnginx-mod-http-modsecurity); CRS v4 from $V4, CRS 3.3 from $V33_RULES"
   echo
   echo "| configuration | scenario | req/s | vs bare | worker CPU µs/req | p50 ms | p99 ms | HTTP | worker RSS MB | load ms |"
@@ -403,9 +454,9 @@ OUT=$REPO/target/bench/results-$STAMP.md
   echo "|---|---|---|"
   printf '%s\n' "${SQLI[@]}"
   echo
-  echo "worker CPU µs/req: the nginx worker's user + system CPU time during the scenario divided by wrk's"
+  echo "worker CPU µs/req: the nginx worker's user + system CPU time during a run divided by wrk's"
   echo "request count (clock-tick resolution). HTTP: status of one curl request before the load (benign requests should get 200), plus wrk's non-2xx"
-  echo "and socket-error counts. Worker RSS: VmRSS before → after the scenario (once the worker is idle). load: best of $LOAD_REPEAT \`nginx -t\`"
+  echo "and socket-error counts over the rounds. Worker RSS: VmRSS before the scenario's first round → after its last (once the worker is idle). load: best of $LOAD_REPEAT \`nginx -t\`"
   echo "(parses and compiles the rules). Ratios compare runs on the same machine in the same run."
 } | tee "$OUT"
 log "saved $OUT"
