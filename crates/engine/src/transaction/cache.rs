@@ -49,6 +49,10 @@ pub(super) struct ValueGroups {
     /// [`ValueGroups::raw_or`]), where it starts in `raw_bits`.
     raw_at: FxHashMap<(u32, u32), u32>,
     raw_bits: Vec<u64>,
+    /// Per group, the scan domains of its values (where they start in `domains`, how
+    /// many): found once, not per gate (a JSON body's group has hundreds of values).
+    domains_at: FxHashMap<u32, (u32, u32)>,
+    domains: Vec<u32>,
 }
 
 impl ValueGroups {
@@ -82,6 +86,28 @@ impl ValueGroups {
         self.masks.clear();
         self.raw_at.clear();
         self.raw_bits.clear();
+        self.domains_at.clear();
+        self.domains.clear();
+    }
+
+    /// The distinct `domain`s of group `g`'s members (listed by [`Self::get`]), in order
+    /// of first appearance, found on first use.
+    pub(super) fn domains(&mut self, g: usize, domain: impl Fn(u64) -> u32) -> Option<&[u32]> {
+        let (start, len) = *self.at.get(g)?;
+        if start == NOT_YET || start == NO_UNION_BITS {
+            return None;
+        }
+        let (at, n) = *self.domains_at.entry(g as u32).or_insert_with(|| {
+            let at = self.domains.len();
+            for &(s, _) in &self.members[start as usize..][..len as usize] {
+                let d = domain(s);
+                if !self.domains[at..].contains(&d) {
+                    self.domains.push(d);
+                }
+            }
+            (at as u32, (self.domains.len() - at) as u32)
+        });
+        Some(&self.domains[at as usize..][..n as usize])
     }
 
     /// The masks of group `g`'s members (listed by [`Self::get`]), in their order, made by
@@ -984,6 +1010,41 @@ impl TransformCache {
 mod tests {
     use super::*;
     use crate::transformations::tree::steps;
+
+    #[test]
+    fn a_groups_domains_are_found_once_each() {
+        let mut groups = ValueGroups::default();
+        groups.at.resize(2, (NOT_YET, 0));
+        // Slots 1..=6 alternate between domains 7 and 9, slot 5 is in domain 8.
+        let listed = groups.get(0, |out| {
+            out.extend((1..=6).map(|s| (s, 0)));
+            true
+        });
+        assert_eq!(listed.map(<[_]>::len), Some(6));
+        let asked = std::cell::Cell::new(0);
+        let domain = |s: u64| {
+            asked.set(asked.get() + 1);
+            if s == 5 {
+                8
+            } else {
+                7 + 2 * (s as u32 % 2)
+            }
+        };
+        assert_eq!(groups.domains(0, domain), Some(&[9, 7, 8][..]));
+        assert_eq!(asked.get(), 6);
+        // Read again (by every other gate of the group): not looked for again.
+        assert_eq!(groups.domains(0, domain), Some(&[9, 7, 8][..]));
+        assert_eq!(asked.get(), 6);
+        // A group not listed yet has none; a new phase finds them again.
+        assert_eq!(groups.domains(1, domain), None);
+        groups.clear();
+        groups.at.resize(2, (NOT_YET, 0));
+        groups.get(0, |out| {
+            out.push((2, 0));
+            true
+        });
+        assert_eq!(groups.domains(0, domain), Some(&[7][..]));
+    }
 
     #[test]
     fn identical_contents_share_an_entry() {

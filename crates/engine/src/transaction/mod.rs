@@ -1446,14 +1446,8 @@ fn union_of_many(
     start: usize,
 ) -> Option<u32> {
     let domains = rules.combined.as_ref()?;
-    let members = groups.get(group, |_| false)?;
-    let mut seen: smallvec::SmallVec<[u32; 4]> = smallvec::SmallVec::new();
-    for &(s, _) in members {
-        let d = state::slot_domain(s) as u32;
-        if !seen.contains(&d) {
-            seen.push(d);
-        }
-    }
+    let seen: smallvec::SmallVec<[u32; 4]> =
+        groups.domains(group, |s| state::slot_domain(s) as u32)?.iter().copied().collect();
     for d in seen {
         let or = |members: &[(u64, u32)], acc: &mut Vec<u64>| {
             let at = acc.len();
