@@ -41,7 +41,7 @@ KEEP=0
 ALL_CONFIGS="bare,ward-v4-pl1,ward-v4-pl4,ward-v33-pl1,modsec-v33-pl1"
 CONFIGS=$ALL_CONFIGS
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; DURATION=2; ROUNDS=1; LOAD_REPEAT=1; shift ;;
