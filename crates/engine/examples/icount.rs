@@ -1,7 +1,8 @@
 //! Runs one request shape of the CRS v4 benchmark N times, for instruction counts that a
 //! noisy machine cannot blur: `valgrind --tool=callgrind --toggle-collect=icount::measured
 //! target/release/examples/icount get_root 20` (see docs/bench.md); `get_root+response` also
-//! runs the response phases; `WARD_ICOUNT_INFLIGHT=16` keeps 16 transactions alive at once.
+//! runs the response phases; `WARD_ICOUNT_INFLIGHT=16` keeps 16 transactions alive at once,
+//! `WARD_ICOUNT_BURST=16` starts 16 and then ends them together.
 
 use std::sync::Arc;
 
@@ -12,6 +13,10 @@ mod shapes;
 
 #[inline(never)]
 fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> usize {
+    let burst = env_number("WARD_ICOUNT_BURST");
+    if burst > 1 {
+        return measured_bursts(rs, s, n, response, burst);
+    }
     let inflight = inflight();
     if inflight > 1 {
         return measured_inflight(rs, s, n, response, inflight);
@@ -26,6 +31,26 @@ fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> u
 /// Not with WARD_ICOUNT_EVICT_KB, which measures one request at a time.
 fn inflight() -> usize {
     std::env::var("WARD_ICOUNT_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+}
+
+/// WARD_ICOUNT_BURST=K: K transactions start, then all K end, and again: as an nginx
+/// worker's epoll hands it a batch of requests, then a batch of upstream answers.
+/// Transactions that end together give back their buffers together (see `spare.rs`).
+fn measured_bursts(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {
+    let (mut live, mut blocked) = (Vec::with_capacity(k), 0);
+    for i in 0..n {
+        let (tx, b) = shapes::served(rs, s, response);
+        blocked += usize::from(b);
+        live.push(tx);
+        if live.len() == k || i + 1 == n {
+            live.clear();
+        }
+    }
+    blocked
+}
+
+fn env_number(name: &str) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {

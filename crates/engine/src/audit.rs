@@ -178,7 +178,19 @@ impl RelevantStatus {
     }
 
     pub fn matches(&self, status: u16) -> bool {
-        self.pattern.is_match(status.to_string().as_bytes())
+        // Written on the stack: this runs for every transaction that logs.
+        let mut text = [0u8; 5];
+        let mut at = text.len();
+        let mut n = status;
+        loop {
+            at -= 1;
+            text[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.pattern.is_match(&text[at..])
     }
 }
 
@@ -1368,6 +1380,15 @@ mod tests {
         assert!(run(&off, "/", &[], None, ok()).audit_record(&AuditEnv::default()).is_none());
         // Status falls back to phase 3's when the server gives none.
         assert!(run(&rs, "/", &[], None, (502, &[], "")).audit_record(&AuditEnv::default()).is_some());
+    }
+
+    #[test]
+    fn relevant_status_reads_the_codes_digits() {
+        let cases =
+            [("^0$", 0, true), ("^7$", 7, true), ("^404$", 404, true), ("^40$", 404, false), ("^65535$", 65535, true)];
+        for (pattern, status, want) in cases.into_iter().chain([("^5", 503, true), ("^5", 403, false)]) {
+            assert_eq!(RelevantStatus::new(pattern).unwrap().matches(status), want, "{pattern} on {status}");
+        }
     }
 
     #[test]

@@ -424,7 +424,7 @@ pub(super) fn recycle_unions(mut u: Unions) {
         return;
     }
     u.clear();
-    crate::spare::keep(&SPARE_UNIONS, u, 1);
+    crate::spare::keep(&SPARE_UNIONS, u, crate::spare::IN_FLIGHT);
 }
 
 /// Largest tables kept spare: a small request's, not a large body's.

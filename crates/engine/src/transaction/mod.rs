@@ -180,7 +180,7 @@ impl Drop for Transaction {
         let (mut hits, mut matched) = (std::mem::take(&mut self.hits), std::mem::take(&mut self.s.matched_vars));
         hits.recycle();
         matched.recycle();
-        crate::spare::keep(&SPARE_MATCHES, (hits, matched), 1);
+        crate::spare::keep(&SPARE_MATCHES, (hits, matched), crate::spare::IN_FLIGHT);
         let (b, s) = (&mut self.bufs, &mut self.s);
         for list in [&mut s.headers, &mut s.cookies, &mut s.args_get, &mut s.args_post, &mut s.resp_headers] {
             b.give_pairs(std::mem::take(list));
@@ -581,14 +581,19 @@ impl Transaction {
         }
         let ct = self.response_header(b"content-type").unwrap_or(b"");
         let mime = ct.split(|&b| b == b';').next().unwrap_or(b"");
-        let mime = trim(mime).to_ascii_lowercase();
-        self.rules.config().response_body_mime_types.iter().any(|m| m.as_bytes() == mime.as_slice())
+        let mime = trim(mime);
+        // The configured types are lower-cased at load.
+        self.rules.config().response_body_mime_types.iter().any(|m| m.as_bytes().eq_ignore_ascii_case(mime))
     }
 
     pub fn append_response_body(&mut self, chunk: &[u8]) -> Option<Intervention> {
         let limit = self.rules.config().response_body_limit;
         let room = limit.saturating_sub(self.s.resp_body.len());
-        self.s.resp_body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let take = &chunk[..chunk.len().min(room)];
+        if self.s.resp_body.capacity() == 0 {
+            self.s.resp_body = self.bufs.with_room(take.len());
+        }
+        self.s.resp_body.extend_from_slice(take);
         if chunk.len() > room && !self.resp_truncated {
             self.resp_truncated = true;
             self.s.flags.push((Var::OutboundDataError, b"1".to_vec()));
@@ -1738,6 +1743,47 @@ mod tests {
         tx.add_response_header(b"content-encoding", b"gzip");
         tx.process_response_headers(200, b"HTTP/1.1");
         assert_eq!(tx.matched_ids(), "3,4,9,7");
+    }
+
+    #[test]
+    fn the_response_body_is_read_for_the_listed_types_in_any_case() {
+        let text = "SecRuleEngine On\nSecResponseBodyAccess On\nSecResponseBodyMimeTypesClear\n\
+            SecResponseBodyMimeType Text/HTML application/JSON\n\
+            SecRule RESPONSE_BODY \"@streq ok\" \"id:1,phase:4,pass,log\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/r.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let cases = [
+            (Some("text/html"), true),
+            (Some("TEXT/Html; charset=UTF-8"), true),
+            (Some(" application/json ;x"), true),
+            (Some("text/plain"), false),
+            (Some("text/htm"), false),
+            (Some("text/html2"), false),
+            (None, false),
+        ];
+        for (ct, want) in cases {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+            tx.process_request_headers();
+            tx.process_request_body();
+            if let Some(ct) = ct {
+                tx.add_response_header(b"Content-Type", ct.as_bytes());
+            }
+            tx.process_response_headers(200, b"HTTP/1.1");
+            assert_eq!(tx.wants_response_body(), want, "{ct:?}");
+        }
+        // The body's buffer comes from an earlier transaction's, emptied first.
+        for (body, want) in [("a longer body than the next", ""), ("ok", "1"), ("o", ""), ("ok", "1")] {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(b"/", b"GET", b"HTTP/1.1");
+            tx.process_request_headers();
+            tx.process_request_body();
+            tx.add_response_header(b"Content-Type", b"text/html");
+            tx.process_response_headers(200, b"HTTP/1.1");
+            assert!(tx.append_response_body(body.as_bytes()).is_none());
+            tx.process_response_body();
+            assert_eq!(tx.matched_ids(), want, "{body}");
+        }
     }
 
     #[test]

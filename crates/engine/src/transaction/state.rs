@@ -30,6 +30,17 @@ pub(super) enum Slot {
 /// Values of a target (most give a few: kept on the stack).
 pub(super) type Values<'a> = smallvec::SmallVec<[Value<'a>; 8]>;
 
+/// Decimal text of `n`, borrowed for the small numbers that most counts (`&TX:x`,
+/// `&REQUEST_HEADERS`) give: each was a `malloc` and a `free` per evaluation.
+fn number_text(n: usize) -> Cow<'static, [u8]> {
+    static SMALL: once_cell::sync::Lazy<Vec<Box<[u8]>>> =
+        once_cell::sync::Lazy::new(|| (0..256usize).map(|n| n.to_string().into_bytes().into_boxed_slice()).collect());
+    match SMALL.get(n) {
+        Some(t) => Cow::Borrowed(t),
+        None => Cow::Owned(n.to_string().into_bytes()),
+    }
+}
+
 /// One value produced for a target.
 pub(super) struct Value<'a> {
     pub(super) var: Var,
@@ -404,12 +415,7 @@ impl State {
         if t.count {
             let n = out.len() - start;
             out.truncate(start);
-            out.push(Value {
-                var: t.var,
-                key: Cow::Borrowed(&[]),
-                value: Cow::Owned(n.to_string().into_bytes()),
-                slot: Slot::None,
-            });
+            out.push(Value { var: t.var, key: Cow::Borrowed(&[]), value: number_text(n), slot: Slot::None });
         }
     }
 
@@ -582,7 +588,7 @@ impl State {
             }
         };
         let b = |v: &'a [u8]| Cow::Borrowed(v);
-        let num = |n: usize| Cow::Owned(n.to_string().into_bytes());
+        let num = number_text;
         match var {
             Var::Args => {
                 pairs(out, &self.args_get, coll::ARGS_GET, false);
