@@ -118,7 +118,7 @@ fn start(req: Req<'_>, rules: Arc<RuleSet>) -> ngx_int_t {
     let tx = &mut ctx.tx;
     let (client_ip, client_port) = req.client_addr();
     let (server_ip, server_port) = req.server_addr();
-    tx.process_connection(&client_ip, client_port, &server_ip, server_port);
+    tx.process_connection(&client_ip, client_port, server_ip.as_str(), server_port);
     tx.process_uri(req.unparsed_uri(), req.method_name(), req.protocol());
     tx.set_server_name(req.host());
     for (name, value) in req.headers_in() {
@@ -297,5 +297,9 @@ fn unique_id(req: Req<'_>) -> String {
     let tp = ngx::ffi::ngx_timeofday();
     let (conn, reqs) = req.connection_serial();
     let rand = ngx::ffi::ngx_random() as u32;
-    format!("{}{:03}-{conn:x}-{reqs:x}-{rand:08x}", tp.sec, tp.msec)
+    use std::fmt::Write;
+    // Sized once: `format!` grew its string three times.
+    let mut id = String::with_capacity(48);
+    let _ = write!(id, "{}{:03}-{conn:x}-{reqs:x}-{rand:08x}", tp.sec, tp.msec);
+    id
 }

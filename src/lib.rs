@@ -27,6 +27,7 @@ use ngx::ngx_string;
 
 mod audit_log;
 mod auth;
+mod addr;
 mod auth_gate;
 mod auth_handlers;
 mod body;

@@ -5,8 +5,9 @@
 //! callback, which is the lifetime `'r` of every borrow handed out here.
 
 use std::ffi::c_void;
+
+use crate::addr::AddrText;
 use std::marker::PhantomData;
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ptr::NonNull;
 
 use ngx::ffi::{
@@ -123,24 +124,25 @@ impl<'r> Req<'r> {
     }
 
     /// Client address as text (after realip) and port.
-    pub fn client_addr(self) -> (String, u16) {
+    pub fn client_addr(self) -> (std::borrow::Cow<'r, str>, u16) {
         let c = self.get().connection;
-        // SAFETY: a live request has a live connection with addr_text/sockaddr set.
-        let (text, sa) = unsafe { ((*c).addr_text.as_bytes(), (*c).sockaddr) };
-        let text = String::from_utf8_lossy(text).into_owned();
+        // SAFETY: a live request has a live connection with addr_text/sockaddr set; the
+        // text lives in the connection's pool, as long as the request.
+        let (text, sa): (&'r [u8], _) = unsafe { ((*c).addr_text.as_bytes(), (*c).sockaddr) };
+        let text = String::from_utf8_lossy(text);
         // SAFETY: sockaddr comes from accept()/realip and is valid for its family.
         let port = unsafe { sockaddr_port(sa) };
         (text, port)
     }
 
     /// Local (server) address and port; resolves wildcard listens with getsockname.
-    pub fn server_addr(self) -> (String, u16) {
+    pub fn server_addr(self) -> (AddrText, u16) {
         let c = self.get().connection;
         // SAFETY: live connection; with a NULL string ngx_connection_local_sockaddr only
         // fills in c->local_sockaddr.
         let sa = unsafe {
             if ngx_connection_local_sockaddr(c, std::ptr::null_mut(), 0) != NGX_OK as ngx_int_t {
-                return (String::new(), 0);
+                return (AddrText::of(""), 0);
             }
             (*c).local_sockaddr
         };
@@ -161,33 +163,15 @@ impl<'r> Req<'r> {
 /// # Safety
 /// `sa` is NULL or points to a valid socket address of its family.
 unsafe fn sockaddr_port(sa: *const sockaddr) -> u16 {
-    // SAFETY: forwarded.
-    unsafe { sockaddr_text(sa).1 }
+    // SAFETY: forwarded (nginx's `sockaddr` is libc's).
+    unsafe { crate::addr::port(sa.cast()) }
 }
 
 /// # Safety
 /// `sa` is NULL or points to a valid socket address of its family.
-unsafe fn sockaddr_text(sa: *const sockaddr) -> (String, u16) {
-    if sa.is_null() {
-        return (String::new(), 0);
-    }
-    // SAFETY: the family field says which layout follows.
-    unsafe {
-        match i32::from((*sa).sa_family) {
-            libc::AF_INET => {
-                let sin = &*(sa as *const libc::sockaddr_in);
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                (ip.to_string(), u16::from_be(sin.sin_port))
-            }
-            libc::AF_INET6 => {
-                let sin6 = &*(sa as *const libc::sockaddr_in6);
-                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                (ip.to_string(), u16::from_be(sin6.sin6_port))
-            }
-            libc::AF_UNIX => ("unix:".to_owned(), 0),
-            _ => (String::new(), 0),
-        }
-    }
+unsafe fn sockaddr_text(sa: *const sockaddr) -> (AddrText, u16) {
+    // SAFETY: forwarded.
+    unsafe { crate::addr::text(sa.cast()) }
 }
 
 /// Iterates an nginx header list (`ngx_list_t` of `ngx_table_elt_t`) as byte pairs.

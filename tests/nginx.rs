@@ -321,6 +321,35 @@ fn variables_reach_the_access_log() {
     assert!(line("/v-off").contains("uid=-"), "{log}");
 }
 
+/// The connection's addresses and ports reach the rules (REMOTE_ADDR, REMOTE_PORT,
+/// SERVER_ADDR, SERVER_PORT), each read off nginx's socket addresses.
+#[test]
+fn connection_addresses_reach_the_rules() {
+    if !have_nginx() {
+        return;
+    }
+    let upstream = Upstream::start();
+    let mut nginx = Nginx::prepare();
+    let port = free_port();
+    nginx.write(
+        "rules/conn.conf",
+        &format!(
+            "SecRuleEngine On\n\
+             SecRule REMOTE_ADDR \"@streq 127.0.0.1\" \"id:1,phase:1,deny,status:418,chain\"\n\
+             SecRule SERVER_ADDR \"@streq 127.0.0.1\" \"chain\"\n\
+             SecRule SERVER_PORT \"@eq {port}\" \"chain\"\n\
+             SecRule REMOTE_PORT \"@gt 1023\" \"chain\"\n\
+             SecRule REMOTE_PORT \"!@eq {port}\"\n"
+        ),
+    );
+    nginx.write_conf(&format!(
+        "ward on;\nward_rules_file rules/conn.conf;\nserver {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://127.0.0.1:{}; }} }}",
+        upstream.port
+    ));
+    nginx.start(port);
+    assert_eq!(get(port, "/conn").status, 418, "every link of the chain matched");
+}
+
 /// A rule error fails `nginx -t` with the rule file's own file:line.
 #[test]
 fn rule_error_names_rule_file_and_line() {
