@@ -25,9 +25,9 @@ use ngx::ffi::{
 };
 use ngx::ngx_string;
 
+mod addr;
 mod audit_log;
 mod auth;
-mod addr;
 mod auth_gate;
 mod auth_handlers;
 mod body;

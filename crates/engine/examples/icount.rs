@@ -17,7 +17,7 @@ fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> u
     if burst > 1 {
         return measured_bursts(rs, s, n, response, burst);
     }
-    let inflight = inflight();
+    let inflight = env_number("WARD_ICOUNT_INFLIGHT");
     if inflight > 1 {
         return measured_inflight(rs, s, n, response, inflight);
     }
@@ -29,8 +29,18 @@ fn measured(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool) -> u
 /// began), as in an nginx worker serving K connections (bench.sh's wrk keeps 16 open):
 /// what a transaction takes from the per-thread spare pools at its start comes back later.
 /// Not with WARD_ICOUNT_EVICT_KB, which measures one request at a time.
-fn inflight() -> usize {
-    std::env::var("WARD_ICOUNT_INFLIGHT").ok().and_then(|v| v.parse().ok()).unwrap_or(1)
+fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {
+    let mut live = std::collections::VecDeque::with_capacity(k);
+    let mut blocked = 0;
+    for _ in 0..n {
+        let (tx, b) = shapes::served(rs, s, response);
+        blocked += usize::from(b);
+        live.push_back(tx);
+        if live.len() >= k {
+            live.pop_front();
+        }
+    }
+    blocked
 }
 
 /// WARD_ICOUNT_BURST=K: K transactions start, then all K end, and again: as an nginx
@@ -49,22 +59,9 @@ fn measured_bursts(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: boo
     blocked
 }
 
+/// A number from the environment (0 when unset or not a number).
 fn env_number(name: &str) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {
-    let mut live = std::collections::VecDeque::with_capacity(k);
-    let mut blocked = 0;
-    for _ in 0..n {
-        let (tx, b) = shapes::served(rs, s, response);
-        blocked += usize::from(b);
-        live.push_back(tx);
-        if live.len() >= k {
-            live.pop_front();
-        }
-    }
-    blocked
 }
 
 fn main() {
@@ -94,7 +91,7 @@ fn main() {
     // kernel and nginx do between a worker's requests: with callgrind's cache simulation
     // (`--cache-sim=yes --LL=524288,8,64`), what a request costs in cache misses when its
     // rules and state are no longer in the core's cache.
-    let evict: usize = std::env::var("WARD_ICOUNT_EVICT_KB").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let evict = env_number("WARD_ICOUNT_EVICT_KB");
     let mut junk = vec![0u8; evict * 1024];
     let t = std::time::Instant::now();
     let blocked = if evict == 0 {

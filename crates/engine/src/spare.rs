@@ -11,7 +11,8 @@ use std::thread::LocalKey;
 /// How many emptied parts of finished transactions (buffers, match lists, unions) a
 /// thread keeps: about as many as an nginx worker has in flight (one per connection
 /// waiting for its upstream). With one kept, transactions that end in a burst freed
-/// what the next burst then allocated again: ~10 `malloc`s per `GET /` through nginx.
+/// what the next burst then allocated again: through nginx, ~45 of the ~75 `malloc`s
+/// of a `GET /`.
 pub(crate) const IN_FLIGHT: usize = 16;
 
 /// A pool: `thread_local! { static P: Pool<T> = const { RefCell::new(Vec::new()) }; }`.
