@@ -12,7 +12,7 @@ use std::ptr::NonNull;
 
 use ngx::ffi::{
     ngx_connection_local_sockaddr, ngx_http_request_t, ngx_int_t, ngx_list_t, ngx_log_t, ngx_module_t, ngx_pool_t,
-    ngx_str_t, ngx_table_elt_t, sockaddr, NGX_OK,
+    ngx_str_t, ngx_table_elt_t, NGX_OK,
 };
 
 #[derive(Clone, Copy)]
@@ -130,8 +130,9 @@ impl<'r> Req<'r> {
         // text lives in the connection's pool, as long as the request.
         let (text, sa): (&'r [u8], _) = unsafe { ((*c).addr_text.as_bytes(), (*c).sockaddr) };
         let text = String::from_utf8_lossy(text);
-        // SAFETY: sockaddr comes from accept()/realip and is valid for its family.
-        let port = unsafe { sockaddr_port(sa) };
+        // SAFETY: sockaddr comes from accept()/realip and is valid for its family (nginx's
+        // `sockaddr` is libc's).
+        let port = unsafe { crate::addr::port(sa.cast()) };
         (text, port)
     }
 
@@ -147,7 +148,7 @@ impl<'r> Req<'r> {
             (*c).local_sockaddr
         };
         // SAFETY: local_sockaddr is valid for its family after the call above.
-        unsafe { sockaddr_text(sa) }
+        unsafe { crate::addr::text(sa.cast()) }
     }
 
     /// Inputs for a per-request unique id: connection serial and requests on it.
@@ -156,22 +157,6 @@ impl<'r> Req<'r> {
         // SAFETY: live connection.
         unsafe { ((*c).number as u64, (*c).requests as u64) }
     }
-}
-
-/// Port of a socket address (0 for non-IP families).
-///
-/// # Safety
-/// `sa` is NULL or points to a valid socket address of its family.
-unsafe fn sockaddr_port(sa: *const sockaddr) -> u16 {
-    // SAFETY: forwarded (nginx's `sockaddr` is libc's).
-    unsafe { crate::addr::port(sa.cast()) }
-}
-
-/// # Safety
-/// `sa` is NULL or points to a valid socket address of its family.
-unsafe fn sockaddr_text(sa: *const sockaddr) -> (AddrText, u16) {
-    // SAFETY: forwarded.
-    unsafe { crate::addr::text(sa.cast()) }
 }
 
 /// Iterates an nginx header list (`ngx_list_t` of `ngx_table_elt_t`) as byte pairs.

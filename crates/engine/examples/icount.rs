@@ -48,11 +48,11 @@ fn measured_inflight(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: b
 /// Transactions that end together give back their buffers together (see `spare.rs`).
 fn measured_bursts(rs: &Arc<RuleSet>, s: &shapes::Shape, n: usize, response: bool, k: usize) -> usize {
     let (mut live, mut blocked) = (Vec::with_capacity(k), 0);
-    for i in 0..n {
+    for _ in 0..n {
         let (tx, b) = shapes::served(rs, s, response);
         blocked += usize::from(b);
         live.push(tx);
-        if live.len() == k || i + 1 == n {
+        if live.len() == k {
             live.clear();
         }
     }

@@ -179,18 +179,7 @@ impl RelevantStatus {
 
     pub fn matches(&self, status: u16) -> bool {
         // Written on the stack: this runs for every transaction that logs.
-        let mut text = [0u8; 5];
-        let mut at = text.len();
-        let mut n = status;
-        loop {
-            at -= 1;
-            text[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.pattern.is_match(&text[at..])
+        self.pattern.is_match(itoa::Buffer::new().format(status).as_bytes())
     }
 }
 
