@@ -102,6 +102,15 @@ pub fn shapes() -> Vec<Shape> {
             body: json.into_bytes(),
         },
         Shape {
+            // scripts/bench.sh's 2 KB form (a checkout: 57 fields, escapes, an e-mail address).
+            name: "post_form_2k_bench",
+            method: "POST",
+            uri: "/account/checkout".into(),
+            content_type: Some("application/x-www-form-urlencoded"),
+            body: std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/form-2k.txt"))
+                .expect("bench/form-2k.txt"),
+        },
+        Shape {
             // The Kibana-like search body scripts/bench.sh posts (388 mostly distinct values).
             name: "post_kibana_json",
             method: "POST",

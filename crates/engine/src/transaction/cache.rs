@@ -256,6 +256,13 @@ struct Rows {
     unions: FxHashMap<(u64, u128), u32>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// The lists whose cells were computed on this thread, in order (for tests of what a
+    /// walk computes).
+    pub(super) static FILLED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Rows per block of the cells table. A rule reads one list's cell of every value in
 /// turn: stored row by row, a JSON body's table (~770 rows of 57 lists, 350 KB) gave each
 /// of those reads its own cache line; by blocks, eight rows' cells of a list share one.
@@ -385,6 +392,8 @@ impl Rows {
             _ => RAW,
         };
         self.cells[i].value = value;
+        #[cfg(test)]
+        FILLED.with(|f| f.borrow_mut().push(key));
         i
     }
 }
@@ -434,8 +443,12 @@ const SPARE_MAX_ROWS: usize = 1024;
 /// From this many arguments and cookies on, their rows are stored by blocks.
 const BLOCK_FROM_VALUES: usize = 16;
 
-/// From this many arguments and cookies on, identical contents share an entry.
-const SHARE_FROM_VALUES: usize = 64;
+/// From this many arguments and cookies on, identical contents share an entry, when at
+/// least one in [`SHARE_REPEATS_ONE_IN`] of their names and values repeats an earlier one:
+/// interning every content costs ~4% of a 2 KB form of distinct values, and repeats save
+/// their transformations, scans and operators (a checkout form's 14 `standard packaging`).
+pub(super) const SHARE_FROM_VALUES: usize = 16;
+const SHARE_REPEATS_ONE_IN: usize = 8;
 
 /// The longest value whose results are kept across transactions.
 const MAX_KEPT_LEN: usize = 1024;
@@ -955,13 +968,12 @@ impl TransformCache {
         rows.raw_scans.insert(BODY_SLOT, at as u32);
     }
 
-    /// `values` request values (arguments and cookies; names and values each) are coming:
-    /// how their rows are kept (identical contents shared, rows by blocks) follows from
-    /// how many there are, and they get room at once (`width`: the rule set's
-    /// transformation lists, a row's cells). Only many values repeat enough to repay
-    /// interning their contents.
-    pub(super) fn expect_values(&mut self, values: usize, width: usize) {
-        self.sharing = values >= SHARE_FROM_VALUES;
+    /// `values` request values (arguments and cookies; names and values each) are coming,
+    /// `repeats` of whose names and values repeat an earlier one's content: how their rows
+    /// are kept (identical contents shared, rows by blocks) follows, and they get room at
+    /// once (`width`: the rule set's transformation lists, a row's cells).
+    pub(super) fn expect_values(&mut self, values: usize, repeats: usize, width: usize) {
+        self.sharing = values >= SHARE_FROM_VALUES && repeats * SHARE_REPEATS_ONE_IN >= values;
         // Capped: a huge body grows the index as it goes rather than reserving up front.
         let values = values.min(1024);
         self.slot_row.reserve(values * 2);
@@ -976,6 +988,11 @@ impl TransformCache {
         if self.sharing {
             rows.contents.reserve(values * 2);
         }
+    }
+
+    #[cfg(test)]
+    pub(super) fn sharing(&self) -> bool {
+        self.sharing
     }
 
     /// `REQUEST_BODY` is a urlencoded body whose arguments are its own bytes (see
@@ -1047,11 +1064,27 @@ mod tests {
     }
 
     #[test]
+    fn contents_are_shared_when_enough_of_many_values_repeat() {
+        let mut c = TransformCache::default();
+        for (values, repeats, want) in [
+            (SHARE_FROM_VALUES - 1, SHARE_FROM_VALUES, false),
+            (SHARE_FROM_VALUES, 1, false),
+            (SHARE_FROM_VALUES, 2, true),
+            (64, 7, false),
+            (64, 8, true),
+            (1000, 0, false),
+        ] {
+            c.expect_values(values, repeats, 0);
+            assert_eq!(c.sharing, want, "{values} values, {repeats} repeats");
+        }
+    }
+
+    #[test]
     fn identical_contents_share_an_entry() {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         let b = c.entry(2, b"abc", upper, &tree);
         let other = c.entry(3, b"abd", upper, &tree);
@@ -1081,7 +1114,7 @@ mod tests {
         let trim = tree.key(&steps(&["trim"]));
         for sharing in [false, true] {
             let mut c = TransformCache::default();
-            c.expect_values(if sharing { SHARE_FROM_VALUES } else { 0 }, 0);
+            c.expect_values(if sharing { SHARE_FROM_VALUES } else { 0 }, SHARE_FROM_VALUES, 0);
             let raw = b" AbC ";
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
@@ -1196,12 +1229,12 @@ mod tests {
         let mut c = TransformCache::default();
         let raw = |i: u64| format!(" v{i} ").into_bytes();
         // A few rows before the body's values (headers, the path…), row by row.
-        c.expect_values(3, width);
+        c.expect_values(3, 0, width);
         for slot in 0..3 {
             c.entry(slot, &raw(slot), upper, &tree);
         }
         assert_eq!(c.tx.blocked_from, None);
-        c.expect_values(SHARE_FROM_VALUES, width);
+        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, width);
         assert_eq!(c.tx.blocked_from, Some(3));
         let mut seen = std::collections::HashSet::new();
         for slot in 0..60 {
@@ -1237,7 +1270,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
         let a = c.entry(1, b"abc", upper, &tree);
         c.set_no_match(a, 3);
         c.release();
@@ -1253,7 +1286,7 @@ mod tests {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
         assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
-        c.expect_values(SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
         assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
@@ -1261,7 +1294,7 @@ mod tests {
     fn long_contents_are_not_shared() {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));

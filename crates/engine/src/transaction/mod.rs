@@ -407,7 +407,8 @@ impl Transaction {
         }
         self.parse_body();
         let n = self.s.args_get.len() + self.s.args_post.len() + self.s.args_json.len() + self.s.cookies.len();
-        self.cache.expect_values(n, self.rules.transforms.len());
+        let repeats = if n >= cache::SHARE_FROM_VALUES { self.s.repeated_contents() } else { 0 };
+        self.cache.expect_values(n, repeats, self.rules.transforms.len());
         let verdict = self.run_phase(2);
         // The request phases are over, the transaction is not: it waits for the upstream
         // with its connection. Later phases transform little request data, so the cache
@@ -1106,10 +1107,12 @@ impl Transaction {
                     }
                     let mut caps = if capture { Some(Captures::new()) } else { None };
                     if link.actions.multi_match {
-                        // A stable value remembers, per content, that no stage matched.
+                        // A stable value remembers, per content, that no stage matched: by
+                        // its row's root cell (the last stage's would make every stage).
                         let memo = match (v.slot, link.memo) {
                             (Slot::Stable(slot), Some(m)) if cache.memo_on(slot, &v.value) => {
-                                let i = cache.entry(slot, &v.value, link.transform_key, &rules.transforms);
+                                let i =
+                                    cache.entry(slot, &v.value, crate::transformations::tree::ROOT, &rules.transforms);
                                 if cache.known_no_match(i, m) {
                                     continue;
                                 }
@@ -1959,7 +1962,8 @@ mod tests {
         assert_eq!(rule(0).stage_empty_ends, 0b111);
         assert_eq!(rule(1).stage_empty_ends, 0b100);
         // Base64 that decodes to bytes of length 3: no match.
-        let filler: String = (0..70).map(|i| format!("f{i}=value{i}&")).collect();
+        // Values that repeat, so that contents are shared and misses remembered.
+        let filler: String = (0..70).map(|i| format!("f{i}=value{}&", i % 7)).collect();
         for many in [false, true] {
             // (query, matched, stage matches of 1, of 2)
             for (query, want, n, m) in
@@ -1970,10 +1974,63 @@ mod tests {
                 tx.process_uri(format!("/?{fill}{query}").as_bytes(), b"GET", b"HTTP/1.1");
                 tx.process_request_headers();
                 tx.process_request_body();
+                assert_eq!(tx.cache.sharing(), many);
                 let got = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
                 assert_eq!((tx.matched_ids(), got("n"), got("m")), (want.into(), n.into(), m.into()), "{many} {query}");
             }
         }
+    }
+
+    #[test]
+    fn repeated_contents_are_counted_over_names_and_values() {
+        let repeats = |query: &str, body: &str| {
+            let mut tx = Transaction::new(Arc::new(RuleSet::compile(&[]).unwrap()), "t");
+            tx.process_uri(format!("/?{query}").as_bytes(), b"POST", b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+            tx.add_request_header(b"Cookie", b"s=x; t=q");
+            tx.process_request_headers();
+            tx.append_request_body(body.as_bytes());
+            tx.parse_body();
+            tx.s.repeated_contents()
+        };
+        assert_eq!(repeats("a=b", "c=d"), 0);
+        // `x` three times (a value of the query, of the body and of a cookie), `a` twice: 2 + 1.
+        assert_eq!(repeats("a=x&b=y", "c=x&a=z"), 3);
+        // Long contents that differ at either end are told apart.
+        let long = "v".repeat(100);
+        assert_eq!(repeats(&format!("a=1{long}&b=2{long}"), &format!("c={long}1&d={long}2")), 0);
+        assert_eq!(repeats(&format!("a={long}&b={long}"), ""), 1);
+        // Only the first names and values are read.
+        let distinct: String = (0..REPEATS_SAMPLE_PAIRS).map(|i| format!("n{i}=v{i}&")).collect();
+        assert_eq!(repeats(&distinct, "n0=v0"), 0);
+        assert_eq!(repeats("n0=v0", &distinct), 2);
+    }
+
+    /// Names and values that `State::repeated_contents` reads, as pairs.
+    const REPEATS_SAMPLE_PAIRS: usize = 256;
+
+    #[test]
+    fn a_remembered_miss_does_not_make_the_stages_after_an_empty_one() {
+        let text = "SecRuleEngine On\n\
+            SecRule ARGS \"@rx select\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:base64Decode,t:urlDecodeUni,t:lowercase\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let Entry::Rule { rule, .. } = &rs.phases[1][0] else { unreachable!() };
+        let (full, stages) = (rule.transform_key, rule.stage_gates.iter().map(|s| s.0).collect::<Vec<_>>());
+        assert_eq!(stages.last(), Some(&full));
+        // 40 arguments holding `a-b` (base64Decode empties it): shared, misses remembered.
+        let query: String = (0..40).map(|i| format!("f{i}=a-b&")).collect();
+        let mut tx = Transaction::new(rs.clone(), "t");
+        tx.process_uri(format!("/?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+        tx.process_request_headers();
+        cache::FILLED.with(|f| f.borrow_mut().clear());
+        tx.process_request_body();
+        assert!(tx.cache.sharing());
+        assert_eq!(tx.matched_ids(), "");
+        let filled = cache::FILLED.with(|f| f.take());
+        // The walk stopped at the empty stage: the later lists were never made.
+        assert!(filled.contains(&stages[1]), "{filled:?}");
+        assert!(!filled.contains(&full), "{filled:?}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ type Selected<'a> = smallvec::SmallVec<[(&'a Vec<u8>, &'a Vec<u8>); 8]>;
 /// Keyed values of one collection, in arrival order.
 pub(super) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Names and values read by [`State::repeated_contents`]: enough to tell, not a cost that
+/// grows with a large body.
+const REPEATS_SAMPLE: usize = 512;
+
 /// Which stored list a slot refers to (for the transformation cache).
 #[derive(Clone, Copy)]
 pub(super) enum Slot {
@@ -448,6 +452,31 @@ impl State {
         found.sort_unstable_by(|a, b| a.0.cmp(b.0));
         found.dedup_by(|a, b| a.0 == b.0);
         Some(found)
+    }
+
+    /// How many of the first [`REPEATS_SAMPLE`] argument and cookie names and values have
+    /// the content of an earlier one, told by a hash (of a long one's length and ends: a
+    /// false repeat only turns the sharing of contents on).
+    pub(super) fn repeated_contents(&self) -> usize {
+        use std::hash::Hasher;
+        let mut hashes = [0u64; REPEATS_SAMPLE];
+        let pairs = self.args_get.iter().chain(&self.args_post).chain(&self.args_json).chain(&self.cookies);
+        let mut n = 0;
+        for b in pairs.flat_map(|(k, v)| [k, v]).take(REPEATS_SAMPLE) {
+            let mut h = rustc_hash::FxHasher::default();
+            h.write_usize(b.len());
+            if b.len() <= 64 {
+                h.write(b);
+            } else {
+                h.write(&b[..32]);
+                h.write(&b[b.len() - 32..]);
+            }
+            hashes[n] = h.finish();
+            n += 1;
+        }
+        let hashes = &mut hashes[..n];
+        hashes.sort_unstable();
+        hashes.windows(2).filter(|w| w[0] == w[1]).count()
     }
 
     pub(super) fn tx_is_empty(&self) -> bool {
