@@ -440,6 +440,9 @@ pub(super) fn recycle_unions(mut u: Unions) {
 const SPARE_MAX_CELLS: usize = 1 << 14;
 const SPARE_MAX_ROWS: usize = 1024;
 
+/// Rows a request with many values makes besides its values' names and values.
+const EXTRA_ROWS: usize = 16;
+
 /// From this many arguments and cookies on, their rows are stored by blocks.
 const BLOCK_FROM_VALUES: usize = 16;
 
@@ -975,18 +978,20 @@ impl TransformCache {
     pub(super) fn expect_values(&mut self, values: usize, repeats: usize, width: usize) {
         self.sharing = values >= SHARE_FROM_VALUES && repeats * SHARE_REPEATS_ONE_IN >= values;
         // Capped: a huge body grows the index as it goes rather than reserving up front.
-        let values = values.min(1024);
-        self.slot_row.reserve(values * 2);
+        // Each value's name and value, and a few rows besides (`REQUEST_BODY`…): a JSON
+        // body of 388 values made 778 rows, and the table's growth past 776 copied it.
+        let rows_wanted = values.min(1024) * 2 + EXTRA_ROWS;
+        self.slot_row.reserve(rows_wanted);
         let rows = &mut self.tx;
         if values >= BLOCK_FROM_VALUES {
             rows.block_new_rows();
             // Grown by doubling, a JSON body's table (~350 KB) was copied as it grew: a
             // third of the request's writes that missed the cache.
-            rows.cells.reserve((values * 2).div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
+            rows.cells.reserve(rows_wanted.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
         }
-        rows.masks.reserve(values * 2);
+        rows.masks.reserve(rows_wanted);
         if self.sharing {
-            rows.contents.reserve(values * 2);
+            rows.contents.reserve(rows_wanted);
         }
     }
 
@@ -1077,6 +1082,21 @@ mod tests {
             c.expect_values(values, repeats, 0);
             assert_eq!(c.sharing, want, "{values} values, {repeats} repeats");
         }
+    }
+
+    #[test]
+    fn a_bodys_rows_fit_the_room_made_for_them() {
+        let mut tree = TransformTree::default();
+        let upper = tree.key(&steps(&["uppercase"]));
+        let width = tree.len();
+        let mut c = TransformCache::default();
+        // The Kibana search body: 388 values, their names, and two rows more.
+        c.expect_values(388, 0, width);
+        let (cells, masks) = (c.tx.cells.capacity(), c.tx.masks.capacity());
+        for slot in 0..388 * 2 + 2 {
+            c.entry(slot, format!("v{slot}").as_bytes(), upper, &tree);
+        }
+        assert_eq!((c.tx.cells.capacity(), c.tx.masks.capacity()), (cells, masks));
     }
 
     #[test]
