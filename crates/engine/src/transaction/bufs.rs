@@ -9,8 +9,12 @@ use super::state::Pairs;
 
 /// Buffers larger than this are freed, not kept (a large body's would pin its memory).
 const KEEP_MAX: usize = 4096;
-/// At most this many buffers per thread and size class.
-const KEEP_COUNT: usize = 32;
+/// At most this many buffers per size class: the small ones by the hundred, as a form's
+/// arguments take two each (a 57-field checkout form, 114), the larger by the dozen.
+/// At most ~164 KB per kept set.
+const KEEP_COUNTS: [usize; 4] = [128, 128, 32, 32];
+/// Emptied pair lists up to this long are kept.
+const KEEP_LIST: usize = 32;
 /// Size classes by capacity: below 32, 128, 512 bytes, and up to [`KEEP_MAX`]. A request
 /// for n bytes is served from n's class or a larger one, so that it rarely grows.
 const CLASS_LIMITS: [usize; 3] = [32, 128, 512];
@@ -43,13 +47,15 @@ impl Bufs {
         }
     }
 
-    /// An empty buffer with room for `n` bytes when one was kept.
+    /// An empty buffer with room for `n` bytes: a kept one, or a new one with the room of
+    /// the largest of its size class, so that once kept it fits any request of its class
+    /// (one of 3 bytes would have been passed over by every longer name or value).
     pub(super) fn with_room(&mut self, n: usize) -> Vec<u8> {
         let k = class(n);
         let fits = |c: &Vec<Vec<u8>>| c.last().is_some_and(|v| v.capacity() >= n);
         let mut v = match self.bytes[k..].iter_mut().find(|c| fits(c)) {
             Some(c) => c.pop().unwrap_or_default(),
-            None => Vec::with_capacity(n),
+            None => Vec::with_capacity(CLASS_LIMITS.get(k).map_or(n, |l| l - 1)),
         };
         v.clear();
         v
@@ -69,8 +75,9 @@ impl Bufs {
 
     /// Takes `v` back (when small enough and there is room).
     pub(super) fn give(&mut self, v: Vec<u8>) {
-        let c = &mut self.bytes[class(v.capacity())];
-        if v.capacity() > 0 && v.capacity() <= KEEP_MAX && c.len() < KEEP_COUNT {
+        let k = class(v.capacity());
+        let c = &mut self.bytes[k];
+        if v.capacity() > 0 && v.capacity() <= KEEP_MAX && c.len() < KEEP_COUNTS[k] {
             c.push(v);
         }
     }
@@ -81,7 +88,7 @@ impl Bufs {
             self.give(k);
             self.give(v);
         }
-        if pairs.capacity() > 0 && pairs.capacity() <= KEEP_COUNT && self.lists.len() < 8 {
+        if pairs.capacity() > 0 && pairs.capacity() <= KEEP_LIST && self.lists.len() < 8 {
             self.lists.push(pairs);
         }
     }
@@ -125,15 +132,32 @@ mod tests {
     }
 
     #[test]
+    fn a_new_buffer_has_its_classs_room_and_fits_any_later_request_of_it() {
+        let mut b = Bufs::default();
+        let short = b.with_room(2);
+        let at = short.as_ptr();
+        assert_eq!(short.capacity(), CLASS_LIMITS[0] - 1);
+        b.give(short);
+        let longer = b.with_room(CLASS_LIMITS[0] - 1);
+        assert_eq!(longer.as_ptr(), at, "the kept buffer serves a longer value of its class");
+        assert_eq!(b.with_room(200).capacity(), CLASS_LIMITS[2] - 1);
+        assert_eq!(b.with_room(3000).capacity(), 3000);
+    }
+
+    #[test]
     fn large_or_many_buffers_are_not_kept() {
         let mut b = Bufs::default();
         b.give(Vec::with_capacity(KEEP_MAX + 1));
         b.give(Vec::new());
         assert!(b.bytes.iter().all(Vec::is_empty));
-        for _ in 0..KEEP_COUNT + 5 {
+        for _ in 0..KEEP_COUNTS[0] + 5 {
             b.give(Vec::with_capacity(8));
         }
-        assert_eq!(b.bytes[0].len(), KEEP_COUNT);
+        assert_eq!(b.bytes[0].len(), KEEP_COUNTS[0]);
+        for _ in 0..KEEP_COUNTS[3] + 5 {
+            b.give(Vec::with_capacity(1024));
+        }
+        assert_eq!(b.bytes[3].len(), KEEP_COUNTS[3]);
         b.give_pairs(vec![(b"a".to_vec(), b"b".to_vec())]);
         let list = b.list();
         assert!(list.is_empty() && list.capacity() >= 1, "the list comes back empty, with its room");

@@ -308,7 +308,7 @@ impl Transaction {
             s.query = b.copy(q);
             let cfg = self.rules.config();
             let before = s.args_get.len();
-            let o = body::urlencoded::parse_with_separator(q, cfg.argument_separator, &mut s.args_get);
+            let o = body::urlencoded::parse_into(q, cfg.argument_separator, &mut s.args_get, |n| b.with_room(n));
             s.args_get.truncate(before + cfg.arguments_limit.saturating_sub(before));
             if o.urlencoded_error() {
                 s.flags.push((Var::UrlencodedError, b"1".to_vec()));
@@ -452,12 +452,13 @@ impl Transaction {
                 }
             }
         }
-        let s = &mut self.s;
+        let (s, b) = (&mut self.s, &mut self.bufs);
         let room = cfg.arguments_limit.saturating_sub(s.args_get.len() + s.args_post.len() + s.args_json.len());
         let error: Option<String> = match p {
             BodyProcessor::Urlencoded => {
                 let before = s.args_post.len();
-                let o = body::urlencoded::parse_with_separator(&s.body, cfg.argument_separator, &mut s.args_post);
+                let o =
+                    body::urlencoded::parse_into(&s.body, cfg.argument_separator, &mut s.args_post, |n| b.with_room(n));
                 s.args_post.truncate(before + room);
                 // The body's own prefilter scan can be made of its arguments' (cache.rs).
                 let dom = |coll| state::slot_domain(state::stable_slot(coll, 0, false));
@@ -1978,6 +1979,22 @@ mod tests {
                 let got = |k: &str| tx.tx(k).map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default();
                 assert_eq!((tx.matched_ids(), got("n"), got("m")), (want.into(), n.into(), m.into()), "{many} {query}");
             }
+        }
+    }
+
+    #[test]
+    fn arguments_are_held_in_the_transactions_kept_buffers() {
+        let mut tx = Transaction::new(Arc::new(RuleSet::compile(&[]).unwrap()), "t");
+        tx.process_uri(b"/?q=one", b"POST", b"HTTP/1.1");
+        tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+        tx.process_request_headers();
+        tx.append_request_body(b"name=Maria+Schneider&city=Berlin");
+        tx.parse_body();
+        assert_eq!(tx.s.args_post[0].1, b"Maria Schneider");
+        // Buffers of `Bufs` (bufs.rs) have their size class's room; allocated for the
+        // argument alone, they would have its length.
+        for (k, v) in tx.s.args_get.iter().chain(&tx.s.args_post) {
+            assert_eq!((k.capacity(), v.capacity()), (31, 31), "{k:?} {v:?}");
         }
     }
 
