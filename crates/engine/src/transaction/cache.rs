@@ -228,7 +228,7 @@ impl Cell {
 #[derive(Debug, Default)]
 struct Rows {
     /// Interned contents → row.
-    contents: FxHashMap<Vec<u8>, u32>,
+    contents: Interned,
     /// The cells ([`Rows::index`]): row by row, then (from row `blocked_from` on) in blocks
     /// of [`BLOCK_ROWS`] rows stored list by list.
     cells: Vec<Cell>,
@@ -261,6 +261,64 @@ thread_local! {
     /// The lists whose cells were computed on this thread, in order (for tests of what a
     /// walk computes).
     pub(super) static FILLED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Contents → their row, the contents' bytes in one buffer (a key allocated per content
+/// was a third of a 2 KB form's allocations), found by a hash and compared.
+#[derive(Debug, Default)]
+struct Interned {
+    /// Hash of a content → (where its bytes start in `bytes`, their length, the row).
+    index: FxHashMap<u64, (u32, u32, u32)>,
+    bytes: Vec<u8>,
+}
+
+/// Interned bytes kept, with their room, for the next transaction.
+const SPARE_MAX_INTERNED: usize = 64 << 10;
+
+impl Interned {
+    fn hash(raw: &[u8]) -> u64 {
+        use std::hash::Hasher;
+        let mut h = rustc_hash::FxHasher::default();
+        h.write(raw);
+        h.finish()
+    }
+
+    fn get(&self, raw: &[u8]) -> Option<u32> {
+        let &(at, len, row) = self.index.get(&Self::hash(raw))?;
+        (self.bytes.get(at as usize..at as usize + len as usize) == Some(raw)).then_some(row)
+    }
+
+    /// Interns `raw` as `row`'s content; not when another content has its hash (`raw`'s
+    /// row then stays its own).
+    fn insert(&mut self, raw: &[u8], row: u32) {
+        let Ok(at) = u32::try_from(self.bytes.len()) else { return };
+        if let std::collections::hash_map::Entry::Vacant(e) = self.index.entry(Self::hash(raw)) {
+            self.bytes.extend_from_slice(raw);
+            e.insert((at, raw.len() as u32, row));
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn reserve(&mut self, n: usize) {
+        self.index.reserve(n);
+    }
+
+    fn clear(&mut self) {
+        self.index.clear();
+        self.bytes.clear();
+        if self.bytes.capacity() > SPARE_MAX_INTERNED {
+            self.bytes = Vec::new();
+        }
+    }
 }
 
 /// Rows per block of the cells table. A rule reads one list's cell of every value in
@@ -551,10 +609,10 @@ impl TransformCache {
             (true, Some(k)) => {
                 let rows = &mut k.rows;
                 match rows.contents.get(raw) {
-                    Some(&r) => r | KEPT_ROW,
+                    Some(r) => r | KEPT_ROW,
                     None => {
                         let r = rows.add_row(width);
-                        rows.contents.insert(raw.to_vec(), r);
+                        rows.contents.insert(raw, r);
                         r | KEPT_ROW
                     }
                 }
@@ -562,7 +620,7 @@ impl TransformCache {
             _ => {
                 let intern = self.sharing && raw.len() <= MAX_INTERNED;
                 let rows = &mut self.tx;
-                match intern.then(|| rows.contents.get(raw).copied()).flatten() {
+                match intern.then(|| rows.contents.get(raw)).flatten() {
                     Some(r) => {
                         rows.share(r);
                         r
@@ -570,7 +628,7 @@ impl TransformCache {
                     None => {
                         let r = rows.add_row(width);
                         if intern {
-                            rows.contents.insert(raw.to_vec(), r);
+                            rows.contents.insert(raw, r);
                         }
                         r
                     }
@@ -659,7 +717,7 @@ impl TransformCache {
         let Some(mut kept) = self.kept.take() else { return };
         let r = &kept.rows;
         let rows = r.masks.len();
-        let bytes: usize = r.owned.iter().map(Vec::len).sum::<usize>() + r.contents.keys().map(Vec::len).sum::<usize>();
+        let bytes: usize = r.owned.iter().map(Vec::len).sum::<usize>() + r.contents.bytes.len();
         if rows > KEPT_MAX_ROWS
             || bytes > KEPT_MAX_BYTES
             || r.bits.len() > KEPT_MAX_BITS
@@ -1097,6 +1155,23 @@ mod tests {
             c.entry(slot, format!("v{slot}").as_bytes(), upper, &tree);
         }
         assert_eq!((c.tx.cells.capacity(), c.tx.masks.capacity()), (cells, masks));
+    }
+
+    #[test]
+    fn interned_contents_are_found_by_their_bytes() {
+        let mut i = Interned::default();
+        i.insert(b"standard packaging", 3);
+        i.insert(b"", 4);
+        i.insert(b"standard packaging", 9);
+        assert_eq!((i.get(b"standard packaging"), i.get(b""), i.get(b"standard packagin")), (Some(3), Some(4), None));
+        assert_eq!((i.len(), i.bytes.len()), (2, 18), "a content's bytes are held once");
+        // A content under another's hash is not taken for it.
+        let other = b"other content";
+        i.index.insert(Interned::hash(other), (0, other.len() as u32, 5));
+        assert_eq!(i.get(other), None);
+        i.bytes.reserve(SPARE_MAX_INTERNED + 1);
+        i.clear();
+        assert!(i.is_empty() && i.bytes.capacity() == 0, "a large buffer is not kept");
     }
 
     #[test]
