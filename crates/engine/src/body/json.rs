@@ -52,7 +52,19 @@ const CANCELLED: &str = "client cancelled parse via callback return value";
 
 /// Parses `body`, appending (name, value) arguments to `out`.
 pub fn parse(body: &[u8], limits: &JsonLimits, out: &mut Vec<(Vec<u8>, Vec<u8>)>) -> JsonOutcome {
-    let mut p = Parser { text: body, pos: 0, sink: Sink::new(limits, out) };
+    parse_into(body, limits, out, Vec::with_capacity)
+}
+
+/// [`parse`], each name and value written into a buffer that `room` gives for its length
+/// (or a bound of it): a transaction's kept buffers rather than two allocations per
+/// argument.
+pub fn parse_into(
+    body: &[u8],
+    limits: &JsonLimits,
+    out: &mut Vec<(Vec<u8>, Vec<u8>)>,
+    room: impl FnMut(usize) -> Vec<u8>,
+) -> JsonOutcome {
+    let mut p = Parser { text: body, pos: 0, sink: Sink::new(limits, out, room) };
     let err = p.run();
     let mut outcome =
         JsonOutcome { error: None, depth_exceeded: p.sink.depth_exceeded, limit_reached: p.sink.limit_reached };
@@ -121,9 +133,11 @@ struct Container {
 }
 
 /// v3's JSON callbacks: container stack, current key, argument names.
-struct Sink<'a> {
+struct Sink<'a, R> {
     limits: &'a JsonLimits,
     out: &'a mut Vec<(Vec<u8>, Vec<u8>)>,
+    /// Empty buffers for names and values (see [`parse_into`]).
+    room: R,
     containers: Vec<Container>,
     prefix: Vec<u8>,
     key: Vec<u8>,
@@ -134,11 +148,12 @@ struct Sink<'a> {
     limit_reached: bool,
 }
 
-impl<'a> Sink<'a> {
-    fn new(limits: &'a JsonLimits, out: &'a mut Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+impl<'a, R: FnMut(usize) -> Vec<u8>> Sink<'a, R> {
+    fn new(limits: &'a JsonLimits, out: &'a mut Vec<(Vec<u8>, Vec<u8>)>, room: R) -> Self {
         Sink {
             limits,
             out,
+            room,
             containers: Vec::new(),
             prefix: Vec::new(),
             key: Vec::new(),
@@ -154,24 +169,13 @@ impl<'a> Sink<'a> {
         self.containers.last().is_some_and(|c| c.is_array)
     }
 
-    /// v3 `getCurrentKey`.
-    fn current_key(&mut self) -> Vec<u8> {
-        if self.containers.is_empty() {
-            return b"json".to_vec();
-        }
-        if self.key.is_empty() {
-            return if self.top_is_array() { Vec::new() } else { b"empty-key".to_vec() };
-        }
-        std::mem::take(&mut self.key)
-    }
-
     fn set_counter(&mut self) {
         if let Some(c) = self.containers.last() {
             if c.is_array {
                 let (start, n) = (c.counter_start, c.counter);
                 self.prefix.truncate(start);
                 self.prefix.extend_from_slice(b".array_");
-                self.prefix.extend_from_slice(n.to_string().as_bytes());
+                self.prefix.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
             }
         }
     }
@@ -186,9 +190,9 @@ impl<'a> Sink<'a> {
     }
 
     fn start(&mut self, is_array: bool) -> bool {
-        let name = self.current_key();
         let seg_start = self.prefix.len();
-        self.prefix.extend_from_slice(&name);
+        self.prefix.extend_from_slice(current_key(&self.containers, &self.key));
+        self.key.clear();
         let counter_start = self.prefix.len();
         self.containers.push(Container { is_array, counter: 0, seg_start, counter_start });
         if is_array {
@@ -213,23 +217,21 @@ impl<'a> Sink<'a> {
         true
     }
 
-    fn map_key(&mut self, key: Vec<u8>) -> bool {
-        self.key = key;
-        true
-    }
-
     /// v3 `addArgument`: false cancels the parse.
     fn value(&mut self, value: Vec<u8>) -> bool {
         let name = if self.top_is_array() {
-            let name = self.prefix.clone();
+            let mut name = (self.room)(self.prefix.len());
+            name.clear();
+            name.extend_from_slice(&self.prefix);
             self.bump_top();
             name
         } else {
-            // Sized for the key too: a clone then a push reallocated every name.
-            let k = self.current_key();
-            let mut name = Vec::with_capacity(self.prefix.len() + k.len());
+            let k = current_key(&self.containers, &self.key);
+            let mut name = (self.room)(self.prefix.len() + k.len());
+            name.clear();
             name.extend_from_slice(&self.prefix);
-            name.extend_from_slice(&k);
+            name.extend_from_slice(k);
+            self.key.clear();
             name
         };
         if self.limits.max_args.is_some_and(|m| self.added >= m) {
@@ -247,17 +249,27 @@ impl<'a> Sink<'a> {
     }
 }
 
-struct Parser<'t, 'a> {
+/// v3 `getCurrentKey` (`key` is emptied once read, as v3 resets it).
+fn current_key<'k>(containers: &[Container], key: &'k [u8]) -> &'k [u8] {
+    match containers.last() {
+        None => b"json",
+        Some(_) if !key.is_empty() => key,
+        Some(c) if c.is_array => b"",
+        Some(_) => b"empty-key",
+    }
+}
+
+struct Parser<'t, 'a, R> {
     text: &'t [u8],
     pos: usize,
-    sink: Sink<'a>,
+    sink: Sink<'a, R>,
 }
 
 fn is_hex(c: u8) -> bool {
     c.is_ascii_hexdigit()
 }
 
-impl<'t, 'a> Parser<'t, 'a> {
+impl<'t, 'a, R: FnMut(usize) -> Vec<u8>> Parser<'t, 'a, R> {
     /// v3 parses the body then calls `yajl_complete_parse`, which feeds one space:
     /// the text is the body followed by a virtual space.
     fn at(&self, i: usize) -> Option<u8> {
@@ -293,16 +305,19 @@ impl<'t, 'a> Parser<'t, 'a> {
                     match tok {
                         Tok::Eof => return Err(Fail::Parse("premature EOF")),
                         Tok::Str { start, end, escapes } => {
-                            let v = self.string(start, end, escapes);
+                            let raw = self.text.get(start..end).unwrap_or(&[]);
+                            let mut v = (self.sink.room)(raw.len());
+                            v.clear();
+                            decode_string(raw, escapes, &mut v);
                             self.check(|s| s.value(v))?;
                         }
                         Tok::Bool(b) => {
-                            let v = if b { b"true".to_vec() } else { b"false".to_vec() };
+                            let v = self.bytes(if b { b"true" } else { b"false" });
                             self.check(|s| s.value(v))?;
                         }
                         Tok::Null => self.check(|s| s.value(Vec::new()))?,
                         Tok::Number { start, end } => {
-                            let v = self.text[start..end].to_vec();
+                            let v = self.bytes(&self.text[start..end]);
                             self.check(|s| s.value(v))?;
                         }
                         Tok::LBrace => {
@@ -335,8 +350,9 @@ impl<'t, 'a> Parser<'t, 'a> {
                 State::MapStart | State::MapNeedKey => match self.lex()? {
                     Tok::Eof => return Err(Fail::Parse("premature EOF")),
                     Tok::Str { start, end, escapes } => {
-                        let k = self.string(start, end, escapes);
-                        self.check(|s| s.map_key(k))?;
+                        // Into the sink's one key buffer (v3 keeps the last key read).
+                        self.sink.key.clear();
+                        decode_string(self.text.get(start..end).unwrap_or(&[]), escapes, &mut self.sink.key);
                         if let Some(top) = stack.last_mut() {
                             *top = State::MapSep;
                         }
@@ -386,7 +402,15 @@ impl<'t, 'a> Parser<'t, 'a> {
         }
     }
 
-    fn check(&mut self, f: impl FnOnce(&mut Sink<'a>) -> bool) -> Result<(), Fail> {
+    /// A buffer from the sink's `room` holding `b`.
+    fn bytes(&mut self, b: &[u8]) -> Vec<u8> {
+        let mut v = (self.sink.room)(b.len());
+        v.clear();
+        v.extend_from_slice(b);
+        v
+    }
+
+    fn check(&mut self, f: impl FnOnce(&mut Sink<'a, R>) -> bool) -> Result<(), Fail> {
         if f(&mut self.sink) {
             Ok(())
         } else {
@@ -546,75 +570,72 @@ impl<'t, 'a> Parser<'t, 'a> {
         self.pos -= 1;
         Ok(Tok::Number { start, end: self.pos.min(self.text.len()) })
     }
+}
 
-    /// The string's bytes; escapes decoded like `yajl_string_decode`.
-    fn string(&self, start: usize, end: usize, escapes: bool) -> Vec<u8> {
-        let s = self.text.get(start..end).unwrap_or(&[]);
-        if !escapes {
-            return s.to_vec();
+/// A string's content `s` appended to `out`, escapes decoded like `yajl_string_decode`.
+fn decode_string(s: &[u8], escapes: bool, out: &mut Vec<u8>) {
+    if !escapes {
+        out.extend_from_slice(s);
+        return;
+    }
+    // yajl reads past the content up to the closing quote in odd cases.
+    let at = |i: usize| -> u8 {
+        if i < s.len() {
+            s[i]
+        } else if i == s.len() {
+            b'"'
+        } else {
+            0
         }
-        // yajl reads past the content up to the closing quote in odd cases.
-        let at = |i: usize| -> u8 {
-            if i < s.len() {
-                s[i]
-            } else if i == s.len() {
-                b'"'
-            } else {
-                0
-            }
-        };
-        let hex4 =
-            |i: usize| -> u32 { (0..4).fold(0u32, |v, k| v << 4 | (at(i + k) as char).to_digit(16).unwrap_or(0)) };
-        let mut out = Vec::with_capacity(s.len());
-        let mut beg = 0;
-        let mut end = 0;
-        while end < s.len() {
-            if s[end] != b'\\' {
-                end += 1;
-                continue;
-            }
-            out.extend_from_slice(&s[beg..end]);
+    };
+    let hex4 = |i: usize| -> u32 { (0..4).fold(0u32, |v, k| v << 4 | (at(i + k) as char).to_digit(16).unwrap_or(0)) };
+    let mut beg = 0;
+    let mut end = 0;
+    while end < s.len() {
+        if s[end] != b'\\' {
             end += 1;
-            match at(end) {
-                b'r' => out.push(b'\r'),
-                b'n' => out.push(b'\n'),
-                b'\\' => out.push(b'\\'),
-                b'/' => out.push(b'/'),
-                b'"' => out.push(b'"'),
-                b'f' => out.push(0x0c),
-                b'b' => out.push(0x08),
-                b't' => out.push(b'\t'),
-                b'u' => {
+            continue;
+        }
+        out.extend_from_slice(&s[beg..end]);
+        end += 1;
+        match at(end) {
+            b'r' => out.push(b'\r'),
+            b'n' => out.push(b'\n'),
+            b'\\' => out.push(b'\\'),
+            b'/' => out.push(b'/'),
+            b'"' => out.push(b'"'),
+            b'f' => out.push(0x0c),
+            b'b' => out.push(0x08),
+            b't' => out.push(b'\t'),
+            b'u' => {
+                end += 1;
+                let mut cp = hex4(end);
+                end += 3;
+                let mut lone = false;
+                if cp & 0xFC00 == 0xD800 {
                     end += 1;
-                    let mut cp = hex4(end);
-                    end += 3;
-                    let mut lone = false;
-                    if cp & 0xFC00 == 0xD800 {
-                        end += 1;
-                        if at(end) == b'\\' && at(end + 1) == b'u' {
-                            let low = hex4(end + 2);
-                            cp = ((cp & 0x3F) << 10) | ((((cp >> 6) & 0xF) + 1) << 16) | (low & 0x3FF);
-                            end += 5;
-                        } else {
-                            // yajl emits '?' and skips the byte after the escape.
-                            lone = true;
-                        }
-                    }
-                    if lone {
-                        out.push(b'?');
+                    if at(end) == b'\\' && at(end + 1) == b'u' {
+                        let low = hex4(end + 2);
+                        cp = ((cp & 0x3F) << 10) | ((((cp >> 6) & 0xF) + 1) << 16) | (low & 0x3FF);
+                        end += 5;
                     } else {
-                        utf32_to_utf8(cp, &mut out);
+                        // yajl emits '?' and skips the byte after the escape.
+                        lone = true;
                     }
                 }
-                _ => out.push(b'?'),
+                if lone {
+                    out.push(b'?');
+                } else {
+                    utf32_to_utf8(cp, out);
+                }
             }
-            end += 1;
-            beg = end;
+            _ => out.push(b'?'),
         }
-        if beg < s.len() {
-            out.extend_from_slice(&s[beg..]);
-        }
-        out
+        end += 1;
+        beg = end;
+    }
+    if beg < s.len() {
+        out.extend_from_slice(&s[beg..]);
     }
 }
 
@@ -689,6 +710,26 @@ mod tests {
             let want: Vec<(String, Vec<u8>)> = want.iter().map(|(k, v)| (k.to_string(), v.to_vec())).collect();
             assert_eq!(got, want, "{:?}", String::from_utf8_lossy(body));
         }
+    }
+
+    #[test]
+    fn names_and_values_are_written_into_the_buffers_given() {
+        let (mut given, mut out) = (Vec::new(), Vec::new());
+        let o = parse_into(br#"{"a":"x\u0041","b":[1,true]}"#, &JsonLimits::default(), &mut out, |_| {
+            let mut v = Vec::with_capacity(64);
+            v.extend_from_slice(b"stale");
+            given.push(v.as_ptr());
+            v
+        });
+        assert!(o.error.is_none());
+        let want: Vec<(Vec<u8>, Vec<u8>)> = [("json.a", "xA"), ("json.b.array_0", "1"), ("json.b.array_1", "true")]
+            .iter()
+            .map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(out, want);
+        // Every value and name is one of the buffers given (each asked for once), cleared.
+        let held: Vec<_> = out.iter().flat_map(|(k, v)| [k.as_ptr(), v.as_ptr()]).collect();
+        assert!(held.iter().all(|p| given.contains(p)) && given.len() == held.len(), "{given:?} {held:?}");
     }
 
     #[test]

@@ -9,10 +9,10 @@ use super::state::Pairs;
 
 /// Buffers larger than this are freed, not kept (a large body's would pin its memory).
 const KEEP_MAX: usize = 4096;
-/// At most this many buffers per size class: the small ones by the hundred, as a form's
-/// arguments take two each (a 57-field checkout form, 114), the larger by the dozen.
-/// At most ~164 KB per kept set.
-const KEEP_COUNTS: [usize; 4] = [128, 128, 32, 32];
+/// At most this many buffers per size class: the small ones by the hundred, as arguments
+/// take two each (a 57-field checkout form 114, the Kibana search body ~780, most below
+/// 128 bytes), the larger by the dozen. At most ~220 KB per kept set.
+const KEEP_COUNTS: [usize; 4] = [256, 512, 32, 32];
 /// Emptied pair lists up to this long are kept.
 const KEEP_LIST: usize = 32;
 /// Size classes by capacity: below 32, 128, 512 bytes, and up to [`KEEP_MAX`]. A request

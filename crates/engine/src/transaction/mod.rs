@@ -182,7 +182,9 @@ impl Drop for Transaction {
         matched.recycle();
         crate::spare::keep(&SPARE_MATCHES, (hits, matched), crate::spare::IN_FLIGHT);
         let (b, s) = (&mut self.bufs, &mut self.s);
-        for list in [&mut s.headers, &mut s.cookies, &mut s.args_get, &mut s.args_post, &mut s.resp_headers] {
+        for list in
+            [&mut s.headers, &mut s.cookies, &mut s.args_get, &mut s.args_post, &mut s.args_json, &mut s.resp_headers]
+        {
             b.give_pairs(std::mem::take(list));
         }
         for v in [
@@ -485,7 +487,9 @@ impl Transaction {
                     max_args: Some(room),
                     ..Default::default()
                 };
-                body::json::parse(&s.body, &limits, &mut s.args_json).error.map(|e| format!("JSON parsing error: {e}"))
+                body::json::parse_into(&s.body, &limits, &mut s.args_json, |n| b.with_room(n))
+                    .error
+                    .map(|e| format!("JSON parsing error: {e}"))
             }
             BodyProcessor::Xml => {
                 let o = body::xml::parse(&s.body);
@@ -1994,6 +1998,17 @@ mod tests {
         // Buffers of `Bufs` (bufs.rs) have their size class's room; allocated for the
         // argument alone, they would have its length.
         for (k, v) in tx.s.args_get.iter().chain(&tx.s.args_post) {
+            assert_eq!((k.capacity(), v.capacity()), (31, 31), "{k:?} {v:?}");
+        }
+        let mut tx = Transaction::new(Arc::new(RuleSet::compile(&[]).unwrap()), "t");
+        tx.process_uri(b"/", b"POST", b"HTTP/1.1");
+        tx.add_request_header(b"Content-Type", b"application/json");
+        tx.process_request_headers();
+        tx.append_request_body(br#"{"name":"Maria Schneider","tags":["a",2]}"#);
+        tx.body_processor = Some(BodyProcessor::Json);
+        tx.parse_body();
+        assert_eq!(tx.s.args_json.len(), 3);
+        for (k, v) in &tx.s.args_json {
             assert_eq!((k.capacity(), v.capacity()), (31, 31), "{k:?} {v:?}");
         }
     }
