@@ -102,7 +102,7 @@ fn main() {
     let evict = env_number("WARD_ICOUNT_EVICT_KB");
     let mut junk = vec![0u8; evict * 1024];
     // Outside `measured`: the regexes built on first use and their lazy DFAs' states,
-    // which a worker has long made, are made here (one request), not counted.
+    // which a worker has long made, are made here (two requests), not counted.
     warm_up(&rs, &shape, response);
     let t = std::time::Instant::now();
     let blocked = if evict == 0 {

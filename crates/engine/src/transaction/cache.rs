@@ -505,7 +505,8 @@ const EXTRA_ROWS: usize = 16;
 const BLOCK_FROM_VALUES: usize = 16;
 
 /// From this many arguments and cookies on, identical contents share an entry, when at
-/// least one in [`SHARE_REPEATS_ONE_IN`] of their names and values repeats an earlier one:
+/// least one in [`SHARE_REPEATS_ONE_IN`] of their names and values (of those read, see
+/// `State::repeated_contents`) repeats an earlier one:
 /// interning every content costs ~4% of a 2 KB form of distinct values, and repeats save
 /// their transformations, scans and operators (a checkout form's 14 `standard packaging`).
 pub(super) const SHARE_FROM_VALUES: usize = 16;
@@ -1029,12 +1030,14 @@ impl TransformCache {
         rows.raw_scans.insert(BODY_SLOT, at as u32);
     }
 
-    /// `values` request values (arguments and cookies; names and values each) are coming,
-    /// `repeats` of whose names and values repeat an earlier one's content: how their rows
-    /// are kept (identical contents shared, rows by blocks) follows, and they get room at
-    /// once (`width`: the rule set's transformation lists, a row's cells).
-    pub(super) fn expect_values(&mut self, values: usize, repeats: usize, width: usize) {
-        self.sharing = values >= SHARE_FROM_VALUES && repeats * SHARE_REPEATS_ONE_IN >= values;
+    /// `values` request values (arguments and cookies; names and values each) are coming;
+    /// of `repeats.1` of their names and values read, `repeats.0` repeat an earlier one's
+    /// content: how their rows are kept (identical contents shared, rows by blocks)
+    /// follows, and they get room at once (`width`: the rule set's transformation lists, a
+    /// row's cells).
+    pub(super) fn expect_values(&mut self, values: usize, repeats: (usize, usize), width: usize) {
+        let (repeated, read) = repeats;
+        self.sharing = values >= SHARE_FROM_VALUES && read > 0 && repeated * SHARE_REPEATS_ONE_IN >= read;
         // Capped: a huge body grows the index as it goes rather than reserving up front.
         // Each value's name and value, and a few rows besides (`REQUEST_BODY`…): a JSON
         // body of 388 values made 778 rows, and the table's growth past 776 copied it.
@@ -1129,16 +1132,19 @@ mod tests {
     #[test]
     fn contents_are_shared_when_enough_of_many_values_repeat() {
         let mut c = TransformCache::default();
-        for (values, repeats, want) in [
-            (SHARE_FROM_VALUES - 1, SHARE_FROM_VALUES, false),
-            (SHARE_FROM_VALUES, 1, false),
-            (SHARE_FROM_VALUES, 2, true),
-            (64, 7, false),
-            (64, 8, true),
-            (1000, 0, false),
+        // (values, repeats among those read, read, shared)
+        for (values, repeats, read, want) in [
+            (SHARE_FROM_VALUES - 1, 30, 30, false),
+            (SHARE_FROM_VALUES, 3, 32, false),
+            (SHARE_FROM_VALUES, 4, 32, true),
+            (64, 15, 128, false),
+            (64, 16, 128, true),
+            (1000, 63, 512, false),
+            (1000, 64, 512, true),
+            (1000, 0, 0, false),
         ] {
-            c.expect_values(values, repeats, 0);
-            assert_eq!(c.sharing, want, "{values} values, {repeats} repeats");
+            c.expect_values(values, (repeats, read), 0);
+            assert_eq!(c.sharing, want, "{values} values, {repeats} repeats of {read}");
         }
     }
 
@@ -1149,7 +1155,7 @@ mod tests {
         let width = tree.len();
         let mut c = TransformCache::default();
         // The Kibana search body: 388 values, their names, and two rows more.
-        c.expect_values(388, 0, width);
+        c.expect_values(388, (0, 512), width);
         let (cells, masks) = (c.tx.cells.capacity(), c.tx.masks.capacity());
         for slot in 0..388 * 2 + 2 {
             c.entry(slot, format!("v{slot}").as_bytes(), upper, &tree);
@@ -1179,7 +1185,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, (1, 1), 0);
         let a = c.entry(1, b"abc", upper, &tree);
         let b = c.entry(2, b"abc", upper, &tree);
         let other = c.entry(3, b"abd", upper, &tree);
@@ -1209,7 +1215,7 @@ mod tests {
         let trim = tree.key(&steps(&["trim"]));
         for sharing in [false, true] {
             let mut c = TransformCache::default();
-            c.expect_values(if sharing { SHARE_FROM_VALUES } else { 0 }, SHARE_FROM_VALUES, 0);
+            c.expect_values(if sharing { SHARE_FROM_VALUES } else { 0 }, (1, 1), 0);
             let raw = b" AbC ";
             let e = c.entry(7, raw, lower_trim_nulls, &tree);
             assert_eq!(c.value(e, raw), b"abc");
@@ -1324,12 +1330,12 @@ mod tests {
         let mut c = TransformCache::default();
         let raw = |i: u64| format!(" v{i} ").into_bytes();
         // A few rows before the body's values (headers, the path…), row by row.
-        c.expect_values(3, 0, width);
+        c.expect_values(3, (0, 0), width);
         for slot in 0..3 {
             c.entry(slot, &raw(slot), upper, &tree);
         }
         assert_eq!(c.tx.blocked_from, None);
-        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, width);
+        c.expect_values(SHARE_FROM_VALUES, (1, 1), width);
         assert_eq!(c.tx.blocked_from, Some(3));
         let mut seen = std::collections::HashSet::new();
         for slot in 0..60 {
@@ -1365,7 +1371,7 @@ mod tests {
         let mut tree = TransformTree::default();
         let upper = tree.key(&steps(&["uppercase"]));
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, (1, 1), 0);
         let a = c.entry(1, b"abc", upper, &tree);
         c.set_no_match(a, 3);
         c.release();
@@ -1381,7 +1387,7 @@ mod tests {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
         assert_ne!(c.entry(1, b"abc", ROOT, &tree), c.entry(2, b"abc", ROOT, &tree));
-        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, (1, 1), 0);
         assert_eq!(c.entry(3, b"abc", ROOT, &tree), c.entry(4, b"abc", ROOT, &tree));
     }
 
@@ -1389,7 +1395,7 @@ mod tests {
     fn long_contents_are_not_shared() {
         let tree = TransformTree::default();
         let mut c = TransformCache::default();
-        c.expect_values(SHARE_FROM_VALUES, SHARE_FROM_VALUES, 0);
+        c.expect_values(SHARE_FROM_VALUES, (1, 1), 0);
         let big = vec![b'a'; MAX_INTERNED + 1];
         assert_ne!(c.entry(1, &big, ROOT, &tree), c.entry(2, &big, ROOT, &tree));
         assert_eq!(c.entry(1, &big, ROOT, &tree), c.entry(1, &big, ROOT, &tree));

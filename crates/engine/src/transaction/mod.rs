@@ -409,7 +409,7 @@ impl Transaction {
         }
         self.parse_body();
         let n = self.s.args_get.len() + self.s.args_post.len() + self.s.args_json.len() + self.s.cookies.len();
-        let repeats = if n >= cache::SHARE_FROM_VALUES { self.s.repeated_contents() } else { 0 };
+        let repeats = if n >= cache::SHARE_FROM_VALUES { self.s.repeated_contents() } else { (0, 0) };
         self.cache.expect_values(n, repeats, self.rules.transforms.len());
         let verdict = self.run_phase(2);
         // The request phases are over, the transaction is not: it waits for the upstream
@@ -2025,21 +2025,18 @@ mod tests {
             tx.parse_body();
             tx.s.repeated_contents()
         };
-        assert_eq!(repeats("a=b", "c=d"), 0);
+        assert_eq!(repeats("a=b", "c=d"), (0, 8));
         // `x` three times (a value of the query, of the body and of a cookie), `a` twice: 2 + 1.
-        assert_eq!(repeats("a=x&b=y", "c=x&a=z"), 3);
+        assert_eq!(repeats("a=x&b=y", "c=x&a=z"), (3, 12));
         // Long contents that differ at either end are told apart.
         let long = "v".repeat(100);
-        assert_eq!(repeats(&format!("a=1{long}&b=2{long}"), &format!("c={long}1&d={long}2")), 0);
-        assert_eq!(repeats(&format!("a={long}&b={long}"), ""), 1);
+        assert_eq!(repeats(&format!("a=1{long}&b=2{long}"), &format!("c={long}1&d={long}2")), (0, 12));
+        assert_eq!(repeats(&format!("a={long}&b={long}"), "").0, 1);
         // Only the first names and values are read.
-        let distinct: String = (0..REPEATS_SAMPLE_PAIRS).map(|i| format!("n{i}=v{i}&")).collect();
-        assert_eq!(repeats(&distinct, "n0=v0"), 0);
-        assert_eq!(repeats("n0=v0", &distinct), 2);
+        let distinct: String = (0..state::REPEATS_SAMPLE / 2).map(|i| format!("n{i}=v{i}&")).collect();
+        assert_eq!(repeats(&distinct, "n0=v0"), (0, state::REPEATS_SAMPLE));
+        assert_eq!(repeats("n0=v0", &distinct), (2, state::REPEATS_SAMPLE));
     }
-
-    /// Names and values that `State::repeated_contents` reads, as pairs.
-    const REPEATS_SAMPLE_PAIRS: usize = 256;
 
     #[test]
     fn a_remembered_miss_does_not_make_the_stages_after_an_empty_one() {

@@ -22,7 +22,7 @@ pub(super) type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Names and values read by [`State::repeated_contents`]: enough to tell, not a cost that
 /// grows with a large body.
-const REPEATS_SAMPLE: usize = 512;
+pub(super) const REPEATS_SAMPLE: usize = 512;
 
 /// Which stored list a slot refers to (for the transformation cache).
 #[derive(Clone, Copy)]
@@ -456,8 +456,8 @@ impl State {
 
     /// How many of the first [`REPEATS_SAMPLE`] argument and cookie names and values have
     /// the content of an earlier one, told by a hash (of a long one's length and ends: a
-    /// false repeat only turns the sharing of contents on).
-    pub(super) fn repeated_contents(&self) -> usize {
+    /// false repeat only turns the sharing of contents on), and how many were read.
+    pub(super) fn repeated_contents(&self) -> (usize, usize) {
         use std::hash::Hasher;
         let mut hashes = [0u64; REPEATS_SAMPLE];
         let pairs = self.args_get.iter().chain(&self.args_post).chain(&self.args_json).chain(&self.cookies);
@@ -476,7 +476,7 @@ impl State {
         }
         let hashes = &mut hashes[..n];
         hashes.sort_unstable();
-        hashes.windows(2).filter(|w| w[0] == w[1]).count()
+        (hashes.windows(2).filter(|w| w[0] == w[1]).count(), n)
     }
 
     pub(super) fn tx_is_empty(&self) -> bool {
