@@ -39,6 +39,18 @@ impl UrlencodedOutcome {
     pub fn urlencoded_error(&self) -> bool {
         self.invalid_encoding > 0
     }
+
+    fn start() -> UrlencodedOutcome {
+        UrlencodedOutcome { verbatim: true, ..UrlencodedOutcome::default() }
+    }
+
+    /// Counts an argument: whether its name and value were decoded, and their invalid escapes.
+    fn add(&mut self, (name_decoded, bad_name): (bool, usize), (value_decoded, bad_value): (bool, usize)) {
+        self.invalid_encoding_names += bad_name;
+        self.invalid_encoding += bad_value;
+        self.verbatim &= !name_decoded && !value_decoded;
+        self.count += 1;
+    }
 }
 
 /// Splits `input` on `&` and appends decoded (name, value) pairs to `out`.
@@ -60,17 +72,12 @@ pub fn parse_into(
     out: &mut Vec<(Vec<u8>, Vec<u8>)>,
     mut room: impl FnMut(usize) -> Vec<u8>,
 ) -> UrlencodedOutcome {
-    let mut outcome = UrlencodedOutcome { verbatim: true, ..UrlencodedOutcome::default() };
+    let mut outcome = UrlencodedOutcome::start();
     pieces(input, separator, |name, value| {
         let (mut k, mut v) = (room(name.len()), room(value.len()));
         k.clear();
         v.clear();
-        let (k_decoded, bad_name) = decode_into(&input[name], &mut k);
-        let (v_decoded, bad_value) = decode_into(&input[value], &mut v);
-        outcome.invalid_encoding_names += bad_name;
-        outcome.invalid_encoding += bad_value;
-        outcome.verbatim &= !k_decoded && !v_decoded;
-        outcome.count += 1;
+        outcome.add(decode_into(&input[name], &mut k), decode_into(&input[value], &mut v));
         out.push((k, v));
     });
     outcome
@@ -82,14 +89,11 @@ pub fn parse_borrowed<'a>(input: &'a [u8], separator: u8, out: &mut Vec<CowPair<
 }
 
 fn split<'a>(input: &'a [u8], separator: u8, mut emit: impl FnMut(Cow<'a, [u8]>, Cow<'a, [u8]>)) -> UrlencodedOutcome {
-    let mut outcome = UrlencodedOutcome { verbatim: true, ..UrlencodedOutcome::default() };
+    let mut outcome = UrlencodedOutcome::start();
     pieces(input, separator, |name, value| {
         let (name, bad_name) = decode(&input[name]);
         let (value, bad_value) = decode(&input[value]);
-        outcome.invalid_encoding_names += bad_name;
-        outcome.invalid_encoding += bad_value;
-        outcome.verbatim &= matches!((&name, &value), (Cow::Borrowed(_), Cow::Borrowed(_)));
-        outcome.count += 1;
+        outcome.add((matches!(name, Cow::Owned(_)), bad_name), (matches!(value, Cow::Owned(_)), bad_value));
         emit(name, value);
     });
     outcome

@@ -17,6 +17,7 @@ use crate::operators::Captures;
 use crate::parser::Dialect;
 use crate::rule::{OperatorImpl, Rule, RuleOperator};
 use crate::ruleset::{EngineMode, Entry, LimitAction, Quick, RuleSet};
+use crate::transformations::tree::ROOT;
 use crate::variables::Var;
 use cache::Unions;
 use plan::Plan;
@@ -1116,8 +1117,7 @@ impl Transaction {
                         // its row's root cell (the last stage's would make every stage).
                         let memo = match (v.slot, link.memo) {
                             (Slot::Stable(slot), Some(m)) if cache.memo_on(slot, &v.value) => {
-                                let i =
-                                    cache.entry(slot, &v.value, crate::transformations::tree::ROOT, &rules.transforms);
+                                let i = cache.entry(slot, &v.value, ROOT, &rules.transforms);
                                 if cache.known_no_match(i, m) {
                                     continue;
                                 }
