@@ -229,10 +229,14 @@ impl Cell {
 struct Rows {
     /// Interned contents → row.
     contents: Interned,
-    /// The cells ([`Rows::index`]): row by row, then (from row `blocked_from` on) in blocks
-    /// of [`BLOCK_ROWS`] rows stored list by list.
+    /// The cells ([`Rows::index`]): row by row, then (from row `blocked_from` on) in
+    /// slabs of one list's cells of [`BLOCK_ROWS`] rows, made when first used.
     cells: Vec<Cell>,
     blocked_from: Option<usize>,
+    /// Per block of rows and list: where its slab starts in `cells`, or [`NO_SLAB`].
+    slabs: Vec<u32>,
+    /// Per slab, in `cells`' order: the first row of its block.
+    slab_rows: Vec<u32>,
     /// Per row (one entry per row made): its raw value's mask (`transformations::triggers`),
     /// 0 until needed.
     masks: Vec<u64>,
@@ -323,17 +327,27 @@ impl Interned {
 
 /// Rows per block of the cells table. A rule reads one list's cell of every value in
 /// turn: stored row by row, a JSON body's table (~770 rows of 57 lists, 350 KB) gave each
-/// of those reads its own cache line; by blocks, eight rows' cells of a list share one.
-/// A few rows are better row by row: a block is written whole when made.
+/// of those reads its own cache line; by blocks, eight rows' cells of a list share one
+/// (a slab). A slab is made when one of its cells is first used: made whole with their
+/// blocks, the Kibana body's slabs were 466 KB of writes a request, 37% of them ever used.
 const BLOCK_ROWS: usize = 8;
 
+/// A block's list without a slab yet.
+const NO_SLAB: u32 = u32::MAX;
+
 impl Rows {
-    /// Cell `key` of `row` in a table `width` lists wide.
-    fn index(&self, width: usize, row: usize, key: u32) -> usize {
+    /// Cell `key` of `row` in a table `width` lists wide (its slab made if need be).
+    fn index(&mut self, width: usize, row: usize, key: u32) -> usize {
         match self.blocked_from {
             Some(from) if row >= from => {
                 let r = row - from;
-                from * width + (r / BLOCK_ROWS) * BLOCK_ROWS * width + key as usize * BLOCK_ROWS + r % BLOCK_ROWS
+                let s = (r / BLOCK_ROWS) * width + key as usize;
+                if self.slabs[s] == NO_SLAB {
+                    self.slabs[s] = self.cells.len() as u32;
+                    self.cells.resize(self.cells.len() + BLOCK_ROWS, Cell::EMPTY);
+                    self.slab_rows.push((row - r % BLOCK_ROWS) as u32);
+                }
+                self.slabs[s] as usize + r % BLOCK_ROWS
             }
             _ => row * width + key as usize,
         }
@@ -341,13 +355,12 @@ impl Rows {
 
     /// The row of cell `i` ([`Rows::index`]).
     fn row_of(&self, width: usize, i: usize) -> usize {
-        let width = width.max(1);
         match self.blocked_from {
             Some(from) if i >= from * width => {
                 let j = i - from * width;
-                from + (j / (BLOCK_ROWS * width)) * BLOCK_ROWS + j % BLOCK_ROWS
+                self.slab_rows[j / BLOCK_ROWS] as usize + j % BLOCK_ROWS
             }
-            _ => i / width,
+            _ => i / width.max(1),
         }
     }
 
@@ -356,13 +369,13 @@ impl Rows {
         self.blocked_from.get_or_insert(self.masks.len());
     }
 
-    /// A new row's number; a block's cells are made with its first row.
+    /// A new row's number; a block's slab table is made with its first row.
     fn add_row(&mut self, width: usize) -> u32 {
         let r = self.masks.len();
         match self.blocked_from {
             Some(from) if r >= from => {
                 if (r - from) % BLOCK_ROWS == 0 {
-                    self.cells.resize(self.cells.len() + BLOCK_ROWS * width, Cell::EMPTY);
+                    self.slabs.resize(self.slabs.len() + width, NO_SLAB);
                 }
             }
             _ => self.cells.resize(self.cells.len() + width, Cell::EMPTY),
@@ -375,6 +388,8 @@ impl Rows {
         self.contents.clear();
         self.cells.clear();
         self.blocked_from = None;
+        self.slabs.clear();
+        self.slab_rows.clear();
         self.masks.clear();
         self.owned.clear();
         self.bits.clear();
@@ -1048,7 +1063,9 @@ impl TransformCache {
             rows.block_new_rows();
             // Grown by doubling, a JSON body's table (~350 KB) was copied as it grew: a
             // third of the request's writes that missed the cache.
-            rows.cells.reserve(rows_wanted.div_ceil(BLOCK_ROWS) * BLOCK_ROWS * width);
+            let blocks = rows_wanted.div_ceil(BLOCK_ROWS);
+            rows.slabs.reserve(blocks * width);
+            rows.cells.reserve(blocks * BLOCK_ROWS * width);
         }
         rows.masks.reserve(rows_wanted);
         if self.sharing {
@@ -1354,9 +1371,11 @@ mod tests {
                 assert_eq!((row, c.tx.index(width, row, key)), (slot as usize, i));
             }
         }
+        // The 60 values' eight blocks have slabs for the three lists used, and no other.
+        assert!(width > 3 && c.tx.cells.len() == 3 * width + 8 * 3 * BLOCK_ROWS);
         // A list's cells of the rows of one block are side by side.
         let mut at = |slot: u64| c.entry(slot, &raw(slot), upper, &tree);
-        assert_eq!((at(3) + 1, at(3) + 7, at(3) + BLOCK_ROWS * width), (at(4), at(10), at(11)));
+        assert_eq!((at(3) + 1, at(3) + 7, at(3) + 3 * BLOCK_ROWS), (at(4), at(10), at(11)));
         // Before them, row by row.
         assert_eq!(at(1) + width, at(2));
         // Identical contents in blocked rows share their entry and its misses.
