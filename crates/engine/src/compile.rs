@@ -596,6 +596,7 @@ impl Compiler {
             defaults: self.defaults,
             stats,
             gates: Vec::new(),
+            gate_thin: Vec::new(),
             unions: Vec::new(),
             union_group: Vec::new(),
             union_groups: 0,
@@ -744,6 +745,7 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
         }
     }
     let (gates, combined) = gates.build_all(&domain_links).map_err(|e| Error::new("<rule set>", 0, e))?;
+    rs.gate_thin = thin_gates(gates.len(), &domain_links);
     rs.gates = gates;
     rs.combined = Some(combined);
     // Where an empty value ends a multiMatch walk: the built gates say which refuse one.
@@ -773,6 +775,22 @@ fn add_gates(rs: &mut RuleSet, reached: &[Vec<bool>; 5]) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Per gate, the scan domains (bits) that at most [`crate::ruleset::THIN_LINKS`] of its
+/// links read (`domain_links`: per domain, the (gate, bit) of each link reading it).
+fn thin_gates(gates: usize, domain_links: &[Vec<(u32, u32)>]) -> Vec<u64> {
+    let mut thin = vec![0u64; gates];
+    for (d, links) in domain_links.iter().enumerate().take(64) {
+        let mut count = vec![0usize; gates];
+        links.iter().for_each(|&(g, _)| count[g as usize] += 1);
+        for (g, &n) in count.iter().enumerate() {
+            if (1..=crate::ruleset::THIN_LINKS).contains(&n) {
+                thin[g] |= 1 << d;
+            }
+        }
+    }
+    thin
 }
 
 /// The unions of gate bits a transaction computes (`RuleSet::unions`), assigned at load.

@@ -135,6 +135,9 @@ pub struct RuleSet {
     pub(crate) stats: Stats,
     /// Prefilter gates, indexed by `Rule::gate`.
     pub(crate) gates: Vec<crate::prefilter::Gate>,
+    /// Per gate, the scan domains (bits) where at most [`THIN_LINKS`] links read it: a long
+    /// value of such a domain is not scanned by the gate (see `TransformCache::scan`).
+    pub(crate) gate_thin: Vec<u64>,
     /// The (variable, key or all) of each union of gate bits targets read, by
     /// `Target::union` (one per variable, key and gate).
     pub(crate) unions: Vec<(crate::variables::Var, crate::variables::Selector)>,
@@ -351,3 +354,7 @@ impl RuleSet {
         (d.disruptive.as_ref(), d.status)
     }
 }
+
+/// Links of a gate reading a scan domain up to which the gate does not scan that domain's
+/// long values: its links' operators read them faster than its automaton walks them.
+pub(crate) const THIN_LINKS: usize = 2;

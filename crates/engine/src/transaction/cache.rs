@@ -527,6 +527,10 @@ const BLOCK_FROM_VALUES: usize = 16;
 pub(super) const SHARE_FROM_VALUES: usize = 16;
 const SHARE_REPEATS_ONE_IN: usize = 8;
 
+/// From this long on, a transformed value is not scanned by a gate that only a few links
+/// read its domain with (`RuleSet::gate_thin`).
+const THIN_SCAN_FROM: usize = 1024;
+
 /// The longest value whose results are kept across transactions.
 const MAX_KEPT_LEN: usize = 1024;
 /// Bounds of the kept rows per rule set and thread; past any of them they start afresh.
@@ -943,6 +947,14 @@ impl TransformCache {
             // `&`): the prefilter compares ASCII case-insensitively, so the raw scan holds.
             rows.cells[i].bits = if combined.is_some() && value.eq_ignore_ascii_case(raw) {
                 AS_RAW
+            } else if value.len() >= THIN_SCAN_FROM
+                && rules.gate_thin.get(g as usize).is_some_and(|d| d >> super::state::slot_domain(slot) & 1 != 0)
+            {
+                // A long value that only a link or two of the gate read: every bit, and
+                // they run (the bench form's decoded body: 1.7 KB walked for one regex).
+                let at = rows.bits.len();
+                rows.bits.resize(at + gate.words(), u64::MAX);
+                at as u32
             } else {
                 let at = rows.bits.len() as u32;
                 gate.scan_into(value, &mut rows.bits);
