@@ -265,6 +265,8 @@ thread_local! {
     /// The lists whose cells were computed on this thread, in order (for tests of what a
     /// walk computes).
     pub(super) static FILLED: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The lengths of the transformed values a gate scanned on this thread, in order.
+    pub(super) static GATE_SCANNED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Contents → their row, the contents' bytes in one buffer (a key allocated per content
@@ -958,6 +960,8 @@ impl TransformCache {
             } else {
                 let at = rows.bits.len() as u32;
                 gate.scan_into(value, &mut rows.bits);
+                #[cfg(test)]
+                GATE_SCANNED.with(|f| f.borrow_mut().push(value.len()));
                 at
             };
         }

@@ -1670,6 +1670,46 @@ mod tests {
     }
 
     #[test]
+    fn long_values_a_gate_has_few_links_for_are_not_scanned_and_still_matched() {
+        // One link of the `t:urlDecodeUni` gate reads REQUEST_BODY, three read ARGS_POST.
+        let text = "SecRuleEngine On\n\
+            SecRule REQUEST_BODY \"@rx evil\" \"id:1,phase:2,pass,log,t:urlDecodeUni\"\n\
+            SecRule ARGS_POST \"@rx foo\" \"id:2,phase:2,pass,log,t:urlDecodeUni\"\n\
+            SecRule ARGS_POST \"@rx bar\" \"id:3,phase:2,pass,log,t:urlDecodeUni\"\n\
+            SecRule ARGS_POST \"@rx baz\" \"id:4,phase:2,pass,log,t:urlDecodeUni\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/thin.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let Some(Entry::Rule { rule, .. }) = rs.phases[1].first() else { panic!("rule 1") };
+        let (g, _) = rule.gate.expect("rule 1 is gated");
+        let domain = |c| 1u64 << state::slot_domain(state::stable_slot(c, 0, false));
+        assert_eq!(
+            rs.gate_thin[g as usize] & (domain(state::coll::BODY) | domain(state::coll::ARGS_POST)),
+            domain(state::coll::BODY)
+        );
+        // Decoded once by the body parser, again by the list: the argument's value (1.2 KB
+        // then) is transformed, and so is the body (2.4 KB).
+        let filler = "x%2520".repeat(600);
+        for (body, want) in [
+            (format!("a={filler}&b=%65vil"), "1"),
+            (format!("a={filler}&b=ev+il"), ""),
+            (format!("a={filler}%2566oo"), "2"),
+        ] {
+            cache::GATE_SCANNED.with(|f| f.borrow_mut().clear());
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(b"/p", b"POST", b"HTTP/1.1");
+            tx.add_request_header(b"Content-Type", b"application/x-www-form-urlencoded");
+            tx.process_request_headers();
+            tx.append_request_body(body.as_bytes());
+            tx.process_request_body();
+            assert_eq!(tx.matched_ids(), want, "{body}");
+            // The long argument is walked by the gate, the decoded body is not.
+            let scanned = cache::GATE_SCANNED.with(|f| f.borrow().clone());
+            assert!(scanned.iter().any(|&n| (1024..2000).contains(&n)), "{scanned:?}");
+            assert!(scanned.iter().all(|&n| n < 2000), "{scanned:?}");
+        }
+    }
+
+    #[test]
     fn a_gated_rule_is_passed_over_only_when_no_value_of_its_targets_has_its_literals() {
         let text = "SecRuleEngine On\n\
             SecRule ARGS|XML:/* \"@rx foo\" \"id:1,phase:2,pass,log,t:lowercase\"\n\
