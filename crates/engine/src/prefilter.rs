@@ -160,6 +160,28 @@ pub struct Literals {
     longer_bytes: [u64; 4],
     /// (link bit, first set's bit, second set's bit) of links gated on two sets.
     both: Vec<(u32, u32, u32)>,
+    /// The longest literal's length.
+    max_len: usize,
+}
+
+/// The last value [`Literals::scan_after_into`] scanned, and where its literals end: the
+/// next value's scan starts near the end of the prefix they share.
+#[derive(Debug, Default)]
+pub struct PrevScan {
+    /// The automaton that scanned it (its address).
+    by: usize,
+    bytes: Vec<u8>,
+    /// (end, literal) of every occurrence, in order of their ends.
+    found: Vec<(u32, u32)>,
+}
+
+impl PrevScan {
+    /// Forgets the value (its room kept).
+    pub fn clear(&mut self) {
+        self.by = 0;
+        self.bytes.clear();
+        self.found.clear();
+    }
 }
 
 impl std::fmt::Debug for Literals {
@@ -196,7 +218,8 @@ impl Literals {
         } else {
             Some(DoubleArrayAhoCorasick::new(&pats).map_err(|e| format!("cannot build the rule prefilter: {e}"))?)
         };
-        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64), longer_bytes, both })
+        let max_len = pats.iter().map(Vec::len).max().unwrap_or(0);
+        Ok(Literals { pma, bits_of, always, words: (bits as usize).div_ceil(64), longer_bytes, both, max_len })
     }
 
     /// The bits of the rules that may match `value`.
@@ -213,6 +236,45 @@ impl Literals {
         let bits = &mut out[start..];
         self.find(value, bits);
         self.conjoin(bits);
+    }
+
+    /// [`Literals::scan_into`] for a value that may share a long prefix with the one
+    /// before (JSON argument names: `json.query.bool.filter.0.range…`): an occurrence that
+    /// ends within the shared prefix is one of the previous value's, and the automaton's
+    /// state at the prefix's end is the one it reaches from its start over the prefix's
+    /// last `max_len` bytes (no literal is longer), so only those and the rest are walked.
+    pub fn scan_after_into(&self, value: &[u8], out: &mut Vec<u64>, prev: &mut PrevScan) {
+        let start = out.len();
+        out.resize(start + self.words, 0);
+        let bits = &mut out[start..];
+        let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
+        self.always.iter().for_each(|&b| set(b));
+        let Some(pma) = &self.pma else { return };
+        let by = self as *const Literals as usize;
+        let shared = if prev.by == by { value.iter().zip(&prev.bytes).take_while(|(a, b)| a == b).count() } else { 0 };
+        // Occurrences within the shared prefix: the previous value's (in order of their ends).
+        let kept = prev.found.partition_point(|&(end, _)| end as usize <= shared);
+        prev.found.truncate(kept);
+        prev.found.iter().for_each(|&(_, lit)| self.bits_of[lit as usize].iter().for_each(|&b| set(b)));
+        let from = shared.saturating_sub(self.max_len);
+        let mut record = |m: daachorse::Match<u32>| {
+            let end = from + m.end();
+            if end > shared {
+                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+                prev.found.push((end as u32, m.value()));
+            }
+        };
+        let rest = &value[from..];
+        if crate::transformations::case::has_uppercase(rest) {
+            let lowered: Vec<u8> = rest.iter().map(u8::to_ascii_lowercase).collect();
+            pma.find_overlapping_iter(&lowered).for_each(&mut record);
+        } else {
+            pma.find_overlapping_iter(rest).for_each(&mut record);
+        }
+        prev.by = by;
+        prev.bytes.clear();
+        prev.bytes.extend_from_slice(value);
+        self.conjoin(&mut out[start..]);
     }
 
     /// Sets the bit of each link gated on two sets whose both bits are set: after a scan,
@@ -498,6 +560,66 @@ mod tests {
         // No literals at all.
         let l = Literals::new(std::iter::empty(), 8, vec![]).unwrap();
         assert_eq!(bits(&l, b"anything"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_scan_after_a_value_with_a_shared_prefix_finds_what_a_whole_scan_does() {
+        // Literals up to 6 bytes, on both sides of where prefixes part, a pair gated on two
+        // sets (bit 9: "json" and "gte").
+        let lits: &[(&[u8], u32)] = &[
+            (b"json.q", 0),
+            (b"query", 1),
+            (b"y.b", 2),
+            (b"bool", 3),
+            (b"filter", 4),
+            (b".", 5),
+            (b"gte", 6),
+            (b"a", 7),
+            (b"json", 8),
+            (b"gte", 10),
+        ];
+        let l = Literals::new(lits.iter().copied(), 12, vec![(9, 8, 10)]).unwrap();
+        let other = Literals::new([(&b"bool"[..], 0)], 12, vec![]).unwrap();
+        let mut prev = PrevScan::default();
+        let mut values: Vec<Vec<u8>> = [
+            "json.query.bool.filter.0.range.@timestamp.gte",
+            "json.query.bool.filter.0.range.@timestamp.lte",
+            "json.query.bool.filter.0.range.@timestamp.format",
+            "json.query.bool.filter.1.match_phrase.host.name",
+            "json.query.bool.Filter.1",
+            "json.query.bool",
+            "json.query.bool.filter.2.ra",
+            "json.query",
+            "JSON.QUERY.BOOL.GTE",
+            "",
+            "json.aggs.a",
+        ]
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect();
+        // And pseudo-random ones over a small alphabet, so that prefixes are shared at
+        // every length and literals straddle where they part.
+        let mut x = 0x2545f491u32;
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let base = values[x as usize % values.len()].clone();
+            let keep = (x >> 8) as usize % (base.len() + 1);
+            let tail: Vec<u8> =
+                (0..(x >> 16) % 12).map(|i| b"jsonqueryb.olftgeaJS"[((x >> i) % 20) as usize]).collect();
+            values.push([&base[..keep], &tail[..]].concat());
+        }
+        for (i, v) in values.iter().enumerate() {
+            // Now and then another automaton scans in between.
+            if i % 7 == 3 {
+                other.scan_after_into(v, &mut Vec::new(), &mut prev);
+            }
+            let (mut whole, mut after) = (Vec::new(), Vec::new());
+            l.scan_into(v, &mut whole);
+            l.scan_after_into(v, &mut after, &mut prev);
+            assert_eq!(whole, after, "{:?}", String::from_utf8_lossy(v));
+        }
     }
 
     #[test]

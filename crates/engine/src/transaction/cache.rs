@@ -571,6 +571,8 @@ pub(super) struct TransformCache {
     /// Whether identical contents share a row (and misses are remembered); off, every slot
     /// has its own row and nothing is interned.
     sharing: bool,
+    /// The last JSON argument name scanned raw (see `Literals::scan_after_into`).
+    prev_scan: crate::prefilter::PrevScan,
     /// Set while `REQUEST_BODY` is a urlencoded body whose arguments are its own bytes
     /// (nothing decoded): its combined scan is then made of its arguments' (see
     /// [`TransformCache::scan_body_from_args`]).
@@ -812,6 +814,7 @@ impl TransformCache {
         self.width = 0;
         self.sharing = false;
         self.body_args = None;
+        self.prev_scan.clear();
         crate::spare::keep(&SPARE, self, 1);
     }
 
@@ -1000,16 +1003,31 @@ impl TransformCache {
             }
             _ => (false, slot),
         };
-        let rows = self.rows_mut(kept);
-        match rows.raw_scans.get(&id) {
+        match self.rows(kept).raw_scans.get(&id) {
             Some(&at) => at as usize,
-            None => {
-                let at = rows.bits.len();
-                all.scan_into(raw, &mut rows.bits);
-                rows.raw_scans.insert(id, at as u32);
-                at
-            }
+            None => self.first_raw_scan(kept, id, slot, raw, all),
         }
+    }
+
+    /// [`Self::raw_scan_at`] of a value not scanned yet (apart: inlined, it made every
+    /// lookup's code longer).
+    #[inline(never)]
+    fn first_raw_scan(&mut self, kept: bool, id: u64, slot: u64, raw: &[u8], all: &Combined) -> usize {
+        let json_name = !kept && slot >> 40 == super::state::coll::ARGS_JSON && slot & 1 == 1;
+        let prev = &mut self.prev_scan;
+        let rows = match (kept, &mut self.kept) {
+            (true, Some(k)) => &mut k.rows,
+            _ => &mut self.tx,
+        };
+        let at = rows.bits.len();
+        if json_name {
+            // Names in document order share their parents' paths.
+            all.scan_after_into(raw, &mut rows.bits, prev);
+        } else {
+            all.scan_into(raw, &mut rows.bits);
+        }
+        rows.raw_scans.insert(id, at as u32);
+        at
     }
 
     /// `REQUEST_BODY`'s combined scan (`all`: its domain's automaton) when it is a
