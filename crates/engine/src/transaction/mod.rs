@@ -1132,7 +1132,14 @@ impl Transaction {
                             // The stages from the cache, each behind its gate.
                             let mut prev = None;
                             let row = cache.value_row(slot, &v.value, rules);
+                            let mask = cache.row_mask(row, &v.value);
                             for (k, &(key, g, bit)) in link.stage_gates.iter().enumerate() {
+                                // A list that cannot change the value leaves it raw, as every
+                                // shorter one did: the stage before's value, not asked again
+                                // (nor its cell made).
+                                if k > 0 && rules.transforms.node(key).changes_on & mask == 0 {
+                                    continue;
+                                }
                                 let i = cache.cell(row, &v.value, key, &rules.transforms);
                                 if prev.is_some_and(|p| cache.same_value(p, i)) {
                                     continue;
@@ -2100,6 +2107,36 @@ mod tests {
         // The walk stopped at the empty stage: the later lists were never made.
         assert!(filled.contains(&stages[1]), "{filled:?}");
         assert!(!filled.contains(&full), "{filled:?}");
+    }
+
+    #[test]
+    fn stages_whose_lists_cannot_change_a_value_are_not_made() {
+        let text = "SecRuleEngine On\n\
+            SecRule ARGS \"@rx (?:sel|ect)\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni,t:jsDecode,t:lowercase\"\n";
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
+        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let Entry::Rule { rule, .. } = &rs.phases[1][0] else { unreachable!() };
+        let stages: Vec<u32> = rule.stage_gates.iter().map(|s| s.0).collect();
+        assert_eq!(stages.len(), 4);
+        // `a`: no stage changes it; `b`: lower-casing does (and matches; its list's parent
+        // is made on the way, raw); `c`: decoding does.
+        for (query, filled_stages, want) in [
+            ("a=select", &[][..], "1"),
+            ("b=SeLect", &[2, 3][..], "1"),
+            ("c=%2573el", &[1, 2, 3][..], "1"),
+            ("a=nothing", &[][..], ""),
+        ] {
+            let mut tx = Transaction::new(rs.clone(), "t");
+            tx.process_uri(format!("/?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+            tx.process_request_headers();
+            cache::FILLED.with(|f| f.borrow_mut().clear());
+            tx.process_request_body();
+            assert_eq!(tx.matched_ids(), want, "{query}");
+            let filled = cache::FILLED.with(|f| f.take());
+            for (k, key) in stages.iter().enumerate().skip(1) {
+                assert_eq!(filled.contains(key), filled_stages.contains(&k), "{query}: stage {k}, {filled:?}");
+            }
+        }
     }
 
     #[test]
