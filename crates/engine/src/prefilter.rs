@@ -247,19 +247,18 @@ impl Literals {
         let start = out.len();
         out.resize(start + self.words, 0);
         let bits = &mut out[start..];
-        let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
-        self.always.iter().for_each(|&b| set(b));
+        self.always.iter().for_each(|&b| set_bit(bits, b));
         let by = self as *const Literals as usize;
         let shared = if prev.by == by { value.iter().zip(&prev.bytes).take_while(|(a, b)| a == b).count() } else { 0 };
         // Occurrences within the shared prefix: the previous value's (in order of their ends).
         let kept = prev.found.partition_point(|&(end, _)| end as usize <= shared);
         prev.found.truncate(kept);
-        prev.found.iter().for_each(|&(_, lit)| self.bits_of[lit as usize].iter().for_each(|&b| set(b)));
+        prev.found.iter().for_each(|&(_, lit)| self.set_literal(lit, bits));
         let from = shared.saturating_sub(self.max_len);
         self.walk(&value[from..], |m| {
             let end = from + m.end();
             if end > shared {
-                self.bits_of[m.value() as usize].iter().for_each(|&b| set(b));
+                self.set_literal(m.value(), bits);
                 prev.found.push((end as u32, m.value()));
             }
         });
@@ -275,16 +274,20 @@ impl Literals {
     pub fn conjoin(&self, bits: &mut [u64]) {
         for &(link, a, b) in &self.both {
             if has(bits, a) && has(bits, b) {
-                bits[link as usize / 64] |= 1 << (link % 64);
+                set_bit(bits, link);
             }
         }
     }
 
     /// Sets the bits of the literals found in `value`.
     fn find(&self, value: &[u8], bits: &mut [u64]) {
-        let mut set = |b: u32| bits[b as usize / 64] |= 1 << (b % 64);
-        self.always.iter().for_each(|&b| set(b));
-        self.walk(value, |m| self.bits_of[m.value() as usize].iter().for_each(|&b| set(b)));
+        self.always.iter().for_each(|&b| set_bit(bits, b));
+        self.walk(value, |m| self.set_literal(m.value(), bits));
+    }
+
+    /// Sets the bits of the rules that require literal `lit`.
+    fn set_literal(&self, lit: u32, bits: &mut [u64]) {
+        self.bits_of[lit as usize].iter().for_each(|&b| set_bit(bits, b));
     }
 
     /// Every occurrence of a literal in `value`, ASCII case folded, in order of their ends.
@@ -335,6 +338,10 @@ thread_local! {
 
 /// The largest lower-casing buffer a thread keeps between scans.
 const LOWERED_KEPT: usize = 64 << 10;
+
+fn set_bit(bits: &mut [u64], bit: u32) {
+    bits[bit as usize / 64] |= 1 << (bit % 64);
+}
 
 /// Whether `bit` is set in a scan result.
 pub fn has(bits: &[u64], bit: u32) -> bool {

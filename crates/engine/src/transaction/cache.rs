@@ -605,6 +605,8 @@ fn kept_union_key(group: u32, g: u32, members: &[(u64, u32)]) -> Option<(u64, u1
 
 /// The slot of `REQUEST_BODY`.
 const BODY_SLOT: u64 = super::state::stable_slot(super::state::coll::BODY, 0, false);
+/// The slot of the first JSON argument's name (its scan domain is every JSON name's).
+const JSON_NAME_SLOT: u64 = super::state::stable_slot(super::state::coll::ARGS_JSON, 0, true);
 
 impl TransformCache {
     /// The cell of the value in `slot` (whose content is `raw`) after the transformation
@@ -1013,7 +1015,8 @@ impl TransformCache {
     /// lookup's code longer).
     #[inline(never)]
     fn first_raw_scan(&mut self, kept: bool, id: u64, slot: u64, raw: &[u8], all: &Combined) -> usize {
-        let json_name = !kept && slot >> 40 == super::state::coll::ARGS_JSON && slot & 1 == 1;
+        let json_name = !kept && super::state::slot_domain(slot) == super::state::slot_domain(JSON_NAME_SLOT);
+        // `rows_mut` by hand: `prev_scan` is borrowed beside the rows.
         let prev = &mut self.prev_scan;
         let rows = match (kept, &mut self.kept) {
             (true, Some(k)) => &mut k.rows,
@@ -1096,7 +1099,8 @@ impl TransformCache {
         if values >= BLOCK_FROM_VALUES {
             rows.block_new_rows();
             // Grown by doubling, a JSON body's table (~350 KB) was copied as it grew: a
-            // third of the request's writes that missed the cache.
+            // third of the request's writes that missed the cache. Room for every slab
+            // (most are never made: room not written costs nothing).
             let blocks = rows_wanted.div_ceil(BLOCK_ROWS);
             rows.slabs.reserve(blocks * width);
             rows.cells.reserve(blocks * BLOCK_ROWS * width);

@@ -1634,6 +1634,23 @@ fn strip_scheme_host(u: &[u8]) -> &[u8] {
 mod tests {
     use super::*;
 
+    /// The rules of `text`, compiled.
+    fn rule_set(text: &str) -> Arc<RuleSet> {
+        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/rules.conf".into(), line: 1 };
+        Arc::new(RuleSet::compile(&[src]).unwrap())
+    }
+
+    /// The transaction of a `GET /?{query}` through phase 2, and the transformation lists
+    /// whose cells phase 2 made, in order (`cache::FILLED`).
+    fn phase_2_cells(rs: &Arc<RuleSet>, query: &str) -> (Transaction, Vec<u32>) {
+        let mut tx = Transaction::new(rs.clone(), "t");
+        tx.process_uri(format!("/?{query}").as_bytes(), b"GET", b"HTTP/1.1");
+        tx.process_request_headers();
+        cache::FILLED.with(|f| f.borrow_mut().clear());
+        tx.process_request_body();
+        (tx, cache::FILLED.with(|f| f.take()))
+    }
+
     #[test]
     fn targets_share_a_union_per_variable_and_gate() {
         let text = "SecRuleEngine On\n\
@@ -1684,8 +1701,7 @@ mod tests {
             SecRule ARGS_POST \"@rx foo\" \"id:2,phase:2,pass,log,t:urlDecodeUni\"\n\
             SecRule ARGS_POST \"@rx bar\" \"id:3,phase:2,pass,log,t:urlDecodeUni\"\n\
             SecRule ARGS_POST \"@rx baz\" \"id:4,phase:2,pass,log,t:urlDecodeUni\"\n";
-        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/thin.conf".into(), line: 1 };
-        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let rs = rule_set(text);
         let Some(Entry::Rule { rule, .. }) = rs.phases[1].first() else { panic!("rule 1") };
         let (g, _) = rule.gate.expect("rule 1 is gated");
         let domain = |c| 1u64 << state::slot_domain(state::stable_slot(c, 0, false));
@@ -2087,23 +2103,18 @@ mod tests {
 
     #[test]
     fn a_remembered_miss_does_not_make_the_stages_after_an_empty_one() {
-        let text = "SecRuleEngine On\n\
-            SecRule ARGS \"@rx select\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:base64Decode,t:urlDecodeUni,t:lowercase\"\n";
-        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
-        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let rs = rule_set(
+            "SecRuleEngine On\n\
+            SecRule ARGS \"@rx select\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:base64Decode,t:urlDecodeUni,t:lowercase\"\n",
+        );
         let Entry::Rule { rule, .. } = &rs.phases[1][0] else { unreachable!() };
         let (full, stages) = (rule.transform_key, rule.stage_gates.iter().map(|s| s.0).collect::<Vec<_>>());
         assert_eq!(stages.last(), Some(&full));
         // 40 arguments holding `a-b` (base64Decode empties it): shared, misses remembered.
         let query: String = (0..40).map(|i| format!("f{i}=a-b&")).collect();
-        let mut tx = Transaction::new(rs.clone(), "t");
-        tx.process_uri(format!("/?{query}").as_bytes(), b"GET", b"HTTP/1.1");
-        tx.process_request_headers();
-        cache::FILLED.with(|f| f.borrow_mut().clear());
-        tx.process_request_body();
+        let (tx, filled) = phase_2_cells(&rs, &query);
         assert!(tx.cache.sharing());
         assert_eq!(tx.matched_ids(), "");
-        let filled = cache::FILLED.with(|f| f.take());
         // The walk stopped at the empty stage: the later lists were never made.
         assert!(filled.contains(&stages[1]), "{filled:?}");
         assert!(!filled.contains(&full), "{filled:?}");
@@ -2111,10 +2122,10 @@ mod tests {
 
     #[test]
     fn stages_whose_lists_cannot_change_a_value_are_not_made() {
-        let text = "SecRuleEngine On\n\
-            SecRule ARGS \"@rx (?:sel|ect)\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni,t:jsDecode,t:lowercase\"\n";
-        let src = crate::RuleSource::Inline { text: text.into(), origin: "/t/mm.conf".into(), line: 1 };
-        let rs = Arc::new(RuleSet::compile(&[src]).unwrap());
+        let rs = rule_set(
+            "SecRuleEngine On\n\
+            SecRule ARGS \"@rx (?:sel|ect)\" \"id:1,phase:2,pass,log,multiMatch,t:none,t:urlDecodeUni,t:jsDecode,t:lowercase\"\n",
+        );
         let Entry::Rule { rule, .. } = &rs.phases[1][0] else { unreachable!() };
         let stages: Vec<u32> = rule.stage_gates.iter().map(|s| s.0).collect();
         assert_eq!(stages.len(), 4);
@@ -2126,13 +2137,8 @@ mod tests {
             ("c=%2573el", &[1, 2, 3][..], "1"),
             ("a=nothing", &[][..], ""),
         ] {
-            let mut tx = Transaction::new(rs.clone(), "t");
-            tx.process_uri(format!("/?{query}").as_bytes(), b"GET", b"HTTP/1.1");
-            tx.process_request_headers();
-            cache::FILLED.with(|f| f.borrow_mut().clear());
-            tx.process_request_body();
+            let (tx, filled) = phase_2_cells(&rs, query);
             assert_eq!(tx.matched_ids(), want, "{query}");
-            let filled = cache::FILLED.with(|f| f.take());
             for (k, key) in stages.iter().enumerate().skip(1) {
                 assert_eq!(filled.contains(key), filled_stages.contains(&k), "{query}: stage {k}, {filled:?}");
             }
